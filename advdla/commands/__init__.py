@@ -1,0 +1,1 @@
+"""One module per ``advdla`` subcommand; each defines ``register(subparsers)``. See :mod:`advdla.cli`."""

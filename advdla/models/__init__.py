@@ -1,0 +1,80 @@
+"""Load a model by name: ``load_model(name) -> TransformerBridge`` with every hook advdla needs and a model card.
+
+The registry maps short names to loaders, each with metadata. A registry name means one exact set of weights
+(its fingerprint is part of every suite built on it). Anything else is tried as a local HF directory or a
+hub name. See :mod:`advdla.models.bridge` for what the returned bridge guarantees.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+import torch
+
+from advdla.errors import AdvdlaError, did_you_mean
+from advdla.models.bridge import ModelCard, bridge_from_hf, model_card
+
+__all__ = ["ModelSpec", "MODELS", "register_model", "load_model", "model_card", "ModelCard", "DEFAULT_MODEL"]
+
+DEFAULT_MODEL = "smollm2-135m"
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """A registered model: ``load(device, dtype)`` returns ``(hf_model, tokenizer, source)``."""
+
+    name: str
+    description: str
+    offline: bool
+    load: Callable[[str, torch.dtype], tuple[Any, Any, str]]
+
+
+MODELS: dict[str, ModelSpec] = {}
+
+
+def register_model(name: str, *, description: str, offline: bool) -> Callable:
+    """Decorator: register ``fn(device, dtype) -> (hf_model, tokenizer, source)`` under ``name``."""
+
+    def wrap(fn: Callable) -> Callable:
+        MODELS[name] = ModelSpec(name, description, offline, fn)
+        return fn
+
+    return wrap
+
+
+def load_model(name: str = DEFAULT_MODEL, *, device: str = "cpu", dtype: torch.dtype = torch.float32) -> Any:
+    """A TransformerBridge in compatibility mode with per-head results and split q/k/v inputs; card at ``.advdla_card``."""
+    _check_device(device)
+    if name in MODELS:
+        hf_model, tokenizer, source = MODELS[name].load(device, dtype)
+    elif Path(name).expanduser().exists() or "/" in name:
+        from advdla.models.hub import load_hf
+
+        hf_model, tokenizer, source = load_hf(name, dtype=dtype)
+    else:
+        raise AdvdlaError(
+            f"unknown model {name!r}: known models are {', '.join(MODELS)}; or give an HF hub name (org/name) "
+            f"or a local HF directory.{did_you_mean(name, list(MODELS))}"
+        )
+    return bridge_from_hf(hf_model.to(dtype), tokenizer, name=name, source=source, device=device)
+
+
+def _check_device(device: str) -> None:
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise AdvdlaError(f"device {device!r} asked for but no CUDA GPU is visible: use --device cpu")
+
+
+@register_model("tiny-gpt2", description="2-layer random GPT-2 (4 heads, d_model 64, byte tokenizer) for tests", offline=True)
+def _tiny_gpt2(device: str, dtype: torch.dtype) -> tuple[Any, Any, str]:
+    from advdla.models.tiny import byte_tokenizer, tiny_gpt2_hf
+
+    return tiny_gpt2_hf(seed=0), byte_tokenizer(), "built-in: seeded random GPT-2"
+
+
+@register_model("tiny-llama-gqa", description="2-layer random Llama with GQA (6 q heads, 2 kv heads) for tests", offline=True)
+def _tiny_llama(device: str, dtype: torch.dtype) -> tuple[Any, Any, str]:
+    from advdla.models.tiny import byte_tokenizer, tiny_llama_gqa_hf
+
+    return tiny_llama_gqa_hf(seed=0), byte_tokenizer(), "built-in: seeded random Llama (GQA)"

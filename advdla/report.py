@@ -1,0 +1,62 @@
+"""Terminal output shared by the commands: rich tables or JSON, and progress bars.
+
+Every command that prints results takes ``--format table|json``; :func:`emit` renders either from the same
+rows, so the JSON is exactly the table's content in machine-readable form. Progress bars go to stderr, so
+JSON on stdout stays clean.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from typing import Any, Iterable
+
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from rich.table import Table
+
+console = Console()
+err_console = Console(stderr=True)
+
+
+def add_format_arg(parser: Any) -> None:
+    parser.add_argument("--format", choices=("table", "json"), default="table", help="output format (default: table)")
+
+
+def progress(*, transient: bool = True) -> Progress:
+    """A rich progress bar on stderr: description, bar, n/N, elapsed, remaining."""
+    return Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                    TimeRemainingColumn(), TextColumn("{task.fields[info]}"), console=err_console, transient=transient)
+
+
+def fmt_value(v: Any) -> str:
+    if isinstance(v, float):
+        return "nan" if math.isnan(v) else f"{v:.4g}"
+    return str(v)
+
+
+def table(rows: list[dict[str, Any]], *, title: str | None = None, columns: Iterable[str] | None = None) -> Table:
+    cols = list(columns or (rows[0].keys() if rows else []))
+    t = Table(title=title)
+    for c in cols:
+        t.add_column(c, justify="right" if rows and isinstance(rows[0].get(c), (int, float)) else "left")
+    for r in rows:
+        t.add_row(*(fmt_value(r.get(c, "")) for c in cols))
+    return t
+
+
+def emit(payload: dict[str, Any], fmt: str, *, tables: list[tuple[str, list[dict[str, Any]]]] | None = None) -> None:
+    """Print ``payload`` as JSON, or each (title, rows) in ``tables`` as a rich table."""
+    if fmt == "json":
+        print(json.dumps(payload, indent=2, default=_jsonable))
+        return
+    for title, rows in tables or []:
+        console.print(table(rows, title=title))
+
+
+def _jsonable(o: Any) -> Any:
+    if hasattr(o, "tolist"):
+        return o.tolist()
+    if hasattr(o, "to_dict"):
+        return o.to_dict()
+    return str(o)
