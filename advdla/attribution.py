@@ -1,0 +1,138 @@
+"""Direct logit attribution (DLA): each component's direct contribution to the logit difference.
+
+Context: with norms folded into the weights (compatibility mode), the final residual stream at the last
+position is a sum of component outputs (embeddings, every head, every MLP, biases), and the final norm only
+divides it by one scale per position. The logits are linear in that scaled residual, so the logit difference
+LD = logit[t1] - logit[t2] splits exactly into one term per component:
+
+    DLA(c) = out_c[-1] / scale[-1] . (W_U[:, t1] - W_U[:, t2])        (plus b_U[t1] - b_U[t2] for ``bias``)
+
+Intuition: DLA says what a component *writes* in the direction of the answer. It says nothing about whether a
+later component erases that write; :mod:`advdla.patching` measures what actually happens when it changes.
+The decomposition check (:func:`decomposition_error`) is the test that the split is exact.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from jaxtyping import Float, Int
+from torch import Tensor
+
+from advdla.components import Component, all_components
+from advdla.errors import AdvdlaError
+
+
+@dataclass
+class DLAResult:
+    """DLAs of ``components`` for each prompt of a batch, with the logit difference they decompose."""
+
+    components: list[Component]
+    values: Float[Tensor, "batch comp"]
+    ld: Float[Tensor, "batch"]
+    t1: Int[Tensor, "batch"]
+    t2: Int[Tensor, "batch"]
+
+    def index(self, comp: Component) -> int:
+        return self.components.index(comp)
+
+    def share(self) -> Float[Tensor, "batch comp"]:
+        """DLA as a share of the logit difference (1.0: the component alone accounts for LD)."""
+        return self.values / self.ld[:, None]
+
+
+def top2(logits_last: Float[Tensor, "batch vocab"]) -> tuple[Int[Tensor, "batch"], Int[Tensor, "batch"]]:
+    """The clean run's top-1 and top-2 tokens: the metric's t1 and t2."""
+    top = logits_last.topk(2, dim=-1).indices
+    return top[:, 0], top[:, 1]
+
+
+def logit_direction(bridge: Any, t1: Int[Tensor, "batch"], t2: Int[Tensor, "batch"]) -> Float[Tensor, "batch d_model"]:
+    """W_U[:, t1] - W_U[:, t2], one row per prompt (the unembedding is centred in compatibility mode)."""
+    return (bridge.W_U[:, t1] - bridge.W_U[:, t2]).T
+
+
+def unembed_bias_diff(bridge: Any, t1: Tensor, t2: Tensor) -> Float[Tensor, "batch"]:
+    b_u = getattr(bridge, "b_U", None)
+    return (b_u[t1] - b_u[t2]) if b_u is not None else torch.zeros(t1.shape, device=t1.device)
+
+
+def hook_names(components: list[Component]) -> set[str]:
+    """The hooks whose activations the given components' outputs are read from (plus the final-norm scale)."""
+    names = {"ln_final.hook_scale"}
+    for c in components:
+        names.add({"head": f"blocks.{c.layer}.attn.hook_result", "mlp": f"blocks.{c.layer}.hook_mlp_out",
+                   "embed": "hook_embed", "pos_embed": "hook_pos_embed", "bias": "ln_final.hook_scale"}[c.kind])
+    return names
+
+
+def component_outputs(bridge: Any, cache: Any, components: list[Component], pos: int = -1) -> Float[Tensor, "batch comp d_model"]:
+    """Each component's output at position ``pos``, read from a cache holding :func:`hook_names`."""
+    outs = [_output(bridge, cache, c, pos) for c in components]
+    return torch.stack(outs, dim=1)
+
+
+def _output(bridge: Any, cache: Any, c: Component, pos: int) -> Float[Tensor, "batch d_model"]:
+    if c.kind == "head":
+        return cache[f"blocks.{c.layer}.attn.hook_result"][:, pos, c.head]
+    if c.kind == "mlp":
+        return cache[f"blocks.{c.layer}.hook_mlp_out"][:, pos]
+    if c.kind in ("embed", "pos_embed"):
+        return cache[f"hook_{c.kind}"][:, pos]
+    batch = cache["ln_final.hook_scale"].shape[0]
+    return attention_bias_sum(bridge).expand(batch, -1)
+
+
+def attention_bias_sum(bridge: Any) -> Float[Tensor, "d_model"]:
+    """Sum over layers of the attention output bias b_O: written by no single head, so it is ``bias``'s."""
+    total = torch.zeros(bridge.cfg.d_model, device=bridge.W_U.device, dtype=bridge.W_U.dtype)
+    for block in bridge.blocks:
+        b_o = getattr(block.attn, "b_O", None)
+        if b_o is not None:
+            total = total + b_o
+    return total
+
+
+def dla_of_outputs(bridge: Any, outputs: Float[Tensor, "batch comp d_model"], scale: Float[Tensor, "batch"],
+                   t1: Tensor, t2: Tensor) -> Float[Tensor, "batch comp"]:
+    """DLA of arbitrary component outputs given the final-norm scale: (out / scale) . (W_U[:, t1] - W_U[:, t2])."""
+    direction = logit_direction(bridge, t1, t2)
+    return torch.einsum("bcd,bd->bc", outputs, direction) / scale[:, None]
+
+
+def dla(bridge: Any, tokens: Int[Tensor, "batch pos"], *, components: list[Component] | None = None,
+        t1: Tensor | None = None, t2: Tensor | None = None) -> DLAResult:
+    """DLA of every component (default: all, in residual order) on LD = logit[t1] - logit[t2] at the last position.
+
+    t1/t2 default to the clean run's top-1 and top-2 tokens, one pair per prompt.
+    """
+    comps = components or all_components(bridge.cfg)
+    tokens = _check_tokens(bridge, tokens)
+    with torch.inference_mode():
+        logits, cache = bridge.run_with_cache(tokens, names_filter=lambda n: n in hook_names(comps))
+        last = logits[:, -1].float()
+        if t1 is None or t2 is None:
+            t1, t2 = top2(last)
+        ld = last.gather(1, t1[:, None])[:, 0] - last.gather(1, t2[:, None])[:, 0]
+        values = dla_of_outputs(bridge, component_outputs(bridge, cache, comps), cache["ln_final.hook_scale"][:, -1, 0], t1, t2)
+        if any(c.kind == "bias" for c in comps):
+            values[:, [i for i, c in enumerate(comps) if c.kind == "bias"]] += unembed_bias_diff(bridge, t1, t2)[:, None]
+    return DLAResult(comps, values, ld, t1, t2)
+
+
+def decomposition_error(result: DLAResult) -> float:
+    """max over prompts of |sum of DLAs - LD| / max(1, |LD|); ~1e-6 when ``result`` holds every component."""
+    err = (result.values.sum(1) - result.ld).abs() / result.ld.abs().clamp(min=1.0)
+    return float(err.max())
+
+
+def _check_tokens(bridge: Any, tokens: Tensor) -> Tensor:
+    if tokens.ndim == 1:
+        tokens = tokens[None]
+    if tokens.shape[1] < 2:
+        raise AdvdlaError(f"prompts need at least 2 tokens, got {tokens.shape[1]}")
+    if tokens.shape[1] > bridge.cfg.n_ctx:
+        raise AdvdlaError(f"prompts of {tokens.shape[1]} tokens exceed the model's context of {bridge.cfg.n_ctx}")
+    return tokens.to(bridge.W_U.device)
