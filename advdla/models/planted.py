@@ -1,0 +1,194 @@
+"""A tiny GPT-2 with a hand-planted erasure: head L0H1 writes a direction, head L1H2 erases it.
+
+Context: DLA credits a head with everything its output does to the logits *directly*. The paper's point is
+that a later component can read that output and write its negative ("erasure"): the head keeps a large DLA
+while removing it changes nothing. Real models show this only partially and noisily, so advdla's tests need
+a model where the answer is known by construction. :func:`build_planted_erasure` builds one; :data:`PLANTED`
+holds the known answers (writer, eraser, the honest head, the two tokens).
+
+Construction (3 layers, 4 heads of size 16, d_model 64, GELU MLPs, the byte tokenizer of
+:mod:`advdla.models.tiny`). Pick five orthonormal residual directions, all with zero mean over d_model so
+that LayerNorm's centring leaves them alone (and compatibility mode's centring of writing weights too):
+
+- ``c`` (constant): every token embedding holds ``C * c`` with C = 8. It dominates the residual, so every
+  LayerNorm divides by almost the same scale (rms about 1) at every position and layer. This is what makes
+  the erasure, a linear operation performed *through* a LayerNorm, close to exact.
+- ``r`` (ramp): position j's embedding is ``R * (j / (n_ctx - 1) - 1/2) * r``. A head whose query reads
+  ``c`` and whose key reads ``r`` scores key j in proportion to j; under the causal mask the largest allowed
+  j is the query's own position, so with a steep enough slope the head attends to its current position
+  only (about ``exp(-ATTN_GAP)`` leaks to the previous one). All three planted heads use this.
+- ``f`` (token feature): token t's embedding holds ``F * s(t) * f`` with ``s(t)`` a seeded value, random
+  sign, magnitude in [0.5, 1] (:func:`token_feature`).
+- ``u`` (written, then erased) and ``v`` (honest): where the planted heads write.
+
+The three planted heads (everything else: small seeded random weights whose outputs are confined to the
+58 remaining "junk" directions, so they never touch c, r, f, u or v):
+
+- writer ``L0H1``: OV reads ``f`` and writes ``A * s(t) * u`` (A = 1) at the current position. Its norm is
+  6-12% of the residual's (the constant ``c`` holds most of it): an analysis that skips "tiny" writers must
+  measure them against the mean-centred residual, or use a threshold below that.
+- eraser ``L1H2``: OV reads ``u`` and writes ``-u`` times what it read, with its gain set to the
+  residual's nominal rms so that LayerNorm's division is undone: its output is ``-A * s(t) * u`` to
+  within about 1%. So PR(eraser, writer) is about -1, and after layer 1 the residual has no ``u`` left.
+- honest ``L2H0``: OV reads ``f`` and writes ``B * s(t) * v`` (B = 0.5). Nothing erases it.
+
+The unembedding favours the two tokens a = ``+`` and b = ``-`` above all others (``W_U[:, a] + W_U[:, b]``
+holds ``2 * KAPPA * c``, and the residual always holds c), so they are the top-2 predictions everywhere,
+and separates them along u and v: ``W_U[:, a] - W_U[:, b] = 2 * (LAMBDA * u + MU * v)`` (plus small noise).
+At the last position, with t1, t2 the clean top-2 (a, b in the order sign(s) picks):
+
+- LD = logit(t1) - logit(t2) is about ``2 * MU * B * |s|`` (= 4 |s|): all of it from the honest head.
+- DLA(writer) is about ``2 * LAMBDA * A * |s|`` (= 6 |s|), 1.5 times LD, the largest of any head;
+  DLA(eraser) is about minus that.
+- TE(writer): resample the writer's input and its output changes, but the eraser erases the new output just
+  as well, so LD moves by well under 1% of DLA(writer). TE(honest) is its DLA minus what the resample's own
+  feature brings (about 0.9 of it on corpus text).
+- V-composition patching (the writer's output removed from the eraser's value input) leaves the eraser
+  nothing to read: its output, and so PR(eraser, writer), drops to 0.
+- Erasure-aware DLA (a head's DLA scaled by PR(final residual, head output)) is about 0 for the writer,
+  since the final residual has no u component, and about DLA for the honest head.
+
+Same seed, same weights (and so the same fingerprint); the seed moves the directions, the feature table and
+the random junk weights, never the known answers in :data:`PLANTED`.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from jaxtyping import Float
+from torch import Tensor
+
+from advdla.models.tiny import BYTE_VOCAB, byte_tokenizer
+
+__all__ = ["PlantedSpec", "PLANTED", "build_planted_erasure", "planted_directions", "token_feature"]
+
+N_LAYER, N_HEAD, D_MODEL, N_CTX = 3, 4, 64, 128
+D_HEAD = D_MODEL // N_HEAD
+C = 8.0  # constant direction: fixes every LayerNorm scale near C / sqrt(d_model) = 1
+R = 1.0  # positional ramp amplitude (small: it barely moves the norm)
+F = 0.5  # token feature amplitude
+A = 1.0  # writer output amplitude per unit feature (its norm: 6-12% of the residual norm)
+B = 0.5  # honest head output amplitude per unit feature
+KAPPA, LAMBDA, MU = 1.5, 3.0, 4.0  # unembedding: common (a, b) preference, u-separation, v-separation
+ATTN_GAP = 20.0  # attention score gap between the current position and the one before it
+JUNK_STD = 0.02  # random weights (GPT-2's init scale), outputs confined to the junk directions
+TOKEN_NOISE = 0.1  # per-coordinate token-embedding noise in the junk directions
+UNEMBED_NOISE = 0.1  # other tokens' unembedding rows (and a little on a, b's junk coordinates)
+
+
+@dataclass(frozen=True)
+class PlantedSpec:
+    """The known answers: which heads write, erase and honestly contribute, and the two logit tokens."""
+
+    writer: str
+    eraser: str
+    honest: str
+    token_a: int
+    token_b: int
+
+
+PLANTED = PlantedSpec(writer="L0H1", eraser="L1H2", honest="L2H0", token_a=ord("+"), token_b=ord("-"))
+
+
+def planted_directions(seed: int = 0) -> dict[str, Float[Tensor, "d_model"]]:
+    """Orthonormal, mean-zero residual directions c, r, f, u, v, and ``junk`` [58, d_model] spanning the rest."""
+    g = torch.Generator().manual_seed(seed)
+    m = torch.randn(D_MODEL, D_MODEL, generator=g, dtype=torch.float64)
+    m -= m.mean(0, keepdim=True)  # every column mean-zero, so the basis lies in LayerNorm's centred subspace
+    q, _ = torch.linalg.qr(m[:, : D_MODEL - 1])
+    basis = q.T.float()  # [63, d_model]
+    return {"c": basis[0], "r": basis[1], "f": basis[2], "u": basis[3], "v": basis[4], "junk": basis[5:]}
+
+
+def token_feature(seed: int = 0) -> Float[Tensor, "vocab"]:
+    """s(t) for every token: a seeded sign times a magnitude in [0.5, 1] (never near 0, so LD never vanishes)."""
+    g = torch.Generator().manual_seed(seed + 1)
+    sign = torch.randint(0, 2, (BYTE_VOCAB,), generator=g).float() * 2 - 1
+    return sign * (0.5 + 0.5 * torch.rand(BYTE_VOCAB, generator=g))
+
+
+def build_planted_erasure(seed: int = 0) -> tuple[Any, Any]:
+    """The planted-erasure GPT-2 (HF ``GPT2LMHeadModel``, eval mode) and the byte tokenizer."""
+    from transformers import GPT2Config, GPT2LMHeadModel
+
+    torch.manual_seed(seed)
+    cfg = GPT2Config(n_layer=N_LAYER, n_head=N_HEAD, n_embd=D_MODEL, n_inner=4 * D_MODEL, vocab_size=BYTE_VOCAB,
+                     n_positions=N_CTX, bos_token_id=256, eos_token_id=256, tie_word_embeddings=False)
+    model = GPT2LMHeadModel(cfg).eval()
+    d, s = planted_directions(seed), token_feature(seed)
+    g = torch.Generator().manual_seed(seed + 2)
+    with torch.no_grad():
+        _embeddings(model, d, s, g)
+        for layer in range(N_LAYER):
+            _junk_block(model.transformer.h[layer], d["junk"], g)
+        rms = _nominal_rms(model, d, s)
+        _plant_head(model, 0, 1, read=d["f"], write=d["u"], gain=A * rms[0] / F, d=d)  # writer
+        _plant_head(model, 1, 2, read=d["u"], write=-d["u"], gain=rms[1], d=d)  # eraser: undo LN, negate
+        _plant_head(model, 2, 0, read=d["f"], write=d["v"], gain=B * rms[2] / F, d=d)  # honest
+        _unembedding(model, d, g)
+    return model, byte_tokenizer()
+
+
+def _embeddings(model: Any, d: dict[str, Tensor], s: Tensor, g: torch.Generator) -> None:
+    noise = torch.randn(BYTE_VOCAB, d["junk"].shape[0], generator=g) * TOKEN_NOISE
+    model.transformer.wte.weight.copy_(C * d["c"] + s[:, None] * F * d["f"] + noise @ d["junk"])
+    ramp = torch.arange(N_CTX).float() / (N_CTX - 1) - 0.5
+    model.transformer.wpe.weight.copy_(R * ramp[:, None] * d["r"])
+
+
+def _junk_block(block: Any, junk: Tensor, g: torch.Generator) -> None:
+    """Small random reading weights; writing weights projected onto the junk directions; all biases zero."""
+    onto_junk = junk.T @ junk  # [d_model, d_model] projector
+    block.attn.c_attn.weight.copy_(torch.randn(D_MODEL, 3 * D_MODEL, generator=g) * JUNK_STD)
+    block.attn.c_proj.weight.copy_(torch.randn(D_MODEL, D_MODEL, generator=g) * JUNK_STD @ onto_junk)
+    block.mlp.c_fc.weight.copy_(torch.randn(D_MODEL, 4 * D_MODEL, generator=g) * JUNK_STD)
+    block.mlp.c_proj.weight.copy_(torch.randn(4 * D_MODEL, D_MODEL, generator=g) * JUNK_STD @ onto_junk)
+    for bias in (block.attn.c_attn.bias, block.attn.c_proj.bias, block.mlp.c_fc.bias, block.mlp.c_proj.bias):
+        bias.zero_()
+
+
+def _nominal_rms(model: Any, d: dict[str, Tensor], s: Tensor) -> list[float]:
+    """The residual's rms over d_model (what LayerNorm divides by), averaged over tokens and positions, per layer.
+
+    Layer 0 sees embeddings; layers 1 and 2 also hold the writer's output (A s u); the eraser's output and the
+    junk heads' outputs are ignored: the first is what this gain is for, the second is about 1% of the norm.
+    """
+    emb = model.transformer.wte.weight[:, None, :] + model.transformer.wpe.weight[None, :, :]
+    written = emb + (A * s)[:, None, None] * d["u"]
+    rms0 = emb.pow(2).mean(-1).sqrt().mean().item()
+    rms1 = written.pow(2).mean(-1).sqrt().mean().item()
+    return [rms0, rms1, rms1]
+
+
+def _plant_head(model: Any, layer: int, head: int, *, read: Tensor, write: Tensor, gain: float, d: dict[str, Tensor]) -> None:
+    """Head (layer, head) attends to its own position (query reads c, key reads the ramp r) and maps read -> write.
+
+    In head coordinates only dimension 0 is used: q0 = a * (x.c), k0 = a * (x.r), v0 = gain * (x.read),
+    output = v0 * write. With LN(x).c about C / rms and the ramp rising R / (N_CTX - 1) per position, the score
+    gap between adjacent keys is a^2 * (C / rms) * (R / rms) / (N_CTX - 1) / sqrt(d_head), set to ATTN_GAP.
+    """
+    attn = model.transformer.h[layer].attn
+    a = math.sqrt(ATTN_GAP * (N_CTX - 1) * math.sqrt(D_HEAD) / (C * R))  # rms ~ 1 at every layer
+    cols = [part * D_MODEL + head * D_HEAD for part in range(3)]  # q, k, v column blocks of c_attn
+    for col in cols:
+        attn.c_attn.weight[:, col : col + D_HEAD] = 0.0
+    attn.c_attn.weight[:, cols[0]] = a * d["c"]
+    attn.c_attn.weight[:, cols[1]] = a * d["r"]
+    attn.c_attn.weight[:, cols[2]] = gain * read
+    attn.c_proj.weight[head * D_HEAD : (head + 1) * D_HEAD] = 0.0
+    attn.c_proj.weight[head * D_HEAD] = write
+
+
+def _unembedding(model: Any, d: dict[str, Tensor], g: torch.Generator) -> None:
+    """Random rows for every token; a and b favoured along c and separated along u (writer) and v (honest)."""
+    w = torch.randn(BYTE_VOCAB, D_MODEL, generator=g) * UNEMBED_NOISE
+    a, b = PLANTED.token_a, PLANTED.token_b
+    shared = KAPPA * d["c"]
+    sep = LAMBDA * d["u"] + MU * d["v"]
+    w[a] = shared + sep + w[a] @ d["junk"].T @ d["junk"]  # keep only junk-direction noise on a and b
+    w[b] = shared - sep + w[b] @ d["junk"].T @ d["junk"]
+    model.lm_head.weight.copy_(w)

@@ -1,0 +1,162 @@
+"""The planted-erasure model keeps its promises, checked through the bridge (compatibility mode) on corpus text.
+
+Small helpers here stand in for advdla's attribution and patching modules on purpose: this file checks the
+model, so it must not depend on the code the model is meant to test.
+"""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from advdla.components import parse_component
+from advdla.corpus import TokenWindows, load_corpus
+from advdla.models import load_model
+from advdla.models.bridge import weights_fingerprint
+from advdla.models.planted import PLANTED, build_planted_erasure
+
+N_PROMPTS, N_TOKENS = 16, 24
+
+
+@pytest.fixture(scope="module")
+def bridge():
+    return load_model("planted-erasure")
+
+
+@pytest.fixture(scope="module")
+def texts(bridge):
+    """Prompts and, for each, an unrelated same-length resample (from other documents)."""
+    windows = TokenWindows(load_corpus(), bridge.tokenizer)
+    prompts, docs = windows.sample(N_TOKENS, N_PROMPTS, seed=0)
+    resamples, _ = windows.sample(N_TOKENS, N_PROMPTS, seed=1, exclude=set(docs))
+    return prompts, resamples
+
+
+@pytest.fixture(scope="module")
+def clean(bridge, texts):
+    logits, cache = bridge.run_with_cache(texts[0])
+    t1, t2 = logits[:, -1].topk(2).indices.unbind(-1)
+    return {"logits": logits, "cache": cache, "t1": t1, "t2": t2}
+
+
+def _head(name, bridge):
+    comp = parse_component(name, bridge.cfg)
+    return comp.layer, comp.head
+
+
+def _result(cache, name, bridge):
+    layer, head = _head(name, bridge)
+    return cache[f"blocks.{layer}.attn.hook_result"][:, :, head]  # [batch, pos, d_model]
+
+
+def _ld(logits, t1, t2):
+    last = logits[:, -1]
+    return last.gather(1, t1[:, None])[:, 0] - last.gather(1, t2[:, None])[:, 0]
+
+
+def _dla(out_last, clean, bridge):
+    """[batch, ..., d_model] outputs at the last position -> DLA on the clean top-2 logit difference."""
+    direction = (bridge.W_U[:, clean["t1"]] - bridge.W_U[:, clean["t2"]]).T  # [batch, d_model]
+    scale = clean["cache"]["ln_final.hook_scale"][:, -1]  # [batch, 1]
+    extra = out_last.dim() - 2
+    return (out_last / scale.view(-1, *[1] * (extra + 1)) * direction.view(-1, *[1] * extra, direction.shape[-1])).sum(-1)
+
+
+def _pr(a, b):
+    return (a * b).sum(-1) / (b * b).sum(-1)
+
+
+def _all_head_dlas(clean, bridge):
+    results = torch.stack([clean["cache"][f"blocks.{l}.attn.hook_result"][:, -1] for l in range(bridge.cfg.n_layers)], 1)
+    return _dla(results, clean, bridge).flatten(1)  # [batch, layer * n_heads + head]
+
+
+def test_bridge_keeps_the_hf_function_and_top2_are_the_planted_tokens(bridge, texts, clean):
+    hf_model, _ = build_planted_erasure(seed=0)
+    with torch.no_grad():
+        hf_logits = hf_model(texts[0]).logits
+    # compatibility mode centres the unembedding: logits move by a constant per position, log-probs do not.
+    torch.testing.assert_close(clean["logits"].log_softmax(-1), hf_logits.log_softmax(-1), atol=1e-4, rtol=0)
+    top2 = {PLANTED.token_a, PLANTED.token_b}
+    assert all({int(a), int(b)} == top2 for a, b in zip(clean["t1"], clean["t2"]))
+
+
+def test_writer_dla_is_a_large_share_of_ld_and_ranks_first(bridge, clean):
+    ld = _ld(clean["logits"], clean["t1"], clean["t2"])
+    final = clean["cache"][f"blocks.{bridge.cfg.n_layers - 1}.hook_resid_post"][:, -1]
+    torch.testing.assert_close(_dla(final, clean, bridge), ld, atol=1e-3, rtol=1e-3)  # the helper is right
+    dlas = _all_head_dlas(clean, bridge)
+    layer, head = _head(PLANTED.writer, bridge)
+    writer = dlas[:, layer * bridge.cfg.n_heads + head]
+    assert (writer / ld).min() > 1.0
+    assert (dlas.argmax(1) == layer * bridge.cfg.n_heads + head).all()
+
+
+def test_eraser_projects_to_minus_one_onto_the_writer(bridge, clean):
+    pr = _pr(_result(clean["cache"], PLANTED.eraser, bridge), _result(clean["cache"], PLANTED.writer, bridge))
+    assert -1.2 <= pr.median().item() <= -0.8
+    assert (pr - pr.median()).abs().max() < 0.05  # at every position, not just typically
+
+
+def test_v_composition_patching_removes_the_erasure(bridge, texts, clean):
+    writer_out = _result(clean["cache"], PLANTED.writer, bridge)
+    layer, head = _head(PLANTED.eraser, bridge)
+
+    def drop_writer(v_input, hook):
+        v_input[:, :, head] = v_input[:, :, head] - writer_out
+        return v_input
+
+    seen = {}
+
+    def keep_eraser(result, hook):
+        seen["eraser"] = result[:, :, head].clone()  # returns None: the activation is left as it is
+
+    bridge.run_with_hooks(texts[0], fwd_hooks=[(f"blocks.{layer}.hook_v_input", drop_writer),
+                                               (f"blocks.{layer}.attn.hook_result", keep_eraser)])
+    pr = _pr(seen["eraser"], writer_out)
+    assert -0.2 <= pr.median().item() <= 0.2
+
+
+def _te(name, bridge, texts, clean):
+    """LD_clean - LD with the head's q, k, v inputs replaced by the resample's (that head only)."""
+    layer, head = _head(name, bridge)
+    kinds = ("q", "k", "v")
+    _, res_cache = bridge.run_with_cache(texts[1], names_filter=lambda n: n in {f"blocks.{layer}.hook_{k}_input" for k in kinds})
+
+    def patch(act, hook):
+        act[:, :, head] = res_cache[hook.name][:, :, head]
+        return act
+
+    logits = bridge.run_with_hooks(texts[0], fwd_hooks=[(f"blocks.{layer}.hook_{k}_input", patch) for k in kinds])
+    return _ld(clean["logits"], clean["t1"], clean["t2"]) - _ld(logits, clean["t1"], clean["t2"])
+
+
+def test_writer_has_high_dla_but_almost_no_total_effect(bridge, texts, clean):
+    dla = _dla(_result(clean["cache"], PLANTED.writer, bridge)[:, -1], clean, bridge)
+    te = _te(PLANTED.writer, bridge, texts, clean)
+    assert te.abs().mean() < 0.1 * dla.abs().mean()
+
+
+def test_honest_head_is_causally_effective(bridge, texts, clean):
+    dla = _dla(_result(clean["cache"], PLANTED.honest, bridge)[:, -1], clean, bridge)
+    te = _te(PLANTED.honest, bridge, texts, clean)
+    assert te.mean() > 0.5 * dla.mean()
+
+
+def test_erasure_aware_dla_is_fooled_less_than_dla(bridge, clean):
+    final = clean["cache"][f"blocks.{bridge.cfg.n_layers - 1}.hook_resid_post"][:, -1]
+    scores = {}
+    for name in (PLANTED.writer, PLANTED.honest):
+        out = _result(clean["cache"], name, bridge)[:, -1]
+        aware = _pr(final, out)[:, None] * out  # the part of the head's output the final residual still holds
+        scores[name] = (_dla(out, clean, bridge), _dla(aware, clean, bridge))
+    writer_dla, writer_aware = scores[PLANTED.writer]
+    honest_dla, honest_aware = scores[PLANTED.honest]
+    assert writer_aware.abs().mean() < 0.1 * writer_dla.abs().mean()
+    assert honest_aware.mean() > 0.8 * honest_dla.mean()
+
+
+def test_fingerprint_is_deterministic_and_seeded(bridge):
+    same = [weights_fingerprint(build_planted_erasure(seed=0)[0].state_dict()) for _ in range(2)]
+    assert same[0] == same[1] == bridge.advdla_card.weights_fingerprint
+    assert weights_fingerprint(build_planted_erasure(seed=1)[0].state_dict()) != same[0]
