@@ -1,0 +1,101 @@
+"""Causal ground truth for examples: per panel component, DLA and the patching effects over R resamples.
+
+Context: a benchmark example is a prompt plus what really happens inside the model on it. For each
+component of the example's *panel* advdla records its DLA and its total, output and direct effects on the
+logit difference (mean and spread over the example's R same-length resamples, see :mod:`advdla.patching`).
+Attribution methods are scored against ``te_mean``: the causal effect of replacing the component's input.
+
+The panel: every head where the model is small (at most ``max_full`` heads: GELU-4L has 32), otherwise the
+target, the top heads by |DLA|, the top heads by |AtP| (when an AtP estimate is given), and a seeded random
+sample of the rest. It is stored with the example, so every method is scored on the same components.
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import torch
+from jaxtyping import Float, Int
+from torch import Tensor
+
+from advdla.attribution import dla
+from advdla.components import Component, head_components, parse_component
+from advdla.patching import direct_effects, total_effects
+
+
+@dataclass
+class PanelPolicy:
+    """How panels are chosen; recorded in suite manifests."""
+
+    max_full: int = 64      # models with at most this many heads get every head in every panel
+    top_dla: int = 8        # else: the target, the top heads by |DLA| ...
+    top_atp: int = 8        # ... by |AtP| ...
+    n_random: int = 8       # ... and a seeded random sample of the rest
+
+
+@dataclass
+class Truth:
+    """One example's ground truth. Lists are aligned with ``panel``."""
+
+    tokens: list[int]
+    resamples: list[list[int]]
+    t1: int
+    t2: int
+    ld: float
+    target: str
+    panel: list[str]
+    dla: list[float]
+    te_mean: list[float]
+    te_std: list[float]
+    oe_mean: list[float]
+    oe_std: list[float]
+    de_mean: list[float]
+    de_std: list[float]
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def to_row(self) -> dict[str, Any]:
+        row = asdict(self)
+        row.update(row.pop("extra"))
+        return row
+
+    def value(self, column: str, component: str) -> float:
+        return getattr(self, column)[self.panel.index(component)]
+
+
+def choose_panel(bridge: Any, target: Component, dla_heads: Float[Tensor, "head"], *, policy: PanelPolicy, seed: int,
+                 atp_heads: Float[Tensor, "head"] | None = None) -> list[Component]:
+    """The example's panel (layer-major order), from its head DLAs (and AtP estimates) in head_components order."""
+    heads = head_components(bridge.cfg)
+    if len(heads) <= policy.max_full:
+        return heads
+    chosen = {target} | {heads[i] for i in dla_heads.abs().topk(policy.top_dla).indices.tolist()}
+    if atp_heads is not None:
+        chosen |= {heads[i] for i in atp_heads.abs().topk(policy.top_atp).indices.tolist()}
+    rest = [h for h in heads if h not in chosen]
+    chosen |= set(random.Random(seed).sample(rest, min(policy.n_random, len(rest))))
+    return sorted(chosen, key=heads.index)
+
+
+def ground_truth(bridge: Any, tokens: Int[Tensor, "pos"], resamples: Int[Tensor, "r pos"], panel: list[Component], *,
+                 target: Component, t1: int | None = None, t2: int | None = None, batch_size: int = 64) -> Truth:
+    """DLA, TE, OE and DE of every panel component on one prompt (TE and OE coincide for heads: see patching)."""
+    tt1 = None if t1 is None else torch.tensor([t1])
+    tt2 = None if t2 is None else torch.tensor([t2])
+    d = dla(bridge, tokens[None], components=panel, t1=tt1, t2=tt2)
+    te = total_effects(bridge, tokens[None], resamples, panel, t1=d.t1, t2=d.t2, batch_size=batch_size)
+    de = direct_effects(bridge, tokens[None], resamples, panel, t1=d.t1, t2=d.t2)
+    return Truth(
+        tokens=tokens.tolist(), resamples=resamples.tolist(), t1=int(d.t1[0]), t2=int(d.t2[0]), ld=float(d.ld[0]),
+        target=target.name, panel=[c.name for c in panel], dla=_row(d.values), te_mean=_row(te.mean), te_std=_row(te.std),
+        oe_mean=_row(te.mean), oe_std=_row(te.std), de_mean=_row(de.mean), de_std=_row(de.std),
+    )
+
+
+def _row(x: Tensor) -> list[float]:
+    return [float(v) for v in x[0]]
+
+
+def panel_components(truth: Truth, cfg: Any) -> list[Component]:
+    return [parse_component(n, cfg) for n in truth.panel]
