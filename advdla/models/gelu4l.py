@@ -75,7 +75,7 @@ def convert(sd: dict[str, torch.Tensor], cfg: dict[str, Any]) -> Any:
     hf_cfg = GPT2Config(n_layer=c["n_layers"], n_head=c["n_heads"], n_embd=c["d_model"], n_inner=c["d_mlp"],
                         vocab_size=c["d_vocab"], n_positions=c["n_ctx"], activation_function=_ACTS[c["act_fn"]],
                         layer_norm_epsilon=float(cfg.get("eps", 1e-5)), tie_word_embeddings=False,
-                        resid_pdrop=0.0, embd_pdrop=0.0, attn_pdrop=0.0)
+                        resid_pdrop=0.0, embd_pdrop=0.0, attn_pdrop=0.0, bos_token_id=None, eos_token_id=None)
     hf = GPT2LMHeadModel(hf_cfg)
     hf.load_state_dict(_hf_state_dict(sd, c), strict=True)
     return hf.eval()
