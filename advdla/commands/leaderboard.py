@@ -1,0 +1,100 @@
+"""``advdla leaderboard [show|add FILE...|render]``: rank result records, add new ones, write LEADERBOARD.md."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+from advdla.errors import AdvdlaError
+
+
+def register(subparsers: Any) -> None:
+    p = subparsers.add_parser(
+        "leaderboard", help="rank attribution methods from result records; add records; render LEADERBOARD.md",
+        description="show (default): ranked tables per suite and split, stale records apart. "
+                    "add FILE...: validate result records (from `advdla score --out`) and add them. "
+                    "render: write DIR/LEADERBOARD.md from the records.")
+    p.add_argument("action", nargs="?", choices=("show", "add", "render"), default="show", help="default: show")
+    p.add_argument("files", nargs="*", metavar="FILE", help="result record JSON files (for add)")
+    p.add_argument("--dir", default="leaderboard", help="the leaderboard folder (default: leaderboard)")
+    p.add_argument("--suites", default=None, help="folder of suites to check fingerprints against "
+                   "(default: suites/ next to --dir)")
+    p.add_argument("--suite", default=None, help="only this suite (by name)")
+    p.add_argument("--split", choices=("dev", "test"), default=None, help="only this split")
+    p.add_argument("--sort", default="spearman", help="rank by this metric on adversarial examples; "
+                   "'natural.METRIC' for natural ones, 'drop' for the Spearman drop (default: spearman)")
+    p.add_argument("--format", choices=("table", "markdown", "json"), default="table", help="default: table")
+    p.set_defaults(func=cmd_leaderboard)
+
+
+def cmd_leaderboard(args: Any) -> int:
+    if args.action == "add":
+        return _add(args)
+    if args.files:
+        raise AdvdlaError(f"files are only taken by `advdla leaderboard add`, got {' '.join(args.files)}")
+    if args.action == "render":
+        from advdla.leaderboard import write_markdown
+
+        print(write_markdown(args.dir, suites_dir=args.suites, sort=args.sort))
+        return 0
+    show(args.dir, suites_dir=args.suites, suite=args.suite, split=args.split, sort=args.sort, fmt=args.format)
+    return 0
+
+
+def _add(args: Any) -> int:
+    from advdla.leaderboard import add_record
+
+    if not args.files:
+        raise AdvdlaError("give the result record files to add: advdla leaderboard add FILE [FILE...]")
+    for f in args.files:
+        try:
+            record = json.loads(Path(f).read_text())
+        except OSError as exc:
+            raise AdvdlaError(f"cannot read {f}: {exc.strerror}") from None
+        except ValueError as exc:
+            raise AdvdlaError(f"{f} is not valid JSON ({exc}): give a record written by `advdla score --out`") from None
+        print(add_record(record, args.dir, suites_dir=args.suites))
+    return 0
+
+
+def show(directory: str | Path, *, suites_dir: str | Path | None = None, suite: str | None = None,
+         split: str | None = None, sort: str = "spearman", fmt: str = "table") -> None:
+    """Print the leaderboard in ``directory``: rich tables (or markdown / JSON), stale records and problems apart."""
+    from advdla.leaderboard import display_rows, groups, load_board, ranked_rows, render_markdown
+    from advdla.report import console, err_console, table
+
+    board = load_board(directory, suites_dir=suites_dir, suite=suite, split=split)
+    if fmt == "markdown":
+        print(render_markdown(board, sort=sort))
+        return
+    grouped = groups(board.current)
+    ranked = {k: ranked_rows(v, sort=sort) for k, v in grouped.items()}
+    if fmt == "json":
+        boards = [{"suite": s, "version": v, "split": sp, "fingerprint": grouped[(s, v, sp)][0].suite_fingerprint,
+                   "rows": rows} for (s, v, sp), rows in ranked.items()]
+        stale = [{"file": e.path.name if e.path else None, "reason": why} for e, why in board.stale]
+        print(json.dumps(_no_nan({"boards": boards, "stale": stale, "problems": board.problems}), indent=2, default=str))
+        return
+    if not ranked:
+        where = f" for suite {suite}" if suite else ""
+        err_console.print(f"no current records in {directory}{where}: run `advdla score --leaderboard {directory}`")
+    for (s, v, sp), rows in ranked.items():
+        console.print(table(display_rows(rows), title=f"{s} v{v} · {sp} split · ranked by {sort}"))
+    for e, why in board.stale:
+        err_console.print(f"[yellow]stale[/]: {e.path.name if e.path else e.method}: {why}")
+    for line in board.problems:
+        err_console.print(f"[red]skipped[/]: {line}")
+    sys.stdout.flush()
+
+
+def _no_nan(o: Any) -> Any:
+    """NaN -> null, so the JSON is strict (a metric a method has no value for)."""
+    if isinstance(o, float) and o != o:
+        return None
+    if isinstance(o, dict):
+        return {k: _no_nan(v) for k, v in o.items()}
+    if isinstance(o, (list, tuple)):
+        return [_no_nan(v) for v in o]
+    return o
