@@ -193,9 +193,13 @@ def test_build_once_failure_leaves_nothing(advdla_home):
 
 def test_build_once_concurrent_processes(advdla_home):
     """Four processes race to build one entry: exactly one builds it, all see the same finished folder."""
-    script = (
-        "import sys, time, pathlib\n"
-        "from advdla.models.cache import build_once\n"
+    import advdla.models.cache as cache_module
+
+    script = (  # loads cache.py by path: the package's __init__ would import torch, seconds per process
+        "import sys, time, importlib.util\n"
+        "spec = importlib.util.spec_from_file_location('cache', sys.argv[2])\n"
+        "cache = importlib.util.module_from_spec(spec); spec.loader.exec_module(cache)\n"
+        "build_once = cache.build_once\n"
         "def build(tmp):\n"
         "    (tmp / 'part1').write_text('a'); time.sleep(0.5); (tmp / 'part2').write_text('b')\n"
         "    with open(sys.argv[1], 'a') as f: f.write('built\\n')\n"
@@ -203,7 +207,7 @@ def test_build_once_concurrent_processes(advdla_home):
         "assert sorted(x.name for x in p.iterdir()) == ['part1', 'part2']\n"
     )
     log = advdla_home.parent / "log.txt"
-    procs = [subprocess.Popen([sys.executable, "-c", script, str(log)]) for _ in range(4)]
+    procs = [subprocess.Popen([sys.executable, "-c", script, str(log), cache_module.__file__]) for _ in range(4)]
     assert [p.wait(60) for p in procs] == [0, 0, 0, 0]
     assert log.read_text() == "built\n"
     assert [x.name for x in (advdla_home / "models").iterdir()] == ["race"]
