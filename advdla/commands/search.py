@@ -1,0 +1,64 @@
+"""``advdla search --model NAME --target L0H2|auto``: find prompts where the target's DLA overstates its effect.
+
+Writes OUT/examples.parquet (verified examples) and OUT/search.json (config, thresholds, counts, sampler
+share, timings); the Optuna study lives in OUT/study.db unless ``--storage URL --study NAME`` names a shared
+one (sqlite:///PATH, postgresql://user:pw@host/db, or journal:PATH), so running the same command again
+resumes it and several workers can share it.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from advdla.report import add_format_arg, emit
+
+
+def register(subparsers: Any) -> None:
+    p = subparsers.add_parser("search", help="search for prompts on which DLA overstates a component's effect")
+    p.add_argument("--model", default=None, help="registry name, HF hub name or local directory (default: smollm2-135m)")
+    p.add_argument("--target", default="auto", help="component L<l>H<h> or MLP<l>, or auto (default: auto)")
+    p.add_argument("--trials", type=int, default=200, help="stop when the study holds this many complete trials (default: 200)")
+    p.add_argument("--batch", type=int, default=16, help="candidates scored per batched evaluation (default: 16)")
+    p.add_argument("--sampler", default="tpe", help="tpe (default), nsga2 (multi-objective) or random (baseline)")
+    p.add_argument("--resamples", type=int, default=8, help="R same-length resamples per TE (default: 8)")
+    p.add_argument("--seq-len", type=int, default=24, help="tokens per candidate (default: 24)")
+    p.add_argument("--seed", type=int, default=0, help="seed for the space, resamples and sampler (default: 0)")
+    p.add_argument("--max-examples", type=int, default=None, help="also stop once the study holds this many examples")
+    p.add_argument("--storage", default=None, help="Optuna storage URL shared by workers (default: sqlite:///OUT/study.db)")
+    p.add_argument("--study", default=None, help="study name in the storage (default: advdla-search)")
+    p.add_argument("--out", default="advdla-search", help="output directory (default: ./advdla-search)")
+    p.add_argument("--corpus", default="builtin", help="text source for base windows and resamples (default: builtin)")
+    p.add_argument("--device", default="cpu", help="cpu or cuda (default: cpu)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    add_format_arg(p)
+    p.set_defaults(func=cmd_search)
+
+
+def cmd_search(args: Any) -> int:
+    from advdla.models import DEFAULT_MODEL, load_model
+    from advdla.search import SearchConfig, run_search
+    from advdla.search.engine import open_storage, validate
+
+    config = SearchConfig(target=args.target, trials=args.trials, batch=args.batch, sampler=args.sampler, resamples=args.resamples,
+                          seq_len=args.seq_len, seed=args.seed, max_examples=args.max_examples, corpus=args.corpus)
+    validate(config)  # fail on a bad budget or sampler before loading a model
+    if args.storage:
+        open_storage(args.storage)  # and on an unreachable storage
+    bridge = load_model(args.model or DEFAULT_MODEL, device=args.device)
+    result = run_search(bridge, config, out_dir=args.out, storage=args.storage, study_name=args.study, progress=not args.no_progress)
+    emit(result.summary, args.format, tables=_tables(result))
+    return 0
+
+
+def _tables(result: Any) -> list[tuple[str, list[dict[str, Any]]]]:
+    s = result.summary
+    c = s["counts"]
+    overview = [{"target": s["target"], "trials": c["study_complete_trials"], "adversarial (fast)": c["study_adversarial_fast"],
+                 "verified": c["verified_examples"], "rejected": c["rejected_on_verify"],
+                 "per 100": round(c["adversarial_per_100_candidates"], 2), "sampler share": round(s["sampler_share"], 3),
+                 "cand/s": round(s["timings"]["candidates_per_s"], 2)}]
+    rows = [{"trial": r.trial, "text": repr(r.text[-48:]), "t1/t2": f"{r.t1_str!r}/{r.t2_str!r}", "LD": r.ld, "DLA": r.dla,
+             "TE": f"{r.te_mean:.3f} ± {r.te_std:.3f}", "DLA share": r.dla_share, "TE share": r.te_share}
+            for r in result.examples.head(10).itertuples()]
+    return [(f"advdla search: {s['model']}, target {s['target']} -> {result.out_dir}", overview),
+            ("examples (best first, verified on the slow path)", rows)]

@@ -1,0 +1,17 @@
+"""The adversarial search: prompts on which a target component's DLA overstates its causal effect.
+
+- :mod:`advdla.search.space`: fixed-length context manipulations and k free token slots over small
+  candidate pools built from the model (gradients, the target's OV circuit, what erasure suspects attend to);
+- :mod:`advdla.search.evaluate`: batched scoring of candidates (DLA, rank, LD, TE over fixed resamples);
+- :mod:`advdla.search.objectives`: thresholds, the scalar objective and the multi-objective vector;
+- :mod:`advdla.search.engine`: the Optuna study with batched ask/tell, storage, resume and several workers.
+
+Entry point: :func:`run_search` (``advdla search`` on the command line).
+"""
+
+from advdla.search.engine import SAMPLERS, SearchConfig, SearchResult, corpus_baseline, resolve_target, run_search
+from advdla.search.evaluate import Evaluator, Scores, verify
+from advdla.search.objectives import Thresholds, is_adversarial, multi_objectives, scalar_objective
+
+__all__ = ["SAMPLERS", "SearchConfig", "SearchResult", "run_search", "resolve_target", "corpus_baseline", "Evaluator", "Scores",
+           "verify", "Thresholds", "is_adversarial", "multi_objectives", "scalar_objective"]

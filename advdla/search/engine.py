@@ -1,0 +1,452 @@
+"""The search loop: an Optuna study, asked and told in batches, stored so it resumes and can be shared.
+
+Context: each trial is one candidate prompt (:mod:`advdla.search.space`). The engine asks the study for B
+trials, builds B prompts, scores them in one batched evaluation (:class:`~advdla.search.evaluate.Evaluator`),
+and tells the B values back. Samplers: ``tpe`` (default; constant liar, so the trials of a batch and of
+other workers that are still running are not proposed twice), ``random`` (the baseline: same space, no
+model of it), ``nsga2`` (multi-objective: DLA share up, |TE| share down, naturalness up; its Pareto front
+is kept).
+
+Storage and resume: the study lives in an Optuna storage, by default ``sqlite:///OUT/study.db``; any RDB
+URL (``postgresql://user:pw@host/db`` for workers on many machines) or ``journal:PATH`` (a journal file,
+safe for several processes on one machine) works with ``--storage URL --study NAME``. The sampler works on
+an in-memory mirror of the stored study (:class:`_Mirror`), and each finished trial is stored whole, in one
+transaction, so the storage only ever holds COMPLETE trials: a worker killed mid-batch loses its in-flight
+candidates and nothing else, and a restart with the same arguments continues the same study (same
+history, so the same next batch). Trial numbers are assigned by the storage, so workers never share one.
+The budget is ``trials`` COMPLETE trials in the study, across all workers: a worker stores a finished
+batch only up to what is still free and drops the rest (``surplus_dropped``), so the study ends with
+``trials`` complete trials (two workers storing in the same instant can overshoot by that race).
+
+Every example written to ``examples.parquet`` is re-scored on the slow reference path and kept only if
+it still passes the thresholds.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import time
+import uuid
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from advdla.components import Component, all_components, is_downstream, parse_component
+from advdla.errors import AdvdlaError, did_you_mean
+from advdla.search.evaluate import Evaluator, Scores, verify
+from advdla.search.objectives import DIRECTIONS, Thresholds, constraints, is_adversarial, multi_objectives, scalar_objective
+from advdla.search.space import SearchSpace, build_prompt, build_space, suggest
+
+__all__ = ["SearchConfig", "SearchResult", "run_search", "resolve_target", "open_storage", "SAMPLERS", "corpus_baseline"]
+
+SAMPLERS = ("tpe", "nsga2", "random")
+
+
+@dataclass
+class SearchConfig:
+    """One search. Fields that shape the space (``SPACE_FIELDS``) must match when a stored study is resumed."""
+
+    target: str = "auto"  # a component name, or auto: the one whose DLA most overstates its TE on corpus text
+    trials: int = 200  # the study stops when it holds this many COMPLETE trials (all workers together)
+    batch: int = 16  # candidates asked, scored and told together
+    sampler: str = "tpe"  # tpe | nsga2 (multi-objective) | random (baseline)
+    resamples: int = 8  # R: TE is averaged over R fixed same-length corpus resamples
+    seq_len: int = 24  # every candidate has exactly this many tokens
+    seed: int = 0
+    thresholds: Thresholds = field(default_factory=Thresholds)
+    n_slots: int = 4  # free token slots
+    pool_size: int = 96  # candidate tokens per slot
+    n_base: int = 64  # base corpus windows
+    max_examples: int | None = None  # also stop once the study holds this many adversarial trials
+    corpus: str = "builtin"
+    max_verify: int = 32  # re-verify at most this many distinct candidates (best first) on the slow path
+
+    @property
+    def mode(self) -> str:
+        return "multi" if self.sampler == "nsga2" else "scalar"
+
+    def space_key(self, model: str, target: str) -> dict[str, Any]:
+        keys = ("resamples", "seq_len", "seed", "n_slots", "pool_size", "n_base", "corpus")
+        return {"model": model, "target": target, "mode": self.mode, **{k: getattr(self, k) for k in keys}}
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass
+class SearchResult:
+    """What a search found and how it went (``summary`` is what ``search.json`` holds)."""
+
+    target: str
+    examples: Any  # pandas DataFrame, one row per verified adversarial example
+    summary: dict[str, Any]
+    out_dir: Path
+
+
+def validate(config: SearchConfig) -> None:
+    """One clear line for each impossible setting."""
+    if config.trials < 1:
+        raise AdvdlaError(f"--trials must be at least 1, got {config.trials}: the search needs a budget")
+    for name in ("batch", "resamples", "n_base", "pool_size"):
+        if getattr(config, name) < 1:
+            raise AdvdlaError(f"--{name.replace('_', '-')} must be at least 1, got {getattr(config, name)}")
+    if config.seq_len < 4:
+        raise AdvdlaError(f"--seq-len must be at least 4, got {config.seq_len}")
+    if config.sampler not in SAMPLERS:
+        raise AdvdlaError(f"unknown sampler {config.sampler!r}: use one of {', '.join(SAMPLERS)}.{did_you_mean(config.sampler, SAMPLERS)}")
+
+
+# ------------------------------------------------------------------------------------------------ target
+
+
+def resolve_target(bridge: Any, name: str, windows: Any = None, *, seq_len: int = 24, seed: int = 0) -> Component:
+    """Parse ``name`` (did-you-mean on a typo) or pick one with ``auto``; it must be patchable and have a reader."""
+    target = _auto_target(bridge, windows, seq_len=seq_len, seed=seed) if name == "auto" else parse_component(name, bridge.cfg)
+    if target.kind not in ("head", "mlp"):
+        raise AdvdlaError(f"target {target.name} cannot be searched: give an attention head (L<l>H<h>) or an MLP (MLP<l>)")
+    if not any(is_downstream(c, target) for c in all_components(bridge.cfg)):
+        raise AdvdlaError(f"target {target.name} has no downstream component to erase what it writes, so DLA cannot "
+                          f"overstate its effect: pick a component before the last layer (or a last-layer head)")
+    return target
+
+
+def _auto_target(bridge: Any, windows: Any, *, seq_len: int, seed: int, n: int = 16, r: int = 4) -> Component:
+    """The head or MLP (with a downstream reader) whose mean DLA most exceeds its mean TE on ``n`` corpus windows."""
+    from advdla.erasure import overrated_components
+
+    tokens, docs = windows.sample(seq_len, n, seed=seed + 1000)
+    resamples = windows.sample(seq_len, r, seed=seed + 1001, exclude=set(docs))[0]
+    frame = overrated_components(bridge, tokens, resamples)
+    for name in frame["component"]:
+        comp = parse_component(name, bridge.cfg)
+        if any(is_downstream(c, comp) for c in all_components(bridge.cfg)):
+            return comp
+    raise AdvdlaError("--target auto found no component whose DLA overstates its effect: name a target instead")
+
+
+# ----------------------------------------------------------------------------------------------- storage
+
+
+def open_storage(url: str) -> Any:
+    """An Optuna storage from a URL: any RDB URL (sqlite:///, postgresql://...) or ``journal:PATH``. One line on failure."""
+    import optuna
+
+    try:
+        if url.startswith("journal:"):
+            from optuna.storages.journal import JournalFileBackend, JournalStorage
+
+            return JournalStorage(JournalFileBackend(url.removeprefix("journal:")))
+        kwargs = {"creator": _sqlite_creator(url)} if url.startswith("sqlite:///") else {}
+        return optuna.storages.RDBStorage(url, engine_kwargs=kwargs)
+    except Exception as exc:  # bad URL, unreachable server, missing driver, unwritable path: all one line
+        first = (str(exc).splitlines() or [""])[0][:200]
+        raise AdvdlaError(f"cannot open storage {url!r} ({type(exc).__name__}: {first}); give a reachable RDB URL "
+                          f"(sqlite:///PATH, postgresql://user:pw@host/db) or journal:PATH") from None
+
+
+def _sqlite_creator(url: str) -> Any:
+    """SQLite connections in WAL mode with a long lock timeout: several local workers can share the file, and a
+    commit costs no fsync of the whole database (WAL + synchronous=NORMAL survives a killed process)."""
+    import sqlite3
+
+    path = url.removeprefix("sqlite:///")
+    if not Path(path).parent.is_dir():
+        raise FileNotFoundError(f"no directory {Path(path).parent}")
+
+    def connect() -> Any:
+        conn = sqlite3.connect(path, timeout=60, check_same_thread=False)
+        conn.execute("PRAGMA journal_mode=WAL")
+        conn.execute("PRAGMA synchronous=NORMAL")
+        return conn
+
+    return connect
+
+
+def _make_sampler(config: SearchConfig, seed: int) -> Any:
+    import optuna
+
+    if config.sampler == "random":
+        return optuna.samplers.RandomSampler(seed=seed)
+    if config.sampler == "nsga2":
+        return optuna.samplers.NSGAIISampler(seed=seed, population_size=max(config.batch, 16), constraints_func=_trial_constraints)
+    return optuna.samplers.TPESampler(seed=seed, constant_liar=True, n_startup_trials=max(10, config.batch))
+
+
+def _trial_constraints(trial: Any) -> list[float]:
+    return list(trial.user_attrs.get("scores", {}).get("constraints", [0.0, 0.0]))
+
+
+def _open_study(config: SearchConfig, storage: Any, study_name: str, key: dict[str, Any]) -> Any:
+    import optuna
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    study = optuna.create_study(storage=storage, study_name=study_name, directions=DIRECTIONS[config.mode], load_if_exists=True)
+    stored = study.user_attrs.get("advdla_space")
+    if stored is None:
+        study.set_user_attr("advdla_space", key)
+    elif stored != key:
+        diff = ", ".join(f"{k}={stored.get(k)!r} (now {v!r})" for k, v in key.items() if stored.get(k) != v)
+        raise AdvdlaError(f"study {study_name!r} was created with {diff}: resume with the same arguments or use another --study/--out")
+    return study
+
+
+# -------------------------------------------------------------------------------------------------- loop
+
+
+@dataclass
+class _Tally:
+    """What this worker did, and the study-wide counts it last saw."""
+
+    told: int = 0
+    surplus: int = 0
+    study_complete: int = 0
+    study_examples: int = 0
+    best: float = float("nan")
+    t_sampler: float = 0.0
+    t_eval: float = 0.0
+    t_storage: float = 0.0
+    batches: int = 0
+
+
+class _Mirror:
+    """An in-memory copy of the stored study that the sampler works on.
+
+    Why: a stored trial costs one storage transaction per parameter when suggested through the storage
+    (0.1-0.7 s per trial of 20 parameters on SQLite here, more than scoring it). So trials are sampled on
+    this mirror, and each finished trial is written to the storage whole, in one transaction
+    (``Study.add_trial``), which also assigns its study-wide number. A worker killed mid-batch leaves
+    nothing half-written: its in-flight candidates were never stored, and every stored trial is complete.
+    Before each batch the mirror takes in the trials other workers (or earlier runs) completed.
+    """
+
+    def __init__(self, study: Any, config: SearchConfig):
+        import optuna
+
+        self.study, self.config = study, config
+        self.local = optuna.create_study(directions=DIRECTIONS[config.mode])
+        self.uids: set[str] = set()
+
+    def sync(self) -> list[Any]:
+        """Take in stored complete trials not yet mirrored; return all stored complete trials."""
+        from optuna.trial import TrialState
+
+        stored = self.study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+        for t in stored:
+            uid = t.user_attrs.get("uid")
+            if uid not in self.uids:
+                self.local.add_trial(t)
+                self.uids.add(uid)
+        return stored
+
+    def ask(self, n: int, salt: int) -> list[Any]:
+        """``n`` trials from a sampler seeded by the seed and the history size: a resumed run replays the same batch."""
+        self.local.sampler = _make_sampler(self.config, self.config.seed * 1_000_003 + len(self.local.trials) + salt)
+        return [self.local.ask() for _ in range(n)]
+
+    def finish(self, trials: list[Any], values: Any, records: list[dict]) -> list[Any]:
+        """Tell the mirror; return the finished frozen trials, each with a uid and its worker."""
+        worker = {"host": socket.gethostname(), "pid": os.getpid()}
+        out = []
+        for trial, value, rec in zip(trials, values, records):
+            uid = uuid.uuid4().hex
+            for k, v in (("scores", rec), ("uid", uid), ("worker", worker)):
+                trial.set_user_attr(k, v)
+            self.local.tell(trial, value)
+            self.uids.add(uid)
+            out.append(self.local._storage.get_trial(trial._trial_id))
+        return out
+
+
+def _counts(stored: list[Any], mode: str) -> tuple[int, int, float]:
+    """(complete trials, adversarial among them, best scalar objective or nan) across all workers."""
+    examples = sum(bool(t.user_attrs.get("scores", {}).get("adversarial")) for t in stored)
+    best = max((t.values[0] for t in stored), default=float("nan")) if mode == "scalar" else float("nan")
+    return len(stored), examples, best
+
+
+def _score_record(s: Scores, i: int, config: SearchConfig, adversarial: bool) -> dict[str, Any]:
+    return {"tokens": s.tokens[i].tolist(), "t1": int(s.t1[i]), "t2": int(s.t2[i]), "ld": float(s.ld[i]), "dla": float(s.dla[i]),
+            "rank": int(s.rank[i]), "te_mean": float(s.te_mean[i]), "te_std": float(s.te_std[i]),
+            "dla_share": float(s.dla_share[i]), "te_share": float(s.te_share[i]), "naturalness": float(s.naturalness[i]),
+            "constraints": constraints(s, config.thresholds)[i].tolist(), "adversarial": adversarial}
+
+
+def _run_batch(mirror: _Mirror, n: int, space: SearchSpace, evaluator: Evaluator, config: SearchConfig, salt: int, tally: _Tally) -> None:
+    """Ask n, build and score n prompts in one evaluation, tell; store what still fits the budget."""
+    t0 = time.perf_counter()
+    trials = mirror.ask(n, salt)
+    prompts = torch.stack([build_prompt(suggest(t, space), space) for t in trials])
+    t1 = time.perf_counter()
+    scores = evaluator(prompts)
+    values = scalar_objective(scores, config.thresholds)[:, None] if config.mode == "scalar" else multi_objectives(scores)
+    adv = is_adversarial(scores, config.thresholds)
+    records = [_score_record(scores, i, config, bool(adv[i])) for i in range(n)]
+    t2 = time.perf_counter()
+    frozen = mirror.finish(trials, values.tolist(), records)
+    t3 = time.perf_counter()
+    free = config.trials - len(mirror.sync())  # another worker may have filled the budget meanwhile
+    for f in frozen[:max(free, 0)]:
+        mirror.study.add_trial(f)
+    tally.surplus += max(0, len(frozen) - max(free, 0))
+    tally.told += min(len(frozen), max(free, 0))
+    tally.t_sampler += (t1 - t0) + (t3 - t2)
+    tally.t_eval += t2 - t1
+    tally.t_storage += time.perf_counter() - t3
+    tally.batches += 1
+
+
+def _loop(study: Any, space: SearchSpace, evaluator: Evaluator, config: SearchConfig, salt: int, bar: Any) -> _Tally:
+    tally, mirror = _Tally(), _Mirror(study, config)
+    while True:
+        t0 = time.perf_counter()
+        tally.study_complete, tally.study_examples, tally.best = _counts(mirror.sync(), config.mode)
+        tally.t_storage += time.perf_counter() - t0
+        bar(tally)
+        if tally.study_complete >= config.trials or (config.max_examples and tally.study_examples >= config.max_examples):
+            return tally
+        _run_batch(mirror, min(config.batch, config.trials - tally.study_complete), space, evaluator, config, salt, tally)
+
+
+# ------------------------------------------------------------------------------------------------ output
+
+
+def _candidates(study: Any, config: SearchConfig) -> list[Any]:
+    """Complete adversarial trials, best first, one per distinct token sequence."""
+    from optuna.trial import TrialState
+
+    done = [t for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)) if t.user_attrs.get("scores", {}).get("adversarial")]
+    key = (lambda t: t.values[0]) if config.mode == "scalar" else (lambda t: t.values[0] - t.values[1])
+    seen, out = set(), []
+    for t in sorted(done, key=key, reverse=True):
+        toks = tuple(t.user_attrs["scores"]["tokens"])
+        if toks not in seen:
+            seen.add(toks)
+            out.append(t)
+    return out
+
+
+def _verified_rows(bridge: Any, study: Any, target: Component, resamples: torch.Tensor, config: SearchConfig) -> tuple[list[dict], int]:
+    """Re-score the best candidates on the slow reference path; rows for those that still pass, and how many failed."""
+    pareto = {t.number for t in study.best_trials} if config.mode == "multi" else set()
+    rows, rejected, thr = [], 0, config.thresholds
+    for t in _candidates(study, config)[:config.max_verify]:
+        fast = t.user_attrs["scores"]
+        v = verify(bridge, target, torch.tensor(fast["tokens"]), resamples)
+        dla_share, te_share = v["dla"] / max(abs(v["ld"]), 1e-3), abs(v["te_mean"]) / max(abs(v["ld"]), 1e-3)
+        if not (v["rank"] <= thr.top_k and v["ld"] > thr.margin and dla_share >= thr.min_dla_share and te_share <= thr.max_te_share):
+            rejected += 1
+            continue
+        tok = bridge.tokenizer
+        rows.append({"text": tok.decode(fast["tokens"]), "tokens": fast["tokens"], "t1": v["t1"], "t2": v["t2"],
+                     "t1_str": tok.decode([v["t1"]]), "t2_str": tok.decode([v["t2"]]), "ld": v["ld"], "target": target.name,
+                     "dla": v["dla"], "rank": v["rank"], "te_mean": v["te_mean"], "te_std": v["te_std"], "dla_share": dla_share,
+                     "te_share": te_share, "objective": list(t.values), "naturalness": fast["naturalness"], "trial": t.number,
+                     "seed": config.seed, "verified": True, "pareto": t.number in pareto})
+    return rows, rejected
+
+
+def _write_atomic(path: Path, write: Any) -> None:
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    write(tmp)
+    os.replace(tmp, path)
+
+
+def _write_outputs(out_dir: Path, rows: list[dict], summary: dict[str, Any]) -> Any:
+    import pandas as pd
+
+    cols = ["text", "tokens", "t1", "t2", "t1_str", "t2_str", "ld", "target", "dla", "rank", "te_mean", "te_std", "dla_share",
+            "te_share", "objective", "naturalness", "trial", "seed", "verified", "pareto"]
+    frame = pd.DataFrame(rows, columns=cols)
+    _write_atomic(out_dir / "examples.parquet", lambda p: frame.to_parquet(p, index=False))
+    _write_atomic(out_dir / "search.json", lambda p: p.write_text(json.dumps(summary, indent=2, default=str)))
+    return frame
+
+
+# ---------------------------------------------------------------------------------------------- public
+
+
+def run_search(bridge: Any, config: SearchConfig, *, out_dir: str | Path, storage: str | None = None,
+               study_name: str | None = None, progress: bool = True) -> SearchResult:
+    """Search for prompts where ``config.target``'s DLA overstates its total effect; write and return what was found.
+
+    ``storage`` defaults to ``sqlite:///OUT/study.db`` and ``study_name`` to ``advdla-search``: running the same
+    call again resumes that study. Writes ``OUT/examples.parquet`` (verified examples) and ``OUT/search.json``.
+    """
+    from advdla.corpus import TokenWindows, load_corpus
+
+    validate(config)
+    t_start = time.perf_counter()
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    shared = storage is not None  # a shared study: salt the sampler seed with the pid, so workers explore apart
+    storage_url = storage or f"sqlite:///{(out_dir / 'study.db').resolve()}"
+    store = open_storage(storage_url)
+    windows = TokenWindows(load_corpus(config.corpus), bridge.tokenizer)
+    target = resolve_target(bridge, config.target, windows, seq_len=config.seq_len, seed=config.seed)
+    model = getattr(getattr(bridge, "advdla_card", None), "name", "model")
+    study_name = study_name or "advdla-search"
+    study = _open_study(config, store, study_name, config.space_key(model, target.name))
+    t_setup0 = time.perf_counter()
+    space = build_space(bridge, windows, target, seq_len=config.seq_len, seed=config.seed, n_base=config.n_base,
+                        pool_size=config.pool_size, n_slots=config.n_slots)
+    resamples = windows.sample(config.seq_len, config.resamples, seed=config.seed + 2, exclude=set(space.base_docs))[0]
+    evaluator = Evaluator(bridge, target, resamples)
+    t_setup = time.perf_counter() - t_setup0
+    t_loop0 = time.perf_counter()
+    tally = _with_progress(progress, config, lambda bar: _loop(study, space, evaluator, config, os.getpid() if shared else 0, bar))
+    t_loop = time.perf_counter() - t_loop0
+    t_verify0 = time.perf_counter()
+    rows, rejected = _verified_rows(bridge, study, target, resamples, config)
+    t_verify = time.perf_counter() - t_verify0
+    summary = _summary(config, model, target, storage_url, study_name, space, tally, rows, rejected,
+                       {"setup_s": t_setup, "loop_s": t_loop, "verify_s": t_verify, "total_s": time.perf_counter() - t_start})
+    frame = _write_outputs(out_dir, rows, summary)
+    return SearchResult(target.name, frame, summary, out_dir)
+
+
+def _with_progress(enabled: bool, config: SearchConfig, body: Any) -> _Tally:
+    if not enabled:
+        return body(lambda tally: None)
+    from advdla.report import progress as make_progress
+
+    with make_progress(transient=False) as prog:
+        task = prog.add_task("search", total=config.trials, info="")
+
+        def bar(tally: _Tally) -> None:
+            best = "" if tally.best != tally.best else f" · best {tally.best:.3f}"
+            prog.update(task, completed=tally.study_complete, info=f"examples {tally.study_examples}{best}")
+
+        return body(bar)
+
+
+def _summary(config: SearchConfig, model: str, target: Component, storage: str, study_name: str, space: SearchSpace,
+             tally: _Tally, rows: list[dict], rejected: int, timings: dict[str, float]) -> dict[str, Any]:
+    loop = max(timings["loop_s"], 1e-9)
+    complete = max(tally.study_complete, 1)
+    return {"model": model, "target": target.name, "config": config.as_dict(), "thresholds": config.thresholds.as_dict(),
+            "storage": storage, "study": study_name, "space": space.describe(),
+            "counts": {"study_complete_trials": tally.study_complete, "study_adversarial_fast": tally.study_examples,
+                       "verified_examples": len(rows), "rejected_on_verify": rejected, "stored_by_this_worker": tally.told,
+                       "surplus_dropped": tally.surplus,
+                       "adversarial_per_100_candidates": 100.0 * tally.study_examples / complete},
+            "sampler_share": tally.t_sampler / loop,
+            "timings": {**timings, "sampler_s": tally.t_sampler, "eval_s": tally.t_eval, "storage_s": tally.t_storage,
+                        "candidates_per_s": tally.told / loop}}
+
+
+def corpus_baseline(bridge: Any, config: SearchConfig, *, n: int, target: Component | None = None) -> dict[str, Any]:
+    """Unmanipulated corpus windows of the same length, scored like candidates: adversarial per 100 (the (c) baseline)."""
+    from advdla.corpus import TokenWindows, load_corpus
+
+    windows = TokenWindows(load_corpus(config.corpus), bridge.tokenizer)
+    target = target or resolve_target(bridge, config.target, windows, seq_len=config.seq_len, seed=config.seed)
+    space = build_space(bridge, windows, target, seq_len=config.seq_len, seed=config.seed, n_base=config.n_base, pool_size=8)
+    resamples = windows.sample(config.seq_len, config.resamples, seed=config.seed + 2, exclude=set(space.base_docs))[0]
+    evaluator = Evaluator(bridge, target, resamples)
+    tokens = windows.sample(config.seq_len, n, seed=config.seed + 7, exclude=set(space.base_docs))[0]
+    hits = sum(int(is_adversarial(evaluator(tokens[i:i + config.batch]), config.thresholds).sum()) for i in range(0, n, config.batch))
+    return {"target": target.name, "candidates": n, "adversarial": hits, "adversarial_per_100_candidates": 100.0 * hits / n}

@@ -1,0 +1,64 @@
+"""What the search optimises: how far a target's DLA overstates its causal effect, under constraints.
+
+Context: an adversarial example for DLA is a prompt where the target component c carries a large share of
+the logit difference by DLA, ranks among the top heads by DLA (so an analyst would look at it), while its
+total effect TE(c) (its input resampled, averaged over R resamples) is a small share of LD. All cut-offs
+live in :class:`Thresholds`, which is recorded in every output.
+
+Two modes:
+- scalar (default): ``dla_share - |te_share|`` minus penalties for a violated rank or margin constraint;
+  both shares are clipped so that a near-zero LD cannot blow the objective up. Maximised.
+- multi-objective: (dla_share up, |te_share| down, naturalness up), with the rank and margin constraints
+  handed to NSGA-II as constraint values (<= 0 means satisfied). Its Pareto front is kept.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import torch
+from torch import Tensor
+
+from advdla.search.evaluate import Scores
+
+__all__ = ["Thresholds", "scalar_objective", "multi_objectives", "constraints", "is_adversarial", "DIRECTIONS", "SHARE_CLIP"]
+
+SHARE_CLIP = 3.0  # |share| beyond this only means LD is near zero: clip, so no candidate wins by a tiny denominator
+DIRECTIONS = {"scalar": ["maximize"], "multi": ["maximize", "minimize", "maximize"]}
+
+
+@dataclass(frozen=True)
+class Thresholds:
+    """When a scored candidate counts as adversarial. A share is relative to LD = logit[t1] - logit[t2].
+
+    ``margin`` is 1 logit: below that the top-2 are nearly tied and shares of LD are mostly noise.
+    """
+
+    top_k: int = 3  # the target ranks in the top k heads by DLA
+    margin: float = 1.0  # LD > margin
+    min_dla_share: float = 0.3  # DLA(target) / LD >= this
+    max_te_share: float = 0.1  # |mean TE(target)| / LD <= this
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+def is_adversarial(s: Scores, thr: Thresholds) -> Tensor:
+    """Boolean per candidate: all four conditions of :class:`Thresholds` hold."""
+    return (s.rank <= thr.top_k) & (s.ld > thr.margin) & (s.dla_share >= thr.min_dla_share) & (s.te_share <= thr.max_te_share)
+
+
+def constraints(s: Scores, thr: Thresholds) -> Tensor:
+    """[batch, 2] constraint values, <= 0 when satisfied: rank within top k, LD above the margin (in logits)."""
+    return torch.stack([(s.rank - thr.top_k).clamp(min=0).float(), (thr.margin - s.ld).clamp(min=0)], 1)
+
+
+def scalar_objective(s: Scores, thr: Thresholds) -> Tensor:
+    """dla_share - |te_share| (each clipped), minus 1 per rank step beyond top k and per logit below the margin."""
+    gap = s.dla_share.clamp(-SHARE_CLIP, SHARE_CLIP) - s.te_share.clamp(max=SHARE_CLIP)
+    return gap - constraints(s, thr).clamp(max=SHARE_CLIP).sum(1)
+
+
+def multi_objectives(s: Scores) -> Tensor:
+    """[batch, 3]: (dla_share, |te_share|, naturalness), shares clipped; directions in ``DIRECTIONS['multi']``."""
+    return torch.stack([s.dla_share.clamp(-SHARE_CLIP, SHARE_CLIP), s.te_share.clamp(max=SHARE_CLIP), s.naturalness], 1)

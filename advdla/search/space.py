@@ -1,0 +1,186 @@
+"""The search space: fixed-length context manipulations plus k free token slots over small candidate pools.
+
+Context: a candidate prompt is built from parameters an Optuna trial suggests, in this order, always
+ending with exactly ``seq_len`` tokens (all candidates of a study share one length, so a batch is one
+tensor and the resamples fit every candidate):
+
+1. base context: one of ``n_base`` corpus windows of 2 x seq_len tokens (``base``), and the truncation
+   point ``end``: the prompt is the seq_len tokens ending there, which picks what the model predicts;
+2. insertion (``insert`` none / prefix / infix) of the first ``ins_len`` tokens of another corpus span
+   (``ins_span``) at the front or at ``ins_at``; the oldest tokens drop out to keep the length;
+3. repetition: the span of ``repeat_len`` tokens starting at ``repeat_from`` is appended (oldest tokens
+   drop out), which invites copying and induction at the predicted position;
+4. ``n_swaps`` swaps of two positions each;
+5. ``n_slots`` free slots: slot i writes token ``slot{i}_tok`` (or keeps the token, -1) at ``slot{i}_pos``
+   positions before the end.
+
+Intuition: never a categorical over the whole vocabulary (STACK.md: 0.8 s per trial for TPE). Each slot
+chooses from one pool of ``pool_size`` tokens the model itself suggests (:func:`token_pool`): tokens
+whose one-hot gradient most raises the target's DLA (GCG), tokens the target's OV circuit copies onto
+their own logit, and tokens that the most negative downstream heads (erasure suspects) attend to.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from jaxtyping import Int
+from torch import Tensor
+
+from advdla.attribution import dla, logit_direction, top2
+from advdla.components import Component, head_components, is_downstream
+from advdla.corpus import TokenWindows
+
+__all__ = ["SearchSpace", "build_space", "suggest", "build_prompt", "token_pool", "INSERT_MODES"]
+
+INSERT_MODES = ("none", "prefix", "infix")
+MAX_SWAPS = 2
+
+
+@dataclass
+class SearchSpace:
+    """Everything a trial's parameters index into; deterministic given model, corpus, target and seed."""
+
+    seq_len: int
+    bases: Int[Tensor, "n_base two_seq_len"]
+    spans: Int[Tensor, "n_span seq_len"]
+    pool: list[int]  # candidate token ids for the free slots
+    pool_sources: dict[str, list[int]]  # which builder proposed which tokens (for the record)
+    n_slots: int
+    base_docs: list[int]  # corpus documents the bases come from (resamples avoid them)
+
+    def describe(self) -> dict[str, Any]:
+        return {"seq_len": self.seq_len, "n_base": len(self.bases), "n_span": len(self.spans), "pool_size": len(self.pool),
+                "n_slots": self.n_slots, "pool_sources": {k: len(v) for k, v in self.pool_sources.items()}}
+
+
+def suggest(trial: Any, space: SearchSpace) -> dict[str, Any]:
+    """Ask ``trial`` for every parameter (all of them, every time: a fixed parameter set resumes and re-enqueues cleanly)."""
+    L, third = space.seq_len, max(1, space.seq_len // 3)
+    p = {"base": trial.suggest_categorical("base", list(range(len(space.bases)))),
+         "end": trial.suggest_int("end", L, 2 * L),
+         "insert": trial.suggest_categorical("insert", list(INSERT_MODES)),
+         "ins_span": trial.suggest_categorical("ins_span", list(range(len(space.spans)))),
+         "ins_len": trial.suggest_int("ins_len", 1, third),
+         "ins_at": trial.suggest_int("ins_at", 1, L - 1),
+         "repeat_len": trial.suggest_int("repeat_len", 0, third),
+         "repeat_from": trial.suggest_int("repeat_from", 0, L - 1),
+         "n_swaps": trial.suggest_int("n_swaps", 0, MAX_SWAPS)}
+    for i in range(MAX_SWAPS):
+        p[f"swap{i}_a"] = trial.suggest_int(f"swap{i}_a", 0, L - 1)
+        p[f"swap{i}_b"] = trial.suggest_int(f"swap{i}_b", 0, L - 1)
+    for i in range(space.n_slots):
+        p[f"slot{i}_pos"] = trial.suggest_int(f"slot{i}_pos", 0, L - 1)
+        p[f"slot{i}_tok"] = trial.suggest_categorical(f"slot{i}_tok", [-1, *space.pool])
+    return p
+
+
+def build_prompt(p: dict[str, Any], space: SearchSpace) -> Int[Tensor, "seq_len"]:
+    """Apply a trial's parameters (see the module docstring, steps 1-5); always exactly seq_len tokens."""
+    L = space.seq_len
+    seq = space.bases[p["base"]][p["end"] - L:p["end"]].clone()
+    n = p["ins_len"]
+    span = space.spans[p["ins_span"]][:n]
+    if p["insert"] == "prefix":
+        seq = torch.cat([span, seq[n:]])
+    elif p["insert"] == "infix":
+        at = min(max(p["ins_at"], n), L)
+        seq = torch.cat([seq[n:at], span, seq[at:]])
+    if p["repeat_len"] > 0:
+        start = min(p["repeat_from"], L - p["repeat_len"])
+        seq = torch.cat([seq, seq[start:start + p["repeat_len"]]])[-L:]
+    for i in range(p["n_swaps"]):
+        a, b = p[f"swap{i}_a"], p[f"swap{i}_b"]
+        seq[a], seq[b] = seq[b].clone(), seq[a].clone()
+    for i in range(space.n_slots):
+        if p[f"slot{i}_tok"] >= 0:
+            seq[L - 1 - p[f"slot{i}_pos"]] = p[f"slot{i}_tok"]
+    return seq
+
+
+def build_space(bridge: Any, windows: TokenWindows, target: Component, *, seq_len: int, seed: int, n_base: int = 64,
+                n_span: int = 32, pool_size: int = 96, n_slots: int = 4) -> SearchSpace:
+    """Draw the base windows and insertion spans with ``seed`` and build the token pool from the model."""
+    bases, docs = windows.sample(2 * seq_len, n_base, seed=seed)
+    spans, span_docs = windows.sample(seq_len, n_span, seed=seed + 1, exclude=set(docs))
+    sources = token_pool(bridge, target, bases[:, -seq_len:][:8], pool_size=pool_size)
+    pool = _merge(sources, pool_size)
+    return SearchSpace(seq_len, bases, spans, pool, sources, n_slots, docs + span_docs)
+
+
+def _merge(sources: dict[str, list[int]], size: int) -> list[int]:
+    """Interleave the sources (first of each, then second of each, ...) without duplicates, up to ``size``."""
+    out: list[int] = []
+    lists = [v for v in sources.values() if v]
+    for i in range(max((len(v) for v in lists), default=0)):
+        for v in lists:
+            if i < len(v) and v[i] not in out and len(out) < size:
+                out.append(v[i])
+    return sorted(out)
+
+
+def token_pool(bridge: Any, target: Component, tokens: Int[Tensor, "batch pos"], *, pool_size: int) -> dict[str, list[int]]:
+    """Candidate slot tokens, by source, each list best first and ``pool_size`` long (merged later)."""
+    banned = set(getattr(bridge.tokenizer, "all_special_ids", []) or [])
+    keep = lambda scores: [t for t in scores.argsort(descending=True).tolist() if t not in banned][:pool_size]  # noqa: E731
+    out = {"gradient": keep(_gradient_scores(bridge, target, tokens))}
+    if target.kind == "head":
+        out["ov_copy"] = keep(_ov_copy_scores(bridge, target))
+    out["eraser_attention"] = keep(_eraser_attention_scores(bridge, target, tokens))
+    return out
+
+
+def _gradient_scores(bridge: Any, target: Component, tokens: Tensor) -> Tensor:
+    """GCG: max over (prompt, position) of d DLA(target) / d one-hot[token], i.e. grad_embed . W_E[token]."""
+    tokens = tokens.to(bridge.W_U.device)
+    got: dict[str, Tensor] = {}
+
+    def leaf(x: Tensor, hook: Any) -> Tensor:
+        got["embed"] = x.detach().requires_grad_(True)
+        return got["embed"]
+
+    def grab(key: str):
+        def hook(x: Tensor, hook: Any) -> Tensor:
+            got[key] = x
+            return x
+        return hook
+
+    out_hook = f"blocks.{target.layer}.attn.hook_result" if target.kind == "head" else f"blocks.{target.layer}.hook_mlp_out"
+    with torch.enable_grad():
+        logits = bridge.run_with_hooks(tokens, fwd_hooks=[("hook_embed", leaf), (out_hook, grab("out")), ("ln_final.hook_scale", grab("scale"))])
+        t1, t2 = top2(logits[:, -1].detach())
+        out = got["out"][:, -1, target.head] if target.kind == "head" else got["out"][:, -1]
+        value = ((out / got["scale"][:, -1]) * logit_direction(bridge, t1, t2)).sum()
+        (grad,) = torch.autograd.grad(value, got["embed"])
+    return (grad.detach().reshape(-1, grad.shape[-1]) @ bridge.W_E.detach().T).amax(0)
+
+
+def _ov_copy_scores(bridge: Any, target: Component) -> Tensor:
+    """How much the target's OV circuit, reading token t's (normalised) embedding, raises t's own logit."""
+    attn = bridge.blocks[target.layer].attn
+    group = target.head // (attn.W_O.shape[0] // attn.W_V.shape[0])
+    w_e = bridge.W_E.detach()
+    if str(getattr(bridge.cfg, "normalization_type", "LN")).startswith("LN"):
+        w_e = w_e - w_e.mean(-1, keepdim=True)
+    w_e = w_e / w_e.pow(2).mean(-1, keepdim=True).sqrt().clamp(min=1e-6)
+    written = w_e @ attn.W_V[group].detach() @ attn.W_O[target.head].detach()  # [vocab, d_model]
+    return (written * bridge.W_U.detach().T[: written.shape[0]]).sum(-1)
+
+
+def _eraser_attention_scores(bridge: Any, target: Component, tokens: Tensor, n_erasers: int = 3) -> Tensor:
+    """Attention mass, from the last position, that the most negative-DLA downstream heads put on each token."""
+    later = [c for c in head_components(bridge.cfg) if is_downstream(c, target)]
+    scores = torch.zeros(bridge.cfg.d_vocab)
+    if not later:
+        return scores
+    tokens = tokens.to(bridge.W_U.device)
+    erasers = [later[i] for i in dla(bridge, tokens, components=later).values.mean(0).argsort()[:n_erasers].tolist()]
+    names = {f"blocks.{c.layer}.attn.hook_pattern" for c in erasers}
+    with torch.inference_mode():
+        _, cache = bridge.run_with_cache(tokens, names_filter=lambda n: n in names)
+    for c in erasers:
+        mass = cache[f"blocks.{c.layer}.attn.hook_pattern"][:, c.head, -1].float().cpu()  # [batch, key_pos]
+        scores.index_add_(0, tokens.cpu().reshape(-1), mass.reshape(-1))
+    return scores
