@@ -183,6 +183,8 @@ def test_build_once_failure_leaves_nothing(advdla_home):
         (tmp / "half.bin").write_bytes(b"x" * 100)
         raise AdvdlaError("boom")
 
+    stale = models_dir() / ".m.tmp-killed"  # what a killed build leaves: swept by the next build
+    stale.mkdir(parents=True)
     with pytest.raises(AdvdlaError, match="boom"):
         build_once("m", bad)
     assert list(models_dir().iterdir()) == []

@@ -15,6 +15,7 @@ downloading it (it is still hash-checked).
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import os
@@ -164,17 +165,20 @@ class _quiet_transformers:
         from transformers.utils import logging
 
         self._verbosity = logging.get_verbosity()
-        self._tqdm = os.environ.get("TQDM_DISABLE")
-        os.environ["TQDM_DISABLE"] = "1"  # the GGUF reader calls tqdm directly
         logging.set_verbosity_error()
         logging.disable_progress_bar()
+        try:  # the GGUF reader calls tqdm directly, past transformers' switch
+            import transformers.modeling_gguf_pytorch_utils as gguf_utils
+
+            self._gguf, self._tqdm = gguf_utils, gguf_utils.tqdm
+            gguf_utils.tqdm = functools.partial(self._tqdm, disable=True)
+        except (ImportError, AttributeError):
+            self._gguf = None
 
     def __exit__(self, *exc: Any) -> None:
         from transformers.utils import logging
 
         logging.set_verbosity(self._verbosity)
         logging.enable_progress_bar()
-        if self._tqdm is None:
-            os.environ.pop("TQDM_DISABLE", None)
-        else:
-            os.environ["TQDM_DISABLE"] = self._tqdm
+        if self._gguf is not None:
+            self._gguf.tqdm = self._tqdm
