@@ -33,12 +33,9 @@ from typing import Any
 from advdla.errors import AdvdlaError, did_you_mean
 
 __all__ = ["Entry", "Board", "parse_record", "record_filename", "add_record", "load_board", "ranked_rows",
-           "render_markdown", "write_markdown", "suite_fingerprint", "KINDS", "LOWER_IS_BETTER"]
+           "render_markdown", "write_markdown", "suite_fingerprint", "KINDS"]
 
 KINDS = ("adversarial", "natural")
-# Metrics where smaller is better; every other metric ranks descending. (The scoring registry's
-# ``higher_is_better`` flag wins when it knows the metric: see :func:`_higher_is_better`.)
-LOWER_IS_BETTER = frozenset({"fooled_rate", "mae", "nmae", "mae_norm", "normalized_mae"})
 LOCK_NAME = ".leaderboard.lock"
 MARKDOWN_NAME = "LEADERBOARD.md"
 
@@ -55,6 +52,7 @@ class Entry:
     split: str
     metrics: dict[str, dict[str, tuple[float, float, float]]]
     n: dict[str, int] = field(default_factory=dict)
+    higher_is_better: dict[str, bool] = field(default_factory=dict)
     record: dict[str, Any] = field(default_factory=dict)
     path: Path | None = None
 
@@ -77,77 +75,36 @@ class Board:
 
 # ----------------------------------------------------------------------------------------------- records
 
-def parse_record(record: dict[str, Any]) -> Entry:
-    """The :class:`Entry` of a result record dict; :class:`AdvdlaError` (one line) when a field is missing or bad.
+def parse_record(record: Any) -> Entry:
+    """The :class:`Entry` of a result record dict (:class:`advdla.scoring.ResultRecord` schema, read through its
+    ``from_dict``); :class:`AdvdlaError` (one line) when a field is missing or has the wrong type."""
+    from advdla.scoring import ResultRecord
 
-    Accepts the nested form written by :mod:`advdla.scoring` (``method: {name, version}``, ``suite: {name,
-    version, fingerprint}``) and flat keys (``method``, ``method_version``, ``suite``, ``suite_version``, ...).
-    """
     if not isinstance(record, dict):
         raise AdvdlaError(f"a result record must be a JSON object, got {type(record).__name__}")
-    method, method_version = _named(record, "method")
-    suite, suite_version = _named(record, "suite")
-    fingerprint = _field(record, "suite", "fingerprint")
-    split = record.get("split")
-    if not isinstance(split, str) or not split:
-        raise AdvdlaError("result record has no 'split' (dev or test)")
-    if not isinstance(fingerprint, str) or not fingerprint:
-        raise AdvdlaError("result record has no suite fingerprint ('suite': {'fingerprint': ...})")
     try:
-        suite_version = int(suite_version)
-    except (TypeError, ValueError):
-        raise AdvdlaError(f"result record's suite version {suite_version!r} is not an integer") from None
-    metrics, counts = _metrics(record.get("metrics"))
-    return Entry(method=method, method_version=str(method_version), suite=suite, suite_version=suite_version,
-                 suite_fingerprint=fingerprint, split=split, metrics=metrics, n=counts, record=record)
+        rec = ResultRecord.from_dict(record)
+        entry = Entry(method=_text(rec.method["name"]), method_version=_text(rec.method["version"]),
+                      suite=_text(rec.suite["name"]), suite_version=int(rec.suite["version"]),
+                      suite_fingerprint=_text(rec.suite["fingerprint"]), split=_text(rec.split), metrics={},
+                      record=rec.to_dict())
+        for m in rec.metrics:
+            entry.metrics.setdefault(m["kind"], {})[m["metric"]] = (_num(m["value"]), _num(m["lo"]), _num(m["hi"]))
+            entry.n[m["kind"]] = max(entry.n.get(m["kind"], 0), int(m.get("n") or 0))
+            entry.higher_is_better[m["metric"]] = bool(m.get("higher_is_better", _higher_is_better(m["metric"])))
+    except KeyError as exc:
+        raise AdvdlaError(f"result record lacks the field {exc.args[0]!r} (schema: advdla.scoring.ResultRecord)") from None
+    except (TypeError, ValueError, AttributeError) as exc:
+        raise AdvdlaError(f"result record has a field of the wrong type ({exc}); schema: advdla.scoring.ResultRecord") from None
+    if entry.split not in ("dev", "test", "all"):
+        raise AdvdlaError(f"result record's split {entry.split!r} is not dev, test or all")
+    return entry
 
 
-def _field(record: dict[str, Any], what: str, key: str) -> Any:
-    """``record[what][key]`` when ``record[what]`` is a dict, else the flat ``record[f"{what}_{key}"]``."""
-    sub = record.get(what)
-    return sub.get(key) if isinstance(sub, dict) else record.get(f"{what}_{key}")
-
-
-def _named(record: dict[str, Any], what: str) -> tuple[str, Any]:
-    sub = record.get(what)
-    name = sub.get("name") if isinstance(sub, dict) else sub
-    version = _field(record, what, "version")
-    if not isinstance(name, str) or not name:
-        raise AdvdlaError(f"result record has no {what} name ('{what}': {{'name': ..., 'version': ...}})")
-    if version is None or version == "":
-        raise AdvdlaError(f"result record has no {what} version for {name!r}")
-    return name, version
-
-
-def _metrics(raw: Any) -> tuple[dict[str, dict[str, tuple[float, float, float]]], dict[str, int]]:
-    """``{kind: {metric: (value, low, high)}}`` from ``{kind: {metric: {value|mean, low, high} | number}}``."""
-    if not isinstance(raw, dict) or not any(k in raw for k in KINDS):
-        raise AdvdlaError("result record has no metrics per kind ('metrics': {'adversarial': {...}, 'natural': {...}})")
-    out: dict[str, dict[str, tuple[float, float, float]]] = {}
-    counts: dict[str, int] = {}
-    for kind, ms in raw.items():
-        if not isinstance(ms, dict):
-            raise AdvdlaError(f"result record's metrics for {kind!r} are not an object")
-        out[kind] = {}
-        for name, m in ms.items():
-            if name in ("n", "n_examples"):
-                counts[kind] = int(m)
-                continue
-            out[kind][name] = _interval(kind, name, m)
-            if isinstance(m, dict) and "n" in m:
-                counts.setdefault(kind, int(m["n"]))
-    return out, counts
-
-
-def _interval(kind: str, name: str, m: Any) -> tuple[float, float, float]:
-    try:
-        if isinstance(m, dict):
-            value = _num(m.get("value", m.get("mean", m.get("estimate"))))
-            ci = m.get("ci") or (m.get("low", m.get("ci_low")), m.get("high", m.get("ci_high")))
-            return value, _num(ci[0]), _num(ci[1])
-        return _num(m), math.nan, math.nan
-    except (TypeError, ValueError, IndexError):
-        raise AdvdlaError(f"result record's metric {kind}.{name} is not a number or {{value, low, high}}: {m!r}") from None
+def _text(x: Any) -> str:
+    if not isinstance(x, (str, int)) or isinstance(x, bool) or x == "":
+        raise TypeError(f"expected a non-empty string, got {x!r}")
+    return str(x)
 
 
 def _num(x: Any) -> float:
@@ -277,15 +234,11 @@ def _one_line(exc: Exception) -> str:
 
 
 def _higher_is_better(metric: str) -> bool:
-    try:
-        from advdla import scoring  # the metric registry carries the direction, when it knows the metric
+    """The scoring registry's direction for ``metric`` (records carry it too; this is for older records)."""
+    from advdla.scoring import METRICS
 
-        meta = getattr(scoring, "METRICS", {}).get(metric)
-        if meta is not None and hasattr(meta, "higher_is_better"):
-            return bool(meta.higher_is_better)
-    except ImportError:
-        pass
-    return metric not in LOWER_IS_BETTER
+    spec = METRICS.get(metric)
+    return True if spec is None else bool(spec.higher_is_better)
 
 
 def groups(entries: list[Entry]) -> dict[tuple[str, int, str], list[Entry]]:
@@ -314,7 +267,8 @@ def ranked_rows(entries: list[Entry], *, sort: str = "spearman") -> list[dict[st
         raise AdvdlaError(f"unknown --sort metric {metric!r}: known are {', '.join(sorted(known))}.{did_you_mean(metric, sorted(known))}")
     rows = [_row(e) for e in entries]
     col = "drop_spearman" if metric == "drop" else f"{metric}_{kind[:3]}"
-    sign = 1.0 if metric == "drop" or not _higher_is_better(metric) else -1.0
+    higher = next((e.higher_is_better[metric] for e in entries if metric in e.higher_is_better), True)
+    sign = 1.0 if metric == "drop" or not higher else -1.0
     rows.sort(key=lambda r: (math.isnan(r.get(col, math.nan)), sign * _nan0(r.get(col, math.nan)), r["method"]))
     for i, r in enumerate(rows, 1):
         r["rank"] = i
@@ -333,7 +287,7 @@ def _row(e: Entry) -> dict[str, Any]:
             row[f"{metric}_{kind[:3]}"] = v
             row[f"{metric}_{kind[:3]}_ci"] = [lo, hi]
     row["drop_spearman"] = e.value("natural", "spearman") - e.value("adversarial", "spearman")
-    row["drop_fooled_rate"] = e.value("adversarial", "fooled_rate") - e.value("natural", "fooled_rate")
+    row["drop_fooled"] = e.value("adversarial", "fooled") - e.value("natural", "fooled")
     return row
 
 
@@ -342,8 +296,8 @@ def _row(e: Entry) -> dict[str, Any]:
 # Columns shown in the table and the markdown: (header, row key, with interval).
 DISPLAY = (("Spearman adv", "spearman_adv", True), ("Spearman nat", "spearman_nat", True),
            ("drop (nat-adv)", "drop_spearman", False), ("Kendall adv", "kendall_adv", True),
-           ("top-k recall adv", "topk_recall_adv", True), ("fooled adv", "fooled_rate_adv", True),
-           ("fooled nat", "fooled_rate_nat", True))
+           ("top-k recall adv", "topk_recall_adv", True), ("fooled adv", "fooled_adv", True),
+           ("fooled nat", "fooled_nat", True))
 
 
 def display_rows(rows: list[dict[str, Any]]) -> list[dict[str, str]]:

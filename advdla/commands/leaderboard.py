@@ -50,12 +50,13 @@ def _add(args: Any) -> int:
         raise AdvdlaError("give the result record files to add: advdla leaderboard add FILE [FILE...]")
     for f in args.files:
         try:
-            record = json.loads(Path(f).read_text())
+            data = json.loads(Path(f).read_text())
         except OSError as exc:
-            raise AdvdlaError(f"cannot read {f}: {exc.strerror}") from None
+            raise AdvdlaError(f"cannot read {f}: {exc.strerror}; give a file written by `advdla score --out`") from None
         except ValueError as exc:
-            raise AdvdlaError(f"{f} is not valid JSON ({exc}): give a record written by `advdla score --out`") from None
-        print(add_record(record, args.dir, suites_dir=args.suites))
+            raise AdvdlaError(f"{f} is not valid JSON ({exc})") from None
+        for record in data if isinstance(data, list) else [data]:  # score --out writes a list; one record also works
+            print(add_record(record, args.dir, suites_dir=args.suites))
     return 0
 
 
