@@ -27,3 +27,49 @@ def advdla_home(tmp_path, monkeypatch):
     home = tmp_path / "advdla-home"
     monkeypatch.setenv("ADVDLA_HOME", str(home))
     return home
+
+
+# ------------------------------------------------------------------ a tiny in-memory suite on planted ground truth
+
+
+@pytest.fixture(scope="session")
+def planted():
+    """The planted-erasure model (L0H1 writes, L1H2 erases it, L2H0 honest), loaded once per session."""
+    from advdla.models import load_model
+
+    return load_model("planted-erasure")
+
+
+def build_planted_suite(bridge, *, n_adversarial=8, n_natural=8, n_tokens=12, n_resamples=3, seed=0):
+    """A suite-shaped object (``.dataset``: HF Dataset of Truth rows + example_id/split/kind/text; ``.manifest``)
+    from ground truth computed on the planted model. Adversarial rows target the erased writer, natural rows
+    the honest head; splits alternate dev/test. Every head is in every panel (the model has 12)."""
+    from types import SimpleNamespace
+
+    import datasets
+
+    from advdla.components import head_components, parse_component
+    from advdla.corpus import TokenWindows, load_corpus, resamples_for
+    from advdla.groundtruth import ground_truth
+    from advdla.models.planted import PLANTED
+
+    windows = TokenWindows(load_corpus(), bridge.tokenizer)
+    n = n_adversarial + n_natural
+    prompts, docs = windows.sample(n_tokens, n, seed=seed)
+    rows = []
+    for i in range(n):
+        kind = "adversarial" if i < n_adversarial else "natural"
+        target = parse_component(PLANTED.writer if kind == "adversarial" else PLANTED.honest, bridge.cfg)
+        res = resamples_for(windows, n_tokens, n_resamples, seed=seed + 1000 + i, exclude=set(docs))
+        truth = ground_truth(bridge, prompts[i], res, head_components(bridge.cfg), target=target)
+        rows.append({**truth.to_row(), "example_id": f"planted-{i:03d}", "split": ("dev", "test")[i % 2], "kind": kind,
+                     "text": bridge.tokenizer.decode(prompts[i].tolist())})
+    manifest = {"name": "planted-test", "version": "0.0.1", "fingerprint": f"test-{seed}-{n}", "model": "planted-erasure",
+                "thresholds": {}}
+    return SimpleNamespace(dataset=datasets.Dataset.from_list(rows), manifest=manifest)
+
+
+@pytest.fixture(scope="session")
+def planted_suite(planted):
+    """16 planted examples (8 adversarial on the writer, 8 natural on the honest head), built once per session."""
+    return build_planted_suite(planted)

@@ -1,0 +1,109 @@
+"""Shared machinery of the gradient methods (atp, atp-star, ig): component sites, cached activations, gradients.
+
+Context: a panel component's activation "site" is where a method reads and perturbs it: a head's ``hook_z``
+slice (its output before W_O, [batch, pos, d_head]) or an MLP's ``hook_mlp_out``. Patching a head's whole
+input makes it emit exactly its resample ``z``, so the difference ``z_res - z_clean`` at the site is exact;
+gradient methods only linearise what happens *downstream* of it.
+
+Why not backward hooks: TransformerBridge's backward hooks can come back silently empty (TransformerLens
+#1680). Instead each forward hook adds a zero leaf tensor that requires grad (``act + delta``, or replaces the
+activation by a leaf for IG), and :func:`torch.autograd.grad` differentiates LD with respect to those leaves.
+The leaves stay inside the graph, so gradients include every downstream path. The bridge's parameters do not
+require grad; the leaves do, under :func:`torch.enable_grad` (callers elsewhere run in inference mode).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable
+
+import torch
+from jaxtyping import Float, Int
+from torch import Tensor
+
+from advdla.attribution import _check_tokens
+from advdla.components import Component
+from advdla.errors import AdvdlaError
+
+Hook = tuple[str, Callable]
+
+
+def site(c: Component) -> tuple[str, int | None]:
+    """The hook a component's activation is read at, and its head index there (None for an MLP)."""
+    if c.kind == "head":
+        return f"blocks.{c.layer}.attn.hook_z", c.head
+    if c.kind == "mlp":
+        return f"blocks.{c.layer}.hook_mlp_out", None
+    raise AdvdlaError(f"gradient and patching methods apply to heads and MLPs, not {c.name}")
+
+
+def site_names(components: list[Component]) -> list[str]:
+    return sorted({site(c)[0] for c in components})
+
+
+def cache_sites(bridge: Any, tokens: Int[Tensor, "n pos"], names: list[str]) -> dict[str, Tensor]:
+    """Activations at ``names`` for a plain forward (no graph; usable later in a graph, unlike inference tensors)."""
+    with torch.no_grad():
+        _, cache = bridge.run_with_cache(_check_tokens(bridge, tokens), names_filter=lambda n: n in names)
+    return {n: cache[n].detach().clone() for n in names}
+
+
+def gradients(bridge: Any, tokens: Int[Tensor, "n pos"], t1: Tensor, t2: Tensor, names: list[str], *,
+              values: dict[str, Tensor] | None = None, masks: dict[str, Tensor] | None = None,
+              hooks: list[Hook] = ()) -> dict[str, Tensor]:
+    """d LD / d activation at each site in ``names`` (LD summed over rows; rows are independent).
+
+    Without ``values``: at the model's own activations. With ``values`` and ``masks``: the activation is
+    ``act * (1 - mask) + value * mask`` (a site's masked entries set to ``value``), and the gradient is taken
+    with respect to ``value``. ``hooks`` are extra forward hooks (GradDrop's detaching ones).
+    """
+    leaves: dict[str, Tensor] = {}
+
+    def make(name: str) -> Callable:
+        def hook(act: Tensor, hook: Any) -> Tensor:
+            if values is None:
+                leaves[name] = torch.zeros_like(act).requires_grad_(True)
+                return act + leaves[name]
+            leaves[name] = values[name].clone().requires_grad_(True)
+            return act * (1 - masks[name]) + leaves[name] * masks[name]
+
+        return hook
+
+    tokens = _check_tokens(bridge, tokens)
+    with torch.enable_grad():
+        logits = bridge.run_with_hooks(tokens, fwd_hooks=[*[(n, make(n)) for n in names], *hooks])
+        last = logits[:, -1]
+        ld = last.gather(1, t1[:, None].to(last.device))[:, 0] - last.gather(1, t2[:, None].to(last.device))[:, 0]
+        grads = torch.autograd.grad(ld.sum(), [leaves[n] for n in names], allow_unused=True)
+    return {n: (g if g is not None else torch.zeros_like(leaves[n])).detach() for n, g in zip(names, grads)}
+
+
+def dot_per_component(grads: dict[str, Tensor], delta: dict[str, Tensor], components: list[Component]) -> Float[Tensor, "n comp"]:
+    """sum over positions and features of grad * delta, per component: AtP's first-order change of LD."""
+    cols = []
+    for c in components:
+        name, head = site(c)
+        g, d = grads[name], delta[name]
+        cols.append((g[:, :, head] * d[:, :, head]).sum((1, 2)) if head is not None else (g * d).sum((1, 2)))
+    return torch.stack(cols, 1)
+
+
+def panel_masks(acts: dict[str, Tensor], panels: list[list[Component]], repeat: int) -> dict[str, Tensor]:
+    """Per site, a 0/1 mask selecting each row's own panel components (rows: examples, each repeated ``repeat`` times)."""
+    masks = {}
+    for name, act in acts.items():
+        m = torch.zeros(len(panels), *([1] * (act.ndim - 1)), dtype=act.dtype)
+        if act.ndim == 4:  # heads: [n, pos, head, d_head]
+            m = torch.zeros(len(panels), 1, act.shape[2], 1, dtype=act.dtype)
+        for b, panel in enumerate(panels):
+            for c in panel:
+                n, head = site(c)
+                if n == name:
+                    m[b, :, head if head is not None else slice(None)] = 1.0
+        masks[name] = m.repeat_interleave(repeat, 0).to(act.device)
+    return masks
+
+
+def resample_acts(bridge: Any, resamples: Int[Tensor, "batch r pos"], names: list[str]) -> dict[str, Tensor]:
+    """Site activations of every resample, [batch * r, ...] (row b * R + r)."""
+    b, r, pos = resamples.shape
+    return cache_sites(bridge, resamples.reshape(b * r, pos), names)

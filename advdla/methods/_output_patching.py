@@ -1,0 +1,32 @@
+"""``output-patching``: each component's output replaced by its resample output, exactly (not an estimate).
+
+For an attention head this IS the total effect: a head's output is a function of its q, k, v inputs alone,
+so resampling all of them (the ground truth's definition) makes it emit exactly its resample output
+(:mod:`advdla.patching`). Its scores therefore equal the oracle's up to float error; it stays in the table as
+the exact, expensive reference row (one forward per component and resample). For MLPs too the output is a
+function of the MLP's input only, so the same holds.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from jaxtyping import Float
+from torch import Tensor
+
+from advdla.methods import register_method
+from advdla.methods.base import AttributionMethod, ExampleBatch
+from advdla.patching import output_effects
+
+
+@register_method("output-patching", version="1", exact=True, description="exact resample of each component's output: "
+                 "equals the total effect for heads and MLPs (the exact, expensive reference row)")
+class OutputPatching(AttributionMethod):
+    def __init__(self, *, seed: int = 0, batch_size: int = 64) -> None:
+        super().__init__(seed=seed)
+        self.batch_size = batch_size
+
+    def attribute(self, model: Any, batch: ExampleBatch) -> Float[Tensor, "batch panel"]:
+        comps, index = batch.union()
+        effects = output_effects(model, batch.tokens, batch.resamples, comps, t1=batch.t1, t2=batch.t2, batch_size=self.batch_size)
+        return batch.gather(effects.mean.float().cpu(), index)

@@ -1,0 +1,138 @@
+"""The attribution-method interface: :class:`AttributionMethod` and the :class:`ExampleBatch` it reads.
+
+Context: every attribution method answers one question per suite example: how much does each component of
+the example's *panel* cause the logit difference LD = logit[t1] - logit[t2]? The causal answer (the ground
+truth a suite stores as ``te_mean``) is the total effect TE(c) = LD_clean - LD with c's input replaced by the
+resample's, averaged over the example's resamples. A method returns its *estimate* of TE(c), one number per
+panel component, in panel order; :mod:`advdla.scoring` compares the two.
+
+Intuition: a method sees exactly what the suite gives it (the prompt, its resamples, t1/t2, the panel) and
+nothing of the answer. The one exception is the ``oracle`` sanity row, which reads ``te_mean`` and so marks
+the ceiling of every metric.
+
+Like optuna's ``BaseSampler``, the base class is small: one abstract method. Implementations live one per
+private module (``advdla/methods/_dla.py`` ...) and register themselves by name with metadata (see
+:func:`advdla.methods.register_method`). The conformance test (``tests/test_methods.py``) runs over every
+registered method: shape and panel order, finite values, determinism under a seed, batch invariance.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from typing import Any, ClassVar, Iterable, Mapping
+
+import torch
+from jaxtyping import Float, Int
+from torch import Tensor
+
+from advdla.components import Component, parse_component
+from advdla.errors import AdvdlaError
+
+__all__ = ["AttributionMethod", "ExampleBatch"]
+
+
+@dataclass
+class ExampleBatch:
+    """B suite examples of the same length and the same panel size P, as tensors a method can run.
+
+    ``panels[b]`` lists example b's components in the order the method must return them; panels may differ
+    between examples (only their length is shared). ``te_mean`` is present only for the oracle and scoring.
+    """
+
+    tokens: Int[Tensor, "batch pos"]
+    resamples: Int[Tensor, "batch r pos"]
+    t1: Int[Tensor, "batch"]
+    t2: Int[Tensor, "batch"]
+    panels: list[list[Component]]
+    targets: list[Component]
+    example_ids: list[str] = field(default_factory=list)
+    te_mean: Float[Tensor, "batch panel"] | None = None
+
+    def __len__(self) -> int:
+        return self.tokens.shape[0]
+
+    @property
+    def n_panel(self) -> int:
+        return len(self.panels[0]) if self.panels else 0
+
+    @classmethod
+    def from_rows(cls, rows: Iterable[Mapping[str, Any]], cfg: Any, *, with_truth: bool = True) -> "ExampleBatch":
+        """Build a batch from suite rows (``Truth.to_row()`` dicts, plus ``example_id``).
+
+        Raises AdvdlaError when the rows cannot share a batch (different lengths, resample counts or panel sizes).
+        """
+        rows = list(rows)
+        if not rows:
+            raise AdvdlaError("an ExampleBatch needs at least one row")
+        _check_uniform(rows)
+        panels = [[parse_component(n, cfg) for n in r["panel"]] for r in rows]
+        te = torch.tensor([list(r["te_mean"]) for r in rows], dtype=torch.float32) if with_truth and "te_mean" in rows[0] else None
+        return cls(
+            tokens=torch.tensor([list(r["tokens"]) for r in rows], dtype=torch.long),
+            resamples=torch.tensor([[list(x) for x in r["resamples"]] for r in rows], dtype=torch.long),
+            t1=torch.tensor([int(r["t1"]) for r in rows]), t2=torch.tensor([int(r["t2"]) for r in rows]),
+            panels=panels, targets=[parse_component(r["target"], cfg) for r in rows],
+            example_ids=[str(r.get("example_id", i)) for i, r in enumerate(rows)], te_mean=te,
+        )
+
+    def select(self, index: list[int]) -> "ExampleBatch":
+        """The sub-batch of the given examples (the conformance test scores examples one by one with it)."""
+        idx = torch.tensor(index, dtype=torch.long)
+        return ExampleBatch(
+            tokens=self.tokens[idx], resamples=self.resamples[idx], t1=self.t1[idx], t2=self.t2[idx],
+            panels=[self.panels[i] for i in index], targets=[self.targets[i] for i in index],
+            example_ids=[self.example_ids[i] for i in index] if self.example_ids else [],
+            te_mean=None if self.te_mean is None else self.te_mean[idx],
+        )
+
+    def union(self) -> tuple[list[Component], Int[Tensor, "batch panel"]]:
+        """Every component any panel holds (sorted), and for each example the index of its panel entries in it.
+
+        Methods that compute all components for all examples at once use it: ``values[:, index]`` after a
+        ``gather`` gives the batch's [batch, panel] answer (see :meth:`gather`).
+        """
+        comps = sorted({c for panel in self.panels for c in panel})
+        pos = {c: i for i, c in enumerate(comps)}
+        return comps, torch.tensor([[pos[c] for c in panel] for panel in self.panels], dtype=torch.long)
+
+    def gather(self, values: Float[Tensor, "batch union"], index: Int[Tensor, "batch panel"]) -> Float[Tensor, "batch panel"]:
+        """Per example, the union-ordered ``values`` picked out in that example's panel order."""
+        return values.gather(1, index.to(values.device))
+
+
+def _check_uniform(rows: list[Mapping[str, Any]]) -> None:
+    for key, what in (("tokens", "token count"), ("panel", "panel size"), ("resamples", "resample count")):
+        sizes = {len(r[key]) for r in rows}
+        if len(sizes) > 1:
+            raise AdvdlaError(f"rows in one batch must share their {what}, got {sorted(sizes)}: group rows with advdla.scoring.batches")
+
+
+class AttributionMethod(ABC):
+    """Estimate each panel component's total effect on LD. Subclasses set nothing by hand: the registry
+    decorator (:func:`advdla.methods.register_method`) fills ``name``, ``version``, ``description`` and flags.
+
+    Keyword-only constructor arguments are the method's parameters (``seed`` always exists; ``ig`` adds
+    ``steps``); :meth:`params` reports them for result records.
+    """
+
+    name: ClassVar[str] = ""
+    version: ClassVar[str] = "0"
+    description: ClassVar[str] = ""
+    needs_grad: ClassVar[bool] = False
+    uses_truth: ClassVar[bool] = False
+
+    def __init__(self, *, seed: int = 0) -> None:
+        self.seed = seed
+
+    @abstractmethod
+    def attribute(self, model: Any, batch: ExampleBatch) -> Float[Tensor, "batch panel"]:
+        """Estimates of TE(c) for every example of ``batch`` and every c of its panel, in panel order."""
+
+    def params(self) -> dict[str, Any]:
+        """The method's parameters (constructor arguments), recorded with its results."""
+        return {k: v for k, v in vars(self).items() if not k.startswith("_")}
+
+    def __repr__(self) -> str:
+        args = ", ".join(f"{k}={v!r}" for k, v in self.params().items())
+        return f"{type(self).__name__}({args})"

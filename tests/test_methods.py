@@ -1,0 +1,137 @@
+"""Conformance test over every registered attribution method (as optuna tests every sampler), plus the registry.
+
+Every method must return [batch, panel] finite numbers in panel order, the same numbers twice under a seed,
+and the same numbers whether examples come one by one or batched. Runs on the planted-erasure suite rows.
+"""
+
+from __future__ import annotations
+
+import importlib.metadata
+
+import pytest
+import torch
+
+from advdla import methods
+from advdla.errors import AdvdlaError
+from advdla.methods import AttributionMethod, ExampleBatch, available_methods, get_method, register_method
+
+FAST_PARAMS = {"ig": {"steps": 2}}  # fewer IG steps keep the test fast; the property does not depend on them
+
+
+@pytest.fixture(scope="module")
+def rows(planted_suite):
+    return [dict(r) for r in planted_suite.dataset][:3]
+
+
+@pytest.fixture(scope="module")
+def batch(rows, planted):
+    return ExampleBatch.from_rows(rows, planted.cfg)
+
+
+@pytest.mark.parametrize("name", list(available_methods()))
+def test_method_conforms(name, planted, batch):
+    method = get_method(name, seed=1, **FAST_PARAMS.get(name, {}))
+    values = method.attribute(planted, batch)
+    assert isinstance(values, torch.Tensor) and values.shape == (len(batch), batch.n_panel)
+    assert torch.isfinite(values).all()
+    again = get_method(name, seed=1, **FAST_PARAMS.get(name, {})).attribute(planted, batch)
+    torch.testing.assert_close(values, again, atol=0, rtol=0)  # deterministic under the seed
+    one_by_one = torch.cat([method.attribute(planted, batch.select([i])) for i in range(len(batch))])
+    torch.testing.assert_close(values, one_by_one, atol=1e-5, rtol=1e-5)  # batch-invariant
+
+
+@pytest.mark.parametrize("name", list(available_methods()))
+def test_method_follows_panel_order(name, planted, batch):
+    """Reversing an example's panel reverses the method's answer (random: its numbers follow the panel it is given)."""
+    method = get_method(name, seed=1, **FAST_PARAMS.get(name, {}))
+    one = batch.select([0])
+    flipped = one.select([0])
+    flipped.panels = [one.panels[0][::-1]]
+    if one.te_mean is not None:
+        flipped.te_mean = one.te_mean.flip(1)
+    got, back = method.attribute(planted, one), method.attribute(planted, flipped)
+    if name == "random":
+        assert not torch.equal(got, back.flip(1))
+    else:
+        torch.testing.assert_close(got, back.flip(1), atol=1e-5, rtol=1e-5)
+
+
+def test_metadata_and_did_you_mean():
+    specs = available_methods()
+    assert {"dla", "dla-erasure-aware", "atp", "atp-star", "ig", "output-patching", "random", "oracle"} <= set(specs)
+    assert specs["atp"].needs_grad and not specs["dla"].needs_grad and specs["oracle"].uses_truth
+    assert all(s.description and s.version for s in specs.values())
+    with pytest.raises(AdvdlaError, match="Did you mean 'atp-star'"):
+        get_method("atp_star")
+    with pytest.raises(AdvdlaError, match="steps >= 1"):
+        get_method("ig", steps=0)
+
+
+def test_ig_and_atp_agree_with_the_exact_effect_where_the_model_is_linear_enough(planted, batch):
+    """On the honest head and the eraser (no cancellation through them), gradient methods match the truth."""
+    truth = batch.te_mean
+    honest, eraser = batch.panels[0].index(_comp(planted, "L2H0")), batch.panels[0].index(_comp(planted, "L1H2"))
+    for name in ("atp", "ig"):
+        est = get_method(name, **FAST_PARAMS.get(name, {})).attribute(planted, batch)
+        for i in (honest, eraser):
+            torch.testing.assert_close(est[:, i], truth[:, i], atol=0.1 * truth[:, i].abs().max().item(), rtol=0)
+
+
+def test_oracle_needs_the_truth(planted, rows):
+    no_truth = ExampleBatch.from_rows(rows, planted.cfg, with_truth=False)
+    with pytest.raises(AdvdlaError, match="te_mean"):
+        get_method("oracle").attribute(planted, no_truth)
+
+
+def test_rows_of_different_lengths_cannot_share_a_batch(planted, rows):
+    short = {**rows[1], "tokens": rows[1]["tokens"][:-1]}
+    with pytest.raises(AdvdlaError, match="token count"):
+        ExampleBatch.from_rows([rows[0], short], planted.cfg)
+
+
+class _Constant(AttributionMethod):
+    """A plug-in method for the test: every estimate is 2.0."""
+
+    version = "7"
+    description = "constant plug-in"
+
+    def attribute(self, model, batch):
+        return torch.full((len(batch), batch.n_panel), 2.0)
+
+
+def _fake_entry_points(monkeypatch, value, obj):
+    ep = importlib.metadata.EntryPoint(name="const-plugin", value=value, group=methods.ENTRY_POINT_GROUP)
+    monkeypatch.setattr(importlib.metadata.EntryPoint, "load", lambda self: obj)
+    monkeypatch.setattr(importlib.metadata, "entry_points", lambda group=None, **kw: [ep] if group == methods.ENTRY_POINT_GROUP else [])
+    monkeypatch.setattr(methods, "_loaded_entry_points", set())
+    monkeypatch.setattr(methods, "METHODS", dict(methods.METHODS))
+
+
+def test_a_plugin_from_an_entry_point_is_registered_and_scored(monkeypatch, planted, planted_suite):
+    from advdla.scoring import run_methods
+
+    _fake_entry_points(monkeypatch, "fake_pkg.mod:_Constant", _Constant)
+    spec = available_methods()["const-plugin"]
+    assert spec.cls is _Constant and spec.version == "7" and spec.source == "entry point fake_pkg.mod:_Constant"
+    frame, runs = run_methods(planted, ["const-plugin", "dla"], [dict(r) for r in planted_suite.dataset], seed=0)
+    assert set(frame["method"]) == {"const-plugin", "dla"} and not any(r.error for r in runs)
+    spearman = frame[(frame.method == "const-plugin") & (frame.metric == "spearman")]
+    assert spearman["n"].eq(0).all()  # a constant estimate has no rank correlation: NaN, counted as 0 examples
+
+
+def test_a_broken_plugin_is_reported_and_the_builtins_survive(monkeypatch, capsys):
+    _fake_entry_points(monkeypatch, "fake_pkg.mod:not_a_method", 42)
+    names = available_methods()
+    assert "const-plugin" not in names and "dla" in names
+    assert "plug-in method 'const-plugin'" in capsys.readouterr().err
+
+
+def test_register_method_rejects_a_non_method():
+    with pytest.raises(AdvdlaError, match="AttributionMethod subclass"):
+        register_method("bad", version="1", description="x")(object)
+
+
+def _comp(bridge, name):
+    from advdla.components import parse_component
+
+    return parse_component(name, bridge.cfg)

@@ -1,0 +1,175 @@
+"""Scoring: metrics on hand-made numbers, the acceptance numbers on the planted suite, the harness, records, the CLI."""
+
+from __future__ import annotations
+
+import json
+import math
+import sys
+import types
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from advdla.methods import AttributionMethod, register_method
+from advdla.scoring import (FRAME_COLUMNS, METRICS, ResultRecord, bootstrap_ci, example_metrics, read_records, run_methods,
+                            write_records)
+
+
+def _row(te, target=0, ld=2.0):
+    return {"te_mean": te, "panel": [f"L0H{i}" for i in range(len(te))], "target": f"L0H{target}", "ld": ld}
+
+
+def test_metrics_on_hand_made_numbers():
+    row = _row([0.0, 2.0, -1.0, 0.5], target=0)
+    m = example_metrics([3.0, 2.0, -1.0, 0.5], row, k=2)  # target 0 ranked first by the method, last by the truth
+    assert m["fooled"] == 1.0 and m["topk_recall"] == 0.5 and m["mae_norm"] == pytest.approx(3.0 / 4 / 2.0)
+    assert m["sign_agreement"] == pytest.approx(1.0)  # the target carries no |TE|, every other sign is right
+    honest = example_metrics([0.0, 2.0, -1.0, 0.5], row, k=2)
+    assert honest["fooled"] == 0.0 and honest["spearman"] == pytest.approx(1.0) and honest["kendall"] == pytest.approx(1.0)
+    flipped = example_metrics([0.0, -2.0, 1.0, -0.5], row, k=2)
+    assert flipped["sign_agreement"] == 0.0 and flipped["spearman"] == pytest.approx(-1.0)
+    assert math.isnan(example_metrics([1.0, 1.0, 1.0, 1.0], row)["spearman"])  # constant: undefined, not 0
+    assert set(METRICS) == {"spearman", "kendall", "topk_recall", "sign_agreement", "mae_norm", "fooled"}
+
+
+def test_bootstrap_is_seeded_and_brackets_the_mean():
+    v = np.random.default_rng(0).normal(size=50)
+    lo, hi = bootstrap_ci(v, seed=3)
+    assert (lo, hi) == bootstrap_ci(v, seed=3) and lo < v.mean() < hi
+    assert bootstrap_ci(np.array([0.5]))[0] == 0.5 and all(math.isnan(x) for x in bootstrap_ci(np.array([np.nan])))
+
+
+@pytest.fixture(scope="module")
+def scored(planted, planted_suite):
+    rows = [{**dict(r), "split": "all"} for r in planted_suite.dataset]
+    frame, runs = run_methods(planted, ["oracle", "random", "dla", "dla-erasure-aware"], rows, seed=0)
+    assert not any(r.error for r in runs)
+    return frame
+
+
+def _value(frame, method, metric, kind="all"):
+    sel = frame[(frame.method == method) & (frame.metric == metric) & (frame.kind == kind)]
+    assert len(sel) == 1
+    return sel.iloc[0]
+
+
+def test_frame_is_tidy(scored):
+    assert list(scored.columns) == FRAME_COLUMNS
+    assert set(scored["kind"]) == {"adversarial", "natural", "all"}
+    assert (scored["lo"] <= scored["value"] + 1e-12).all() and (scored["value"] <= scored["hi"] + 1e-12).all()
+
+
+def test_oracle_is_perfect(scored):
+    for kind in ("adversarial", "natural", "all"):
+        for metric in ("spearman", "kendall", "topk_recall", "sign_agreement"):
+            assert _value(scored, "oracle", metric, kind).value == pytest.approx(1.0)
+        assert _value(scored, "oracle", "fooled", kind).value == 0.0 and _value(scored, "oracle", "mae_norm", kind).value == 0.0
+
+
+def test_random_is_about_chance(scored):
+    assert abs(_value(scored, "random", "spearman").value) < 0.3
+    assert abs(_value(scored, "random", "kendall").value) < 0.3
+
+
+def test_dla_is_fooled_by_the_planted_writer_and_erasure_aware_dla_less(scored):
+    dla_fooled = _value(scored, "dla", "fooled", "adversarial").value
+    aware_fooled = _value(scored, "dla-erasure-aware", "fooled", "adversarial").value
+    assert dla_fooled >= 0.75 and aware_fooled < dla_fooled
+    assert _value(scored, "dla", "fooled", "natural").value < dla_fooled  # the honest head is (mostly) not a trap
+
+
+class _WrongShape(AttributionMethod):
+    def attribute(self, model, batch):
+        return torch.zeros(len(batch), batch.n_panel - 1)
+
+
+class _NaN(AttributionMethod):
+    def attribute(self, model, batch):
+        return torch.full((len(batch), batch.n_panel), float("nan"))
+
+
+class _Raises(AttributionMethod):
+    def attribute(self, model, batch):
+        raise RuntimeError("boom\nsecond line")
+
+
+def test_harness_names_and_skips_bad_methods(planted, planted_suite, monkeypatch):
+    from advdla import methods
+
+    monkeypatch.setattr(methods, "METHODS", dict(methods.METHODS))  # the bad methods vanish after the test
+    for name, cls in (("test-wrong-shape", _WrongShape), ("test-nan", _NaN), ("test-raises", _Raises)):
+        register_method(name, version="1", description="a broken method (test only)")(cls)
+    warnings = []
+    rows = [dict(r) for r in planted_suite.dataset][:4]
+    frame, runs = run_methods(planted, ["test-wrong-shape", "dla", "test-nan", "test-raises"], rows, warn=warnings.append)
+    assert set(frame["method"]) == {"dla"}
+    assert len(warnings) == 3 and all("\n" not in w for w in warnings)
+    assert "'test-wrong-shape' returned shape" in warnings[0] and "'test-nan' returned NaN" in warnings[1]
+    assert "'test-raises' raised RuntimeError: boom" in warnings[2]
+
+
+def _record(frame=None):
+    return ResultRecord(method={"name": "dla", "version": "1", "params": {"seed": 0}},
+                        suite={"name": "s", "version": "1", "fingerprint": "f", "model": "planted-erasure"}, split="dev", k=3,
+                        n_examples=2, metrics=[{"kind": "all", "metric": "spearman", "value": float("nan"), "lo": float("nan"),
+                                                "hi": float("nan"), "n": 0, "higher_is_better": True}],
+                        environment={"git_commit": None, "versions": {}, "device": "cpu"}, wall_time_s=0.1, created="now")
+
+
+def test_records_round_trip_through_json(tmp_path):
+    path = tmp_path / "out" / "records.json"
+    write_records(path, [_record()])
+    raw = json.loads(path.read_text())
+    assert raw[0]["metrics"][0]["value"] is None and raw[0]["schema_version"] == 1
+    back = read_records(path)[0]
+    assert back.method == _record().method and math.isnan(back.metrics[0]["value"])
+    assert list(back.frame().columns) == FRAME_COLUMNS
+    assert [p.name for p in path.parent.iterdir()] == ["records.json"]  # no temp file left behind
+
+
+@pytest.fixture
+def fake_suite_module(monkeypatch, planted, planted_suite):
+    """advdla.suite stand-in (the real one is built in parallel): load_suite returns the planted suite."""
+    import advdla.models
+
+    mod = types.ModuleType("advdla.suite")
+    mod.state = {"bad": False}
+
+    def verify_suite(path):
+        from advdla.errors import AdvdlaError
+
+        if mod.state["bad"]:
+            raise AdvdlaError(f"suite {path} fails verification: fingerprint mismatch")
+
+    mod.verify_suite, mod.load_suite = verify_suite, lambda path: planted_suite
+    monkeypatch.setitem(sys.modules, "advdla.suite", mod)
+    monkeypatch.setattr(advdla.models, "load_model", lambda name, device="cpu": planted)
+    return mod
+
+
+def test_score_cli_writes_one_record_per_method(tmp_path, fake_suite_module, capsys):
+    from advdla.cli import main
+
+    out = tmp_path / "records.json"
+    rc = main(["score", "--suite", str(tmp_path), "--methods", "dla,oracle", "--split", "dev", "--out", str(out), "--format", "json"])
+    assert rc == 0
+    records = read_records(out)
+    assert [r.method["name"] for r in records] == ["dla", "oracle"]
+    assert records[0].suite["fingerprint"] == "test-0-16" and records[0].split == "dev" and records[0].n_examples == 8
+    assert {m["kind"] for m in records[0].metrics} == {"adversarial", "natural", "all"}
+    assert records[0].environment["versions"]["torch"] == torch.__version__
+    assert json.loads(capsys.readouterr().out)["records"][1]["method"]["name"] == "oracle"
+
+
+def test_score_cli_rejects_a_bad_suite_and_an_unknown_method(tmp_path, fake_suite_module, capsys):
+    from advdla.cli import main
+
+    fake_suite_module.state["bad"] = True
+    assert main(["score", "--suite", str(tmp_path), "--methods", "dla"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "fingerprint mismatch" in err and len(err.splitlines()) == 1
+    assert main(["score", "--suite", str(tmp_path), "--methods", "dla,atpstar"]) == 2
+    assert "Did you mean 'atp-star'" in capsys.readouterr().err
+    assert main(["score", "--suite", str(tmp_path / "missing"), "--methods", "dla"]) == 2
