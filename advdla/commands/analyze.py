@@ -1,0 +1,128 @@
+"""``advdla analyze --model NAME``: the paper's erasure analysis on a corpus sample (see :mod:`advdla.erasure`).
+
+Tables (or JSON with the same content): the writers, each writer's erasers and strongest downstream
+components (PR median [q25, q75] without and with V-composition patching, DLA slope), the residual PR by
+hook point, the writer-vs-eraser DLA fits, and the components DLA overrates (DLA - TE). ``--plot-dir`` adds
+PNGs of the paper's Figures 1-4.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from advdla.report import add_format_arg, emit, progress
+
+SHOWN_COMPONENTS = 8  # per writer: its erasers, then the most negative PRs and DLA slopes up to this many rows
+
+
+def register(subparsers: Any) -> None:
+    p = subparsers.add_parser("analyze", help="writers, erasers and projection ratios on a corpus sample")
+    p.add_argument("--model", default=None, help="registry name, HF hub name or local directory (default: smollm2-135m)")
+    p.add_argument("--writer", default="auto", help="writer components, comma-separated (L0H2, MLP3), or auto (default)")
+    p.add_argument("--n-writers", type=int, default=4, help="with --writer auto: how many writers to analyse (default: 4)")
+    p.add_argument("--prompts", type=int, default=32, help="corpus windows to analyse (default: 32)")
+    p.add_argument("--seq-len", type=int, default=32, help="tokens per window (default: 32)")
+    p.add_argument("--resamples", type=int, default=2, help="same-length resamples for total effects (default: 2)")
+    p.add_argument("--te-prompts", type=int, default=16, help="prompts used for the DLA-vs-TE ranking (default: 16)")
+    p.add_argument("--overrated-top", type=int, default=12, help="components (top |DLA|) ranked by DLA - TE (default: 12)")
+    p.add_argument("--no-centre", dest="centre", action="store_false", help="raw outputs in PR (default: centred over batch x position)")
+    p.add_argument("--corpus", default="builtin", help="builtin (default), local files or an HF dataset")
+    p.add_argument("--seed", type=int, default=0, help="sampling seed (default: 0)")
+    p.add_argument("--plot-dir", default=None, help="write PNGs of the paper's Figures 1-4 here")
+    p.add_argument("--device", default="cpu", help="cpu or cuda (default: cpu)")
+    add_format_arg(p)
+    p.set_defaults(func=cmd_analyze)
+
+
+def cmd_analyze(args: Any) -> int:
+    from advdla.errors import AdvdlaError
+
+    for name in ("prompts", "resamples", "te_prompts", "overrated_top", "n_writers"):
+        if getattr(args, name) < 1:
+            raise AdvdlaError(f"--{name.replace('_', '-')} must be at least 1, got {getattr(args, name)}")
+    analysis = _run(args)
+    if args.plot_dir:
+        from advdla.figures import write_figures
+
+        write_figures(analysis, args.plot_dir)
+    payload = analysis.to_dict()
+    emit(payload, args.format, tables=tables(payload))
+    return 0
+
+
+def _run(args: Any) -> Any:
+    from advdla.components import parse_components
+    from advdla.erasure import analyze, check_writer, sample_prompts
+    from advdla.models import DEFAULT_MODEL, load_model
+
+    with progress() as bar:
+        task = bar.add_task("loading model", total=None, info="")
+        bridge = load_model(args.model or DEFAULT_MODEL, device=args.device)
+        writers = None if args.writer == "auto" else [check_writer(c, bridge.cfg) for c in parse_components(args.writer, bridge.cfg)]
+        tokens, resamples = sample_prompts(bridge, n=args.prompts, seq_len=args.seq_len, resamples=args.resamples,
+                                           seed=args.seed, corpus=args.corpus)
+        n_w = len(writers) if writers else args.n_writers
+        bar.update(task, total=3 + 2 * n_w, completed=0, description="analysing")
+
+        def step(msg: str) -> None:
+            bar.update(task, advance=1, info=msg)
+
+        return analyze(bridge, tokens, resamples, writers=writers, n_writers=args.n_writers, centre=args.centre,
+                       overrated_top=args.overrated_top, te_prompts=args.te_prompts, seed=args.seed, step=step)
+
+
+# ------------------------------------------------------------------------------------------- tables
+
+
+def _q(q: dict[str, float]) -> str:
+    return f"{q['median']:+.3f} [{q['q25']:+.3f},{q['q75']:+.3f}]"
+
+
+def tables(p: dict[str, Any]) -> list[tuple[str, list[dict[str, Any]]]]:
+    """The payload as (title, rows) tables."""
+    head = f"{p['model']}: {p['prompts']} prompts x {p['seq_len']} tokens, mean |LD| {p['mean_ld']:.3g}"
+    out = [(f"{head}: writers (mean DLA / mean LD)", [{**w, "skipped": w["skipped"] or "-"} for w in p["writers"]])]
+    for wa in p["analyses"]:
+        out.append((_component_title(wa), _component_rows(wa)))
+        out.append((f"{wa['writer']}: PR(residual, writer) by hook point", _residual_rows(wa)))
+        out.append((f"{wa['writer']}: writer-vs-eraser DLA fits over (prompt, position)", _fit_rows(wa)))
+    out.append((f"DLA overstatement (DLA - TE; {p['te_prompts']} prompts x {p['resamples']} resamples)", _overrated_rows(p)))
+    return out
+
+
+def _component_title(wa: dict[str, Any]) -> str:
+    er = ", ".join(wa["erasers"]) or "none"
+    comp = ", ".join(wa["compensators"]) or "none"
+    warn = f" [{wa['warning']}]" if wa["warning"] else ""
+    return f"{wa['writer']} (norm {wa['norm_ratio']:.1%} of residual): erasers {er}; logit-direction compensators {comp}{warn}"
+
+
+def _component_rows(wa: dict[str, Any]) -> list[dict[str, Any]]:
+    comps = wa["components"]
+    by_pr = sorted(comps, key=lambda r: r["pr"]["median"])
+    by_slope = sorted(comps, key=lambda r: r["dla_slope"])
+    chosen, seen = [], set()
+    for r in [r for r in comps if r["eraser"]] + by_pr[:SHOWN_COMPONENTS // 2] + by_slope[:SHOWN_COMPONENTS // 2]:
+        if r["component"] not in seen:
+            seen.add(r["component"])
+            chosen.append(r)
+    return [{"component": r["component"], "eraser": "yes" if r["eraser"] else "", "PR median [q25, q75]": _q(r["pr"]),
+             "PR with V-comp": _q(r["pr_vcomp"]), "recovery": r["recovery"],
+             "DLA slope": f"{r['dla_slope']:+.3f} ± {r['dla_slope_stderr']:.3f}"} for r in chosen]
+
+
+def _residual_rows(wa: dict[str, Any]) -> list[dict[str, Any]]:
+    return [{"hook point": r["label"], "PR median [q25, q75]": _q(r["pr"]), "PR with V-comp": _q(r["pr_vcomp"])}
+            for r in wa["residual"]]
+
+
+def _fit_rows(wa: dict[str, Any]) -> list[dict[str, Any]]:
+    return [{"y": f["y_label"], "slope": f"{f['slope']:+.3f} ± {f['slope_stderr']:.3f}",
+             "intercept": f"{f['intercept']:+.3f} ± {f['intercept_stderr']:.3f}", "r": f["r"], "n": f["n"]}
+            for f in wa["fits"].values()]
+
+
+def _overrated_rows(p: dict[str, Any]) -> list[dict[str, Any]]:
+    return [{"component": r["component"], "DLA": r["dla"], "TE": r["te"], "TE spread": r["te_std"],
+             "DLA - TE": r["overstatement"], "share of |LD|": r["overstatement_share"], "TE / DLA": r["te_over_dla"]}
+            for r in p["overrated"]]
