@@ -23,6 +23,7 @@ from torch import Tensor
 
 from advdla.components import Component, all_components
 from advdla.errors import AdvdlaError
+from advdla.models.bridge import head_output, lean
 
 
 @dataclass
@@ -63,20 +64,20 @@ def hook_names(components: list[Component]) -> set[str]:
     """The hooks whose activations the given components' outputs are read from (plus the final-norm scale)."""
     names = {"ln_final.hook_scale"}
     for c in components:
-        names.add({"head": f"blocks.{c.layer}.attn.hook_result", "mlp": f"blocks.{c.layer}.hook_mlp_out",
+        names.add({"head": f"blocks.{c.layer}.attn.hook_z", "mlp": f"blocks.{c.layer}.hook_mlp_out",
                    "embed": "hook_embed", "pos_embed": "hook_pos_embed", "bias": "ln_final.hook_scale"}[c.kind])
     return names
 
 
 def component_outputs(bridge: Any, cache: Any, components: list[Component], pos: int = -1) -> Float[Tensor, "batch comp d_model"]:
-    """Each component's output at position ``pos``, read from a cache holding :func:`hook_names`."""
+    """Each component's output at position ``pos``, read from a cache holding :func:`hook_names` (heads: from hook_z)."""
     outs = [_output(bridge, cache, c, pos) for c in components]
     return torch.stack(outs, dim=1)
 
 
 def _output(bridge: Any, cache: Any, c: Component, pos: int) -> Float[Tensor, "batch d_model"]:
     if c.kind == "head":
-        return cache[f"blocks.{c.layer}.attn.hook_result"][:, pos, c.head]
+        return head_output(bridge, cache[f"blocks.{c.layer}.attn.hook_z"][:, pos, c.head], c.layer, c.head)
     if c.kind == "mlp":
         return cache[f"blocks.{c.layer}.hook_mlp_out"][:, pos]
     if c.kind in ("embed", "pos_embed"):
@@ -110,7 +111,7 @@ def dla(bridge: Any, tokens: Int[Tensor, "batch pos"], *, components: list[Compo
     """
     comps = components or all_components(bridge.cfg)
     tokens = _check_tokens(bridge, tokens)
-    with torch.inference_mode():
+    with torch.inference_mode(), lean(bridge):
         logits, cache = bridge.run_with_cache(tokens, names_filter=lambda n: n in hook_names(comps))
         last = logits[:, -1].float()
         if t1 is None or t2 is None:

@@ -35,9 +35,10 @@ import torch
 from jaxtyping import Float, Int
 from torch import Tensor
 
-from advdla.attribution import _check_tokens, logit_direction, top2, unembed_bias_diff
+from advdla.attribution import _check_tokens, component_outputs, hook_names, logit_direction, top2, unembed_bias_diff
 from advdla.components import Component
 from advdla.errors import AdvdlaError
+from advdla.models.bridge import lean
 
 Hook = tuple[str, Callable]
 
@@ -182,7 +183,7 @@ def output_effects(bridge: Any, tokens: Int[Tensor, "batch pos"], resamples: Ten
     res = _resamples_3d(resamples.to(tokens.device), tokens.shape[0])
     batch, n_res, _ = res.shape
     layers = sorted({c.layer for c in components})
-    with torch.inference_mode():
+    with torch.inference_mode(), lean(bridge):
         clean = run_cached(bridge, tokens, {f"blocks.{l}.hook_resid_pre" for l in layers}, t1, t2)
         sources = bridge.run_with_cache(res.reshape(batch * n_res, -1), names_filter=lambda n: n in {_act_name(c) for c in components})[1]
         out = torch.empty(batch, n_res, len(components), device=tokens.device)
@@ -250,11 +251,12 @@ def direct_effects(bridge: Any, tokens: Int[Tensor, "batch pos"], resamples: Ten
     _check_lengths(tokens, resamples)
     res = _resamples_3d(resamples.to(tokens.device), tokens.shape[0])
     batch, n_res, _ = res.shape
-    names = {_result_name(c) for c in components} | {"ln_final.hook_scale"}
-    with torch.inference_mode():
+    names = hook_names(components)
+    with torch.inference_mode(), lean(bridge):
         clean = run_cached(bridge, tokens, names, t1, t2)
         src = bridge.run_with_cache(res.reshape(batch * n_res, -1), names_filter=lambda n: n in names)[1]
-        delta = _last_outputs(clean.cache, components)[:, None] - _last_outputs(src, components).reshape(batch, n_res, len(components), -1)
+        src_out = component_outputs(bridge, src, components).reshape(batch, n_res, len(components), -1)
+        delta = component_outputs(bridge, clean.cache, components)[:, None] - src_out
         direction = logit_direction(bridge, clean.t1, clean.t2)
         scale = clean.cache["ln_final.hook_scale"][:, -1, 0]
         per = torch.einsum("brcd,bd->brc", delta, direction) / scale[:, None, None]

@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import hashlib
 import json
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass
-from typing import Any
+from typing import Any, Iterator
 
 import torch
 
@@ -98,3 +99,27 @@ def _card(cfg: Any, *, name: str, source: str, weights_fp: str, tokenizer: Any) 
 def model_card(bridge: Any) -> ModelCard:
     """The card :func:`advdla.models.load_model` attached to a bridge."""
     return bridge.advdla_card
+
+
+@contextmanager
+def lean(bridge: Any) -> Iterator[Any]:
+    """Per-head results and split q/k/v inputs switched off for the duration (restored after).
+
+    Those two hook families make the bridge materialise a [batch, pos, head, d_model] tensor per layer (and a
+    per-head copy of the residual for q, k and v). Code that reads a head's output only at a few positions
+    reads ``hook_z`` and applies W_O itself (:func:`head_output`); same numbers within float rounding, and
+    close to a plain HF forward's speed.
+    """
+    before = (bool(getattr(bridge.cfg, "use_attn_result", False)), bool(getattr(bridge.cfg, "use_split_qkv_input", False)))
+    bridge.set_use_attn_result(False)
+    bridge.set_use_split_qkv_input(False)
+    try:
+        yield bridge
+    finally:
+        bridge.set_use_attn_result(before[0])
+        bridge.set_use_split_qkv_input(before[1])
+
+
+def head_output(bridge: Any, z: Any, layer: int, head: int) -> Any:
+    """A head's output (its share of the attention output, without b_O) from its ``hook_z`` slice: z @ W_O[head]."""
+    return z @ bridge.blocks[layer].attn.W_O[head]
