@@ -293,32 +293,35 @@ def _row(e: Entry) -> dict[str, Any]:
 
 # --------------------------------------------------------------------------------------------- rendering
 
-# Columns shown in the table and the markdown: (header, row key, with interval).
+# Columns shown in the markdown: (header, row key, with interval). The terminal table shows those marked True
+# in COMPACT (the rest are in --format markdown and json), each interval on its own line to stay narrow.
 DISPLAY = (("Spearman adv", "spearman_adv", True), ("Spearman nat", "spearman_nat", True),
-           ("drop (nat-adv)", "drop_spearman", False), ("Kendall adv", "kendall_adv", True),
+           ("drop", "drop_spearman", False), ("Kendall adv", "kendall_adv", True),
            ("top-k recall adv", "topk_recall_adv", True), ("fooled adv", "fooled_adv", True),
            ("fooled nat", "fooled_nat", True))
+COMPACT = {"spearman_adv", "spearman_nat", "drop_spearman", "fooled_adv", "fooled_nat"}
 
 
-def display_rows(rows: list[dict[str, Any]]) -> list[dict[str, str]]:
-    """Rows as strings, ``0.52 [0.41, 0.63]``; columns that no row has are left out."""
-    present = [(h, k, ci) for h, k, ci in DISPLAY if any(k in r for r in rows)]
+def display_rows(rows: list[dict[str, Any]], *, compact: bool = False) -> list[dict[str, str]]:
+    """Rows as strings, ``0.52 [0.41, 0.63]`` (``compact``: fewer columns, the interval on a second line)."""
+    present = [(h, k, ci) for h, k, ci in DISPLAY if any(k in r for r in rows) and (not compact or k in COMPACT)]
     out = []
     for r in rows:
-        d = {"#": str(r["rank"]), "method": f"{r['method']} v{r['version']}"}
+        d = {"#": str(r["rank"]), "method": r["method"] if compact else f"{r['method']} v{r['version']}"}
         for header, key, ci in present:
-            d[header] = _cell(r.get(key, math.nan), r.get(f"{key}_ci") if ci else None)
-        d["n adv/nat"] = f"{r.get('n_adv') or '?'}/{r.get('n_nat') or '?'}"
+            d[header] = _cell(r.get(key, math.nan), r.get(f"{key}_ci") if ci else None, sep="\n" if compact else " ")
+        if not compact:  # the terminal table says it in its title
+            d["n adv/nat"] = f"{r.get('n_adv') or '?'}/{r.get('n_nat') or '?'}"
         out.append(d)
     return out
 
 
-def _cell(v: float, ci: list[float] | None) -> str:
+def _cell(v: float, ci: list[float] | None, *, sep: str = " ") -> str:
     if v is None or (isinstance(v, float) and math.isnan(v)):
         return "-"
     s = f"{v:+.2f}" if v < 0 else f"{v:.2f}"
-    if ci and not any(math.isnan(x) for x in ci):
-        s += f" [{ci[0]:.2f}, {ci[1]:.2f}]"
+    if ci and not any(x is None or math.isnan(x) for x in ci):
+        s += f"{sep}[{ci[0]:.2f},{ci[1]:.2f}]" if sep == "\n" else f"{sep}[{ci[0]:.2f}, {ci[1]:.2f}]"
     return s
 
 

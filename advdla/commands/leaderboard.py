@@ -82,7 +82,9 @@ def show(directory: str | Path, *, suites_dir: str | Path | None = None, suite: 
         where = f" for suite {suite}" if suite else ""
         err_console.print(f"no current records in {directory}{where}: run `advdla score --leaderboard {directory}`")
     for (s, v, sp), rows in ranked.items():
-        console.print(table(display_rows(rows), title=f"{s} v{v} · {sp} split · ranked by {sort}"))
+        n = f"{rows[0].get('n_adv') or 0} adversarial + {rows[0].get('n_nat') or 0} natural examples"
+        console.print(table(display_rows(rows, compact=True), title=f"{s} v{v} · {sp} split · {n} · ranked by {sort}\n"
+                            "mean [95% CI]; drop = Spearman nat - adv; fooled = target wrongly in the top k"))
     for e, why in board.stale:
         err_console.print(f"[yellow]stale[/]: {e.path.name if e.path else e.method}: {why}")
     for line in board.problems:
