@@ -22,7 +22,7 @@ def register(subparsers: Any) -> None:
     p.add_argument("--suites", default=None, help="folder of suites to check fingerprints against "
                    "(default: suites/ next to --dir)")
     p.add_argument("--suite", default=None, help="only this suite (by name)")
-    p.add_argument("--split", choices=("dev", "test"), default=None, help="only this split")
+    p.add_argument("--split", choices=("dev", "test", "all"), default=None, help="only this split")
     p.add_argument("--sort", default="spearman", help="rank by this metric on adversarial examples; "
                    "'natural.METRIC' for natural ones, 'drop' for the Spearman drop (default: spearman)")
     p.add_argument("--format", choices=("table", "markdown", "json"), default="table", help="default: table")
