@@ -76,8 +76,11 @@ def convert(sd: dict[str, torch.Tensor], cfg: dict[str, Any]) -> Any:
                         vocab_size=c["d_vocab"], n_positions=c["n_ctx"], activation_function=_ACTS[c["act_fn"]],
                         layer_norm_epsilon=float(cfg.get("eps", 1e-5)), tie_word_embeddings=False,
                         resid_pdrop=0.0, embd_pdrop=0.0, attn_pdrop=0.0, bos_token_id=None, eos_token_id=None)
-    hf = GPT2LMHeadModel(hf_cfg)
-    hf.load_state_dict(_hf_state_dict(sd, c), strict=True)
+    with torch.device("meta"):  # no random init of weights we overwrite anyway (seconds at the real size)
+        hf = GPT2LMHeadModel(hf_cfg)
+    hf.load_state_dict(_hf_state_dict(sd, c), strict=True, assign=True)
+    if any(t.is_meta for t in [*hf.parameters(), *hf.buffers()]):
+        raise AdvdlaError("internal: the GPT-2 rebuild left tensors without values")  # a transformers change
     return hf.eval()
 
 

@@ -8,6 +8,7 @@ NeelNanda/GELU_4L512W_C4_Code ships), which :mod:`advdla.models.gelu4l` rebuilds
 
 from __future__ import annotations
 
+import functools
 import json
 from pathlib import Path
 from typing import Any
@@ -48,8 +49,9 @@ def _load_local(path: Path, dtype: torch.dtype) -> tuple[Any, Any, str]:
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     try:
-        model = AutoModelForCausalLM.from_pretrained(path, dtype=dtype, local_files_only=True)
-        tokenizer = AutoTokenizer.from_pretrained(path, local_files_only=True)
+        with quiet_transformers():
+            model = AutoModelForCausalLM.from_pretrained(path, dtype=dtype, local_files_only=True)
+            tokenizer = AutoTokenizer.from_pretrained(path, local_files_only=True)
     except Exception as exc:
         raise AdvdlaError(f"cannot load {path} with transformers: {_first_line(exc)}") from None
     return model.eval(), tokenizer, f"local: {path}"
@@ -78,3 +80,29 @@ def _load_hub(name: str, dtype: torch.dtype) -> tuple[Any, Any, str]:
 def _first_line(exc: BaseException) -> str:
     text = str(exc).strip().splitlines()
     return f"{type(exc).__name__}: {text[0][:200]}" if text else type(exc).__name__
+
+
+class quiet_transformers:
+    """Silence transformers' own progress bars and info logs (advdla shows one progress bar of its own)."""
+
+    def __enter__(self) -> None:
+        from transformers.utils import logging
+
+        self._verbosity = logging.get_verbosity()
+        logging.set_verbosity_error()
+        logging.disable_progress_bar()
+        try:  # the GGUF reader calls tqdm directly, past transformers' switch
+            import transformers.modeling_gguf_pytorch_utils as gguf_utils
+
+            self._gguf, self._tqdm = gguf_utils, gguf_utils.tqdm
+            gguf_utils.tqdm = functools.partial(self._tqdm, disable=True)
+        except (ImportError, AttributeError):
+            self._gguf = None
+
+    def __exit__(self, *exc: Any) -> None:
+        from transformers.utils import logging
+
+        logging.set_verbosity(self._verbosity)
+        logging.enable_progress_bar()
+        if self._gguf is not None:
+            self._gguf.tqdm = self._tqdm

