@@ -1,0 +1,86 @@
+"""``advdla suite build | verify | info | regenerate-test``: benchmark suites (see :mod:`advdla.suite`)."""
+
+from __future__ import annotations
+
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from advdla.errors import AdvdlaError
+from advdla.report import add_format_arg, emit
+
+
+def register(subparsers: Any) -> None:
+    p = subparsers.add_parser("suite", help="build, verify and describe benchmark suites")
+    sub = p.add_subparsers(dest="suite_command", metavar="ACTION", required=True)
+    b = sub.add_parser("build", help="build a suite from a YAML config (search, natural controls, ground truth)")
+    b.add_argument("config", metavar="CONFIG.yaml", help="suite config, e.g. suites/planted-erasure.yaml")
+    b.add_argument("--out", default=None, help="destination folder (default: suites/NAME next to the config)")
+    b.add_argument("--force", action="store_true", help="replace an existing suite (the old one is moved aside, not deleted)")
+    b.set_defaults(func=cmd_build)
+    v = sub.add_parser("verify", help="check file hashes, the fingerprint chain, the model, and re-derive ground truth")
+    v.add_argument("path", metavar="PATH", help="suite folder")
+    v.add_argument("--sample", type=int, default=3, help="examples whose ground truth is re-derived (default: 3)")
+    add_format_arg(v)
+    v.set_defaults(func=cmd_verify)
+    i = sub.add_parser("info", help="counts per split and kind, targets, thresholds, fingerprints")
+    i.add_argument("path", metavar="PATH", help="suite folder")
+    add_format_arg(i)
+    i.set_defaults(func=cmd_info)
+    r = sub.add_parser("regenerate-test", help="replace the test split by a fresh one built with a new seed")
+    r.add_argument("path", metavar="PATH", help="suite folder")
+    r.add_argument("--seed", type=int, required=True, help="seed of the new test split (recorded in the manifest)")
+    r.set_defaults(func=cmd_regenerate)
+
+
+def cmd_build(args: Any) -> int:
+    from advdla.suite_build import build_suite
+    from advdla.suite_config import load_config
+
+    cfg = load_config(args.config)
+    out = Path(args.out) if args.out else Path(args.config).resolve().parent / cfg.name
+    t0 = time.perf_counter()
+    path = build_suite(cfg, out, force=args.force, show_progress=sys.stderr.isatty())
+    _done(f"built {path} in {time.perf_counter() - t0:.1f} s", path)
+    return 0
+
+
+def cmd_regenerate(args: Any) -> int:
+    from advdla.suite_build import regenerate_test
+
+    t0 = time.perf_counter()
+    path = regenerate_test(args.path, seed=args.seed, show_progress=sys.stderr.isatty())
+    _done(f"regenerated the test split of {path} with seed {args.seed} in {time.perf_counter() - t0:.1f} s", path)
+    return 0
+
+
+def _done(message: str, path: Path) -> None:
+    from advdla.suite import read_manifest
+
+    m = read_manifest(path)
+    print(f"{message}: {m['name']} v{m['version']}, fingerprint {m['fingerprint']}")
+
+
+def cmd_verify(args: Any) -> int:
+    from advdla.suite import verify_suite
+
+    if args.sample < 0:
+        raise AdvdlaError(f"--sample must be >= 0, got {args.sample}")
+    report = verify_suite(args.path, sample=args.sample)
+    rows = [{"check": k, "result": ", ".join(v) if isinstance(v, list) else v} for k, v in report.items()]
+    emit({"ok": True, **report}, args.format, tables=[(f"suite {args.path}: verified", rows)])
+    return 0
+
+
+def cmd_info(args: Any) -> int:
+    from advdla.suite import load_suite, suite_info
+
+    info = suite_info(load_suite(args.path))
+    counts = [{"split": s, **c} for s, c in info["counts"].items()]
+    about = [{"field": k, "value": info[k]} for k in ("name", "version", "model", "created", "seed", "test_seed", "fingerprint")]
+    about += [{"field": "targets", "value": ", ".join(info["targets"])}]
+    about += [{"field": f"threshold {k}", "value": v} for k, v in info["thresholds"].items()]
+    emit(info, args.format, tables=[(f"suite {info['name']} v{info['version']}", about), ("examples", counts),
+                                    ("fingerprint chain", info["fingerprints"])])
+    return 0
