@@ -137,7 +137,7 @@ def fake_suite_module(monkeypatch, planted, planted_suite):
     mod = types.ModuleType("advdla.suite")
     mod.state = {"bad": False}
 
-    def verify_suite(path):
+    def verify_suite(path, bridge=None):
         from advdla.errors import AdvdlaError
 
         if mod.state["bad"]:

@@ -37,10 +37,10 @@ def cmd_score(args: Any) -> int:
     if args.batch_size < 1 or args.top_k < 1:
         raise AdvdlaError("--batch-size and --top-k must be at least 1")
     names = resolve_methods(args.methods)
-    suite = open_suite(args.suite)
+    suite, model = open_suite(args.suite, device=args.device)
     rows = split_rows(suite.dataset, args.split)
     records = score_suite(suite.manifest, rows, names, split=args.split, batch_size=args.batch_size, k=args.top_k,
-                          seed=args.seed, device=args.device)
+                          seed=args.seed, device=args.device, model=model)
     if args.out:
         from advdla.scoring import write_records
 
@@ -51,16 +51,20 @@ def cmd_score(args: Any) -> int:
     return 0 if records else 1
 
 
-def open_suite(path: str) -> Any:
-    """Verify, then load, the suite at ``path`` (AdvdlaError, one line, on any problem)."""
+def open_suite(path: str, *, device: str = "cpu") -> tuple[Any, Any]:
+    """Load the suite at ``path`` and its model, then verify the suite on that model (AdvdlaError, one line, on any problem)."""
     if not Path(path).exists():
         raise AdvdlaError(f"no suite at {path}: give the folder written by `advdla suite`")
     try:
         from advdla.suite import load_suite, verify_suite
     except ImportError:
         raise AdvdlaError("this advdla has no suite support (advdla.suite is missing): update advdla") from None
-    verify_suite(path)
-    return load_suite(path)
+    from advdla.models import load_model
+
+    suite = load_suite(path)
+    model = load_model(suite.manifest["model"], device=device)
+    verify_suite(path, bridge=model)
+    return suite, model
 
 
 def split_rows(dataset: Any, split: str) -> list[dict[str, Any]]:
