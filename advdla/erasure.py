@@ -34,6 +34,7 @@ centred one). (2) Position 0 (no BOS: an attention sink with outsized norms) is 
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import asdict, dataclass, field
 from typing import Any, Callable
 
@@ -372,7 +373,9 @@ def _patched_cache(bridge: Any, tokens: Tensor, writer_out: Tensor, receivers: l
     """A forward with the writer removed from the receivers' inputs, caching residuals and ``extra``."""
     names = extra | {n for n in clean.keys() if "hook_resid" in n}
     hooks = _vcomp_hooks(bridge, writer_out, receivers, clean)
-    with bridge.hooks(fwd_hooks=hooks):
+    with bridge.hooks(fwd_hooks=hooks), warnings.catch_warnings():
+        # editing ln2.hook_normalized is the point of MLP V-comp patching; the bridge warns that it noticed
+        warnings.filterwarnings("ignore", message="A forward hook edited hook_scale/hook_normalized")
         return bridge.run_with_cache(tokens, names_filter=lambda n: n in names)[1]
 
 
@@ -460,7 +463,11 @@ class Analysis:
     te_prompts: int = 0
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        """Plain data for JSON; the per-point scatter (thousands of floats, for the plots) is left out."""
+        out = asdict(self)
+        for wa in out["analyses"]:
+            wa.pop("scatter")
+        return out
 
 
 def analyze(bridge: Any, tokens: Int[Tensor, "batch pos"], resamples: Tensor, *, writers: list[Component] | None = None,

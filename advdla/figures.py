@@ -6,8 +6,9 @@
    most negative medians, bars with quartile error bars, without and with patching (Figure 2).
 3. ``fig3_dla_vs_te.png``: DLA against total effect for the components ranked by overstatement (Figure 3's
    point: DLA high, effect low).
-4. ``fig4_writer_vs_erasers_<writer>.png``: the writer's DLA against its erasers' summed DLA (or its
-   V-composition path, or its logit-direction compensators), with the linear fit (Figure 4).
+4. ``fig4_writer_vs_erasers_<writer>.png``: the writer's DLA against the DLA of its V-composition path (what
+   downstream components lose when the writer is removed from their inputs; the paper's Figure 4), and against
+   its erasers' (else its logit-direction compensators') summed DLA, each with its linear fit.
 
 Every file is written to a temporary name and renamed, so an interrupted run leaves no half-written PNG.
 """
@@ -94,20 +95,24 @@ def _component_figure(wa: WriterAnalysis, model: str, top: int) -> Any:
 
 
 def _fit_figure(wa: WriterAnalysis, model: str) -> Any:
+    """One panel per fit: the V-composition path (causal), then the erasers' (or compensators') summed DLA."""
     import matplotlib.pyplot as plt
     import numpy as np
 
-    key = next(k for k in ("erasers", "compensators", "vcomp_path") if k in wa.fits)
-    fit, x, y = wa.fits[key], np.array(wa.scatter["writer_dla"]), np.array(wa.scatter[key])
-    fig, ax = plt.subplots(figsize=(5, 4.5))
-    ax.scatter(x, y, s=6, alpha=0.4)
-    xs = np.linspace(x.min(), x.max(), 2)
-    ax.plot(xs, fit.slope * xs + fit.intercept, color="tab:red",
-            label=f"slope {fit.slope:.3f} ± {fit.slope_stderr:.3f}, r = {fit.r:.2f}")
-    ax.set_xlabel(fit.x_label)
-    ax.set_ylabel(fit.y_label)
-    ax.set_title(f"{model}: {wa.writer} vs {key.replace('_', ' ')} (n = {fit.n})", fontsize=10)
-    ax.legend(fontsize=8)
+    keys = ["vcomp_path"] + [k for k in ("erasers", "compensators") if k in wa.fits][:1]
+    fig, axes = plt.subplots(1, len(keys), figsize=(5 * len(keys), 4.5), squeeze=False)
+    x = np.array(wa.scatter["writer_dla"])
+    for ax, key in zip(axes[0], keys):
+        fit, y = wa.fits[key], np.array(wa.scatter[key])
+        ax.scatter(x, y, s=6, alpha=0.4)
+        xs = np.linspace(x.min(), x.max(), 2)
+        ax.plot(xs, fit.slope * xs + fit.intercept, color="tab:red",
+                label=f"slope {fit.slope:.3f} ± {fit.slope_stderr:.3f}, r = {fit.r:.2f}")
+        ax.set_xlabel(fit.x_label)
+        ax.set_ylabel(fit.y_label)
+        ax.set_title(f"{model}: {wa.writer} vs {key.replace('_', ' ')} (n = {fit.n})", fontsize=10)
+        ax.legend(fontsize=8)
+    fig.tight_layout()
     return fig
 
 
