@@ -68,7 +68,8 @@ def gradients(bridge: Any, tokens: Int[Tensor, "n pos"], t1: Tensor, t2: Tensor,
 
         return hook
 
-    tokens = _check_tokens(bridge, tokens)
+    # clones: tensors made under inference mode (t1/t2 from a DLA run, say) cannot be saved for backward
+    tokens, t1, t2 = _check_tokens(bridge, tokens).clone(), t1.clone(), t2.clone()
     with torch.enable_grad():
         logits = bridge.run_with_hooks(tokens, fwd_hooks=[*[(n, make(n)) for n in names], *hooks])
         last = logits[:, -1]
