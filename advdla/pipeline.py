@@ -57,9 +57,14 @@ class RunPlan:
         return dataclasses.asdict(self)
 
 
-def plan_run(model: str, *, out: str, quick: bool = False, seed: int = 0, force: bool = False) -> RunPlan:
+def plan_run(model: str, *, out: str, quick: bool = False, seed: int = 0, force: bool = False,
+             methods: str = "all") -> RunPlan:
     """The default sizes, or the ``--quick`` ones (about half the work of every stage)."""
-    plan = RunPlan(model=model, out=out, seed=seed, force=force)
+    from advdla.methods import resolve_methods
+
+    if methods != "all":
+        resolve_methods(methods)  # a typo stops here, before any work
+    plan = RunPlan(model=model, out=out, seed=seed, force=force, methods=methods)
     if quick:
         plan = dataclasses.replace(plan, prompts=8, overrated_top=4, trials=12, n_dev=4, n_test=2, n_natural=3,
                                    max_panel=8)
@@ -117,9 +122,9 @@ def _stage_analysis(plan: RunPlan, out: Path, state: dict, outputs: RunOutputs, 
                        step=report)
     _write_json(out / "analysis.json", analysis.to_dict())
     outputs.paths["analysis"] = out / "analysis.json"
-    state["target"] = _auto_target(bridge, analysis.overrated)
-    row = next(r for r in analysis.overrated if r["component"] == state["target"])
-    outputs.notes["analysis"] = f"target {state['target']}: DLA {row['dla']:.2f}, TE {row['te']:.2f} (mean over prompts)"
+    state["target"], row = _auto_target(bridge, tokens, resamples, analysis.overrated, top=plan.overrated_top)
+    outputs.notes["analysis"] = (f"{len(analysis.writers)} writers; target {state['target']}: DLA {row['dla']:.2f}, "
+                                 f"TE {row['te']:.2f} (means over prompts)")
 
 
 def suite_name(model: str) -> str:
@@ -127,16 +132,28 @@ def suite_name(model: str) -> str:
     return "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in Path(model).name) + "-run"
 
 
-def _auto_target(bridge: Any, overrated: list[dict[str, Any]]) -> str:
-    """The most overrated attention head that some later component can read (suites are built on heads)."""
-    from advdla.components import all_components, is_downstream, parse_component
+def _auto_target(bridge: Any, tokens: Any, resamples: Any, overrated: list[dict[str, Any]], *, top: int) -> tuple[str, dict]:
+    """The attention head whose DLA most overstates its total effect (suites are built on heads).
 
-    for row in overrated:
-        comp = parse_component(row["component"], bridge.cfg)
-        if comp.kind == "head" and any(is_downstream(c, comp) for c in all_components(bridge.cfg)):
-            return comp.name
-    raise AdvdlaError("the analysis found no attention head whose DLA overstates its effect: run "
-                      "`advdla search --target NAME` on a head you choose instead")
+    The analysis ranks heads and MLPs together; on SmolLM2 its top components by |DLA| are often all MLPs,
+    so the heads with the largest mean DLA are then ranked on their own.
+    """
+    from advdla.attribution import dla
+    from advdla.components import all_components, head_components, is_downstream
+    from advdla.erasure import overrated_components
+
+    heads = [c for c in head_components(bridge.cfg) if any(is_downstream(d, c) for d in all_components(bridge.cfg))]
+    names = {c.name for c in heads}
+    rows = [r for r in overrated if r["component"] in names]
+    if not rows:
+        mean_dla = dla(bridge, tokens, components=heads).values.mean(0)
+        picked = [heads[i] for i in mean_dla.topk(min(top, len(heads))).indices.tolist()]
+        rows = overrated_components(bridge, tokens, resamples, components=picked).to_dict("records")
+    if not rows:
+        raise AdvdlaError("the analysis found no attention head that a later component reads: this model has "
+                          "nothing for DLA to be wrong about")
+    best = max(rows, key=lambda r: r["overstatement"])
+    return best["component"], best
 
 
 def _stage_search(plan: RunPlan, out: Path, state: dict, outputs: RunOutputs, report: Report) -> None:

@@ -16,6 +16,8 @@ def register(subparsers: Any) -> None:
     p.add_argument("--quick", action="store_true", help="smaller sizes everywhere (about half the time)")
     p.add_argument("--out", default="advdla-run", help="output folder (default: advdla-run)")
     p.add_argument("--seed", type=int, default=0, help="seed of every stage (default: 0)")
+    p.add_argument("--methods", default="all", help="'all' built-in methods (default) or a comma-separated list, "
+                   "plug-ins included")
     p.add_argument("--force", action="store_true", help="replace the suite a previous run left in --out")
     p.set_defaults(func=cmd_run)
 
@@ -28,7 +30,8 @@ def cmd_run(args: Any) -> int:
     import datasets
 
     datasets.disable_progress_bars()  # the suite's parquet writes would print their own bars between ours
-    plan = plan_run(args.model or DEFAULT_MODEL, out=args.out, quick=args.quick, seed=args.seed, force=args.force)
+    plan = plan_run(args.model or DEFAULT_MODEL, out=args.out, quick=args.quick, seed=args.seed, force=args.force,
+                    methods=args.methods)
     err_console.print(f"[bold]advdla run[/] on {plan.model}{' (quick)' if args.quick else ''} -> {plan.out}")
     t0 = time.perf_counter()
     status = err_console.status("")

@@ -1,0 +1,70 @@
+"""End to end: ``advdla run`` on the planted-erasure model, then the leaderboard it wrote.
+
+The planted writer L0H1 has a large DLA that L1H2 erases (see :mod:`advdla.models.planted`), so on the
+planted suite DLA must be fooled (the writer in its top k, its true effect not) while the oracle ranks
+components perfectly and the random baseline not at all.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+
+import pytest
+
+from advdla.cli import main
+from advdla.leaderboard import load_board, ranked_rows
+from advdla.pipeline import STAGES, plan_run, run_pipeline
+
+
+@pytest.fixture(scope="module")
+def run_out(tmp_path_factory):
+    out = tmp_path_factory.mktemp("run")
+    # the --quick sizes, smaller still: this is about wiring, not statistics
+    plan = dataclasses.replace(plan_run("planted-erasure", out=str(out), quick=True), prompts=4, trials=4, batch=8,
+                               n_dev=3, n_test=1, n_natural=2, methods="oracle,dla,dla-erasure-aware,atp,random")
+    outputs = run_pipeline(plan)
+    return out, outputs
+
+
+def test_every_stage_ran_and_wrote(run_out):
+    out, outputs = run_out
+    assert list(outputs.seconds) == list(STAGES)
+    for key in ("analysis", "search", "suite", "results", "leaderboard", "leaderboard_md"):
+        assert outputs.paths[key].exists(), key
+    assert json.loads((out / "analysis.json").read_text())["model"] == "planted-erasure"
+    assert (out / "search" / "examples.parquet").is_file()
+    manifest = json.loads((outputs.paths["suite"] / "manifest.json").read_text())
+    assert manifest["targets"] == ["L0H1"]  # the analysis picked the planted writer as the most overrated head
+    assert manifest["splits"]["dev"]["adversarial"] == 3
+
+
+def test_leaderboard_ranks_oracle_over_dla_over_random(run_out):
+    out, _ = run_out
+    board = load_board(out / "leaderboard")
+    assert not board.problems and not board.stale
+    rows = {r["method"]: r for r in ranked_rows(board.current, sort="spearman")}
+    assert {"oracle", "dla", "random", "dla-erasure-aware", "atp"} <= set(rows)
+    assert rows["oracle"]["spearman_adv"] == pytest.approx(1.0)  # ties for first are possible (atp is exact here)
+    above = [r for r in rows.values() if r["rank"] < rows["oracle"]["rank"]]
+    assert all(r["spearman_adv"] == pytest.approx(1.0) for r in above)  # only ties rank above the oracle
+    assert rows["oracle"]["spearman_adv"] > rows["dla"]["spearman_adv"] > rows["random"]["spearman_adv"]
+    assert rows["dla"]["fooled_adv"] >= 0.9  # DLA puts the erased writer in its top k on (nearly) every example
+    assert rows["oracle"]["fooled_adv"] == 0.0
+    md = (out / "leaderboard" / "LEADERBOARD.md").read_text()
+    assert "planted-erasure-run v1, dev split" in md and md.index("| oracle") < md.index("| random")
+
+
+def test_leaderboard_cli_on_the_run(run_out, capsys):
+    out, _ = run_out
+    assert main(["leaderboard", "--dir", str(out / "leaderboard"), "--format", "json", "--sort", "fooled"]) == 0
+    payload = json.loads(capsys.readouterr().out)
+    (board,) = payload["boards"]
+    assert board["suite"] == "planted-erasure-run" and board["rows"][-1]["fooled_adv"] >= 0.9
+
+
+def test_run_refuses_to_overwrite_a_suite(run_out, capsys):
+    out, _ = run_out
+    assert main(["run", "--model", "planted-erasure", "--quick", "--out", str(out)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert "already exists" in err[-1] or "--force" in err[-1]
