@@ -486,9 +486,10 @@ def analyze(bridge: Any, tokens: Int[Tensor, "batch pos"], resamples: Tensor, *,
     chosen = [check_writer(w, bridge.cfg) for w in writers] if writers else [parse_component(r.component, bridge.cfg) for r in ranked]
     step("clean forward")
     clean = clean_run(bridge, tokens, chosen)
-    rows, analyses = _writer_rows(bridge, ranked, chosen, clean, tokens, first_pos, centre, crit, writers is None)
-    for comp in [parse_component(r.component, bridge.cfg) for r in rows if not r.skipped][:n_writers if writers is None else None]:
-        analyses.append(analyze_writer(bridge, tokens, comp, clean=clean, centre=centre, first_pos=first_pos, criteria=crit, step=step))
+    rows = _writer_rows(bridge, ranked, chosen, clean, tokens, first_pos, centre, crit, auto=writers is None)
+    todo = [parse_component(r.component, bridge.cfg) for r in rows if not r.skipped]
+    analyses = [analyze_writer(bridge, tokens, comp, clean=clean, centre=centre, first_pos=first_pos, criteria=crit, step=step)
+                for comp in (todo[:n_writers] if writers is None else todo)]
     del clean
     step(f"overrated components: total effects over {resamples.shape[0]} resamples")
     n_te = min(te_prompts, tokens.shape[0])
@@ -500,7 +501,7 @@ def analyze(bridge: Any, tokens: Int[Tensor, "batch pos"], resamples: Tensor, *,
 
 
 def _writer_rows(bridge: Any, ranked: list[WriterRow], chosen: list[Component], clean: tuple[Tensor, Any], tokens: Tensor,
-                 first_pos: int, centre: bool, crit: Criteria, auto: bool) -> tuple[list[WriterRow], list[WriterAnalysis]]:
+                 first_pos: int, centre: bool, crit: Criteria, *, auto: bool) -> list[WriterRow]:
     """Writer rows with their norm ratios; in auto mode, tiny writers are marked skipped (not analysed)."""
     by_name = {r.component: r for r in ranked}
     rows = []
@@ -513,7 +514,7 @@ def _writer_rows(bridge: Any, ranked: list[WriterRow], chosen: list[Component], 
         elif auto and row.norm_ratio < crit.min_norm_ratio:
             row.skipped = f"output {row.norm_ratio:.1%} of the residual's norm (< {crit.min_norm_ratio:.0%})"
         rows.append(row)
-    return rows, []
+    return rows
 
 
 def _writer_row(bridge: Any, tokens: Tensor, comp: Component) -> WriterRow:
