@@ -29,6 +29,7 @@ def register(subparsers: Any) -> None:
     p.add_argument("--out", default="advdla-search", help="output directory (default: ./advdla-search)")
     p.add_argument("--corpus", default="builtin", help="text source for base windows and resamples (default: builtin)")
     p.add_argument("--device", default="cpu", help="cpu or cuda (default: cpu)")
+    p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice; 1 is fastest on a busy machine)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     add_format_arg(p)
     p.set_defaults(func=cmd_search)
@@ -44,6 +45,10 @@ def cmd_search(args: Any) -> int:
     validate(config)  # fail on a bad budget or sampler before loading a model
     if args.storage:
         open_storage(args.storage)  # and on an unreachable storage
+    if args.threads:
+        import torch
+
+        torch.set_num_threads(args.threads)
     bridge = load_model(args.model or DEFAULT_MODEL, device=args.device)
     result = run_search(bridge, config, out_dir=args.out, storage=args.storage, study_name=args.study, progress=not args.no_progress)
     emit(result.summary, args.format, tables=_tables(result))

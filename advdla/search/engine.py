@@ -64,6 +64,7 @@ class SearchConfig:
     max_examples: int | None = None  # also stop once the study holds this many adversarial trials
     corpus: str = "builtin"
     max_verify: int = 32  # re-verify at most this many distinct candidates (best first) on the slow path
+    verify_resamples: int = 8  # fresh resamples for the re-verification (not the ones the search optimised against)
 
     @property
     def mode(self) -> str:
@@ -91,7 +92,7 @@ def validate(config: SearchConfig) -> None:
     """One clear line for each impossible setting."""
     if config.trials < 1:
         raise AdvdlaError(f"--trials must be at least 1, got {config.trials}: the search needs a budget")
-    for name in ("batch", "resamples", "n_base", "pool_size"):
+    for name in ("batch", "resamples", "n_base", "pool_size", "verify_resamples"):
         if getattr(config, name) < 1:
             raise AdvdlaError(f"--{name.replace('_', '-')} must be at least 1, got {getattr(config, name)}")
     if config.seq_len < 4:
@@ -114,18 +115,23 @@ def resolve_target(bridge: Any, name: str, windows: Any = None, *, seq_len: int 
     return target
 
 
-def _auto_target(bridge: Any, windows: Any, *, seq_len: int, seed: int, n: int = 16, r: int = 4) -> Component:
-    """The head or MLP (with a downstream reader) whose mean DLA most exceeds its mean TE on ``n`` corpus windows."""
+def _auto_target(bridge: Any, windows: Any, *, seq_len: int, seed: int, n: int = 16, r: int = 4, top: int = 16) -> Component:
+    """The head whose mean DLA most exceeds its mean TE on ``n`` corpus windows, among the ``top`` heads by mean |DLA|.
+
+    Heads only: MLPs often overstate too, but the question DLA is asked is "which heads matter", and a head
+    that is not the last layer's always has a reader (the MLPs after it), so it can be erased.
+    """
+    from advdla.attribution import dla
+    from advdla.components import head_components
     from advdla.erasure import overrated_components
 
     tokens, docs = windows.sample(seq_len, n, seed=seed + 1000)
     resamples = windows.sample(seq_len, r, seed=seed + 1001, exclude=set(docs))[0]
-    frame = overrated_components(bridge, tokens, resamples)
-    for name in frame["component"]:
-        comp = parse_component(name, bridge.cfg)
-        if any(is_downstream(c, comp) for c in all_components(bridge.cfg)):
-            return comp
-    raise AdvdlaError("--target auto found no component whose DLA overstates its effect: name a target instead")
+    heads = [c for c in head_components(bridge.cfg) if any(is_downstream(d, c) for d in all_components(bridge.cfg))]
+    values = dla(bridge, tokens, components=heads).values
+    candidates = [heads[i] for i in values.abs().mean(0).argsort(descending=True)[:top].tolist()]
+    frame = overrated_components(bridge, tokens, resamples, components=candidates)
+    return parse_component(frame["component"].iloc[0], bridge.cfg)
 
 
 # ----------------------------------------------------------------------------------------------- storage
@@ -172,12 +178,8 @@ def _make_sampler(config: SearchConfig, seed: int) -> Any:
     if config.sampler == "random":
         return optuna.samplers.RandomSampler(seed=seed)
     if config.sampler == "nsga2":
-        return optuna.samplers.NSGAIISampler(seed=seed, population_size=max(config.batch, 16), constraints_func=_trial_constraints)
+        return optuna.samplers.NSGAIISampler(seed=seed, population_size=max(config.batch, 16))
     return optuna.samplers.TPESampler(seed=seed, constant_liar=True, n_startup_trials=max(10, config.batch))
-
-
-def _trial_constraints(trial: Any) -> list[float]:
-    return list(trial.user_attrs.get("scores", {}).get("constraints", [0.0, 0.0]))
 
 
 def _open_study(config: SearchConfig, storage: Any, study_name: str, key: dict[str, Any]) -> Any:
@@ -255,6 +257,9 @@ class _Mirror:
             uid = uuid.uuid4().hex
             for k, v in (("scores", rec), ("uid", uid), ("worker", worker)):
                 trial.set_user_attr(k, v)
+            if self.config.mode == "multi":
+                for key, value in zip(("rank_over_top_k", "margin_shortfall"), rec["constraints"]):
+                    trial.set_constraint(key, value)  # NSGA-II: <= 0 is feasible
             self.local.tell(trial, value)
             self.uids.add(uid)
             out.append(self.local._storage.get_trial(trial._trial_id))
@@ -329,8 +334,19 @@ def _candidates(study: Any, config: SearchConfig) -> list[Any]:
     return out
 
 
+def verify_resamples(windows: Any, space: SearchSpace, config: SearchConfig) -> torch.Tensor:
+    """Fresh resamples for re-verification, drawn with another seed than the search's.
+
+    Why fresh: the search scores TE against R fixed resamples, so it can find prompts whose TE is small for
+    those R texts only (on the planted model it does exactly that for the honest head). An example is
+    reported only if its TE is small against resamples the search never saw.
+    """
+    return windows.sample(config.seq_len, config.verify_resamples, seed=config.seed + 3, exclude=set(space.base_docs))[0]
+
+
 def _verified_rows(bridge: Any, study: Any, target: Component, resamples: torch.Tensor, config: SearchConfig) -> tuple[list[dict], int]:
-    """Re-score the best candidates on the slow reference path; rows for those that still pass, and how many failed."""
+    """Re-score the best candidates on the slow reference path with ``resamples`` (fresh); rows for those that still
+    pass, and how many failed."""
     pareto = {t.number for t in study.best_trials} if config.mode == "multi" else set()
     rows, rejected, thr = [], 0, config.thresholds
     for t in _candidates(study, config)[:config.max_verify]:
@@ -400,7 +416,7 @@ def run_search(bridge: Any, config: SearchConfig, *, out_dir: str | Path, storag
     tally = _with_progress(progress, config, lambda bar: _loop(study, space, evaluator, config, os.getpid() if shared else 0, bar))
     t_loop = time.perf_counter() - t_loop0
     t_verify0 = time.perf_counter()
-    rows, rejected = _verified_rows(bridge, study, target, resamples, config)
+    rows, rejected = _verified_rows(bridge, study, target, verify_resamples(windows, space, config), config)
     t_verify = time.perf_counter() - t_verify0
     summary = _summary(config, model, target, storage_url, study_name, space, tally, rows, rejected,
                        {"setup_s": t_setup, "loop_s": t_loop, "verify_s": t_verify, "total_s": time.perf_counter() - t_start})
@@ -430,7 +446,7 @@ def _summary(config: SearchConfig, model: str, target: Component, storage: str, 
     return {"model": model, "target": target.name, "config": config.as_dict(), "thresholds": config.thresholds.as_dict(),
             "storage": storage, "study": study_name, "space": space.describe(),
             "counts": {"study_complete_trials": tally.study_complete, "study_adversarial_fast": tally.study_examples,
-                       "verified_examples": len(rows), "rejected_on_verify": rejected, "stored_by_this_worker": tally.told,
+                       "verified_examples": len(rows), "verified_of": len(rows) + rejected, "rejected_on_verify": rejected, "stored_by_this_worker": tally.told,
                        "surplus_dropped": tally.surplus,
                        "adversarial_per_100_candidates": 100.0 * tally.study_examples / complete},
             "sampler_share": tally.t_sampler / loop,

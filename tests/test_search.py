@@ -1,0 +1,214 @@
+"""The adversarial search on the planted-erasure model, whose answer is known: L0H1 writes, L1H2 erases it."""
+
+from __future__ import annotations
+
+import json
+
+import optuna
+import pandas as pd
+import pytest
+import torch
+
+from advdla import attribution, patching
+from advdla.components import head_components, parse_component
+from advdla.corpus import TokenWindows, load_corpus
+from advdla.errors import AdvdlaError
+from advdla.models.planted import PLANTED
+from advdla.search import SearchConfig, Thresholds, is_adversarial, run_search, scalar_objective, verify
+from advdla.search.evaluate import Evaluator, Scores
+from advdla.search.engine import verify_resamples
+from advdla.search.space import build_prompt, build_space, suggest
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    """Tiny models on a shared 2-core machine: one torch thread is ~50x faster than two fighting for cores."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.fixture(scope="module")
+def planted():
+    from advdla.models import load_model
+
+    return load_model("planted-erasure")
+
+
+@pytest.fixture(scope="module")
+def windows(planted):
+    return TokenWindows(load_corpus(), planted.tokenizer)
+
+
+@pytest.mark.parametrize("model, target", [("planted", PLANTED.writer), ("planted", PLANTED.honest), ("tiny_gqa", "L0H4"), ("tiny_gqa", "MLP0")])
+def test_evaluator_matches_dla_and_total_effects(model, target, request):
+    bridge = request.getfixturevalue(model)
+    win = TokenWindows(load_corpus(), bridge.tokenizer)
+    tokens, docs = win.sample(12, 5, seed=3)
+    res = win.sample(12, 3, seed=4, exclude=set(docs))[0]
+    comp = parse_component(target, bridge.cfg)
+    s = Evaluator(bridge, comp, res)(tokens)
+    heads = head_components(bridge.cfg)
+    ref = attribution.dla(bridge, tokens, components=heads if comp in heads else [*heads, comp])
+    eff = patching.total_effects(bridge, tokens, res, [comp], t1=ref.t1, t2=ref.t2)
+    assert torch.equal(s.t1, ref.t1) and torch.equal(s.t2, ref.t2)
+    torch.testing.assert_close(s.ld, ref.ld, atol=1e-4, rtol=1e-4)
+    torch.testing.assert_close(s.dla, ref.values[:, ref.index(comp)], atol=1e-4, rtol=1e-4)
+    torch.testing.assert_close(s.te, eff.per_resample[:, :, 0], atol=1e-4, rtol=1e-4)
+    expected_rank = (ref.values > ref.values[:, ref.index(comp)][:, None]).sum(1) + 1
+    assert torch.equal(s.rank, expected_rank)
+
+
+def test_planted_writer_scores_as_the_construction_says(planted, windows):
+    """DLA(writer) ~ 1.5 LD, rank 1, TE ~ 0: adversarial; the honest head is not (its TE is most of its DLA)."""
+    tokens, docs = windows.sample(16, 6, seed=0)
+    res = windows.sample(16, 4, seed=1, exclude=set(docs))[0]
+    writer = Evaluator(planted, parse_component(PLANTED.writer, planted.cfg), res)(tokens)
+    honest = Evaluator(planted, parse_component(PLANTED.honest, planted.cfg), res)(tokens)
+    assert (writer.dla_share > 1.3).all() and (writer.rank == 1).all() and (writer.te_share < 0.02).all()
+    thr = Thresholds(margin=0.5)
+    assert is_adversarial(writer, thr).all()
+    assert not is_adversarial(honest, thr).any()
+    assert (scalar_objective(writer, thr) > scalar_objective(honest, thr)).all()
+
+
+def _scores(**kw) -> Scores:
+    base = dict(tokens=torch.zeros(1, 4, dtype=torch.long), t1=torch.tensor([1]), t2=torch.tensor([2]), ld=torch.tensor([2.0]),
+                dla=torch.tensor([1.0]), rank=torch.tensor([1]), te=torch.tensor([[0.1, 0.1]]), naturalness=torch.tensor([-3.0]))
+    return Scores(**{**base, **kw})
+
+
+@pytest.mark.parametrize("change, adversarial", [({}, True), ({"rank": torch.tensor([4])}, False), ({"ld": torch.tensor([0.9])}, False),
+                                                 ({"dla": torch.tensor([0.5])}, False), ({"te": torch.tensor([[0.3, 0.3]])}, False),
+                                                 ({"te": torch.tensor([[-0.1, -0.1]])}, True)])
+def test_thresholds_each_condition_can_fail(change, adversarial):
+    assert bool(is_adversarial(_scores(**change), Thresholds())[0]) is adversarial
+
+
+def test_scalar_objective_penalises_rank_and_margin():
+    ok = scalar_objective(_scores(), Thresholds())
+    assert float(ok) == pytest.approx(0.5 - 0.05)
+    assert float(scalar_objective(_scores(rank=torch.tensor([5])), Thresholds())) == pytest.approx(0.45 - 2)
+    assert float(scalar_objective(_scores(ld=torch.tensor([0.5]), dla=torch.tensor([0.25]), te=torch.tensor([[0.025, 0.025]])), Thresholds())) \
+        == pytest.approx(0.5 - 0.05 - 0.5)
+
+
+@pytest.fixture(scope="module")
+def space(planted, windows):
+    return build_space(planted, windows, parse_component(PLANTED.writer, planted.cfg), seq_len=16, seed=0, n_base=8, n_span=4,
+                       pool_size=24, n_slots=3)
+
+
+def test_every_candidate_has_the_fixed_length_and_uses_the_pool(space):
+    study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0))
+    for _ in range(200):
+        trial = study.ask()
+        params = suggest(trial, space)
+        seq = build_prompt(params, space)
+        assert seq.shape == (16,)
+        for i in range(space.n_slots):
+            if params[f"slot{i}_tok"] >= 0:
+                assert params[f"slot{i}_tok"] in space.pool
+        study.tell(trial, 0.0)
+    assert len(space.pool) == 24 and len(set(space.pool)) == 24
+    assert set(space.pool_sources) == {"gradient", "ov_copy", "eraser_attention"}
+
+
+def _fixed(space, **over):
+    p = {"base": 0, "end": 32, "insert": "none", "ins_span": 0, "ins_len": 3, "ins_at": 5, "repeat_len": 0, "repeat_from": 0,
+         "n_swaps": 0, "swap0_a": 0, "swap0_b": 1, "swap1_a": 2, "swap1_b": 3}
+    p.update({f"slot{i}_pos": i for i in range(space.n_slots)})
+    p.update({f"slot{i}_tok": -1 for i in range(space.n_slots)})
+    return {**p, **over}
+
+
+def test_manipulations_do_what_they_say(space):
+    base = space.bases[0]
+    assert torch.equal(build_prompt(_fixed(space), space), base[16:32])
+    assert torch.equal(build_prompt(_fixed(space, end=20), space), base[4:20])  # truncation picks the end
+    span = space.spans[0][:3]
+    assert torch.equal(build_prompt(_fixed(space, insert="prefix"), space), torch.cat([span, base[19:32]]))
+    assert torch.equal(build_prompt(_fixed(space, insert="infix", ins_at=5), space), torch.cat([base[19:21], span, base[21:32]]))
+    rep = build_prompt(_fixed(space, repeat_len=4, repeat_from=2), space)
+    assert torch.equal(rep[-4:], base[18:22]) and torch.equal(rep[:-4], base[20:32])
+    swapped = build_prompt(_fixed(space, n_swaps=1), space)
+    assert swapped[0] == base[17] and swapped[1] == base[16]
+    slotted = build_prompt(_fixed(space, slot0_tok=space.pool[0], slot1_tok=space.pool[1]), space)
+    assert slotted[-1] == space.pool[0] and slotted[-2] == space.pool[1] and torch.equal(slotted[:-2], base[16:30])
+
+
+def test_search_finds_planted_writer_examples_and_each_reverifies(planted, tmp_path):
+    cfg = SearchConfig(target=PLANTED.writer, trials=24, batch=8, resamples=3, seq_len=16, n_base=8, pool_size=24, max_verify=4,
+                       thresholds=Thresholds(margin=0.5))
+    result = run_search(planted, cfg, out_dir=tmp_path, progress=False)
+    frame = pd.read_parquet(tmp_path / "examples.parquet")
+    assert len(frame) == 4 and frame["verified"].all() and (frame["target"] == PLANTED.writer).all()
+    assert len(set(map(tuple, frame["tokens"]))) == len(frame)
+    # the verification's fresh resamples, re-derived: every reported example passes again on the slow path
+    windows = TokenWindows(load_corpus(), planted.tokenizer)
+    space = build_space(planted, windows, parse_component(PLANTED.writer, planted.cfg), seq_len=16, seed=0, n_base=8, pool_size=24)
+    res = verify_resamples(windows, space, cfg)
+    for row in frame.itertuples():
+        v = verify(planted, parse_component(PLANTED.writer, planted.cfg), torch.tensor(list(row.tokens)), res)
+        assert v["rank"] == 1 and v["ld"] > 0.5 and v["dla"] / v["ld"] >= 0.3 and abs(v["te_mean"]) / v["ld"] <= 0.1
+        assert v["te_mean"] == pytest.approx(row.te_mean, abs=1e-5) and v["dla"] == pytest.approx(row.dla, abs=1e-5)
+    summary = json.loads((tmp_path / "search.json").read_text())
+    assert summary["thresholds"] == Thresholds(margin=0.5).as_dict() and summary["counts"]["study_complete_trials"] == 24
+    assert 0 < summary["sampler_share"] < 1 and result.summary == summary
+
+
+def test_honest_head_overfit_to_the_search_resamples_is_rejected_on_fresh_ones(planted, tmp_path):
+    """The honest head's TE is small only against resamples whose last-token feature matches the prompt's: the search
+    finds such prompts for its 3 fixed resamples, and the re-verification on 8 fresh resamples rejects every one."""
+    cfg = SearchConfig(target=PLANTED.honest, trials=16, batch=8, resamples=3, seq_len=16, n_base=8, pool_size=16, max_verify=8)
+    result = run_search(planted, cfg, out_dir=tmp_path, progress=False)
+    counts = result.summary["counts"]
+    assert counts["study_adversarial_fast"] > 0 and counts["rejected_on_verify"] > 0
+    assert counts["verified_examples"] == 0 and len(result.examples) == 0
+
+
+def test_nsga2_keeps_a_pareto_front(planted, tmp_path):
+    cfg = SearchConfig(target=PLANTED.writer, trials=32, batch=16, sampler="nsga2", resamples=2, seq_len=16, n_base=8, pool_size=16,
+                       max_verify=32, thresholds=Thresholds(margin=0.5))
+    result = run_search(planted, cfg, out_dir=tmp_path, progress=False)
+    frame = result.examples
+    assert len(frame) > 0 and frame["pareto"].any()
+    assert all(len(o) == 3 for o in frame["objective"])
+
+
+def test_resume_continues_the_same_study(planted, tmp_path):
+    cfg = SearchConfig(target=PLANTED.writer, trials=16, batch=8, resamples=2, seq_len=16, n_base=8, pool_size=16, max_verify=1)
+    run_search(planted, cfg, out_dir=tmp_path, progress=False)
+    first = optuna.load_study(study_name="advdla-search", storage=f"sqlite:///{tmp_path / 'study.db'}").trials
+    cfg.trials = 24
+    r = run_search(planted, cfg, out_dir=tmp_path, progress=False)
+    after = optuna.load_study(study_name="advdla-search", storage=f"sqlite:///{tmp_path / 'study.db'}").trials
+    assert [t.params for t in after[:16]] == [t.params for t in first] and len(after) == 24
+    assert sorted(t.number for t in after) == list(range(24)) and r.summary["counts"]["stored_by_this_worker"] == 8
+
+
+def test_resume_with_other_space_arguments_is_refused(planted, tmp_path):
+    cfg = SearchConfig(target=PLANTED.writer, trials=8, batch=8, resamples=2, seq_len=16, n_base=8, pool_size=16, max_verify=1)
+    run_search(planted, cfg, out_dir=tmp_path, progress=False)
+    cfg.seq_len = 20
+    with pytest.raises(AdvdlaError, match="seq_len=16 .now 20."):
+        run_search(planted, cfg, out_dir=tmp_path, progress=False)
+
+
+@pytest.mark.parametrize("target, message", [("L0H9", "heads 0..3"), ("LOH1", "Did you mean 'L0H1'"), ("MLP2", "no downstream component"),
+                                             ("embed", "cannot be searched")])
+def test_bad_targets_are_one_line(planted, tmp_path, target, message):
+    with pytest.raises(AdvdlaError, match=message) as err:
+        run_search(planted, SearchConfig(target=target, trials=8), out_dir=tmp_path, progress=False)
+    assert "\n" not in str(err.value)
+    assert not (tmp_path / "examples.parquet").exists()
+
+
+def test_bad_budget_and_storage_are_one_line(planted, tmp_path):
+    with pytest.raises(AdvdlaError, match="--trials must be at least 1"):
+        run_search(planted, SearchConfig(target=PLANTED.writer, trials=0), out_dir=tmp_path, progress=False)
+    with pytest.raises(AdvdlaError, match="cannot open storage"):
+        run_search(planted, SearchConfig(target=PLANTED.writer, trials=8), out_dir=tmp_path, storage="sqlite:////no/such/dir/x.db")
+    with pytest.raises(AdvdlaError, match="unknown sampler 'tep'.*Did you mean 'tpe'"):
+        run_search(planted, SearchConfig(target=PLANTED.writer, sampler="tep"), out_dir=tmp_path, progress=False)
