@@ -415,18 +415,20 @@ def _component_rows(cache: Any, patched: Any, down: list[Component], writer: Com
 
 def overrated_components(bridge: Any, tokens: Int[Tensor, "batch pos"], resamples: Tensor, *,
                          components: list[Component] | None = None, top: int = 12, t1: Tensor | None = None,
-                         t2: Tensor | None = None, batch_size: int = 64, dla_result: DLAResult | None = None) -> Any:
+                         t2: Tensor | None = None, batch_size: int = 64, dla_result: DLAResult | None = None,
+                         kinds: tuple[str, ...] = ("head", "mlp")) -> Any:
     """Components ranked by how much DLA overstates their total effect: mean DLA - mean TE over prompts.
 
-    Candidates: ``components`` if given, else the ``top`` heads and MLPs by mean |DLA| (TE costs a partial forward
-    per component, prompt and resample, so all of them would be slow on a large model). Returns a pandas
+    Candidates: ``components`` if given, else the ``top`` components of ``kinds`` (``("head",)``: heads only) by
+    mean |DLA| (TE costs a partial forward per component, prompt and resample: all of them would be slow on a
+    large model). Returns a pandas
     DataFrame, most overrated first, with columns component, dla, te, te_std (over resamples, averaged over
     prompts), overstatement (= dla - te), overstatement_share (of the mean |LD|) and te_over_dla.
     """
     import pandas as pd
 
     tokens = _check_tokens(bridge, tokens)
-    pool = list(components or [c for c in all_components(bridge.cfg) if c.kind in ("head", "mlp")])
+    pool = list(components or [c for c in all_components(bridge.cfg) if c.kind in kinds])
     res = dla_result or dla(bridge, tokens, components=pool, t1=t1, t2=t2)
     values = res.values[:, [res.index(c) for c in pool]]
     keep = values.abs().mean(0).argsort(descending=True)[:top].tolist() if components is None else list(range(len(pool)))

@@ -134,6 +134,9 @@ def test_overrated_components_names_the_writer(planted, sample):
     assert frame["overstatement"].is_monotonic_decreasing
     honest = frame[frame.component == PLANTED.honest].iloc[0]
     assert honest.te > 0.3 * honest.dla
+    heads = overrated_components(planted, tokens, resamples, top=3, kinds=("head",))
+    assert set(heads.component) == {PLANTED.writer, PLANTED.eraser, PLANTED.honest}  # the three big |DLA| heads
+    assert heads.loc[0, "component"] == PLANTED.writer
 
 
 def test_gqa_model_runs_with_head_and_mlp_writers(tiny_gqa):
