@@ -34,6 +34,7 @@ centred one). (2) Position 0 (no BOS: an attention sink with outsized norms) is 
 
 from __future__ import annotations
 
+import math
 import warnings
 from dataclasses import asdict, dataclass, field
 from typing import Any, Callable
@@ -469,7 +470,16 @@ class Analysis:
         out = asdict(self)
         for wa in out["analyses"]:
             wa.pop("scatter")
-        return out
+        return _nan_to_none(out)
+
+
+def _nan_to_none(x: Any) -> Any:
+    """NaN or infinity (an undefined recovery, a fit on too few points, TE / 0) as null, so the JSON is strict."""
+    if isinstance(x, dict):
+        return {k: _nan_to_none(v) for k, v in x.items()}
+    if isinstance(x, list):
+        return [_nan_to_none(v) for v in x]
+    return None if isinstance(x, float) and not math.isfinite(x) else x
 
 
 def analyze(bridge: Any, tokens: Int[Tensor, "batch pos"], resamples: Tensor, *, writers: list[Component] | None = None,

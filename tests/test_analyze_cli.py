@@ -12,7 +12,10 @@ from advdla.models.planted import PLANTED
 
 def _run_json(capsys, *extra):
     assert cli.main(["analyze", "--model", "planted-erasure", "--format", "json", *extra]) == 0
-    return json.loads(capsys.readouterr().out)
+    def no_nan(name):
+        raise AssertionError(f"non-strict JSON constant {name}")
+
+    return json.loads(capsys.readouterr().out, parse_constant=no_nan)
 
 
 def test_acceptance_planted_writer_and_eraser(capsys):

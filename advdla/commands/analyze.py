@@ -75,6 +75,8 @@ def _run(args: Any) -> Any:
 
 
 def _q(q: dict[str, float]) -> str:
+    if q["median"] is None:
+        return "nan"
     return f"{q['median']:+.3f} [{q['q25']:+.3f},{q['q75']:+.3f}]"
 
 
@@ -107,7 +109,7 @@ def _component_rows(wa: dict[str, Any]) -> list[dict[str, Any]]:
             seen.add(r["component"])
             chosen.append(r)
     return [{"component": r["component"], "eraser": "yes" if r["eraser"] else "", "PR median [q25, q75]": _q(r["pr"]),
-             "PR with V-comp": _q(r["pr_vcomp"]), "recovery": r["recovery"],
+             "PR with V-comp": _q(r["pr_vcomp"]), "recovery": _num(r["recovery"]),
              "DLA slope": f"{r['dla_slope']:+.3f} ± {r['dla_slope_stderr']:.3f}"} for r in chosen]
 
 
@@ -118,11 +120,15 @@ def _residual_rows(wa: dict[str, Any]) -> list[dict[str, Any]]:
 
 def _fit_rows(wa: dict[str, Any]) -> list[dict[str, Any]]:
     return [{"y": f["y_label"], "slope": f"{f['slope']:+.3f} ± {f['slope_stderr']:.3f}",
-             "intercept": f"{f['intercept']:+.3f} ± {f['intercept_stderr']:.3f}", "r": f["r"], "n": f["n"]}
-            for f in wa["fits"].values()]
+             "intercept": f"{f['intercept']:+.3f} ± {f['intercept_stderr']:.3f}", "r": _num(f["r"]), "n": f["n"]}
+            for f in wa["fits"].values() if f["slope"] is not None]
+
+
+def _num(x: float | None) -> float:
+    return float("nan") if x is None else x
 
 
 def _overrated_rows(p: dict[str, Any]) -> list[dict[str, Any]]:
     return [{"component": r["component"], "DLA": r["dla"], "TE": r["te"], "TE spread": r["te_std"],
-             "DLA - TE": r["overstatement"], "share of |LD|": r["overstatement_share"], "TE / DLA": r["te_over_dla"]}
+             "DLA - TE": r["overstatement"], "share of |LD|": r["overstatement_share"], "TE / DLA": _num(r["te_over_dla"])}
             for r in p["overrated"]]
