@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
+import math
 
 import optuna
 import pandas as pd
@@ -89,7 +91,8 @@ def test_thresholds_each_condition_can_fail(change, adversarial):
 def test_scalar_objective_penalises_rank_and_margin():
     ok = scalar_objective(_scores(), Thresholds())
     assert float(ok) == pytest.approx(0.5 - 0.05)
-    assert float(scalar_objective(_scores(rank=torch.tensor([5])), Thresholds())) == pytest.approx(0.45 - 2)
+    assert float(scalar_objective(_scores(rank=torch.tensor([6])), Thresholds())) == pytest.approx(0.45 - math.log(2) / 2)
+    assert float(scalar_objective(_scores(rank=torch.tensor([60])), Thresholds())) < float(scalar_objective(_scores(rank=torch.tensor([6])), Thresholds()))
     assert float(scalar_objective(_scores(ld=torch.tensor([0.5]), dla=torch.tensor([0.25]), te=torch.tensor([[0.025, 0.025]])), Thresholds())) \
         == pytest.approx(0.5 - 0.05 - 0.5)
 
@@ -116,7 +119,7 @@ def test_every_candidate_has_the_fixed_length_and_uses_the_pool(space):
 
 
 def _fixed(space, **over):
-    p = {"base": 0, "end": 32, "insert": "none", "ins_span": 0, "ins_len": 3, "ins_at": 5, "repeat_len": 0, "repeat_from": 0,
+    p = {"context": 0, "insert": "none", "ins_span": 0, "ins_len": 3, "ins_at": 5, "repeat_len": 0, "repeat_from": 0,
          "n_swaps": 0, "swap0_a": 0, "swap0_b": 1, "swap1_a": 2, "swap1_b": 3}
     p.update({f"slot{i}_pos": i for i in range(space.n_slots)})
     p.update({f"slot{i}_tok": -1 for i in range(space.n_slots)})
@@ -124,9 +127,10 @@ def _fixed(space, **over):
 
 
 def test_manipulations_do_what_they_say(space):
+    space = dataclasses.replace(space, contexts=[(0, 32), (0, 20)])
     base = space.bases[0]
     assert torch.equal(build_prompt(_fixed(space), space), base[16:32])
-    assert torch.equal(build_prompt(_fixed(space, end=20), space), base[4:20])  # truncation picks the end
+    assert torch.equal(build_prompt(_fixed(space, context=1), space), base[4:20])  # truncation picks the end
     span = space.spans[0][:3]
     assert torch.equal(build_prompt(_fixed(space, insert="prefix"), space), torch.cat([span, base[19:32]]))
     assert torch.equal(build_prompt(_fixed(space, insert="infix", ins_at=5), space), torch.cat([base[19:21], span, base[21:32]]))
@@ -200,9 +204,9 @@ def test_resume_with_other_space_arguments_is_refused(planted, tmp_path):
                                              ("embed", "cannot be searched")])
 def test_bad_targets_are_one_line(planted, tmp_path, target, message):
     with pytest.raises(AdvdlaError, match=message) as err:
-        run_search(planted, SearchConfig(target=target, trials=8), out_dir=tmp_path, progress=False)
+        run_search(planted, SearchConfig(target=target, trials=8), out_dir=tmp_path / "out", progress=False)
     assert "\n" not in str(err.value)
-    assert not (tmp_path / "examples.parquet").exists()
+    assert not (tmp_path / "out").exists()
 
 
 def test_bad_budget_and_storage_are_one_line(planted, tmp_path):

@@ -25,8 +25,10 @@ def _search(*args: str, **kw) -> subprocess.Popen:
 
 
 def _trials(storage: str, study: str = "advdla-search") -> list:
+    from advdla.search.engine import open_storage
+
     try:
-        return optuna.load_study(study_name=study, storage=storage).get_trials(deepcopy=False)
+        return optuna.load_study(study_name=study, storage=open_storage(storage)).get_trials(deepcopy=False)
     except KeyError:  # the study does not exist yet
         return []
 

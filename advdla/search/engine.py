@@ -29,6 +29,7 @@ import os
 import socket
 import time
 import uuid
+import warnings
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -179,7 +180,9 @@ def _make_sampler(config: SearchConfig, seed: int) -> Any:
         return optuna.samplers.RandomSampler(seed=seed)
     if config.sampler == "nsga2":
         return optuna.samplers.NSGAIISampler(seed=seed, population_size=max(config.batch, 16))
-    return optuna.samplers.TPESampler(seed=seed, constant_liar=True, n_startup_trials=max(10, config.batch))
+    with warnings.catch_warnings():  # multivariate TPE is marked experimental; it models the parameters jointly
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        return optuna.samplers.TPESampler(seed=seed, constant_liar=True, multivariate=True, n_startup_trials=max(10, config.batch))
 
 
 def _open_study(config: SearchConfig, storage: Any, study_name: str, key: dict[str, Any]) -> Any:
@@ -396,13 +399,13 @@ def run_search(bridge: Any, config: SearchConfig, *, out_dir: str | Path, storag
 
     validate(config)
     t_start = time.perf_counter()
+    windows = TokenWindows(load_corpus(config.corpus), bridge.tokenizer)
+    target = resolve_target(bridge, config.target, windows, seq_len=config.seq_len, seed=config.seed)
     out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
+    out_dir.mkdir(parents=True, exist_ok=True)  # only now: a bad target leaves nothing behind
     shared = storage is not None  # a shared study: salt the sampler seed with the pid, so workers explore apart
     storage_url = storage or f"sqlite:///{(out_dir / 'study.db').resolve()}"
     store = open_storage(storage_url)
-    windows = TokenWindows(load_corpus(config.corpus), bridge.tokenizer)
-    target = resolve_target(bridge, config.target, windows, seq_len=config.seq_len, seed=config.seed)
     model = getattr(getattr(bridge, "advdla_card", None), "name", "model")
     study_name = study_name or "advdla-search"
     study = _open_study(config, store, study_name, config.space_key(model, target.name))

@@ -54,9 +54,14 @@ def constraints(s: Scores, thr: Thresholds) -> Tensor:
 
 
 def scalar_objective(s: Scores, thr: Thresholds) -> Tensor:
-    """dla_share - |te_share| (each clipped), minus 1 per rank step beyond top k and per logit below the margin."""
+    """dla_share - |te_share| (each clipped), minus ln(rank / k) / 2 beyond the top k and 1 per logit below the margin.
+
+    The rank penalty is logarithmic so that it keeps a slope over the whole range (rank 200 vs 20 still
+    differs): a flat penalty would leave most candidates tied and give the sampler nothing to learn from.
+    """
     gap = s.dla_share.clamp(-SHARE_CLIP, SHARE_CLIP) - s.te_share.clamp(max=SHARE_CLIP)
-    return gap - constraints(s, thr).clamp(max=SHARE_CLIP).sum(1)
+    rank_pen = (s.rank.float() / thr.top_k).clamp(min=1.0).log() / 2
+    return gap - rank_pen - (thr.margin - s.ld).clamp(min=0, max=SHARE_CLIP)
 
 
 def multi_objectives(s: Scores) -> Tensor:

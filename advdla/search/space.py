@@ -4,8 +4,10 @@ Context: a candidate prompt is built from parameters an Optuna trial suggests, i
 ending with exactly ``seq_len`` tokens (all candidates of a study share one length, so a batch is one
 tensor and the resamples fit every candidate):
 
-1. base context: one of ``n_base`` corpus windows of 2 x seq_len tokens (``base``), and the truncation
-   point ``end``: the prompt is the seq_len tokens ending there, which picks what the model predicts;
+1. base context (``context``): one of ``n_context`` (window, truncation point) pairs: the prompt is the
+   seq_len tokens of a 2 x seq_len corpus window ending at the truncation point, which picks what the
+   model predicts. The pairs are pre-screened (:func:`prescreen_contexts`): of every window and every
+   truncation point, those where the target's DLA share is largest, found with one forward per window;
 2. insertion (``insert`` none / prefix / infix) of the first ``ins_len`` tokens of another corpus span
    (``ins_span``) at the front or at ``ins_at``; the oldest tokens drop out to keep the length;
 3. repetition: the span of ``repeat_len`` tokens starting at ``repeat_from`` is appended (oldest tokens
@@ -45,6 +47,7 @@ class SearchSpace:
 
     seq_len: int
     bases: Int[Tensor, "n_base two_seq_len"]
+    contexts: list[tuple[int, int]]  # (base index, truncation point), best pre-screened first
     spans: Int[Tensor, "n_span seq_len"]
     pool: list[int]  # candidate token ids for the free slots
     pool_sources: dict[str, list[int]]  # which builder proposed which tokens (for the record)
@@ -52,15 +55,14 @@ class SearchSpace:
     base_docs: list[int]  # corpus documents the bases come from (resamples avoid them)
 
     def describe(self) -> dict[str, Any]:
-        return {"seq_len": self.seq_len, "n_base": len(self.bases), "n_span": len(self.spans), "pool_size": len(self.pool),
+        return {"seq_len": self.seq_len, "n_base": len(self.bases), "n_context": len(self.contexts), "n_span": len(self.spans), "pool_size": len(self.pool),
                 "n_slots": self.n_slots, "pool_sources": {k: len(v) for k, v in self.pool_sources.items()}}
 
 
 def suggest(trial: Any, space: SearchSpace) -> dict[str, Any]:
     """Ask ``trial`` for every parameter (all of them, every time: a fixed parameter set resumes and re-enqueues cleanly)."""
     L, third = space.seq_len, max(1, space.seq_len // 3)
-    p = {"base": trial.suggest_categorical("base", list(range(len(space.bases)))),
-         "end": trial.suggest_int("end", L, 2 * L),
+    p = {"context": trial.suggest_categorical("context", list(range(len(space.contexts)))),
          "insert": trial.suggest_categorical("insert", list(INSERT_MODES)),
          "ins_span": trial.suggest_categorical("ins_span", list(range(len(space.spans)))),
          "ins_len": trial.suggest_int("ins_len", 1, third),
@@ -80,7 +82,8 @@ def suggest(trial: Any, space: SearchSpace) -> dict[str, Any]:
 def build_prompt(p: dict[str, Any], space: SearchSpace) -> Int[Tensor, "seq_len"]:
     """Apply a trial's parameters (see the module docstring, steps 1-5); always exactly seq_len tokens."""
     L = space.seq_len
-    seq = space.bases[p["base"]][p["end"] - L:p["end"]].clone()
+    base, end = space.contexts[p["context"]]
+    seq = space.bases[base][end - L:end].clone()
     n = p["ins_len"]
     span = space.spans[p["ins_span"]][:n]
     if p["insert"] == "prefix":
@@ -101,13 +104,43 @@ def build_prompt(p: dict[str, Any], space: SearchSpace) -> Int[Tensor, "seq_len"
 
 
 def build_space(bridge: Any, windows: TokenWindows, target: Component, *, seq_len: int, seed: int, n_base: int = 64,
-                n_span: int = 32, pool_size: int = 96, n_slots: int = 4) -> SearchSpace:
-    """Draw the base windows and insertion spans with ``seed`` and build the token pool from the model."""
+                n_span: int = 32, pool_size: int = 96, n_slots: int = 4, n_context: int = 64) -> SearchSpace:
+    """Draw the base windows and insertion spans with ``seed``, pre-screen contexts, build the token pool from the model."""
     bases, docs = windows.sample(2 * seq_len, n_base, seed=seed)
+    contexts = prescreen_contexts(bridge, target, bases, seq_len=seq_len, n_keep=n_context)
     spans, span_docs = windows.sample(seq_len, n_span, seed=seed + 1, exclude=set(docs))
     sources = token_pool(bridge, target, bases[:, -seq_len:][:8], pool_size=pool_size)
     pool = _merge(sources, pool_size)
-    return SearchSpace(seq_len, bases, spans, pool, sources, n_slots, docs + span_docs)
+    return SearchSpace(seq_len, bases, contexts, spans, pool, sources, n_slots, docs + span_docs)
+
+
+def prescreen_contexts(bridge: Any, target: Component, bases: Int[Tensor, "n two_l"], *, seq_len: int, n_keep: int,
+                       batch: int = 16, margin: float = 0.5) -> list[tuple[int, int]]:
+    """The ``n_keep`` (base, end) pairs where the target's DLA share of LD is largest (LD > ``margin``).
+
+    One forward per window scores every truncation point at once: position end-1 of the full window sees
+    base[:end] instead of the prompt's base[end-seq_len:end], close enough to rank contexts (the search then
+    scores the real prompts).
+    """
+    scores = torch.cat([_dla_share_by_position(bridge, target, bases[i:i + batch], seq_len) for i in range(0, len(bases), batch)])
+    order = scores.flatten().argsort(descending=True)[:n_keep].tolist()
+    n_end = scores.shape[1]
+    return [(i // n_end, seq_len + i % n_end) for i in order]
+
+
+def _dla_share_by_position(bridge: Any, target: Component, tokens: Tensor, seq_len: int, margin: float = 0.5) -> Tensor:
+    """[batch, seq_len + 1]: target DLA share of LD at positions seq_len-1 .. 2 seq_len-1 (ends seq_len .. 2 seq_len)."""
+    name = f"blocks.{target.layer}.attn.hook_result" if target.kind == "head" else f"blocks.{target.layer}.hook_mlp_out"
+    with torch.inference_mode():
+        logits, cache = bridge.run_with_cache(tokens.to(bridge.W_U.device), names_filter=lambda n: n in (name, "ln_final.hook_scale"))
+        pos = slice(seq_len - 1, 2 * seq_len)
+        out = cache[name][:, pos, target.head] if target.kind == "head" else cache[name][:, pos]
+        top = logits[:, pos].topk(2, dim=-1)
+        ld = top.values[..., 0] - top.values[..., 1]
+        direction = bridge.W_U[:, top.indices[..., 0]] - bridge.W_U[:, top.indices[..., 1]]  # [d_model, batch, pos]
+        dla_t = torch.einsum("bpd,dbp->bp", out, direction) / cache["ln_final.hook_scale"][:, pos, 0]
+    share = (dla_t / ld.clamp(min=1e-3)).clamp(-3, 3)
+    return torch.where(ld > margin, share, share - 3).cpu()
 
 
 def _merge(sources: dict[str, list[int]], size: int) -> list[int]:
