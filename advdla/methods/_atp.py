@@ -21,12 +21,15 @@ from advdla.methods._grads import cache_sites, dot_per_component, gradients, res
 from advdla.methods.base import AttributionMethod, ExampleBatch
 
 
-def activation_deltas(model: Any, batch: ExampleBatch) -> tuple[list, Tensor, list[str], dict[str, Tensor]]:
-    """The batch's union of panel components, its index, their sites, and clean minus mean-resample activations there."""
+def activation_deltas(model: Any, batch: ExampleBatch, clean: dict[str, Tensor] | None = None) -> tuple[list, Tensor, list[str], dict[str, Tensor]]:
+    """The batch's union of panel components, its index, their sites, and clean minus mean-resample activations there.
+
+    ``clean``: the clean activations at the sites when the caller already has them (else one forward reads them).
+    """
     comps, index = batch.union()
     names = site_names(comps)
     b, r, _ = batch.resamples.shape
-    clean = cache_sites(model, batch.tokens, names)
+    clean = clean if clean is not None else cache_sites(model, batch.tokens, names)
     res = resample_acts(model, batch.resamples, names)
     delta = {n: clean[n] - res[n].reshape(b, r, *res[n].shape[1:]).mean(1) for n in names}
     return comps, index, names, delta
@@ -36,7 +39,9 @@ def activation_deltas(model: Any, batch: ExampleBatch) -> tuple[list, Tensor, li
                  "dotted with (clean - resample) activation, per head/MLP, averaged over resamples")
 class AtP(AttributionMethod):
     def attribute(self, model: Any, batch: ExampleBatch) -> Float[Tensor, "batch panel"]:
-        comps, index, names, delta = activation_deltas(model, batch)
-        grads = gradients(model, batch.tokens, batch.t1, batch.t2, names)
+        names = site_names(batch.union()[0])
+        clean: dict[str, Tensor] = {}
+        grads = gradients(model, batch.tokens, batch.t1, batch.t2, names, acts=clean)  # one forward+backward gives both
+        comps, index, names, delta = activation_deltas(model, batch, clean)
         values = dot_per_component(grads, delta, comps)
         return batch.gather(values.float().cpu(), index)

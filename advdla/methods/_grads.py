@@ -23,6 +23,8 @@ from torch import Tensor
 from advdla.attribution import _check_tokens
 from advdla.components import Component
 from advdla.errors import AdvdlaError
+from advdla.models.bridge import lean
+from advdla.patching import final_state, ld_of_final
 
 Hook = tuple[str, Callable]
 
@@ -42,14 +44,14 @@ def site_names(components: list[Component]) -> list[str]:
 
 def cache_sites(bridge: Any, tokens: Int[Tensor, "n pos"], names: list[str]) -> dict[str, Tensor]:
     """Activations at ``names`` for a plain forward (no graph; usable later in a graph, unlike inference tensors)."""
-    with torch.no_grad():
+    with torch.no_grad(), lean(bridge):
         _, cache = bridge.run_with_cache(_check_tokens(bridge, tokens), names_filter=lambda n: n in names)
     return {n: cache[n].detach().clone() for n in names}
 
 
 def gradients(bridge: Any, tokens: Int[Tensor, "n pos"], t1: Tensor, t2: Tensor, names: list[str], *,
               values: dict[str, Tensor] | None = None, masks: dict[str, Tensor] | None = None,
-              hooks: list[Hook] = ()) -> dict[str, Tensor]:
+              hooks: list[Hook] = (), acts: dict[str, Tensor] | None = None) -> dict[str, Tensor]:
     """d LD / d activation at each site in ``names`` (LD summed over rows; rows are independent).
 
     Without ``values``: at the model's own activations. With ``values`` and ``masks``: the activation is
@@ -60,6 +62,8 @@ def gradients(bridge: Any, tokens: Int[Tensor, "n pos"], t1: Tensor, t2: Tensor,
 
     def make(name: str) -> Callable:
         def hook(act: Tensor, hook: Any) -> Tensor:
+            if acts is not None:
+                acts[name] = act.detach().clone()
             if values is None:
                 leaves[name] = torch.zeros_like(act).requires_grad_(True)
                 return act + leaves[name]
@@ -70,10 +74,9 @@ def gradients(bridge: Any, tokens: Int[Tensor, "n pos"], t1: Tensor, t2: Tensor,
 
     # clones: tensors made under inference mode (t1/t2 from a DLA run, say) cannot be saved for backward
     tokens, t1, t2 = _check_tokens(bridge, tokens).clone(), t1.clone(), t2.clone()
-    with torch.enable_grad():
-        logits = bridge.run_with_hooks(tokens, fwd_hooks=[*[(n, make(n)) for n in names], *hooks])
-        last = logits[:, -1]
-        ld = last.gather(1, t1[:, None].to(last.device))[:, 0] - last.gather(1, t2[:, None].to(last.device))[:, 0]
+    with torch.enable_grad(), lean(bridge):
+        resid, scale = final_state(bridge, lambda: bridge(tokens), [*[(n, make(n)) for n in names], *hooks])
+        ld = ld_of_final(bridge, resid, scale, t1.to(resid.device), t2.to(resid.device))
         grads = torch.autograd.grad(ld.sum(), [leaves[n] for n in names], allow_unused=True)
     return {n: (g if g is not None else torch.zeros_like(leaves[n])).detach() for n, g in zip(names, grads)}
 
