@@ -286,7 +286,7 @@ def test_regenerate_test_keeps_dev_and_moves_the_chain(planted, built, tmp_path)
 
 
 def test_real_search_builds_are_deterministic(planted, tmp_path):
-    cfg = small_config(search=dict(trials=2, batch=8), splits=dict(n_dev=2, n_test=1, n_natural=1))
+    cfg = small_config(search=dict(trials=6, batch=8), splits=dict(n_dev=2, n_test=1, n_natural=1))
     a = build_suite(cfg, tmp_path / "a", bridge=planted, show_progress=False)
     b = build_suite(cfg, tmp_path / "b", bridge=planted, show_progress=False)
     ma, mb = load_suite(a).manifest, load_suite(b).manifest
