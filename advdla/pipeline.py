@@ -44,13 +44,19 @@ class RunPlan:
     seq_len: int = 16        # tokens per prompt (analysis, search and suite)
     resamples: int = 2       # R: resamples per example for ground truth
     overrated_top: int = 6   # analysis: components whose total effect is measured
-    trials: int = 24         # search: Optuna trials, each scoring `batch` candidates
+    trials: int = 96         # search: Optuna trials (one candidate prompt each), asked and scored `batch` at a time
     batch: int = 16
+    # What counts as adversarial in a run: looser than the search's defaults (top 3, LD > 1, DLA >= 30% of LD,
+    # |TE| <= 10% of it), because a few dozen trials on a real model find almost nothing at those; recorded in
+    # the suite's manifest. Suites built with `advdla suite build` use their config's thresholds.
+    thresholds: tuple[tuple[str, float], ...] = (("top_k", 5), ("margin", 0.5), ("min_dla_share", 0.25),
+                                                 ("max_te_share", 0.15))
     n_dev: int = 6           # suite: adversarial examples per split ...
     n_test: int = 4
     n_natural: int = 4       # ... and natural controls per split
     max_panel: int = 12      # suite: panel size cap on large models (target + top |DLA| + random)
     methods: str = "all"     # every built-in method (plug-ins: name them)
+    ig_steps: int = 16       # integrated gradients' steps (its cost grows with them; recorded in its result record)
     force: bool = False      # replace a suite a previous run left in OUT
 
     def to_dict(self) -> dict[str, Any]:
@@ -66,8 +72,8 @@ def plan_run(model: str, *, out: str, quick: bool = False, seed: int = 0, force:
         resolve_methods(methods)  # a typo stops here, before any work
     plan = RunPlan(model=model, out=out, seed=seed, force=force, methods=methods)
     if quick:
-        plan = dataclasses.replace(plan, prompts=8, overrated_top=4, trials=12, n_dev=4, n_test=2, n_natural=3,
-                                   max_panel=8)
+        plan = dataclasses.replace(plan, prompts=6, overrated_top=4, trials=48, n_dev=4, n_test=2, n_natural=3,
+                                   max_panel=8, ig_steps=4)
     return plan
 
 
@@ -159,11 +165,12 @@ def _auto_target(bridge: Any, tokens: Any, resamples: Any, overrated: list[dict[
 def _stage_search(plan: RunPlan, out: Path, state: dict, outputs: RunOutputs, report: Report) -> None:
     """A short search on the target; extended (the same study resumes) while it has too few verified examples."""
     from advdla.search import SearchConfig, run_search
+    from advdla.search.objectives import Thresholds
 
     need = 2  # at least one dev and one test example
     config = SearchConfig(target=state["target"], trials=plan.trials, batch=plan.batch, resamples=plan.resamples,
-                          seq_len=plan.seq_len, seed=plan.seed, max_examples=4 * (plan.n_dev + plan.n_test),
-                          max_verify=2 * (plan.n_dev + plan.n_test))
+                          seq_len=plan.seq_len, seed=plan.seed, max_examples=2 * (plan.n_dev + plan.n_test),
+                          max_verify=plan.n_dev + plan.n_test + 2, thresholds=Thresholds(**dict(plan.thresholds)))
     for attempt in range(3):
         result = run_search(state["bridge"], config, out_dir=out / "search", progress=True)
         found = _verified(result)
@@ -201,6 +208,7 @@ def _stage_suite(plan: RunPlan, out: Path, state: dict, outputs: RunOutputs, rep
     cfg = SuiteConfig(name=suite_name(plan.model), model=plan.model, seq_len=plan.seq_len, seed=plan.seed,
                       description=f"a small suite made by `advdla run` on {plan.model}", targets=[state["target"]],
                       search=SearchBudget(trials=sc.trials, batch=sc.batch, sampler=sc.sampler), resamples=plan.resamples,
+                      thresholds=dict(plan.thresholds),
                       panel=PanelPolicy(top_dla=per, top_atp=per, n_random=per),
                       splits=SplitSizes(n_dev=n_dev, n_test=n_test, n_natural=plan.n_natural))
     dest = out / "suites" / cfg.name
@@ -246,7 +254,9 @@ def _stage_scores(plan: RunPlan, out: Path, state: dict, outputs: RunOutputs, re
         task = bar.add_task("scoring", total=len(names) * len(rows), info="")
         for name in names:
             bar.update(task, info=name)
-            run = run_method(state["bridge"], name, rows, seed=plan.seed, on_batch=lambda k: bar.update(task, advance=k))
+            params = {"steps": plan.ig_steps} if name == "ig" else None
+            run = run_method(state["bridge"], name, rows, seed=plan.seed, params=params,
+                             on_batch=lambda k: bar.update(task, advance=k))
             if run.error:
                 report(f"skipped: {run.error}")
                 continue
