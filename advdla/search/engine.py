@@ -261,8 +261,8 @@ class _Mirror:
             for k, v in (("scores", rec), ("uid", uid), ("worker", worker)):
                 trial.set_user_attr(k, v)
             if self.config.mode == "multi":
-                for key, value in zip(("rank_over_top_k", "margin_shortfall"), rec["constraints"]):
-                    trial.set_constraint(key, value)  # NSGA-II: <= 0 is feasible
+                for key, c in zip(("rank_over_top_k", "margin_shortfall"), rec["constraints"]):
+                    trial.set_constraint(key, c)  # NSGA-II: <= 0 is feasible
             self.local.tell(trial, value)
             self.uids.add(uid)
             out.append(self.local._storage.get_trial(trial._trial_id))
@@ -295,6 +295,8 @@ def _run_batch(mirror: _Mirror, n: int, space: SearchSpace, evaluator: Evaluator
     records = [_score_record(scores, i, config, bool(adv[i])) for i in range(n)]
     t2 = time.perf_counter()
     frozen = mirror.finish(trials, values.tolist(), records)
+    if any(f.state.name != "COMPLETE" for f in frozen):  # never spin on trials that cannot complete
+        raise RuntimeError(f"optuna refused the values of trial {frozen[0].number} ({values[0].tolist()})")
     t3 = time.perf_counter()
     free = config.trials - len(mirror.sync())  # another worker may have filled the budget meanwhile
     for f in frozen[:max(free, 0)]:

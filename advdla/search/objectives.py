@@ -6,8 +6,8 @@ total effect TE(c) (its input resampled, averaged over R resamples) is a small s
 live in :class:`Thresholds`, which is recorded in every output.
 
 Two modes:
-- scalar (default): ``dla_share - |te_share|`` minus penalties for a violated rank or margin constraint;
-  both shares are clipped so that a near-zero LD cannot blow the objective up. Maximised.
+- scalar (default): ``min(dla_share, 1) - 2 |te_share|`` minus penalties for a violated rank or margin
+  constraint (:func:`scalar_objective` says why this shape). Maximised.
 - multi-objective: (dla_share up, |te_share| down, naturalness up), with the rank and margin constraints
   handed to NSGA-II as constraint values (<= 0 means satisfied). Its Pareto front is kept.
 """
@@ -54,12 +54,15 @@ def constraints(s: Scores, thr: Thresholds) -> Tensor:
 
 
 def scalar_objective(s: Scores, thr: Thresholds) -> Tensor:
-    """dla_share - |te_share| (each clipped), minus ln(rank / k) / 2 beyond the top k and 1 per logit below the margin.
+    """min(dla_share, 1) - 2 |te_share|, minus ln(rank / k) / 2 beyond the top k and 1 per logit below the margin.
 
-    The rank penalty is logarithmic so that it keeps a slope over the whole range (rank 200 vs 20 still
-    differs): a flat penalty would leave most candidates tied and give the sampler nothing to learn from.
+    Why this shape: the DLA share is capped at 1 because a larger one does not make an example more
+    adversarial (without the cap the sampler chases huge DLA shares whose TE share is just as huge), and
+    the TE share weighs double because a small TE is the hard part. The rank penalty is logarithmic so
+    that it keeps a slope over the whole range (rank 200 vs 20 still differs): a flat penalty would leave
+    most candidates tied and give the sampler nothing to learn from.
     """
-    gap = s.dla_share.clamp(-SHARE_CLIP, SHARE_CLIP) - s.te_share.clamp(max=SHARE_CLIP)
+    gap = s.dla_share.clamp(-SHARE_CLIP, 1.0) - 2 * s.te_share.clamp(max=SHARE_CLIP)
     rank_pen = (s.rank.float() / thr.top_k).clamp(min=1.0).log() / 2
     return gap - rank_pen - (thr.margin - s.ld).clamp(min=0, max=SHARE_CLIP)
 
