@@ -23,6 +23,8 @@ def register(subparsers: Any) -> None:
     p.add_argument("--resamples", type=int, default=8, help="R same-length resamples per TE (default: 8)")
     p.add_argument("--seq-len", type=int, default=24, help="tokens per candidate (default: 24)")
     p.add_argument("--seed", type=int, default=0, help="seed for the space, resamples and sampler (default: 0)")
+    p.add_argument("--max-verify", type=int, default=32, help="re-verify at most this many candidates on the slow path (default: 32)")
+    p.add_argument("--verify-resamples", type=int, default=8, help="fresh resamples for the re-verification (default: 8)")
     p.add_argument("--max-examples", type=int, default=None, help="also stop once the study holds this many examples")
     p.add_argument("--storage", default=None, help="Optuna storage URL shared by workers (default: sqlite:///OUT/study.db)")
     p.add_argument("--study", default=None, help="study name in the storage (default: advdla-search)")
@@ -41,7 +43,8 @@ def cmd_search(args: Any) -> int:
     from advdla.search.engine import open_storage, validate
 
     config = SearchConfig(target=args.target, trials=args.trials, batch=args.batch, sampler=args.sampler, resamples=args.resamples,
-                          seq_len=args.seq_len, seed=args.seed, max_examples=args.max_examples, corpus=args.corpus)
+                          seq_len=args.seq_len, seed=args.seed, max_examples=args.max_examples, corpus=args.corpus,
+                          max_verify=args.max_verify, verify_resamples=args.verify_resamples)
     validate(config)  # fail on a bad budget or sampler before loading a model
     if args.storage:
         open_storage(args.storage)  # and on an unreachable storage
