@@ -102,7 +102,7 @@ def run_pipeline(plan: RunPlan, *, report: Report | None = None, on_stage: Calla
         if on_stage:
             on_stage(name)
         t0 = time.perf_counter()
-        globals()[f"_stage_{name}"](plan, out, state, outputs, report)
+        _STAGE_FUNCTIONS[name](plan, out, state, outputs, report)
         outputs.seconds[name] = round(time.perf_counter() - t0, 1)
     return outputs
 
@@ -278,6 +278,10 @@ def _stage_leaderboard(plan: RunPlan, out: Path, state: dict, outputs: RunOutput
         add_record(record, board, suites_dir=out / "suites")
     outputs.paths["leaderboard"] = board
     outputs.paths["leaderboard_md"] = write_markdown(board, suites_dir=out / "suites")
+
+
+_STAGE_FUNCTIONS = {"model": _stage_model, "analysis": _stage_analysis, "search": _stage_search, "suite": _stage_suite,
+                    "scores": _stage_scores, "leaderboard": _stage_leaderboard}
 
 
 # --------------------------------------------------------------------------------------------- helpers

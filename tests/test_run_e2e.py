@@ -68,3 +68,12 @@ def test_run_refuses_to_overwrite_a_suite(run_out, capsys):
     assert main(["run", "--model", "planted-erasure", "--quick", "--out", str(out)]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert "already exists" in err[-1] or "--force" in err[-1]
+
+
+def test_run_bad_input_is_one_line(tmp_path, capsys):
+    assert main(["run", "--model", "planted-erasur", "--out", str(tmp_path / "a")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()[-1]
+    assert "unknown model 'planted-erasur'" in err and "Did you mean 'planted-erasure'" in err
+    assert main(["run", "--model", "planted-erasure", "--methods", "dla,atpp", "--out", str(tmp_path / "b")]) == 2
+    assert "unknown method 'atpp'" in capsys.readouterr().err
+    assert not (tmp_path / "b").exists()  # stopped before writing anything
