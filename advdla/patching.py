@@ -182,51 +182,68 @@ def output_effects(bridge: Any, tokens: Int[Tensor, "batch pos"], resamples: Ten
     _check_lengths(tokens, resamples)
     res = _resamples_3d(resamples.to(tokens.device), tokens.shape[0])
     batch, n_res, _ = res.shape
-    layers = sorted({c.layer for c in components})
     with torch.inference_mode(), lean(bridge):
-        clean = run_cached(bridge, tokens, {f"blocks.{l}.hook_resid_pre" for l in layers}, t1, t2)
+        clean = run_cached(bridge, tokens, {f"blocks.{c.layer}.hook_resid_pre" for c in components}, t1, t2)
         sources = bridge.run_with_cache(res.reshape(batch * n_res, -1), names_filter=lambda n: n in {_act_name(c) for c in components})[1]
         out = torch.empty(batch, n_res, len(components), device=tokens.device)
-        for layer in layers:
-            idx = [i for i, c in enumerate(components) if c.layer == layer]
-            rows = [(b, r, i) for b in range(batch) for r in range(n_res) for i in idx]
-            for start in range(0, len(rows), batch_size):
-                chunk = rows[start:start + batch_size]
-                out[_rows_index(chunk)] = _patched_ld(bridge, clean, sources, components, layer, chunk, n_res)
+        rows = sorted(((b, r, i) for b in range(batch) for r in range(n_res) for i in range(len(components))),
+                      key=lambda row: components[row[2]].layer)
+        for chunk in _chunks(rows, components, batch_size):
+            out[_rows_index(chunk)] = _patched_ld(bridge, clean, sources, components, chunk, n_res)
     return Effects(components, clean.ld[:, None, None] - out, clean.ld, clean.t1, clean.t2)
+
+
+def _chunks(rows: list[tuple[int, int, int]], components: list[Component], batch_size: int,
+            max_span: int = 2) -> Iterator[list[tuple[int, int, int]]]:
+    """Cut layer-sorted rows into forwards of at most ``batch_size`` rows spanning at most ``max_span + 1`` layers.
+
+    A chunk resumes at its lowest layer, so rows of a few nearby layers (a sparse panel) share one forward
+    instead of paying one small forward each, while no row recomputes more than ``max_span`` clean layers.
+    """
+    chunk: list[tuple[int, int, int]] = []
+    for row in rows:
+        if chunk and (len(chunk) == batch_size or components[row[2]].layer - components[chunk[0][2]].layer > max_span):
+            yield chunk
+            chunk = []
+        chunk.append(row)
+    if chunk:
+        yield chunk
 
 
 def _rows_index(chunk: list[tuple[int, int, int]]) -> tuple[Tensor, Tensor, Tensor]:
     return tuple(torch.tensor(col) for col in zip(*chunk))  # type: ignore[return-value]
 
 
-def _patched_ld(bridge: Any, clean: Run, sources: Any, components: list[Component], layer: int,
+def _patched_ld(bridge: Any, clean: Run, sources: Any, components: list[Component],
                 chunk: list[tuple[int, int, int]], n_res: int) -> Float[Tensor, "rows"]:
-    """LD of one chunk of variants, all patching layer ``layer``, resumed from the clean residual there."""
+    """LD of one chunk of variants, resumed from the clean residual at the chunk's lowest patched layer."""
     b_idx, r_idx, c_idx = _rows_index(chunk)
     src_rows = b_idx * n_res + r_idx
-    resid = clean.cache[f"blocks.{layer}.hook_resid_pre"][b_idx]
-    hooks = _splice_hooks(components, layer, c_idx, src_rows, sources)
-    final, scale = forward_from(bridge, resid, layer, hooks)
+    layer_of = torch.tensor([components[i].layer for i in c_idx.tolist()])
+    start = int(layer_of.min())
+    hooks = [hook for layer in layer_of.unique().tolist()
+             for hook in _splice_hooks(components, layer, (layer_of == layer).nonzero()[:, 0], c_idx, src_rows, sources)]
+    final, scale = forward_from(bridge, clean.cache[f"blocks.{start}.hook_resid_pre"][b_idx], start, hooks)
     return ld_of_final(bridge, final, scale, clean.t1[b_idx], clean.t2[b_idx])
 
 
-def _splice_hooks(components: list[Component], layer: int, c_idx: Tensor, src_rows: Tensor, sources: Any) -> list[Hook]:
-    """Hooks that write, in row i, component c_idx[i]'s activation from source row src_rows[i]."""
-    is_head = torch.tensor([components[i].kind == "head" for i in c_idx.tolist()])
-    heads = torch.tensor([max(components[i].head, 0) for i in c_idx.tolist()])
+def _splice_hooks(components: list[Component], layer: int, at: Tensor, c_idx: Tensor, src_rows: Tensor, sources: Any) -> list[Hook]:
+    """Hooks at ``layer`` that write, in each chunk row i of ``at``, component c_idx[i]'s activation from source row src_rows[i]."""
+    is_head = torch.tensor([components[i].kind == "head" for i in c_idx[at].tolist()], dtype=torch.bool)
+    heads = torch.tensor([max(components[i].head, 0) for i in c_idx[at].tolist()], dtype=torch.long)
+    rows, src = at, src_rows[at]
     hooks: list[Hook] = []
     if is_head.any():
-        rows, hs, src = is_head.nonzero()[:, 0], heads[is_head], src_rows[is_head]
+        rows_h, hs, src_h = rows[is_head], heads[is_head], src[is_head]
         z_src = sources[f"blocks.{layer}.attn.hook_z"]
 
         def splice_z(z: Tensor, hook: Any) -> Tensor:
-            z[rows, :, hs] = z_src[src, :, hs]
+            z[rows_h, :, hs] = z_src[src_h, :, hs]
             return z
 
         hooks.append((f"blocks.{layer}.attn.hook_z", splice_z))
     if (~is_head).any():
-        rows_m, src_m = (~is_head).nonzero()[:, 0], src_rows[~is_head]
+        rows_m, src_m = rows[~is_head], src[~is_head]
         m_src = sources[f"blocks.{layer}.hook_mlp_out"]
 
         def splice_mlp(m: Tensor, hook: Any) -> Tensor:
