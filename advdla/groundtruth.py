@@ -73,8 +73,11 @@ def choose_panel(bridge: Any, target: Component, dla_heads: Float[Tensor, "head"
     chosen = {target} | {heads[i] for i in dla_heads.abs().topk(policy.top_dla).indices.tolist()}
     if atp_heads is not None:
         chosen |= {heads[i] for i in atp_heads.abs().topk(policy.top_atp).indices.tolist()}
+    # The random sample tops the panel up to one fixed size (overlaps between the lists would shrink it), so
+    # every example of a suite has the same panel size and methods can run them in one batch.
+    size = 1 + policy.top_dla + (policy.top_atp if atp_heads is not None else 0) + policy.n_random
     rest = [h for h in heads if h not in chosen]
-    chosen |= set(random.Random(seed).sample(rest, min(policy.n_random, len(rest))))
+    chosen |= set(random.Random(seed).sample(rest, min(size - len(chosen), len(rest))))
     return sorted(chosen, key=heads.index)
 
 

@@ -54,9 +54,12 @@ class RunPlan:
     n_dev: int = 6           # suite: adversarial examples per split ...
     n_test: int = 4
     n_natural: int = 4       # ... and natural controls per split
-    max_panel: int = 12      # suite: panel size cap on large models (target + top |DLA| + random)
+    max_panel: int = 10      # suite: panel size on large models (target + top |DLA| + top |AtP| + random)
+    n_base: int = 24         # search: base corpus windows (each pre-screened: one forward per window)
+    pool_size: int = 48      # search: candidate tokens per free slot
+    verify_resamples: int = 4  # search: fresh resamples for the slow-path re-verification of each example
     methods: str = "all"     # every built-in method (plug-ins: name them)
-    ig_steps: int = 16       # integrated gradients' steps (its cost grows with them; recorded in its result record)
+    ig_steps: int = 8        # integrated gradients' steps (its cost grows with them; recorded in its result record)
     force: bool = False      # replace a suite a previous run left in OUT
 
     def to_dict(self) -> dict[str, Any]:
@@ -72,8 +75,8 @@ def plan_run(model: str, *, out: str, quick: bool = False, seed: int = 0, force:
         resolve_methods(methods)  # a typo stops here, before any work
     plan = RunPlan(model=model, out=out, seed=seed, force=force, methods=methods)
     if quick:
-        plan = dataclasses.replace(plan, prompts=6, overrated_top=4, trials=48, n_dev=4, n_test=2, n_natural=3,
-                                   max_panel=8, ig_steps=4)
+        plan = dataclasses.replace(plan, prompts=6, overrated_top=4, trials=48, n_dev=3, n_test=2, n_natural=2,
+                                   max_panel=7, ig_steps=4, n_base=16, pool_size=32, verify_resamples=2)
     return plan
 
 
@@ -170,7 +173,8 @@ def _stage_search(plan: RunPlan, out: Path, state: dict, outputs: RunOutputs, re
     need = 2  # at least one dev and one test example
     config = SearchConfig(target=state["target"], trials=plan.trials, batch=plan.batch, resamples=plan.resamples,
                           seq_len=plan.seq_len, seed=plan.seed, max_examples=2 * (plan.n_dev + plan.n_test),
-                          max_verify=plan.n_dev + plan.n_test + 2, thresholds=Thresholds(**dict(plan.thresholds)))
+                          max_verify=plan.n_dev + plan.n_test + 2, thresholds=Thresholds(**dict(plan.thresholds)),
+                          n_base=plan.n_base, pool_size=plan.pool_size, verify_resamples=plan.verify_resamples)
     for attempt in range(3):
         result = run_search(state["bridge"], config, out_dir=out / "search", progress=True)
         found = _verified(result)
