@@ -226,18 +226,11 @@ def _stage_suite(plan: RunPlan, out: Path, state: dict, outputs: RunOutputs, rep
 
 def _reuse(result: Any, sc: Any) -> Callable[..., Any]:
     """A suite-build candidate finder that hands over the search's verified examples instead of searching again."""
-    from advdla.suite_build import Candidate, _search_docs
+    from advdla.suite_build import candidates_from_search
 
     def find(bridge: Any, target: Any, *, cfg: Any, seed: int, n: int, windows: Any, out_dir: Path,
              bar: Any = None) -> tuple[list[Any], dict[str, Any]]:
-        frame = _verified(result)
-        near = tuple(sorted(_search_docs(windows, sc, result.summary)))
-        cands = [Candidate(tuple(int(t) for t in row["tokens"]), target.name, -1, int(row["trial"]), near)
-                 for _, row in frame.iterrows()]
-        counts = result.summary.get("counts", {})
-        return cands, {"engine": "advdla.search.run_search (advdla run)", "trials": counts.get("study_complete_trials"),
-                       "adversarial_fast": counts.get("study_adversarial_fast"), "verified": len(frame),
-                       "rejected_on_verify": counts.get("rejected_on_verify")}
+        return candidates_from_search(result, sc, windows, target.name, engine="advdla.search.run_search (advdla run)")
 
     return find
 

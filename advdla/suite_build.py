@@ -35,7 +35,7 @@ from advdla.suite import (MANIFEST_FIELDS, SCHEMA_VERSION, check_destination, ex
                           rows_fingerprint_args, save_suite, split_counts)
 from advdla.suite_config import SuiteConfig, config_from_dict
 
-__all__ = ["Candidate", "build_suite", "regenerate_test", "search_candidates", "resolve_targets", "Finder"]
+__all__ = ["Candidate", "build_suite", "regenerate_test", "search_candidates", "candidates_from_search", "resolve_targets", "Finder"]
 
 
 @dataclass(frozen=True)
@@ -205,13 +205,19 @@ def search_candidates(bridge: Any, target: Any, *, cfg: SuiteConfig, seed: int, 
                       resamples=cfg.resamples, seq_len=cfg.seq_len, seed=seed, thresholds=cfg.threshold_values(),
                       max_examples=4 * n, max_verify=n + 4, corpus=cfg.corpus)
     result = run_search(bridge, sc, out_dir=out_dir, progress=bar is not None)
+    return candidates_from_search(result, sc, windows, target.name)
+
+
+def candidates_from_search(result: Any, sc: Any, windows: Any, target: str, *,
+                           engine: str = "advdla.search.run_search") -> tuple[list[Candidate], dict[str, Any]]:
+    """A search result's verified examples as suite candidates, and what the manifest records about the search."""
     frame = result.examples
-    frame = frame[frame["verified"].astype(bool)]
+    frame = frame[frame["verified"].astype(bool)] if len(frame) else frame
     near = tuple(sorted(_search_docs(windows, sc, result.summary)))
-    cands = [Candidate(tuple(int(t) for t in row["tokens"]), target.name, -1, int(row["trial"]), near)
+    cands = [Candidate(tuple(int(t) for t in row["tokens"]), target, -1, int(row["trial"]), near)
              for _, row in frame.iterrows()]
     counts = result.summary.get("counts", {})
-    return cands, {"engine": "advdla.search.run_search", "trials": counts.get("study_complete_trials"),
+    return cands, {"engine": engine, "trials": counts.get("study_complete_trials"),
                    "adversarial_fast": counts.get("study_adversarial_fast"), "verified": len(frame),
                    "rejected_on_verify": counts.get("rejected_on_verify")}
 

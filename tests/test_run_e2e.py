@@ -22,7 +22,8 @@ def run_out(tmp_path_factory):
     out = tmp_path_factory.mktemp("run")
     # the --quick sizes, smaller still: this is about wiring, not statistics
     plan = dataclasses.replace(plan_run("planted-erasure", out=str(out), quick=True), prompts=4, trials=4, batch=8,
-                               n_dev=3, n_test=1, n_natural=2, methods="oracle,dla,dla-erasure-aware,atp,random")
+                               n_dev=3, n_test=1, n_natural=2, methods="oracle,dla,dla-erasure-aware,atp,random",
+                               n_base=64, pool_size=96, verify_resamples=8)  # the search's own defaults
     outputs = run_pipeline(plan)
     return out, outputs
 
