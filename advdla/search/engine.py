@@ -148,11 +148,29 @@ def open_storage(url: str) -> Any:
 
             return JournalStorage(JournalFileBackend(url.removeprefix("journal:")))
         kwargs = {"creator": _sqlite_creator(url)} if url.startswith("sqlite:///") else {}
-        return optuna.storages.RDBStorage(url, engine_kwargs=kwargs)
+        return _rdb_storage(url, kwargs)
     except Exception as exc:  # bad URL, unreachable server, missing driver, unwritable path: all one line
         first = (str(exc).splitlines() or [""])[0][:200]
         raise AdvdlaError(f"cannot open storage {url!r} ({type(exc).__name__}: {first}); give a reachable RDB URL "
                           f"(sqlite:///PATH, postgresql://user:pw@host/db) or journal:PATH") from None
+
+
+def _rdb_storage(url: str, engine_kwargs: dict[str, Any], tries: int = 5) -> Any:
+    """RDBStorage, retried when another process is creating the same fresh schema at that moment.
+
+    Two workers (or a worker and a reader) opening a new database together race on CREATE TABLE; the loser
+    sees "already exists" and, a moment later, a complete schema it can simply use.
+    """
+    import optuna
+    from sqlalchemy.exc import OperationalError
+
+    for attempt in range(tries):
+        try:
+            return optuna.storages.RDBStorage(url, engine_kwargs=engine_kwargs)
+        except OperationalError as exc:
+            if "already exists" not in str(exc) or attempt == tries - 1:
+                raise
+            time.sleep(0.2 * (attempt + 1))
 
 
 def _sqlite_creator(url: str) -> Any:
