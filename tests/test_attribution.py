@@ -48,3 +48,28 @@ def test_too_short_and_too_long_prompts_are_refused(tiny):
         dla(tiny, torch.tensor([[5]]))
     with pytest.raises(AdvdlaError, match="context"):
         dla(tiny, torch.zeros(1, tiny.cfg.n_ctx + 1, dtype=torch.long))
+
+
+def test_dla_sums_on_the_gelu4l_format(tmp_path, advdla_home):
+    """The paper's model family (rebuilt from a NeelNanda-format checkpoint at its real shapes, random weights)."""
+    from advdla.models import load_model
+    from test_models import REAL, write_tl_checkpoint  # pytest puts tests/ on sys.path
+
+    write_tl_checkpoint(tmp_path / "gelu", REAL)
+    bridge = load_model(str(tmp_path / "gelu"))
+    tokens = torch.randint(0, 256, (3, 16), generator=torch.Generator().manual_seed(3))
+    result = dla(bridge, tokens)
+    assert {c.kind for c in result.components} == {"embed", "pos_embed", "head", "mlp", "bias"}
+    assert decomposition_error(result) < 1e-4
+
+
+@pytest.mark.slow
+def test_dla_sums_on_smollm2():
+    """The default model (fetched on first use): 270 heads, 30 MLPs, embed and bias sum to the logit difference."""
+    from advdla.models import load_model
+
+    bridge = load_model("smollm2-135m")
+    tokens = torch.tensor([bridge.tokenizer("The capital of France is")["input_ids"]])
+    result = dla(bridge, tokens)
+    assert len(result.components) == 30 * 9 + 30 + 2
+    assert decomposition_error(result) < 1e-4
