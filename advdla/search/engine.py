@@ -158,17 +158,19 @@ def open_storage(url: str) -> Any:
 def _rdb_storage(url: str, engine_kwargs: dict[str, Any], tries: int = 5) -> Any:
     """RDBStorage, retried when another process is creating the same fresh schema at that moment.
 
-    Two workers (or a worker and a reader) opening a new database together race on CREATE TABLE; the loser
-    sees "already exists" and, a moment later, a complete schema it can simply use.
+    Two workers (or a worker and a reader) opening a new database together race on creating its tables and
+    its schema-version row; the loser sees "already exists" (or a duplicate version row) and, a moment later,
+    a complete schema it can simply use.
     """
     import optuna
-    from sqlalchemy.exc import OperationalError
+    from sqlalchemy.exc import IntegrityError, OperationalError
 
     for attempt in range(tries):
         try:
             return optuna.storages.RDBStorage(url, engine_kwargs=engine_kwargs)
-        except OperationalError as exc:
-            if "already exists" not in str(exc) or attempt == tries - 1:
+        except (OperationalError, IntegrityError) as exc:
+            racing = "already exists" in str(exc) or "alembic_version" in str(exc)
+            if not racing or attempt == tries - 1:
                 raise
             time.sleep(0.2 * (attempt + 1))
 
