@@ -25,11 +25,11 @@ import json
 import math
 import os
 import re
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from advdla.atomic import jsonable, write_json_atomic, write_text_atomic
 from advdla.errors import AdvdlaError, did_you_mean
 
 __all__ = ["Entry", "Board", "parse_record", "record_filename", "add_record", "load_board", "ranked_rows",
@@ -169,7 +169,7 @@ def add_record(record: dict[str, Any], directory: str | os.PathLike, *, suites_d
     """
     from filelock import FileLock
 
-    entry = parse_record(json.loads(json.dumps(record, default=_jsonable)))  # what will be read back
+    entry = parse_record(json.loads(json.dumps(record, default=jsonable)))  # what will be read back
     directory = Path(directory)
     reason = check_current(entry, Path(suites_dir) if suites_dir else _default_suites_dir(directory))
     if reason and not allow_stale:
@@ -177,30 +177,8 @@ def add_record(record: dict[str, Any], directory: str | os.PathLike, *, suites_d
     directory.mkdir(parents=True, exist_ok=True)
     target = directory / record_filename(entry)
     with FileLock(str(directory / LOCK_NAME), timeout=60):
-        _atomic_write_json(target, entry.record)
+        write_json_atomic(target, entry.record, sort_keys=True)
     return target
-
-
-def _atomic_write_json(path: Path, payload: dict[str, Any]) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w") as f:
-            json.dump(payload, f, indent=2, sort_keys=True)
-            f.write("\n")
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-def _jsonable(o: Any) -> Any:
-    if hasattr(o, "to_dict"):
-        return o.to_dict()
-    if hasattr(o, "tolist"):
-        return o.tolist()
-    return str(o)
 
 
 # ---------------------------------------------------------------------------------------------- reading
@@ -365,8 +343,5 @@ def write_markdown(directory: str | os.PathLike, *, suites_dir: str | os.PathLik
     text = render_markdown(load_board(directory, suites_dir=suites_dir), sort=sort)
     path = directory / MARKDOWN_NAME
     with FileLock(str(directory / LOCK_NAME), timeout=60):
-        fd, tmp = tempfile.mkstemp(dir=directory, prefix=f".{MARKDOWN_NAME}.", suffix=".tmp")
-        with os.fdopen(fd, "w") as f:
-            f.write(text)
-        os.replace(tmp, path)
+        write_text_atomic(path, text)
     return path

@@ -19,12 +19,12 @@ whole path and where each piece lands.
 from __future__ import annotations
 
 import dataclasses
-import json
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
+from advdla.atomic import write_json_atomic
 from advdla.errors import AdvdlaError
 
 __all__ = ["RunPlan", "plan_run", "run_pipeline", "STAGES"]
@@ -98,7 +98,7 @@ def run_pipeline(plan: RunPlan, *, report: Report | None = None, on_stage: Calla
     check_destination(out / "suites" / suite_name(plan.model), force=plan.force)  # fail before any work
     out.mkdir(parents=True, exist_ok=True)
     outputs = RunOutputs()
-    _write_json(out / "run.json", plan.to_dict())
+    write_json_atomic(out / "run.json", plan.to_dict())
     outputs.paths["plan"] = out / "run.json"
     state: dict[str, Any] = {}
     for name in STAGES:
@@ -129,7 +129,7 @@ def _stage_analysis(plan: RunPlan, out: Path, state: dict, outputs: RunOutputs, 
                                        seed=plan.seed)
     analysis = analyze(bridge, tokens, resamples, n_writers=1, overrated_top=plan.overrated_top, seed=plan.seed,
                        step=report)
-    _write_json(out / "analysis.json", analysis.to_dict())
+    write_json_atomic(out / "analysis.json", analysis.to_dict())
     outputs.paths["analysis"] = out / "analysis.json"
     state["target"], row = _auto_target(bridge, tokens, resamples, analysis.overrated, top=plan.overrated_top)
     outputs.notes["analysis"] = (f"{len(analysis.writers)} writers; target {state['target']}: DLA {row['dla']:.2f}, "
@@ -282,19 +282,3 @@ _STAGE_FUNCTIONS = {"model": _stage_model, "analysis": _stage_analysis, "search"
 
 
 # --------------------------------------------------------------------------------------------- helpers
-
-def _write_json(path: Path, payload: Any) -> None:
-    """Write JSON atomically (temporary file, then rename): a crash never leaves half a file."""
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(payload, indent=2, default=_jsonable) + "\n")
-    tmp.replace(path)
-
-
-def _jsonable(o: Any) -> Any:
-    if hasattr(o, "to_dict"):
-        return o.to_dict()
-    if hasattr(o, "tolist"):
-        return o.tolist()
-    if dataclasses.is_dataclass(o):
-        return dataclasses.asdict(o)
-    return str(o)

@@ -15,6 +15,8 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
 
+from advdla.atomic import jsonable
+
 console = Console()
 err_console = Console(stderr=True)
 
@@ -48,15 +50,7 @@ def table(rows: list[dict[str, Any]], *, title: str | None = None, columns: Iter
 def emit(payload: dict[str, Any], fmt: str, *, tables: list[tuple[str, list[dict[str, Any]]]] | None = None) -> None:
     """Print ``payload`` as JSON, or each (title, rows) in ``tables`` as a rich table."""
     if fmt == "json":
-        print(json.dumps(payload, indent=2, default=_jsonable))
+        print(json.dumps(payload, indent=2, default=jsonable))
         return
     for title, rows in tables or []:
         console.print(table(rows, title=title))
-
-
-def _jsonable(o: Any) -> Any:
-    if hasattr(o, "tolist"):
-        return o.tolist()
-    if hasattr(o, "to_dict"):
-        return o.to_dict()
-    return str(o)

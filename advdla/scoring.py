@@ -31,11 +31,9 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import platform
 import subprocess
 import sys
-import tempfile
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -46,6 +44,7 @@ import pandas as pd
 import torch
 from scipy import stats
 
+from advdla.atomic import write_json_atomic
 from advdla.errors import AdvdlaError
 
 SCHEMA_VERSION = 1
@@ -344,17 +343,8 @@ def git_commit() -> str | None:
 
 
 def write_records(path: str | Path, records: list[ResultRecord]) -> None:
-    """Write records as a JSON list, atomically (temp file in the same folder, then os.replace)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w") as f:
-            json.dump([r.to_dict() for r in records], f, indent=2, allow_nan=False)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    """Write records as a JSON list, atomically (see :mod:`advdla.atomic`); NaN is refused (records write it as null)."""
+    write_json_atomic(path, [r.to_dict() for r in records], allow_nan=False)
 
 
 def read_records(path: str | Path) -> list[ResultRecord]:

@@ -140,8 +140,6 @@ def _auto_target(bridge: Any, windows: Any, *, seq_len: int, seed: int, n: int =
 
 def open_storage(url: str) -> Any:
     """An Optuna storage from a URL: any RDB URL (sqlite:///, postgresql://...) or ``journal:PATH``. One line on failure."""
-    import optuna
-
     try:
         if url.startswith("journal:"):
             from optuna.storages.journal import JournalFileBackend, JournalStorage
