@@ -16,6 +16,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from advdla.atomic import jsonable
+from advdla.progress import Step
 
 console = Console()
 err_console = Console(stderr=True)
@@ -29,6 +30,29 @@ def progress(*, transient: bool = True) -> Progress:
     """A rich progress bar on stderr: description, bar, n/N, elapsed, remaining."""
     return Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                     TimeRemainingColumn(), TextColumn("{task.fields[info]}"), console=err_console, transient=transient)
+
+
+class progress_bar:
+    """A :data:`advdla.progress.Progress` callback that draws one rich bar per task on stderr.
+
+    Use it as a context manager: ``with progress_bar() as tick: run_search(..., progress=tick)``.
+    """
+
+    def __init__(self, *, transient: bool = False) -> None:
+        self._bar = progress(transient=transient)
+        self._tasks: dict[str, Any] = {}
+
+    def __enter__(self) -> "progress_bar":
+        self._bar.__enter__()
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self._bar.__exit__(*exc)
+
+    def __call__(self, step: Step) -> None:
+        if step.task not in self._tasks:
+            self._tasks[step.task] = self._bar.add_task(step.task, total=step.total, info="")
+        self._bar.update(self._tasks[step.task], completed=step.done, total=step.total, info=step.info)
 
 
 def fmt_value(v: Any) -> str:
