@@ -5,6 +5,12 @@ term of the residual-stream decomposition at the last position: the token embedd
 embedding (absent under rotary embeddings), each attention head's output, each MLP layer's output, and the
 sum of all biases that no single head or MLP owns (attention output biases, the unembedding bias).
 Together they sum to the final residual stream, which is why their DLAs sum to the logit difference.
+
+Hook names: a component knows where the model exposes it (:attr:`Component.output_hook`, ``z_hook``,
+``site``, ``input_hooks``, ``norm_scale_hook``, ``pattern_hook``), and the module-level helpers spell the
+per-layer names that belong to no single component (:func:`resid_hook`, :func:`attn_out_hook`,
+:data:`LN_FINAL_SCALE` ...). This module (and :mod:`advdla.models`) is the only place that spells a
+``blocks.{layer}...`` name: everything else asks here.
 """
 
 from __future__ import annotations
@@ -14,6 +20,57 @@ from dataclasses import dataclass
 from typing import Any
 
 from advdla.errors import AdvdlaError, did_you_mean
+
+# ------------------------------------------------------------------------------------------- hook names
+
+LN_FINAL_IN = "ln_final.hook_in"  # the final residual stream, before the final norm
+LN_FINAL_SCALE = "ln_final.hook_scale"  # the final norm's scale per position, [batch, pos, 1]
+EMBED_HOOK = "hook_embed"
+POS_EMBED_HOOK = "hook_pos_embed"
+RESID_POINTS = ("pre", "mid", "post")
+
+
+def block_hook(layer: int, name: str) -> str:
+    """``blocks.{layer}.{name}``: the one spelling of a block's hook names."""
+    return f"blocks.{layer}.{name}"
+
+
+def resid_hook(layer: int, where: str = "pre") -> str:
+    """The residual stream of block ``layer``: before it (``pre``), between attention and MLP (``mid``), after it."""
+    if where not in RESID_POINTS:
+        raise ValueError(f"resid_hook: where must be one of {RESID_POINTS}, got {where!r}")
+    return block_hook(layer, f"hook_resid_{where}")
+
+
+def attn_result_hook(layer: int) -> str:
+    """Every head's output of layer ``layer``, [batch, pos, head, d_model] (needs per-head results switched on)."""
+    return block_hook(layer, "attn.hook_result")
+
+
+def attn_z_hook(layer: int) -> str:
+    """Every head's output before W_O of layer ``layer``, [batch, pos, head, d_head]."""
+    return block_hook(layer, "attn.hook_z")
+
+
+def attn_v_hook(layer: int) -> str:
+    """The value vectors of layer ``layer``, [batch, pos, kv_head, d_head]."""
+    return block_hook(layer, "attn.hook_v")
+
+
+def attn_out_hook(layer: int) -> str:
+    """The attention block's summed output of layer ``layer`` (all heads plus b_O), [batch, pos, d_model]."""
+    return block_hook(layer, "hook_attn_out")
+
+
+def mlp_out_hook(layer: int) -> str:
+    """The MLP's output of layer ``layer``, [batch, pos, d_model]."""
+    return block_hook(layer, "hook_mlp_out")
+
+
+def mlp_normalized_hook(layer: int) -> str:
+    """The MLP's normalised input (ln2's output) of layer ``layer``, [batch, pos, d_model]."""
+    return block_hook(layer, "ln2.hook_normalized")
+
 
 _HEAD = re.compile(r"^L(\d+)H(\d+)$")
 _MLP = re.compile(r"^MLP(\d+)$")
@@ -38,6 +95,54 @@ class Component:
 
     def __str__(self) -> str:  # components print as their names
         return self.name
+
+    @property
+    def output_hook(self) -> str:
+        """Where its output lives: a head's slice of ``attn.hook_result``, ``hook_mlp_out``, ``hook_embed``..."""
+        if self.kind == "head":
+            return attn_result_hook(self.layer)
+        if self.kind == "mlp":
+            return mlp_out_hook(self.layer)
+        if self.kind == "embed":
+            return EMBED_HOOK
+        if self.kind == "pos_embed":
+            return POS_EMBED_HOOK
+        raise AdvdlaError("component bias has no hook: it is the sum of biases no head or MLP owns")
+
+    @property
+    def z_hook(self) -> str:
+        """A head's output before W_O (its slice of ``attn.hook_z``)."""
+        return attn_z_hook(self._layer_of(("head",), "z_hook"))
+
+    @property
+    def site(self) -> str:
+        """The hook whose activation advdla patches and differentiates: ``hook_z`` for a head, else the output hook."""
+        return self.z_hook if self.kind == "head" else self.output_hook
+
+    @property
+    def input_hooks(self) -> tuple[str, ...]:
+        """The hooks that carry what the component reads: a head's q, k, v inputs; an MLP's ln2 input (resid_mid)."""
+        if self.kind == "head":
+            return tuple(block_hook(self.layer, f"hook_{x}_input") for x in "qkv")
+        return (block_hook(self._layer_of(("mlp",), "input_hooks"), "ln2.hook_in"),)
+
+    @property
+    def norm_scale_hook(self) -> str:
+        """The scale of the norm in front of the component: ln1's for a head, ln2's for an MLP."""
+        if self.kind == "head":
+            return block_hook(self.layer, "ln1.hook_scale")
+        return block_hook(self._layer_of(("mlp",), "norm_scale_hook"), "ln2.hook_scale")
+
+    @property
+    def pattern_hook(self) -> str:
+        """A head's attention pattern (its slice of ``attn.hook_pattern``, [batch, head, query, key])."""
+        return block_hook(self._layer_of(("head",), "pattern_hook"), "attn.hook_pattern")
+
+    def _layer_of(self, kinds: tuple[str, ...], what: str) -> int:
+        """The layer, after checking the component is of one of ``kinds`` (the ones that have ``what``)."""
+        if self.kind not in kinds:
+            raise AdvdlaError(f"component {self.name} has no {what}: only {' and '.join(kinds)} components do")
+        return self.layer
 
 
 def has_pos_embed(cfg: Any) -> bool:
@@ -73,9 +178,8 @@ def parse_component(name: str, cfg: Any) -> Component:
         comp = Component(text)
     else:
         known = [c.name for c in all_components(cfg)]
-        raise AdvdlaError(
-            f"unknown component {name!r}: use L<layer>H<head>, MLP<layer>, embed, pos_embed or bias.{did_you_mean(text, known)}"
-        )
+        raise AdvdlaError(f"unknown component {name!r}: use L<layer>H<head>, MLP<layer>, embed, pos_embed or bias."
+                          f"{did_you_mean(text, known)}")
     _check_exists(comp, cfg)
     return comp
 
@@ -96,7 +200,7 @@ def parse_components(names: str | list[str], cfg: Any) -> list[Component]:
 
 
 def is_downstream(later: Component, earlier: Component) -> bool:
-    """Can ``later`` read what ``earlier`` wrote? (Heads of layer l read resid_pre l; MLP l also reads layer l's heads.)"""
+    """Can ``later`` read what ``earlier`` wrote? (Heads of layer l read resid_pre l, MLP l also its heads.)"""
     if later.kind not in ("head", "mlp"):
         return False
     if earlier.kind in ("embed", "pos_embed"):

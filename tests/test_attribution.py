@@ -43,6 +43,32 @@ def test_dla_matches_the_by_hand_formula(tiny):
     assert torch.allclose(result.values[0, 0], by_hand, atol=1e-6)
 
 
+@pytest.mark.parametrize("fixture", ["tiny", "tiny_gqa"])
+def test_component_hook_names_are_the_bridges(fixture, request):
+    """Every hook name a component or the per-layer helpers give is a hook the bridge really has."""
+    from advdla import components as C
+
+    bridge = request.getfixturevalue(fixture)
+    hooks = set(bridge.hook_dict)
+    names = {C.LN_FINAL_IN, C.LN_FINAL_SCALE, C.EMBED_HOOK}
+    for c in all_components(bridge.cfg):
+        if c.kind == "head":
+            names |= {c.output_hook, c.z_hook, c.site, *c.input_hooks, c.norm_scale_hook, c.pattern_hook}
+        elif c.kind == "mlp":
+            names |= {c.output_hook, c.site, *c.input_hooks, c.norm_scale_hook}
+    for layer in range(bridge.cfg.n_layers):
+        names |= {C.resid_hook(layer, w) for w in C.RESID_POINTS}
+        names |= {C.attn_out_hook(layer), C.attn_v_hook(layer), C.mlp_normalized_hook(layer)}
+    assert names <= hooks, sorted(names - hooks)
+    head, mlp = Component("head", 1, 3), Component("mlp", 0)
+    assert (head.output_hook, head.site, mlp.site) == ("blocks.1.attn.hook_result", "blocks.1.attn.hook_z",
+                                                       "blocks.0.hook_mlp_out")
+    with pytest.raises(AdvdlaError, match="no z_hook"):
+        mlp.z_hook
+    with pytest.raises(AdvdlaError, match="no hook"):
+        Component("bias").output_hook
+
+
 def test_too_short_and_too_long_prompts_are_refused(tiny):
     with pytest.raises(AdvdlaError, match="at least 2 tokens"):
         dla(tiny, torch.tensor([[5]]))
