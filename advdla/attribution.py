@@ -21,7 +21,7 @@ import torch
 from jaxtyping import Float, Int
 from torch import Tensor
 
-from advdla.components import Component, all_components
+from advdla.components import LN_FINAL_SCALE, Component, all_components
 from advdla.errors import AdvdlaError
 from advdla.models.bridge import head_output, lean
 
@@ -61,28 +61,27 @@ def unembed_bias_diff(bridge: Any, t1: Tensor, t2: Tensor) -> Float[Tensor, "bat
 
 
 def hook_names(components: list[Component]) -> set[str]:
-    """The hooks whose activations the given components' outputs are read from (plus the final-norm scale)."""
-    names = {"ln_final.hook_scale"}
-    for c in components:
-        names.add({"head": f"blocks.{c.layer}.attn.hook_z", "mlp": f"blocks.{c.layer}.hook_mlp_out",
-                   "embed": "hook_embed", "pos_embed": "hook_pos_embed", "bias": "ln_final.hook_scale"}[c.kind])
-    return names
+    """The hooks whose activations the given components' outputs are read from (plus the final-norm scale).
+
+    Heads are read at their ``site`` (hook_z, W_O applied here), which needs no per-head results; ``bias``
+    is computed from the weights and needs only the scale.
+    """
+    return {LN_FINAL_SCALE} | {c.site for c in components if c.kind != "bias"}
 
 
-def component_outputs(bridge: Any, cache: Any, components: list[Component], pos: int = -1) -> Float[Tensor, "batch comp d_model"]:
-    """Each component's output at position ``pos``, read from a cache holding :func:`hook_names` (heads: from hook_z)."""
+def component_outputs(bridge: Any, cache: Any, components: list[Component], pos: int = -1
+                      ) -> Float[Tensor, "batch comp d_model"]:
+    """Each component's output at position ``pos``, read from a cache holding :func:`hook_names` (heads: hook_z)."""
     outs = [_output(bridge, cache, c, pos) for c in components]
     return torch.stack(outs, dim=1)
 
 
 def _output(bridge: Any, cache: Any, c: Component, pos: int) -> Float[Tensor, "batch d_model"]:
     if c.kind == "head":
-        return head_output(bridge, cache[f"blocks.{c.layer}.attn.hook_z"][:, pos, c.head], c.layer, c.head)
-    if c.kind == "mlp":
-        return cache[f"blocks.{c.layer}.hook_mlp_out"][:, pos]
-    if c.kind in ("embed", "pos_embed"):
-        return cache[f"hook_{c.kind}"][:, pos]
-    batch = cache["ln_final.hook_scale"].shape[0]
+        return head_output(bridge, cache[c.z_hook][:, pos, c.head], c.layer, c.head)
+    if c.kind != "bias":
+        return cache[c.site][:, pos]
+    batch = cache[LN_FINAL_SCALE].shape[0]
     return attention_bias_sum(bridge).expand(batch, -1)
 
 
@@ -110,16 +109,18 @@ def dla(bridge: Any, tokens: Int[Tensor, "batch pos"], *, components: list[Compo
     t1/t2 default to the clean run's top-1 and top-2 tokens, one pair per prompt.
     """
     comps = components or all_components(bridge.cfg)
-    tokens = _check_tokens(bridge, tokens)
+    tokens = check_tokens(bridge, tokens)
     with torch.inference_mode(), lean(bridge):
         logits, cache = bridge.run_with_cache(tokens, names_filter=lambda n: n in hook_names(comps))
         last = logits[:, -1].float()
         if t1 is None or t2 is None:
             t1, t2 = top2(last)
         ld = last.gather(1, t1[:, None])[:, 0] - last.gather(1, t2[:, None])[:, 0]
-        values = dla_of_outputs(bridge, component_outputs(bridge, cache, comps), cache["ln_final.hook_scale"][:, -1, 0], t1, t2)
-        if any(c.kind == "bias" for c in comps):
-            values[:, [i for i, c in enumerate(comps) if c.kind == "bias"]] += unembed_bias_diff(bridge, t1, t2)[:, None]
+        scale = cache[LN_FINAL_SCALE][:, -1, 0]
+        values = dla_of_outputs(bridge, component_outputs(bridge, cache, comps), scale, t1, t2)
+        bias = [i for i, c in enumerate(comps) if c.kind == "bias"]
+        if bias:
+            values[:, bias] += unembed_bias_diff(bridge, t1, t2)[:, None]
     return DLAResult(comps, values, ld, t1, t2)
 
 
@@ -129,7 +130,8 @@ def decomposition_error(result: DLAResult) -> float:
     return float(err.max())
 
 
-def _check_tokens(bridge: Any, tokens: Tensor) -> Tensor:
+def check_tokens(bridge: Any, tokens: Tensor) -> Tensor:
+    """Prompts as [batch, pos] on the model's device; one line (AdvdlaError) if too short or longer than its context."""
     if tokens.ndim == 1:
         tokens = tokens[None]
     if tokens.shape[1] < 2:
@@ -137,3 +139,6 @@ def _check_tokens(bridge: Any, tokens: Tensor) -> Tensor:
     if tokens.shape[1] > bridge.cfg.n_ctx:
         raise AdvdlaError(f"prompts of {tokens.shape[1]} tokens exceed the model's context of {bridge.cfg.n_ctx}")
     return tokens.to(bridge.W_U.device)
+
+
+_check_tokens = check_tokens  # the old private name, for importers not yet moved to check_tokens (to be removed)

@@ -35,8 +35,9 @@ import torch
 from jaxtyping import Float, Int
 from torch import Tensor
 
-from advdla.attribution import _check_tokens, component_outputs, hook_names, logit_direction, top2, unembed_bias_diff
-from advdla.components import Component
+from advdla.attribution import check_tokens, component_outputs, hook_names, logit_direction, top2, unembed_bias_diff
+from advdla.components import (LN_FINAL_IN, LN_FINAL_SCALE, Component, attn_v_hook, attn_z_hook, mlp_normalized_hook,
+                               mlp_out_hook, resid_hook)
 from advdla.errors import AdvdlaError
 from advdla.models.bridge import lean
 
@@ -87,7 +88,8 @@ def _skipping_blocks(bridge: Any, n: int) -> Iterator[None]:
             object.__delattr__(block, "forward")
 
 
-def final_state(bridge: Any, run: Callable[[], Any], hooks: list[Hook]) -> tuple[Float[Tensor, "n d_model"], Float[Tensor, "n"]]:
+def final_state(bridge: Any, run: Callable[[], Any], hooks: list[Hook]
+                ) -> tuple[Float[Tensor, "n d_model"], Float[Tensor, "n"]]:
     """Run ``run()`` under ``hooks``; return the final residual and final-norm scale at the last position.
 
     The forward is cut at the final norm: nothing after it (the full unembedding) is computed.
@@ -102,7 +104,7 @@ def final_state(bridge: Any, run: Callable[[], Any], hooks: list[Hook]) -> tuple
         got["scale"] = s[:, -1, 0].clone()
         raise _Stop
 
-    with bridge.hooks(fwd_hooks=[*hooks, ("ln_final.hook_in", grab_resid), ("ln_final.hook_scale", grab_scale)]):
+    with bridge.hooks(fwd_hooks=[*hooks, (LN_FINAL_IN, grab_resid), (LN_FINAL_SCALE, grab_scale)]):
         try:
             run()
         except _Stop:
@@ -110,7 +112,8 @@ def final_state(bridge: Any, run: Callable[[], Any], hooks: list[Hook]) -> tuple
     return got["resid"], got["scale"]
 
 
-def forward_from(bridge: Any, resid_pre: Float[Tensor, "n pos d_model"], layer: int, hooks: list[Hook]) -> tuple[Tensor, Tensor]:
+def forward_from(bridge: Any, resid_pre: Float[Tensor, "n pos d_model"], layer: int, hooks: list[Hook]
+                 ) -> tuple[Tensor, Tensor]:
     """Resume the forward at block ``layer`` from ``resid_pre`` (blocks before it skipped); final resid + scale."""
     with _skipping_blocks(bridge, layer):
         return final_state(bridge, lambda: bridge(resid_pre, start_at_layer=layer), hooks)
@@ -134,7 +137,8 @@ class Run:
     ld: Tensor
 
 
-def run_cached(bridge: Any, tokens: Int[Tensor, "batch pos"], names: set[str], t1: Tensor | None = None, t2: Tensor | None = None) -> Run:
+def run_cached(bridge: Any, tokens: Int[Tensor, "batch pos"], names: set[str], t1: Tensor | None = None,
+               t2: Tensor | None = None) -> Run:
     """A plain forward caching ``names``; t1/t2 default to the run's own top-2 tokens."""
     logits, cache = bridge.run_with_cache(tokens, names_filter=lambda n: n in names)
     last = logits[:, -1]
@@ -150,10 +154,6 @@ def _check_patchable(components: list[Component]) -> None:
         raise AdvdlaError(f"patching applies to heads and MLPs, not {', '.join(bad)}")
 
 
-def _act_name(c: Component) -> str:
-    return f"blocks.{c.layer}.attn.hook_z" if c.kind == "head" else f"blocks.{c.layer}.hook_mlp_out"
-
-
 def _resamples_3d(resamples: Tensor, batch: int) -> Int[Tensor, "batch r pos"]:
     """Resamples as [batch, R, pos]: a shared [R, pos] set is broadcast to every prompt."""
     if resamples.ndim == 2:
@@ -165,7 +165,8 @@ def _resamples_3d(resamples: Tensor, batch: int) -> Int[Tensor, "batch r pos"]:
 
 def _check_lengths(tokens: Tensor, resamples: Tensor) -> None:
     if resamples.shape[-1] != tokens.shape[-1]:
-        raise AdvdlaError(f"resamples must have exactly as many tokens as the prompt ({tokens.shape[-1]}), got {resamples.shape[-1]}")
+        raise AdvdlaError(f"resamples must have exactly as many tokens as the prompt ({tokens.shape[-1]}), "
+                          f"got {resamples.shape[-1]}")
 
 
 # --------------------------------------------------------------------------------------- fast patching
@@ -173,18 +174,19 @@ def _check_lengths(tokens: Tensor, resamples: Tensor) -> None:
 
 def output_effects(bridge: Any, tokens: Int[Tensor, "batch pos"], resamples: Tensor, components: list[Component], *,
                    t1: Tensor | None = None, t2: Tensor | None = None, batch_size: int = 64) -> Effects:
-    """OE of heads and MLPs: each component's output from each resample, one batch row per (prompt, resample, component).
+    """OE of heads and MLPs: each component's output from each resample, a batch row per (prompt, resample, component).
 
     ``resamples``: [R, pos] shared by all prompts, or [batch, R, pos].
     """
     _check_patchable(components)
-    tokens = _check_tokens(bridge, tokens)
+    tokens = check_tokens(bridge, tokens)
     _check_lengths(tokens, resamples)
     res = _resamples_3d(resamples.to(tokens.device), tokens.shape[0])
     batch, n_res, _ = res.shape
+    sites = {c.site for c in components}
     with torch.inference_mode(), lean(bridge):
-        clean = run_cached(bridge, tokens, {f"blocks.{c.layer}.hook_resid_pre" for c in components}, t1, t2)
-        sources = bridge.run_with_cache(res.reshape(batch * n_res, -1), names_filter=lambda n: n in {_act_name(c) for c in components})[1]
+        clean = run_cached(bridge, tokens, {resid_hook(c.layer) for c in components}, t1, t2)
+        sources = bridge.run_with_cache(res.reshape(batch * n_res, -1), names_filter=lambda n: n in sites)[1]
         out = torch.empty(batch, n_res, len(components), device=tokens.device)
         rows = sorted(((b, r, i) for b in range(batch) for r in range(n_res) for i in range(len(components))),
                       key=lambda row: components[row[2]].layer)
@@ -222,35 +224,38 @@ def _patched_ld(bridge: Any, clean: Run, sources: Any, components: list[Componen
     layer_of = torch.tensor([components[i].layer for i in c_idx.tolist()])
     start = int(layer_of.min())
     hooks = [hook for layer in layer_of.unique().tolist()
-             for hook in _splice_hooks(components, layer, (layer_of == layer).nonzero()[:, 0], c_idx, src_rows, sources)]
-    final, scale = forward_from(bridge, clean.cache[f"blocks.{start}.hook_resid_pre"][b_idx], start, hooks)
+             for hook in _splice_hooks(components, layer, (layer_of == layer).nonzero()[:, 0], c_idx, src_rows,
+                                       sources)]
+    final, scale = forward_from(bridge, clean.cache[resid_hook(start)][b_idx], start, hooks)
     return ld_of_final(bridge, final, scale, clean.t1[b_idx], clean.t2[b_idx])
 
 
-def _splice_hooks(components: list[Component], layer: int, at: Tensor, c_idx: Tensor, src_rows: Tensor, sources: Any) -> list[Hook]:
-    """Hooks at ``layer`` that write, in each chunk row i of ``at``, component c_idx[i]'s activation from source row src_rows[i]."""
+def _splice_hooks(components: list[Component], layer: int, at: Tensor, c_idx: Tensor, src_rows: Tensor,
+                  sources: Any) -> list[Hook]:
+    """Hooks at ``layer`` that write, in each chunk row i of ``at``, component c_idx[i]'s activation (its site) from
+    source row src_rows[i]."""
     is_head = torch.tensor([components[i].kind == "head" for i in c_idx[at].tolist()], dtype=torch.bool)
     heads = torch.tensor([max(components[i].head, 0) for i in c_idx[at].tolist()], dtype=torch.long)
     rows, src = at, src_rows[at]
     hooks: list[Hook] = []
     if is_head.any():
         rows_h, hs, src_h = rows[is_head], heads[is_head], src[is_head]
-        z_src = sources[f"blocks.{layer}.attn.hook_z"]
+        z_src = sources[attn_z_hook(layer)]
 
         def splice_z(z: Tensor, hook: Any) -> Tensor:
             z[rows_h, :, hs] = z_src[src_h, :, hs]
             return z
 
-        hooks.append((f"blocks.{layer}.attn.hook_z", splice_z))
+        hooks.append((attn_z_hook(layer), splice_z))
     if (~is_head).any():
         rows_m, src_m = rows[~is_head], src[~is_head]
-        m_src = sources[f"blocks.{layer}.hook_mlp_out"]
+        m_src = sources[mlp_out_hook(layer)]
 
         def splice_mlp(m: Tensor, hook: Any) -> Tensor:
             m[rows_m] = m_src[src_m]
             return m
 
-        hooks.append((f"blocks.{layer}.hook_mlp_out", splice_mlp))
+        hooks.append((mlp_out_hook(layer), splice_mlp))
     return hooks
 
 
@@ -264,7 +269,7 @@ def direct_effects(bridge: Any, tokens: Int[Tensor, "batch pos"], resamples: Ten
                    t1: Tensor | None = None, t2: Tensor | None = None) -> Effects:
     """DE: the output swapped on the direct path only, final-norm scale frozen: (out_clean - out_res) / scale . dir."""
     _check_patchable(components)
-    tokens = _check_tokens(bridge, tokens)
+    tokens = check_tokens(bridge, tokens)
     _check_lengths(tokens, resamples)
     res = _resamples_3d(resamples.to(tokens.device), tokens.shape[0])
     batch, n_res, _ = res.shape
@@ -275,17 +280,14 @@ def direct_effects(bridge: Any, tokens: Int[Tensor, "batch pos"], resamples: Ten
         src_out = component_outputs(bridge, src, components).reshape(batch, n_res, len(components), -1)
         delta = component_outputs(bridge, clean.cache, components)[:, None] - src_out
         direction = logit_direction(bridge, clean.t1, clean.t2)
-        scale = clean.cache["ln_final.hook_scale"][:, -1, 0]
+        scale = clean.cache[LN_FINAL_SCALE][:, -1, 0]
         per = torch.einsum("brcd,bd->brc", delta, direction) / scale[:, None, None]
     return Effects(components, per, clean.ld, clean.t1, clean.t2)
 
 
-def _result_name(c: Component) -> str:
-    return f"blocks.{c.layer}.attn.hook_result" if c.kind == "head" else f"blocks.{c.layer}.hook_mlp_out"
-
-
 def _last_outputs(cache: Any, components: list[Component]) -> Float[Tensor, "n comp d_model"]:
-    outs = [cache[_result_name(c)][:, -1, c.head] if c.kind == "head" else cache[_result_name(c)][:, -1] for c in components]
+    outs = [cache[c.output_hook][:, -1, c.head] if c.kind == "head" else cache[c.output_hook][:, -1]
+            for c in components]
     return torch.stack(outs, 1)
 
 
@@ -293,9 +295,11 @@ def _last_outputs(cache: Any, components: list[Component]) -> Float[Tensor, "n c
 
 
 def _reference_loop(bridge: Any, tokens: Tensor, resamples: Tensor, components: list[Component], t1: Tensor | None,
-                    t2: Tensor | None, ld_one: Callable[[Tensor, Tensor, Component, Tensor, Tensor], Tensor]) -> Effects:
-    """One plain forward per (prompt, resample, component): the obvious implementation the fast paths are tested against."""
-    tokens = _check_tokens(bridge, tokens)
+                    t2: Tensor | None, ld_one: Callable[[Tensor, Tensor, Component, Tensor, Tensor], Tensor]
+                    ) -> Effects:
+    """One plain forward per (prompt, resample, component): the obvious implementation the fast paths are tested
+    against."""
+    tokens = check_tokens(bridge, tokens)
     res = _resamples_3d(resamples.to(tokens.device), tokens.shape[0])
     with torch.inference_mode():
         clean = run_cached(bridge, tokens, set(), t1, t2)
@@ -303,7 +307,8 @@ def _reference_loop(bridge: Any, tokens: Tensor, resamples: Tensor, components: 
         for b in range(tokens.shape[0]):
             for r in range(res.shape[1]):
                 for i, c in enumerate(components):
-                    per[b, r, i] = clean.ld[b] - ld_one(tokens[b:b + 1], res[b, r:r + 1], c, clean.t1[b:b + 1], clean.t2[b:b + 1])
+                    one = ld_one(tokens[b:b + 1], res[b, r:r + 1], c, clean.t1[b:b + 1], clean.t2[b:b + 1])
+                    per[b, r, i] = clean.ld[b] - one
     return Effects(components, per, clean.ld, clean.t1, clean.t2)
 
 
@@ -324,7 +329,7 @@ def output_effects_reference(bridge: Any, tokens: Tensor, resamples: Tensor, com
     """Slow OE: a full forward per patch, the component's output (hook_result / hook_mlp_out) replaced."""
 
     def ld_one(tok: Tensor, res: Tensor, c: Component, a: Tensor, b: Tensor) -> Tensor:
-        name = _result_name(c)
+        name = c.output_hook
         src = bridge.run_with_cache(res, names_filter=lambda n: n == name)[1][name]
         sel = (lambda t: (slice(None), slice(None), c.head)) if c.kind == "head" else (lambda t: (slice(None),))
         return _logit_diff(bridge.run_with_hooks(tok, fwd_hooks=[_replace_hook(name, src, sel)]), a, b)
@@ -344,7 +349,7 @@ def input_effects_reference(bridge: Any, tokens: Tensor, resamples: Tensor, comp
 
     def ld_one(tok: Tensor, res: Tensor, c: Component, a: Tensor, b: Tensor) -> Tensor:
         if c.kind == "mlp":
-            name = f"blocks.{c.layer}.ln2.hook_in"  # the MLP's input is the normalised residual at resid_mid
+            (name,) = c.input_hooks  # the MLP's input: the residual at resid_mid, entering ln2
             src = bridge.run_with_cache(res, names_filter=lambda n: n == name)[1][name]
             return _mlp_input_patch(bridge, tok, c, src, a, b)
         return _head_input_patch(bridge, tok, res, c, a, b)
@@ -354,11 +359,11 @@ def input_effects_reference(bridge: Any, tokens: Tensor, resamples: Tensor, comp
 
 def _head_input_patch(bridge: Any, tok: Tensor, res: Tensor, c: Component, a: Tensor, b: Tensor) -> Tensor:
     group = c.head // (bridge.cfg.n_heads // _n_kv(bridge))
-    names = [f"blocks.{c.layer}.hook_{x}_input" for x in "qkv"]
+    names = c.input_hooks  # q, k, v
     src = bridge.run_with_cache(res, names_filter=lambda n: n in names)[1]
     hooks = [_replace_hook(names[0], src[names[0]], lambda t: (slice(None), slice(None), c.head))]
     hooks += [_replace_hook(n, src[n], lambda t: (slice(None), slice(None), group)) for n in names[1:]]
-    z_name = f"blocks.{c.layer}.attn.hook_z"
+    z_name = c.z_hook
     with bridge.hooks(fwd_hooks=hooks):
         z_patched = bridge.run_with_cache(tok, names_filter=lambda n: n == z_name)[1][z_name]
     splice = _replace_hook(z_name, z_patched, lambda t: (slice(None), slice(None), c.head))
@@ -367,10 +372,10 @@ def _head_input_patch(bridge: Any, tok: Tensor, res: Tensor, c: Component, a: Te
 
 def _mlp_input_patch(bridge: Any, tok: Tensor, c: Component, src: Tensor, a: Tensor, b: Tensor) -> Tensor:
     """Run the MLP on the resample's resid_mid (through its own norm) and put that output in the clean run."""
-    out_name = f"blocks.{c.layer}.hook_mlp_out"
-    with bridge.hooks(fwd_hooks=[_replace_hook(f"blocks.{c.layer}.ln2.hook_in", src, lambda t: (slice(None),))]):
+    out_name, everything = c.output_hook, (lambda t: (slice(None),))
+    with bridge.hooks(fwd_hooks=[_replace_hook(c.input_hooks[0], src, everything)]):
         patched = bridge.run_with_cache(tok, names_filter=lambda n: n == out_name)[1][out_name]
-    return _logit_diff(bridge.run_with_hooks(tok, fwd_hooks=[_replace_hook(out_name, patched, lambda t: (slice(None),))]), a, b)
+    return _logit_diff(bridge.run_with_hooks(tok, fwd_hooks=[_replace_hook(out_name, patched, everything)]), a, b)
 
 
 def direct_effects_reference(bridge: Any, tokens: Tensor, resamples: Tensor, components: list[Component], *,
@@ -378,8 +383,8 @@ def direct_effects_reference(bridge: Any, tokens: Tensor, resamples: Tensor, com
     """Slow DE: a forward whose final residual gets (out_res - out_clean) added, with the final-norm scale frozen."""
 
     def ld_one(tok: Tensor, res: Tensor, c: Component, a: Tensor, b: Tensor) -> Tensor:
-        name = _result_name(c)
-        names = {name, "ln_final.hook_scale"}
+        name = c.output_hook
+        names = {name, LN_FINAL_SCALE}
         clean = bridge.run_with_cache(tok, names_filter=lambda n: n in names)[1]
         src = bridge.run_with_cache(res, names_filter=lambda n: n == name)[1]
         delta = _last_outputs(src, [c])[:, 0] - _last_outputs(clean, [c])[:, 0]
@@ -389,9 +394,9 @@ def direct_effects_reference(bridge: Any, tokens: Tensor, resamples: Tensor, com
             return x
 
         def freeze(s: Tensor, hook: Any) -> Tensor:
-            return clean["ln_final.hook_scale"]
+            return clean[LN_FINAL_SCALE]
 
-        return _logit_diff(bridge.run_with_hooks(tok, fwd_hooks=[("ln_final.hook_in", add), ("ln_final.hook_scale", freeze)]), a, b)
+        return _logit_diff(bridge.run_with_hooks(tok, fwd_hooks=[(LN_FINAL_IN, add), (LN_FINAL_SCALE, freeze)]), a, b)
 
     return _reference_loop(bridge, tokens, resamples, components, t1, t2, ld_one)
 
@@ -436,11 +441,11 @@ def _remove_from_v(bridge: Any, writer_out: Tensor, c: Component, scale: Tensor)
         v[:, :, group] -= _normalised(bridge, writer_out, scale) @ w_v
         return v
 
-    return (f"blocks.{c.layer}.attn.hook_v", hook)
+    return (attn_v_hook(c.layer), hook)
 
 
 def _remove_from_mlp_in(bridge: Any, writer_out: Tensor, c: Component, scale: Tensor) -> Hook:
     def hook(x: Tensor, hook: Any) -> Tensor:
         return x - _normalised(bridge, writer_out, scale)
 
-    return (f"blocks.{c.layer}.ln2.hook_normalized", hook)
+    return (mlp_normalized_hook(c.layer), hook)
