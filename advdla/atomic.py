@@ -12,7 +12,7 @@ import json
 import os
 import tempfile
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 
 def write_text_atomic(path: str | os.PathLike, text: str) -> Path:
@@ -24,6 +24,27 @@ def write_text_atomic(path: str | os.PathLike, text: str) -> Path:
         with os.fdopen(fd, "w") as f:
             f.write(text)
             f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def write_atomic(path: str | os.PathLike, write: Callable[[Path], None]) -> Path:
+    """Atomically create ``path`` with ``write(tmp)``, which writes the whole file at ``tmp`` (Parquet, PNG ...).
+
+    ``tmp`` is an empty file in the destination's folder; it is flushed to disk and renamed over ``path`` once
+    ``write`` returns, and removed if it raises.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(fd)
+    try:
+        write(Path(tmp))
+        with open(tmp, "rb+") as f:
             os.fsync(f.fileno())
         os.replace(tmp, path)
     except BaseException:
