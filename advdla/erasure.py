@@ -21,9 +21,11 @@ This module computes, for one sample of prompts:
   MLPs) shows up here while the residual-space PR looks unremarkable;
 - the paper's Figure 4: the writer's DLA against its erasers' summed DLA, and against its V-composition path
   (downstream DLA lost under patching), as linear fits (``scipy.stats.linregress``);
-- :func:`overrated_components`: DLA - TE per component, the heads DLA overrates (the search's ``--target auto``).
+- :func:`overrated_components`: DLA - TE per component, the components DLA overrates;
+- :func:`rank_targets` / :func:`auto_target`: the attention heads DLA overrates most, the one ranking behind every
+  ``auto`` target (the search's ``--target auto``, a suite's ``targets: auto``, ``advdla run``).
 
-Two traps, measured on SmolLM2 (see STACK.md). (1) A writer whose output is tiny and nearly constant gives raw
+Two traps, measured on SmolLM2. (1) A writer whose output is tiny and nearly constant gives raw
 PRs like -15 for every later head: |b|^2 is tiny, and the constant part aligns with every big constant
 direction. So outputs are centred over batch x position before PR (``centre=True``) and writers whose centred
 output norm is a small fraction of the centred residual's are skipped (``min_norm_ratio``; the planted
@@ -39,20 +41,23 @@ import warnings
 from dataclasses import asdict, dataclass, field
 from typing import Any, Callable
 
+import pandas as pd
 import torch
 from jaxtyping import Float, Int
 from torch import Tensor
 
-from advdla.attribution import DLAResult, _check_tokens, dla
-from advdla.components import Component, all_components, is_downstream, parse_component
+from advdla.attribution import DLAResult, check_tokens, dla
+from advdla.components import (LN_FINAL_SCALE, RESID_POINTS, Component, all_components, head_components, is_downstream,
+                               parse_component, resid_hook)
+from advdla.corpus import TokenWindows, load_corpus
 from advdla.errors import AdvdlaError
 from advdla.patching import total_effects, v_composition_hooks
 
 __all__ = ["Quartiles", "WriterRow", "ComponentPR", "ResidualPR", "Fit", "WriterAnalysis", "Analysis",
            "projection_ratio", "centred", "quartiles", "sample_prompts", "check_writer", "discover_writers",
-           "analyze_writer", "analyze", "overrated_components", "linear_fit"]
+           "analyze_writer", "analyze", "overrated_components", "rank_targets", "auto_target", "linear_fit"]
 
-Step = Callable[[str], None]
+Note = Callable[[str], None]  # a one-line progress note ("L0H1: V-composition patching of 9 components")
 
 
 # ------------------------------------------------------------------------------------------ small numbers
@@ -106,14 +111,14 @@ class Fit:
 
 def linear_fit(x: Tensor, y: Tensor, *, x_label: str = "", y_label: str = "") -> Fit:
     """``scipy.stats.linregress`` of y on x (NaN fit with fewer than 3 points or a constant x)."""
-    from scipy.stats import linregress
+    from scipy.stats import linregress  # lazy: scipy.stats takes about a second to import, and only fits need it
 
     x, y = x.flatten().double().numpy(), y.flatten().double().numpy()
     if len(x) < 3 or float(x.std()) == 0.0:
         return Fit(*(float("nan"),) * 5, len(x), x_label, y_label)
     res = linregress(x, y)
-    return Fit(float(res.slope), float(res.stderr), float(res.intercept), float(res.intercept_stderr), float(res.rvalue),
-               len(x), x_label, y_label)
+    return Fit(float(res.slope), float(res.stderr), float(res.intercept), float(res.intercept_stderr),
+               float(res.rvalue), len(x), x_label, y_label)
 
 
 def _slopes(x: Float[Tensor, "n"], ys: Float[Tensor, "n comp"]) -> tuple[Tensor, Tensor]:
@@ -134,14 +139,14 @@ def _slopes(x: Float[Tensor, "n"], ys: Float[Tensor, "n comp"]) -> tuple[Tensor,
 def sample_prompts(bridge: Any, *, n: int, seq_len: int, resamples: int, seed: int, corpus: str = "builtin"
                    ) -> tuple[Int[Tensor, "n pos"], Int[Tensor, "r pos"]]:
     """``n`` corpus windows of ``seq_len`` tokens, and ``resamples`` windows from other documents (shared by all)."""
-    from advdla.corpus import TokenWindows, load_corpus
-
     if n < 1 or resamples < 1:
         raise AdvdlaError(f"need at least 1 prompt and 1 resample, got {n} prompts and {resamples} resamples")
     if seq_len < 2:
-        raise AdvdlaError(f"prompts need at least 2 tokens (the metric reads the last position's prediction), got --seq-len {seq_len}")
+        raise AdvdlaError(f"prompts need at least 2 tokens (the metric reads the last position's prediction), "
+                          f"got --seq-len {seq_len}")
     if seq_len > bridge.cfg.n_ctx:
-        raise AdvdlaError(f"--seq-len {seq_len} exceeds the model's context of {bridge.cfg.n_ctx} tokens: use at most {bridge.cfg.n_ctx}")
+        raise AdvdlaError(f"--seq-len {seq_len} exceeds the model's context of {bridge.cfg.n_ctx} tokens: "
+                          f"use at most {bridge.cfg.n_ctx}")
     windows = TokenWindows(load_corpus(corpus), bridge.tokenizer)
     tokens, docs = windows.sample(seq_len, n, seed=seed)
     res, _ = windows.sample(seq_len, resamples, seed=seed + 1, exclude=set(docs))
@@ -173,8 +178,8 @@ def check_writer(name: str | Component, cfg: Any) -> Component:
     return comp
 
 
-def discover_writers(bridge: Any, tokens: Int[Tensor, "batch pos"], *, top: int = 3, dla_result: DLAResult | None = None
-                     ) -> list[WriterRow]:
+def discover_writers(bridge: Any, tokens: Int[Tensor, "batch pos"], *, top: int = 3,
+                     dla_result: DLAResult | None = None) -> list[WriterRow]:
     """Heads and MLPs (not in the last layer) ranked by mean DLA / mean LD over the prompts' last positions.
 
     ``dla_result``: a :func:`~advdla.attribution.dla` of these prompts over (at least) those components, reused.
@@ -192,13 +197,11 @@ def discover_writers(bridge: Any, tokens: Int[Tensor, "batch pos"], *, top: int 
 
 
 def _output(cache: Any, c: Component) -> Float[Tensor, "batch pos d_model"]:
-    if c.kind == "head":
-        return cache[f"blocks.{c.layer}.attn.hook_result"][:, :, c.head]
-    return cache[f"blocks.{c.layer}.hook_mlp_out"]
+    return cache[c.output_hook][:, :, c.head] if c.kind == "head" else cache[c.output_hook]
 
 
 def _output_names(comps: list[Component]) -> set[str]:
-    return {f"blocks.{c.layer}.attn.hook_result" if c.kind == "head" else f"blocks.{c.layer}.hook_mlp_out" for c in comps}
+    return {c.output_hook for c in comps}
 
 
 def downstream_of(cfg: Any, writer: Component) -> list[Component]:
@@ -208,25 +211,25 @@ def downstream_of(cfg: Any, writer: Component) -> list[Component]:
 
 def residual_points(cfg: Any, writer: Component) -> list[tuple[str, str]]:
     """(hook name, label) of resid_pre / resid_mid / resid_post for the writer's layer and every later one."""
-    return [(f"blocks.{l}.hook_resid_{p}", f"{p}{l}") for l in range(writer.layer, cfg.n_layers) for p in ("pre", "mid", "post")]
+    return [(resid_hook(l, p), f"{p}{l}") for l in range(writer.layer, cfg.n_layers) for p in RESID_POINTS]
 
 
 def _after_writer(writer: Component) -> str:
     """The first residual hook point that holds the writer's output."""
-    return f"blocks.{writer.layer}.hook_resid_{'mid' if writer.kind == 'head' else 'post'}"
+    return resid_hook(writer.layer, "mid" if writer.kind == "head" else "post")
 
 
 def _vcomp_hooks(bridge: Any, writer_out: Tensor, receivers: list[Component], cache: Any) -> list:
     """V-composition hooks: writer removed from receiver heads' values (ln1 scale frozen) and MLPs' inputs (ln2)."""
     heads = [c for c in receivers if c.kind == "head"]
     mlps = [c for c in receivers if c.kind == "mlp"]
-    ln1 = {c.layer: cache[f"blocks.{c.layer}.ln1.hook_scale"] for c in heads}
-    ln2 = {c.layer: cache[f"blocks.{c.layer}.ln2.hook_scale"] for c in mlps}
+    ln1 = {c.layer: cache[c.norm_scale_hook] for c in heads}
+    ln2 = {c.layer: cache[c.norm_scale_hook] for c in mlps}
     return v_composition_hooks(bridge, writer_out, heads, ln1) + v_composition_hooks(bridge, writer_out, mlps, ln2)
 
 
 def _scale_names(comps: list[Component]) -> set[str]:
-    return {f"blocks.{c.layer}.ln{1 if c.kind == 'head' else 2}.hook_scale" for c in comps}
+    return {c.norm_scale_hook for c in comps}
 
 
 # ------------------------------------------------------------------------------------- DLA per position
@@ -246,7 +249,7 @@ def _directions(bridge: Any, logits: Tensor, cache: Any, first_pos: int) -> _Dir
     top = logits[:, first_pos:].topk(2, dim=-1).indices  # [batch, pos, 2]
     w_u = bridge.W_U
     direction = (w_u[:, top[..., 0]] - w_u[:, top[..., 1]]).permute(1, 2, 0)
-    return _Directions(direction, cache["ln_final.hook_scale"][:, first_pos:, 0], first_pos)
+    return _Directions(direction, cache[LN_FINAL_SCALE][:, first_pos:, 0], first_pos)
 
 
 def _position_dla(cache: Any, comps: list[Component], d: _Directions) -> Float[Tensor, "n comp"]:
@@ -324,15 +327,16 @@ def _is_eraser(pr: Quartiles, recovery: float, crit: Criteria) -> bool:
     return pr.median <= crit.max_pr and pr.q75 < 0 and recovery >= crit.min_recovery
 
 
-def analyze_writer(bridge: Any, tokens: Int[Tensor, "batch pos"], writer: Component, *, clean: tuple[Tensor, Any] | None = None,
-                   centre: bool = True, first_pos: int = 1, criteria: Criteria | None = None, step: Step | None = None
-                   ) -> WriterAnalysis:
-    """PRs, erasers, DLA slopes and fits for one writer. ``clean``: (logits, cache) of :func:`clean_run`, reused if given."""
+def analyze_writer(bridge: Any, tokens: Int[Tensor, "batch pos"], writer: Component, *,
+                   clean: tuple[Tensor, Any] | None = None, centre: bool = True, first_pos: int = 1,
+                   criteria: Criteria | None = None, step: Note | None = None) -> WriterAnalysis:
+    """PRs, erasers, DLA slopes and fits for one writer. ``clean``: (logits, cache) of :func:`clean_run`, reused."""
     crit, step = criteria or Criteria(), step or (lambda s: None)
     writer = check_writer(writer, bridge.cfg)
-    tokens = _check_tokens(bridge, tokens)
+    tokens = check_tokens(bridge, tokens)
     if tokens.shape[1] <= first_pos + 1:
-        raise AdvdlaError(f"prompts of {tokens.shape[1]} tokens leave too few positions after position {first_pos}: use a longer --seq-len")
+        raise AdvdlaError(f"prompts of {tokens.shape[1]} tokens leave too few positions after position {first_pos}: "
+                          "use a longer --seq-len")
     logits, cache = clean or clean_run(bridge, tokens, [writer])
     down = downstream_of(bridge.cfg, writer)
     sl = slice(first_pos, None)
@@ -346,7 +350,7 @@ def analyze_writer(bridge: Any, tokens: Int[Tensor, "batch pos"], writer: Compon
     d = _directions(bridge, logits, cache, first_pos)
     comp_rows, fits, scatter = _component_rows(cache, patched, down, writer, w, d, centre, crit)
     erasers = [r.component for r in comp_rows if r.eraser]
-    compensators = [r.component for r in comp_rows if r.dla_slope <= crit.max_slope and r.dla_slope < -3 * r.dla_slope_stderr]
+    compensators = [r.component for r in comp_rows if _is_compensator(r, crit)]
 
     step(f"{writer.name}: residual PR with its erasers patched")
     receivers = [c for c in down if c.name in erasers] or down
@@ -356,21 +360,26 @@ def analyze_writer(bridge: Any, tokens: Int[Tensor, "batch pos"], writer: Compon
                 for h, lab in residual_points(bridge.cfg, writer)]
     warning = (f"{writer.name}'s output is only {ratio:.1%} of the residual's norm: its PRs are unreliable"
                if ratio < crit.min_norm_ratio else "")
-    return WriterAnalysis(writer.name, ratio, [c.name for c in receivers], comp_rows, residual, erasers, compensators,
-                          fits, scatter, warning)
+    return WriterAnalysis(writer.name, ratio, [c.name for c in receivers], comp_rows, residual, erasers,
+                          compensators, fits, scatter, warning)
+
+
+def _is_compensator(row: ComponentPR, crit: Criteria) -> bool:
+    return row.dla_slope <= crit.max_slope and row.dla_slope < -3 * row.dla_slope_stderr
 
 
 def clean_run(bridge: Any, tokens: Tensor, writers: list[Component]) -> tuple[Tensor, Any]:
     """One clean forward caching what every writer's analysis reads (outputs, residuals and norm scales downstream)."""
     first = min(w.layer for w in writers)
     later = [c for c in all_components(bridge.cfg) if c.kind in ("head", "mlp") and c.layer >= first]
-    names = _output_names(later) | _scale_names(later) | {"ln_final.hook_scale"}
+    names = _output_names(later) | _scale_names(later) | {LN_FINAL_SCALE}
     names |= {h for w in writers for h, _ in residual_points(bridge.cfg, w)}
     with torch.inference_mode():
         return bridge.run_with_cache(tokens, names_filter=lambda n: n in names)
 
 
-def _patched_cache(bridge: Any, tokens: Tensor, writer_out: Tensor, receivers: list[Component], clean: Any, extra: set[str]) -> Any:
+def _patched_cache(bridge: Any, tokens: Tensor, writer_out: Tensor, receivers: list[Component], clean: Any,
+                   extra: set[str]) -> Any:
     """A forward with the writer removed from the receivers' inputs, caching residuals and ``extra``."""
     names = extra | {n for n in clean.keys() if "hook_resid" in n}
     hooks = _vcomp_hooks(bridge, writer_out, receivers, clean)
@@ -397,16 +406,18 @@ def _component_rows(cache: Any, patched: Any, down: list[Component], writer: Com
         rows.append(row)
     is_er = torch.tensor([r.eraser for r in rows])
     path = (down_dla - down_dla_patched).sum(-1)
-    fits = {"vcomp_path": linear_fit(writer_dla, path, x_label=f"DLA({writer.name})", y_label="DLA of its V-composition path")}
+    x_label = f"DLA({writer.name})"
+    fits = {"vcomp_path": linear_fit(writer_dla, path, x_label=x_label, y_label="DLA of its V-composition path")}
     scatter = {"writer_dla": writer_dla.tolist(), "vcomp_path": path.tolist()}
     if is_er.any():
         summed = down_dla[:, is_er].sum(-1)
-        fits["erasers"] = linear_fit(writer_dla, summed, x_label=f"DLA({writer.name})", y_label="summed DLA of its erasers")
+        fits["erasers"] = linear_fit(writer_dla, summed, x_label=x_label, y_label="summed DLA of its erasers")
         scatter["erasers"] = summed.tolist()
-    is_comp = torch.tensor([r.dla_slope <= crit.max_slope and r.dla_slope < -3 * r.dla_slope_stderr for r in rows])
+    is_comp = torch.tensor([_is_compensator(r, crit) for r in rows])
     if is_comp.any():
         summed = down_dla[:, is_comp].sum(-1)
-        fits["compensators"] = linear_fit(writer_dla, summed, x_label=f"DLA({writer.name})", y_label="summed DLA of its compensators")
+        fits["compensators"] = linear_fit(writer_dla, summed, x_label=x_label,
+                                          y_label="summed DLA of its compensators")
         scatter["compensators"] = summed.tolist()
     return rows, fits, scatter
 
@@ -417,7 +428,7 @@ def _component_rows(cache: Any, patched: Any, down: list[Component], writer: Com
 def overrated_components(bridge: Any, tokens: Int[Tensor, "batch pos"], resamples: Tensor, *,
                          components: list[Component] | None = None, top: int = 12, t1: Tensor | None = None,
                          t2: Tensor | None = None, batch_size: int = 64, dla_result: DLAResult | None = None,
-                         kinds: tuple[str, ...] = ("head", "mlp")) -> Any:
+                         kinds: tuple[str, ...] = ("head", "mlp")) -> pd.DataFrame:
     """Components ranked by how much DLA overstates their total effect: mean DLA - mean TE over prompts.
 
     Candidates: ``components`` if given, else the ``top`` components of ``kinds`` (``("head",)``: heads only) by
@@ -426,13 +437,12 @@ def overrated_components(bridge: Any, tokens: Int[Tensor, "batch pos"], resample
     DataFrame, most overrated first, with columns component, dla, te, te_std (over resamples, averaged over
     prompts), overstatement (= dla - te), overstatement_share (of the mean |LD|) and te_over_dla.
     """
-    import pandas as pd
-
-    tokens = _check_tokens(bridge, tokens)
+    tokens = check_tokens(bridge, tokens)
     pool = list(components or [c for c in all_components(bridge.cfg) if c.kind in kinds])
     res = dla_result or dla(bridge, tokens, components=pool, t1=t1, t2=t2)
     values = res.values[:, [res.index(c) for c in pool]]
-    keep = values.abs().mean(0).argsort(descending=True)[:top].tolist() if components is None else list(range(len(pool)))
+    keep = (values.abs().mean(0).argsort(descending=True)[:top].tolist() if components is None
+            else list(range(len(pool))))
     comps, values = [pool[i] for i in keep], values[:, keep]
     eff = total_effects(bridge, tokens, resamples, comps, t1=res.t1, t2=res.t2, batch_size=batch_size)
     d, te = values.mean(0), eff.mean.mean(0)
@@ -444,12 +454,36 @@ def overrated_components(bridge: Any, tokens: Int[Tensor, "batch pos"], resample
     return frame.sort_values("overstatement", ascending=False, ignore_index=True)
 
 
+def rank_targets(bridge: Any, tokens: Int[Tensor, "batch pos"], resamples: Tensor, *, top: int = 16) -> pd.DataFrame:
+    """Attention heads ranked by how much DLA overstates their total effect on ``tokens``: the ``auto`` targets.
+
+    Heads only: MLPs often overstate too, but the question DLA is asked is "which heads matter" (and suites are
+    built on heads). Only heads with a downstream reader qualify: nothing can erase what the others write.
+    Candidates are the ``top`` such heads by mean |DLA| over the prompts (TE costs a partial forward per head,
+    prompt and resample). Rows as :func:`overrated_components` returns them, most overstated first.
+    """
+    tokens = check_tokens(bridge, tokens)
+    heads = [c for c in head_components(bridge.cfg) if downstream_of(bridge.cfg, c)]
+    if not heads:
+        raise AdvdlaError("no attention head of this model has a later component to read what it writes, so DLA "
+                          "cannot overstate any head's effect: pick a model with at least two layers")
+    values = dla(bridge, tokens, components=heads).values
+    candidates = [heads[i] for i in values.abs().mean(0).argsort(descending=True)[:top].tolist()]
+    return overrated_components(bridge, tokens, resamples, components=candidates)
+
+
+def auto_target(bridge: Any, tokens: Int[Tensor, "batch pos"], resamples: Tensor, *, top: int = 16) -> Component:
+    """The attention head whose DLA most overstates its total effect: the first row of :func:`rank_targets`."""
+    frame = rank_targets(bridge, tokens, resamples, top=top)
+    return parse_component(frame["component"].iloc[0], bridge.cfg)
+
+
 # ---------------------------------------------------------------------------------------------- all
 
 
 @dataclass
 class Analysis:
-    """The whole ``advdla analyze`` result: the sample, the writers, one analysis per writer, the overrated components."""
+    """The ``advdla analyze`` result: the sample, the writers, one analysis per writer, the overrated components."""
 
     model: str
     prompts: int
@@ -482,26 +516,28 @@ def _nan_to_none(x: Any) -> Any:
     return None if isinstance(x, float) and not math.isfinite(x) else x
 
 
-def analyze(bridge: Any, tokens: Int[Tensor, "batch pos"], resamples: Tensor, *, writers: list[Component] | None = None,
-            n_writers: int = 4, centre: bool = True, first_pos: int = 1, criteria: Criteria | None = None,
-            overrated_top: int = 12, te_prompts: int = 16, seed: int = 0, step: Step | None = None) -> Analysis:
+def analyze(bridge: Any, tokens: Int[Tensor, "batch pos"], resamples: Tensor, *,
+            writers: list[Component] | None = None, n_writers: int = 4, centre: bool = True, first_pos: int = 1,
+            criteria: Criteria | None = None, overrated_top: int = 12, te_prompts: int = 16, seed: int = 0,
+            step: Note | None = None) -> Analysis:
     """Discover (or take) writers, analyse each, and rank the overrated components. ``step(msg)`` reports progress.
 
     The overrated ranking costs a partial forward per (candidate, prompt, resample): it uses the first
     ``te_prompts`` prompts and the ``overrated_top`` components by |DLA|.
     """
     crit, step = criteria or Criteria(), step or (lambda s: None)
-    tokens = _check_tokens(bridge, tokens)
+    tokens = check_tokens(bridge, tokens)
     step("writers: DLA over the sample")
     full = dla(bridge, tokens)
     ranked = discover_writers(bridge, tokens, top=max(3 * n_writers, 6), dla_result=full)
-    chosen = [check_writer(w, bridge.cfg) for w in writers] if writers else [parse_component(r.component, bridge.cfg) for r in ranked]
+    chosen = ([check_writer(w, bridge.cfg) for w in writers] if writers
+              else [parse_component(r.component, bridge.cfg) for r in ranked])
     step("clean forward")
     clean = clean_run(bridge, tokens, chosen)
     rows = _writer_rows(bridge, ranked, chosen, clean, tokens, first_pos, centre, crit, auto=writers is None)
     todo = [parse_component(r.component, bridge.cfg) for r in rows if not r.skipped]
-    analyses = [analyze_writer(bridge, tokens, comp, clean=clean, centre=centre, first_pos=first_pos, criteria=crit, step=step)
-                for comp in (todo[:n_writers] if writers is None else todo)]
+    analyses = [analyze_writer(bridge, tokens, comp, clean=clean, centre=centre, first_pos=first_pos, criteria=crit,
+                               step=step) for comp in (todo[:n_writers] if writers is None else todo)]
     del clean
     step(f"overrated components: total effects over {resamples.shape[0]} resamples")
     n_te = min(te_prompts, tokens.shape[0])
@@ -512,8 +548,8 @@ def analyze(bridge: Any, tokens: Int[Tensor, "batch pos"], resamples: Tensor, *,
                     float(full.ld.abs().mean()), n_te)
 
 
-def _writer_rows(bridge: Any, ranked: list[WriterRow], chosen: list[Component], clean: tuple[Tensor, Any], tokens: Tensor,
-                 first_pos: int, centre: bool, crit: Criteria, *, auto: bool) -> list[WriterRow]:
+def _writer_rows(bridge: Any, ranked: list[WriterRow], chosen: list[Component], clean: tuple[Tensor, Any],
+                 tokens: Tensor, first_pos: int, centre: bool, crit: Criteria, *, auto: bool) -> list[WriterRow]:
     """Writer rows with their norm ratios; in auto mode, tiny writers are marked skipped (not analysed)."""
     by_name = {r.component: r for r in ranked}
     rows = []
@@ -531,4 +567,5 @@ def _writer_rows(bridge: Any, ranked: list[WriterRow], chosen: list[Component], 
 
 def _writer_row(bridge: Any, tokens: Tensor, comp: Component) -> WriterRow:
     res = dla(bridge, tokens, components=[comp])
-    return WriterRow(comp.name, float(res.values[:, 0].mean()), float(res.values[:, 0].mean() / res.ld.mean().clamp(min=1e-6)))
+    mean_dla = res.values[:, 0].mean()
+    return WriterRow(comp.name, float(mean_dla), float(mean_dla / res.ld.mean().clamp(min=1e-6)))

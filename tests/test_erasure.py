@@ -7,8 +7,9 @@ import torch
 from scipy.stats import linregress
 
 from advdla.components import Component, parse_component
-from advdla.erasure import (_slopes, analyze_writer, centred, check_writer, discover_writers, linear_fit,
-                            overrated_components, projection_ratio, quartiles, sample_prompts, writer_norm_ratio)
+from advdla.erasure import (_slopes, analyze_writer, auto_target, centred, check_writer, discover_writers, linear_fit,
+                            overrated_components, projection_ratio, quartiles, rank_targets, sample_prompts,
+                            writer_norm_ratio)
 from advdla.errors import AdvdlaError
 from advdla.models import load_model
 from advdla.models.planted import PLANTED
@@ -137,6 +138,15 @@ def test_overrated_components_names_the_writer(planted, sample):
     heads = overrated_components(planted, tokens, resamples, top=3, kinds=("head",))
     assert set(heads.component) == {PLANTED.writer, PLANTED.eraser, PLANTED.honest}  # the three big |DLA| heads
     assert heads.loc[0, "component"] == PLANTED.writer
+
+
+def test_rank_targets_ranks_heads_and_auto_target_is_the_planted_writer(planted, sample):
+    tokens, resamples = sample
+    frame = rank_targets(planted, tokens, resamples, top=4)
+    assert len(frame) == 4 and frame["overstatement"].is_monotonic_decreasing
+    assert all(parse_component(n, planted.cfg).kind == "head" for n in frame.component)
+    assert frame.loc[0, "component"] == PLANTED.writer
+    assert auto_target(planted, tokens, resamples, top=4) == parse_component(PLANTED.writer, planted.cfg)
 
 
 def test_gqa_model_runs_with_head_and_mlp_writers(tiny_gqa):
