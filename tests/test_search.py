@@ -16,7 +16,8 @@ from advdla.components import head_components, parse_component
 from advdla.corpus import TokenWindows, load_corpus
 from advdla.errors import AdvdlaError
 from advdla.models.planted import PLANTED
-from advdla.search import SearchConfig, Thresholds, is_adversarial, run_search, scalar_objective, verify
+from advdla.search import (SearchConfig, Thresholds, is_adversarial, resolve_target, run_search, scalar_objective,
+                           verified_examples, verify)
 from advdla.search.evaluate import Evaluator, Scores
 from advdla.search.engine import verify_resamples
 from advdla.search.space import build_prompt, build_space, suggest
@@ -146,9 +147,12 @@ def test_manipulations_do_what_they_say(space):
 def test_search_finds_planted_writer_examples_and_each_reverifies(planted, tmp_path):
     cfg = SearchConfig(target=PLANTED.writer, trials=24, batch=8, resamples=3, seq_len=16, n_base=8, pool_size=24, max_verify=4,
                        thresholds=Thresholds(margin=0.5))
-    result = run_search(planted, cfg, out_dir=tmp_path, progress=False)
+    steps = []
+    result = run_search(planted, cfg, out_dir=tmp_path, progress=steps.append)
+    assert steps[0].task == "search" and steps[-1].done == steps[-1].total == 24 and len(steps) == 4  # 3 batches of 8
     frame = pd.read_parquet(tmp_path / "examples.parquet")
     assert len(frame) == 4 and frame["verified"].all() and (frame["target"] == PLANTED.writer).all()
+    assert verified_examples(frame).equals(frame)
     assert len(set(map(tuple, frame["tokens"]))) == len(frame)
     # the verification's fresh resamples, re-derived: every reported example passes again on the slow path
     windows = TokenWindows(load_corpus(), planted.tokenizer)
@@ -167,7 +171,7 @@ def test_honest_head_overfit_to_the_search_resamples_is_rejected_on_fresh_ones(p
     """The honest head's TE is small only against resamples whose last-token feature matches the prompt's: the search
     finds such prompts for its 3 fixed resamples, and the re-verification on 8 fresh resamples rejects every one."""
     cfg = SearchConfig(target=PLANTED.honest, trials=16, batch=8, resamples=3, seq_len=16, n_base=8, pool_size=16, max_verify=8)
-    result = run_search(planted, cfg, out_dir=tmp_path, progress=False)
+    result = run_search(planted, cfg, out_dir=tmp_path)
     counts = result.summary["counts"]
     assert counts["study_adversarial_fast"] > 0 and counts["rejected_on_verify"] > 0
     assert counts["verified_examples"] == 0 and len(result.examples) == 0
@@ -176,7 +180,7 @@ def test_honest_head_overfit_to_the_search_resamples_is_rejected_on_fresh_ones(p
 def test_nsga2_keeps_a_pareto_front(planted, tmp_path):
     cfg = SearchConfig(target=PLANTED.writer, trials=32, batch=16, sampler="nsga2", resamples=2, seq_len=16, n_base=8, pool_size=16,
                        max_verify=6, verify_resamples=2, thresholds=Thresholds(margin=0.5))
-    result = run_search(planted, cfg, out_dir=tmp_path, progress=False)
+    result = run_search(planted, cfg, out_dir=tmp_path)
     frame = result.examples
     assert len(frame) > 0 and frame["pareto"].any()
     assert all(len(o) == 3 for o in frame["objective"])
@@ -184,10 +188,10 @@ def test_nsga2_keeps_a_pareto_front(planted, tmp_path):
 
 def test_resume_continues_the_same_study(planted, tmp_path):
     cfg = SearchConfig(target=PLANTED.writer, trials=16, batch=8, resamples=2, seq_len=16, n_base=8, pool_size=16, max_verify=1)
-    run_search(planted, cfg, out_dir=tmp_path, progress=False)
+    run_search(planted, cfg, out_dir=tmp_path)
     first = optuna.load_study(study_name="advdla-search", storage=f"sqlite:///{tmp_path / 'study.db'}").trials
     cfg.trials = 24
-    r = run_search(planted, cfg, out_dir=tmp_path, progress=False)
+    r = run_search(planted, cfg, out_dir=tmp_path)
     after = optuna.load_study(study_name="advdla-search", storage=f"sqlite:///{tmp_path / 'study.db'}").trials
     assert [t.params for t in after[:16]] == [t.params for t in first] and len(after) == 24
     assert sorted(t.number for t in after) == list(range(24)) and r.summary["counts"]["stored_by_this_worker"] == 8
@@ -195,25 +199,44 @@ def test_resume_continues_the_same_study(planted, tmp_path):
 
 def test_resume_with_other_space_arguments_is_refused(planted, tmp_path):
     cfg = SearchConfig(target=PLANTED.writer, trials=8, batch=8, resamples=2, seq_len=16, n_base=8, pool_size=16, max_verify=1)
-    run_search(planted, cfg, out_dir=tmp_path, progress=False)
+    run_search(planted, cfg, out_dir=tmp_path)
     cfg.seq_len = 20
     with pytest.raises(AdvdlaError, match="seq_len=16 .now 20."):
-        run_search(planted, cfg, out_dir=tmp_path, progress=False)
+        run_search(planted, cfg, out_dir=tmp_path)
 
 
 @pytest.mark.parametrize("target, message", [("L0H9", "heads 0..3"), ("LOH1", "unknown component 'LOH1'.*Did you mean"), ("MLP2", "no downstream component"),
                                              ("embed", "cannot be searched")])
 def test_bad_targets_are_one_line(planted, tmp_path, target, message):
     with pytest.raises(AdvdlaError, match=message) as err:
-        run_search(planted, SearchConfig(target=target, trials=8), out_dir=tmp_path / "out", progress=False)
+        run_search(planted, SearchConfig(target=target, trials=8), out_dir=tmp_path / "out")
     assert "\n" not in str(err.value)
     assert not (tmp_path / "out").exists()
 
 
+def test_auto_target_is_the_planted_writer(planted):
+    windows = TokenWindows(load_corpus(), planted.tokenizer)
+    assert resolve_target(planted, "auto", windows, seq_len=16) == parse_component(PLANTED.writer, planted.cfg)
+
+
+def test_verified_examples_keeps_only_verified_rows():
+    frame = pd.DataFrame({"text": ["a", "b", "c"], "verified": [True, False, True]})
+    assert list(verified_examples(frame)["text"]) == ["a", "c"]
+    empty = pd.DataFrame(columns=["text", "verified"])
+    assert verified_examples(empty) is empty
+
+
+def test_is_adversarial_reads_floats_as_well_as_scores():
+    thr = Thresholds()
+    one = dataclasses.make_dataclass("One", ["rank", "ld", "dla_share", "te_share"])
+    assert is_adversarial(one(1, 2.0, 0.5, 0.05), thr) is True
+    assert is_adversarial(one(4, 2.0, 0.5, 0.05), thr) is False
+
+
 def test_bad_budget_and_storage_are_one_line(planted, tmp_path):
     with pytest.raises(AdvdlaError, match="--trials must be at least 1"):
-        run_search(planted, SearchConfig(target=PLANTED.writer, trials=0), out_dir=tmp_path, progress=False)
+        run_search(planted, SearchConfig(target=PLANTED.writer, trials=0), out_dir=tmp_path)
     with pytest.raises(AdvdlaError, match="cannot open storage"):
         run_search(planted, SearchConfig(target=PLANTED.writer, trials=8), out_dir=tmp_path, storage="sqlite:////no/such/dir/x.db")
     with pytest.raises(AdvdlaError, match="unknown sampler 'tep'.*Did you mean 'tpe'"):
-        run_search(planted, SearchConfig(target=PLANTED.writer, sampler="tep"), out_dir=tmp_path, progress=False)
+        run_search(planted, SearchConfig(target=PLANTED.writer, sampler="tep"), out_dir=tmp_path)

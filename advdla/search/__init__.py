@@ -6,12 +6,15 @@
 - :mod:`advdla.search.objectives`: thresholds, the scalar objective and the multi-objective vector;
 - :mod:`advdla.search.engine`: the Optuna study with batched ask/tell, storage, resume and several workers.
 
-Entry point: :func:`run_search` (``advdla search`` on the command line).
+Entry point: :func:`run_search` (``advdla search`` on the command line); :func:`verified_examples` keeps the
+rows of its examples frame that passed the slow re-verification.
 """
 
-from advdla.search.engine import SAMPLERS, SearchConfig, SearchResult, corpus_baseline, resolve_target, run_search
+from advdla.search.engine import (SAMPLERS, SearchConfig, SearchResult, corpus_baseline, resolve_target, run_search,
+                                  verified_examples)
 from advdla.search.evaluate import Evaluator, Scores, verify
 from advdla.search.objectives import Thresholds, is_adversarial, multi_objectives, scalar_objective
 
-__all__ = ["SAMPLERS", "SearchConfig", "SearchResult", "run_search", "resolve_target", "corpus_baseline", "Evaluator", "Scores",
-           "verify", "Thresholds", "is_adversarial", "multi_objectives", "scalar_objective"]
+__all__ = ["SAMPLERS", "SearchConfig", "SearchResult", "run_search", "resolve_target", "corpus_baseline",
+           "verified_examples", "Evaluator", "Scores", "verify", "Thresholds", "is_adversarial", "multi_objectives",
+           "scalar_objective"]

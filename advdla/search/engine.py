@@ -24,25 +24,38 @@ it still passes the thresholds.
 
 from __future__ import annotations
 
-import json
+import importlib.util
 import os
 import socket
+import sqlite3
 import time
 import uuid
 import warnings
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from types import SimpleNamespace
+from typing import Any, Callable
 
+import optuna
+import pandas as pd
 import torch
+from optuna.storages.journal import JournalFileBackend, JournalStorage
+from optuna.trial import TrialState
+from sqlalchemy.exc import IntegrityError, OperationalError
 
+from advdla.atomic import write_atomic, write_json_atomic
 from advdla.components import Component, all_components, is_downstream, parse_component
+from advdla.corpus import TokenWindows, load_corpus
+from advdla.erasure import auto_target
 from advdla.errors import AdvdlaError, did_you_mean
+from advdla.progress import Progress, Step, silent
 from advdla.search.evaluate import Evaluator, Scores, verify
-from advdla.search.objectives import DIRECTIONS, Thresholds, constraints, is_adversarial, multi_objectives, scalar_objective
+from advdla.search.objectives import (DIRECTIONS, Thresholds, constraints, is_adversarial, multi_objectives,
+                                      scalar_objective)
 from advdla.search.space import SearchSpace, build_prompt, build_space, suggest
 
-__all__ = ["SearchConfig", "SearchResult", "run_search", "resolve_target", "open_storage", "SAMPLERS", "corpus_baseline"]
+__all__ = ["SearchConfig", "SearchResult", "run_search", "resolve_target", "open_storage", "SAMPLERS",
+           "corpus_baseline", "verified_examples"]
 
 SAMPLERS = ("tpe", "nsga2", "random")
 
@@ -99,7 +112,8 @@ def validate(config: SearchConfig) -> None:
     if config.seq_len < 4:
         raise AdvdlaError(f"--seq-len must be at least 4, got {config.seq_len}")
     if config.sampler not in SAMPLERS:
-        raise AdvdlaError(f"unknown sampler {config.sampler!r}: use one of {', '.join(SAMPLERS)}.{did_you_mean(config.sampler, SAMPLERS)}")
+        raise AdvdlaError(f"unknown sampler {config.sampler!r}: use one of {', '.join(SAMPLERS)}."
+                          f"{did_you_mean(config.sampler, SAMPLERS)}")
 
 
 # ------------------------------------------------------------------------------------------------ target
@@ -107,43 +121,33 @@ def validate(config: SearchConfig) -> None:
 
 def resolve_target(bridge: Any, name: str, windows: Any = None, *, seq_len: int = 24, seed: int = 0) -> Component:
     """Parse ``name`` (did-you-mean on a typo) or pick one with ``auto``; it must be patchable and have a reader."""
-    target = _auto_target(bridge, windows, seq_len=seq_len, seed=seed) if name == "auto" else parse_component(name, bridge.cfg)
+    if name == "auto":
+        target = _auto_target(bridge, windows, seq_len=seq_len, seed=seed)
+    else:
+        target = parse_component(name, bridge.cfg)
     if target.kind not in ("head", "mlp"):
-        raise AdvdlaError(f"target {target.name} cannot be searched: give an attention head (L<l>H<h>) or an MLP (MLP<l>)")
+        raise AdvdlaError(f"target {target.name} cannot be searched: give an attention head (L<l>H<h>) or an MLP "
+                          "(MLP<l>)")
     if not any(is_downstream(c, target) for c in all_components(bridge.cfg)):
         raise AdvdlaError(f"target {target.name} has no downstream component to erase what it writes, so DLA cannot "
                           f"overstate its effect: pick a component before the last layer (or a last-layer head)")
     return target
 
 
-def _auto_target(bridge: Any, windows: Any, *, seq_len: int, seed: int, n: int = 16, r: int = 4, top: int = 16) -> Component:
-    """The head whose mean DLA most exceeds its mean TE on ``n`` corpus windows, among the ``top`` heads by mean |DLA|.
-
-    Heads only: MLPs often overstate too, but the question DLA is asked is "which heads matter", and a head
-    that is not the last layer's always has a reader (the MLPs after it), so it can be erased.
-    """
-    from advdla.attribution import dla
-    from advdla.components import head_components
-    from advdla.erasure import overrated_components
-
+def _auto_target(bridge: Any, windows: Any, *, seq_len: int, seed: int, n: int = 16, r: int = 4) -> Component:
+    """``auto``: :func:`advdla.erasure.auto_target` on ``n`` corpus windows and ``r`` resamples drawn with the seed."""
     tokens, docs = windows.sample(seq_len, n, seed=seed + 1000)
     resamples = windows.sample(seq_len, r, seed=seed + 1001, exclude=set(docs))[0]
-    heads = [c for c in head_components(bridge.cfg) if any(is_downstream(d, c) for d in all_components(bridge.cfg))]
-    values = dla(bridge, tokens, components=heads).values
-    candidates = [heads[i] for i in values.abs().mean(0).argsort(descending=True)[:top].tolist()]
-    frame = overrated_components(bridge, tokens, resamples, components=candidates)
-    return parse_component(frame["component"].iloc[0], bridge.cfg)
+    return auto_target(bridge, tokens, resamples)
 
 
 # ----------------------------------------------------------------------------------------------- storage
 
 
 def open_storage(url: str) -> Any:
-    """An Optuna storage from a URL: any RDB URL (sqlite:///, postgresql://...) or ``journal:PATH``. One line on failure."""
+    """An Optuna storage: an RDB URL (sqlite:///, postgresql://...) or ``journal:PATH``; one line on failure."""
     try:
         if url.startswith("journal:"):
-            from optuna.storages.journal import JournalFileBackend, JournalStorage
-
             return JournalStorage(JournalFileBackend(url.removeprefix("journal:")))
         kwargs = {"creator": _sqlite_creator(url)} if url.startswith("sqlite:///") else {}
         return _rdb_storage(url, kwargs)
@@ -160,9 +164,9 @@ def _rdb_storage(url: str, engine_kwargs: dict[str, Any], tries: int = 5) -> Any
     its schema-version row; the loser sees "already exists" (or a duplicate version row) and, a moment later,
     a complete schema it can simply use.
     """
-    import optuna
-    from sqlalchemy.exc import IntegrityError, OperationalError
-
+    if url.startswith("postgresql://"):  # SQLAlchemy 2.1 means psycopg (3) by that, 2.0 psycopg2: take the installed
+        driver = next((d for d in ("psycopg", "psycopg2") if importlib.util.find_spec(d)), None)
+        url = f"postgresql+{driver}://{url.removeprefix('postgresql://')}" if driver else url
     for attempt in range(tries):
         try:
             return optuna.storages.RDBStorage(url, engine_kwargs=engine_kwargs)
@@ -176,8 +180,6 @@ def _rdb_storage(url: str, engine_kwargs: dict[str, Any], tries: int = 5) -> Any
 def _sqlite_creator(url: str) -> Any:
     """SQLite connections in WAL mode with a long lock timeout: several local workers can share the file, and a
     commit costs no fsync of the whole database (WAL + synchronous=NORMAL survives a killed process)."""
-    import sqlite3
-
     path = url.removeprefix("sqlite:///")
     if not Path(path).parent.is_dir():
         raise FileNotFoundError(f"no directory {Path(path).parent}")
@@ -192,28 +194,27 @@ def _sqlite_creator(url: str) -> Any:
 
 
 def _make_sampler(config: SearchConfig, seed: int) -> Any:
-    import optuna
-
     if config.sampler == "random":
         return optuna.samplers.RandomSampler(seed=seed)
     if config.sampler == "nsga2":
         return optuna.samplers.NSGAIISampler(seed=seed, population_size=max(config.batch, 16))
     with warnings.catch_warnings():  # multivariate TPE is marked experimental; it models the parameters jointly
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-        return optuna.samplers.TPESampler(seed=seed, constant_liar=True, multivariate=True, n_startup_trials=max(10, config.batch))
+        return optuna.samplers.TPESampler(seed=seed, constant_liar=True, multivariate=True,
+                                          n_startup_trials=max(10, config.batch))
 
 
 def _open_study(config: SearchConfig, storage: Any, study_name: str, key: dict[str, Any]) -> Any:
-    import optuna
-
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    study = optuna.create_study(storage=storage, study_name=study_name, directions=DIRECTIONS[config.mode], load_if_exists=True)
+    study = optuna.create_study(storage=storage, study_name=study_name, directions=DIRECTIONS[config.mode],
+                                load_if_exists=True)
     stored = study.user_attrs.get("advdla_space")
     if stored is None:
         study.set_user_attr("advdla_space", key)
     elif stored != key:
         diff = ", ".join(f"{k}={stored.get(k)!r} (now {v!r})" for k, v in key.items() if stored.get(k) != v)
-        raise AdvdlaError(f"study {study_name!r} was created with {diff}: resume with the same arguments or use another --study/--out")
+        raise AdvdlaError(f"study {study_name!r} was created with {diff}: resume with the same arguments or use "
+                          "another --study/--out")
     return study
 
 
@@ -247,16 +248,12 @@ class _Mirror:
     """
 
     def __init__(self, study: Any, config: SearchConfig):
-        import optuna
-
         self.study, self.config = study, config
         self.local = optuna.create_study(directions=DIRECTIONS[config.mode])
         self.uids: set[str] = set()
 
     def sync(self) -> list[Any]:
         """Take in stored complete trials not yet mirrored; return all stored complete trials."""
-        from optuna.trial import TrialState
-
         stored = self.study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
         for t in stored:
             uid = t.user_attrs.get("uid")
@@ -295,20 +292,25 @@ def _counts(stored: list[Any], mode: str) -> tuple[int, int, float]:
 
 
 def _score_record(s: Scores, i: int, config: SearchConfig, adversarial: bool) -> dict[str, Any]:
-    return {"tokens": s.tokens[i].tolist(), "t1": int(s.t1[i]), "t2": int(s.t2[i]), "ld": float(s.ld[i]), "dla": float(s.dla[i]),
-            "rank": int(s.rank[i]), "te_mean": float(s.te_mean[i]), "te_std": float(s.te_std[i]),
-            "dla_share": float(s.dla_share[i]), "te_share": float(s.te_share[i]), "naturalness": float(s.naturalness[i]),
-            "constraints": constraints(s, config.thresholds)[i].tolist(), "adversarial": adversarial}
+    return {"tokens": s.tokens[i].tolist(), "t1": int(s.t1[i]), "t2": int(s.t2[i]), "ld": float(s.ld[i]),
+            "dla": float(s.dla[i]), "rank": int(s.rank[i]), "te_mean": float(s.te_mean[i]),
+            "te_std": float(s.te_std[i]), "dla_share": float(s.dla_share[i]), "te_share": float(s.te_share[i]),
+            "naturalness": float(s.naturalness[i]), "constraints": constraints(s, config.thresholds)[i].tolist(),
+            "adversarial": adversarial}
 
 
-def _run_batch(mirror: _Mirror, n: int, space: SearchSpace, evaluator: Evaluator, config: SearchConfig, salt: int, tally: _Tally) -> None:
+def _run_batch(mirror: _Mirror, n: int, space: SearchSpace, evaluator: Evaluator, config: SearchConfig, salt: int,
+               tally: _Tally) -> None:
     """Ask n, build and score n prompts in one evaluation, tell; store what still fits the budget."""
     t0 = time.perf_counter()
     trials = mirror.ask(n, salt)
     prompts = torch.stack([build_prompt(suggest(t, space), space) for t in trials])
     t1 = time.perf_counter()
     scores = evaluator(prompts)
-    values = scalar_objective(scores, config.thresholds)[:, None] if config.mode == "scalar" else multi_objectives(scores)
+    if config.mode == "scalar":
+        values = scalar_objective(scores, config.thresholds)[:, None]
+    else:
+        values = multi_objectives(scores)
     adv = is_adversarial(scores, config.thresholds)
     records = [_score_record(scores, i, config, bool(adv[i])) for i in range(n)]
     t2 = time.perf_counter()
@@ -327,16 +329,19 @@ def _run_batch(mirror: _Mirror, n: int, space: SearchSpace, evaluator: Evaluator
     tally.batches += 1
 
 
-def _loop(study: Any, space: SearchSpace, evaluator: Evaluator, config: SearchConfig, salt: int, bar: Any) -> _Tally:
+def _loop(study: Any, space: SearchSpace, evaluator: Evaluator, config: SearchConfig, salt: int,
+          bar: Callable[[_Tally], None]) -> _Tally:
     tally, mirror = _Tally(), _Mirror(study, config)
     while True:
         t0 = time.perf_counter()
         tally.study_complete, tally.study_examples, tally.best = _counts(mirror.sync(), config.mode)
         tally.t_storage += time.perf_counter() - t0
         bar(tally)
-        if tally.study_complete >= config.trials or (config.max_examples and tally.study_examples >= config.max_examples):
+        enough = config.max_examples and tally.study_examples >= config.max_examples
+        if tally.study_complete >= config.trials or enough:
             return tally
-        _run_batch(mirror, min(config.batch, config.trials - tally.study_complete), space, evaluator, config, salt, tally)
+        n = min(config.batch, config.trials - tally.study_complete)
+        _run_batch(mirror, n, space, evaluator, config, salt, tally)
 
 
 # ------------------------------------------------------------------------------------------------ output
@@ -344,9 +349,8 @@ def _loop(study: Any, space: SearchSpace, evaluator: Evaluator, config: SearchCo
 
 def _candidates(study: Any, config: SearchConfig) -> list[Any]:
     """Complete adversarial trials, best first, one per distinct token sequence."""
-    from optuna.trial import TrialState
-
-    done = [t for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)) if t.user_attrs.get("scores", {}).get("adversarial")]
+    done = [t for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+            if t.user_attrs.get("scores", {}).get("adversarial")]
     key = (lambda t: t.values[0]) if config.mode == "scalar" else (lambda t: t.values[0] - t.values[1])
     seen, out = set(), []
     for t in sorted(done, key=key, reverse=True):
@@ -364,59 +368,64 @@ def verify_resamples(windows: Any, space: SearchSpace, config: SearchConfig) -> 
     those R texts only (on the planted model it does exactly that for the honest head). An example is
     reported only if its TE is small against resamples the search never saw.
     """
-    return windows.sample(config.seq_len, config.verify_resamples, seed=config.seed + 3, exclude=set(space.base_docs))[0]
+    return windows.sample(config.seq_len, config.verify_resamples, seed=config.seed + 3,
+                          exclude=set(space.base_docs))[0]
 
 
-def _verified_rows(bridge: Any, study: Any, target: Component, resamples: torch.Tensor, config: SearchConfig) -> tuple[list[dict], int]:
+def _verified_rows(bridge: Any, study: Any, target: Component, resamples: torch.Tensor, config: SearchConfig
+                   ) -> tuple[list[dict], int]:
     """Re-score the best candidates on the slow reference path with ``resamples`` (fresh); rows for those that still
     pass, and how many failed."""
     pareto = {t.number for t in study.best_trials} if config.mode == "multi" else set()
-    rows, rejected, thr = [], 0, config.thresholds
+    rows, rejected = [], 0
     for t in _candidates(study, config)[:config.max_verify]:
         fast = t.user_attrs["scores"]
         v = verify(bridge, target, torch.tensor(fast["tokens"]), resamples)
-        dla_share, te_share = v["dla"] / max(abs(v["ld"]), 1e-3), abs(v["te_mean"]) / max(abs(v["ld"]), 1e-3)
-        if not (v["rank"] <= thr.top_k and v["ld"] > thr.margin and dla_share >= thr.min_dla_share and te_share <= thr.max_te_share):
+        safe_ld = max(abs(v["ld"]), 1e-3)  # as Scores clamps it
+        dla_share, te_share = v["dla"] / safe_ld, abs(v["te_mean"]) / safe_ld
+        # is_adversarial reads rank, ld and the two shares: plain floats work as well as a batch of Scores
+        slow = SimpleNamespace(rank=v["rank"], ld=v["ld"], dla_share=dla_share, te_share=te_share)
+        if not is_adversarial(slow, config.thresholds):
             rejected += 1
             continue
         tok = bridge.tokenizer
         rows.append({"text": tok.decode(fast["tokens"]), "tokens": fast["tokens"], "t1": v["t1"], "t2": v["t2"],
-                     "t1_str": tok.decode([v["t1"]]), "t2_str": tok.decode([v["t2"]]), "ld": v["ld"], "target": target.name,
-                     "dla": v["dla"], "rank": v["rank"], "te_mean": v["te_mean"], "te_std": v["te_std"], "dla_share": dla_share,
-                     "te_share": te_share, "objective": list(t.values), "naturalness": fast["naturalness"], "trial": t.number,
-                     "seed": config.seed, "verified": True, "pareto": t.number in pareto})
+                     "t1_str": tok.decode([v["t1"]]), "t2_str": tok.decode([v["t2"]]), "ld": v["ld"],
+                     "target": target.name, "dla": v["dla"], "rank": v["rank"], "te_mean": v["te_mean"],
+                     "te_std": v["te_std"], "dla_share": dla_share, "te_share": te_share, "objective": list(t.values),
+                     "naturalness": fast["naturalness"], "trial": t.number, "seed": config.seed, "verified": True,
+                     "pareto": t.number in pareto})
     return rows, rejected
 
 
-def _write_atomic(path: Path, write: Any) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    write(tmp)
-    os.replace(tmp, path)
+EXAMPLE_COLUMNS = ["text", "tokens", "t1", "t2", "t1_str", "t2_str", "ld", "target", "dla", "rank", "te_mean", "te_std",
+                   "dla_share", "te_share", "objective", "naturalness", "trial", "seed", "verified", "pareto"]
 
 
-def _write_outputs(out_dir: Path, rows: list[dict], summary: dict[str, Any]) -> Any:
-    import pandas as pd
-
-    cols = ["text", "tokens", "t1", "t2", "t1_str", "t2_str", "ld", "target", "dla", "rank", "te_mean", "te_std", "dla_share",
-            "te_share", "objective", "naturalness", "trial", "seed", "verified", "pareto"]
-    frame = pd.DataFrame(rows, columns=cols)
-    _write_atomic(out_dir / "examples.parquet", lambda p: frame.to_parquet(p, index=False))
-    _write_atomic(out_dir / "search.json", lambda p: p.write_text(json.dumps(summary, indent=2, default=str)))
+def _write_outputs(out_dir: Path, rows: list[dict], summary: dict[str, Any]) -> pd.DataFrame:
+    frame = pd.DataFrame(rows, columns=EXAMPLE_COLUMNS)
+    write_atomic(out_dir / "examples.parquet", lambda p: frame.to_parquet(p, index=False))
+    write_json_atomic(out_dir / "search.json", summary)
     return frame
+
+
+def verified_examples(frame: pd.DataFrame) -> pd.DataFrame:
+    """The rows of a search's examples frame (``SearchResult.examples``, ``examples.parquet``) whose ``verified`` is
+    true: the ones re-scored on the slow path with fresh resamples that still passed the thresholds."""
+    return frame[frame["verified"].astype(bool)] if len(frame) else frame
 
 
 # ---------------------------------------------------------------------------------------------- public
 
 
 def run_search(bridge: Any, config: SearchConfig, *, out_dir: str | Path, storage: str | None = None,
-               study_name: str | None = None, progress: bool = True) -> SearchResult:
+               study_name: str | None = None, progress: Progress | None = None) -> SearchResult:
     """Search for prompts where ``config.target``'s DLA overstates its total effect; write and return what was found.
 
     ``storage`` defaults to ``sqlite:///OUT/study.db`` and ``study_name`` to ``advdla-search``: running the same
     call again resumes that study. Writes ``OUT/examples.parquet`` (verified examples) and ``OUT/search.json``.
+    ``progress`` gets a ``Step("search", complete trials, budget, info)`` before every batch.
     """
-    from advdla.corpus import TokenWindows, load_corpus
-
     validate(config)
     t_start = time.perf_counter()
     windows = TokenWindows(load_corpus(config.corpus), bridge.tokenizer)
@@ -432,44 +441,47 @@ def run_search(bridge: Any, config: SearchConfig, *, out_dir: str | Path, storag
     t_setup0 = time.perf_counter()
     space = build_space(bridge, windows, target, seq_len=config.seq_len, seed=config.seed, n_base=config.n_base,
                         pool_size=config.pool_size, n_slots=config.n_slots)
-    resamples = windows.sample(config.seq_len, config.resamples, seed=config.seed + 2, exclude=set(space.base_docs))[0]
-    evaluator = Evaluator(bridge, target, resamples)
+    evaluator = Evaluator(bridge, target, _search_resamples(windows, space, config))
     t_setup = time.perf_counter() - t_setup0
     t_loop0 = time.perf_counter()
-    tally = _with_progress(progress, config, lambda bar: _loop(study, space, evaluator, config, os.getpid() if shared else 0, bar))
+    tally = _loop(study, space, evaluator, config, os.getpid() if shared else 0, _reporter(progress, config))
     t_loop = time.perf_counter() - t_loop0
     t_verify0 = time.perf_counter()
     rows, rejected = _verified_rows(bridge, study, target, verify_resamples(windows, space, config), config)
     t_verify = time.perf_counter() - t_verify0
-    summary = _summary(config, model, target, storage_url, study_name, space, tally, rows, rejected,
-                       {"setup_s": t_setup, "loop_s": t_loop, "verify_s": t_verify, "total_s": time.perf_counter() - t_start})
+    timings = {"setup_s": t_setup, "loop_s": t_loop, "verify_s": t_verify, "total_s": time.perf_counter() - t_start}
+    summary = _summary(config, model, target, storage_url, study_name, space, tally, rows, rejected, timings)
     frame = _write_outputs(out_dir, rows, summary)
     return SearchResult(target.name, frame, summary, out_dir)
 
 
-def _with_progress(enabled: bool, config: SearchConfig, body: Any) -> _Tally:
-    if not enabled:
-        return body(lambda tally: None)
-    from advdla.report import progress as make_progress
+def _search_resamples(windows: Any, space: SearchSpace, config: SearchConfig) -> torch.Tensor:
+    """The R fixed resamples every candidate's TE is averaged over (other documents than the bases)."""
+    return windows.sample(config.seq_len, config.resamples, seed=config.seed + 2, exclude=set(space.base_docs))[0]
 
-    with make_progress(transient=False) as prog:
-        task = prog.add_task("search", total=config.trials, info="")
 
-        def bar(tally: _Tally) -> None:
-            best = "" if tally.best != tally.best else f" · best {tally.best:.3f}"
-            prog.update(task, completed=tally.study_complete, info=f"examples {tally.study_examples}{best}")
+def _reporter(progress: Progress | None, config: SearchConfig) -> Callable[[_Tally], None]:
+    """The loop's per-batch report as a progress :class:`~advdla.progress.Step`."""
+    tick = progress or silent
 
-        return body(bar)
+    def report(tally: _Tally) -> None:
+        best = "" if tally.best != tally.best else f" · best {tally.best:.3f}"
+        info = f"examples {tally.study_examples}{best}"
+        tick(Step("search", done=tally.study_complete, total=config.trials, info=info))
+
+    return report
 
 
 def _summary(config: SearchConfig, model: str, target: Component, storage: str, study_name: str, space: SearchSpace,
              tally: _Tally, rows: list[dict], rejected: int, timings: dict[str, float]) -> dict[str, Any]:
     loop = max(timings["loop_s"], 1e-9)
     complete = max(tally.study_complete, 1)
-    return {"model": model, "target": target.name, "config": config.as_dict(), "thresholds": config.thresholds.as_dict(),
-            "storage": storage, "study": study_name, "space": space.describe(),
+    return {"model": model, "target": target.name, "config": config.as_dict(),
+            "thresholds": config.thresholds.as_dict(), "storage": storage, "study": study_name,
+            "space": space.describe(),
             "counts": {"study_complete_trials": tally.study_complete, "study_adversarial_fast": tally.study_examples,
-                       "verified_examples": len(rows), "verified_of": len(rows) + rejected, "rejected_on_verify": rejected, "stored_by_this_worker": tally.told,
+                       "verified_examples": len(rows), "verified_of": len(rows) + rejected,
+                       "rejected_on_verify": rejected, "stored_by_this_worker": tally.told,
                        "surplus_dropped": tally.surplus,
                        "adversarial_per_100_candidates": 100.0 * tally.study_examples / complete},
             "sampler_share": tally.t_sampler / loop,
@@ -478,14 +490,14 @@ def _summary(config: SearchConfig, model: str, target: Component, storage: str, 
 
 
 def corpus_baseline(bridge: Any, config: SearchConfig, *, n: int, target: Component | None = None) -> dict[str, Any]:
-    """Unmanipulated corpus windows of the same length, scored like candidates: adversarial per 100 (the (c) baseline)."""
-    from advdla.corpus import TokenWindows, load_corpus
-
+    """Unmanipulated corpus windows of the same length, scored like candidates: adversarial per 100 (baseline (c))."""
     windows = TokenWindows(load_corpus(config.corpus), bridge.tokenizer)
     target = target or resolve_target(bridge, config.target, windows, seq_len=config.seq_len, seed=config.seed)
-    space = build_space(bridge, windows, target, seq_len=config.seq_len, seed=config.seed, n_base=config.n_base, pool_size=8)
-    resamples = windows.sample(config.seq_len, config.resamples, seed=config.seed + 2, exclude=set(space.base_docs))[0]
-    evaluator = Evaluator(bridge, target, resamples)
+    space = build_space(bridge, windows, target, seq_len=config.seq_len, seed=config.seed, n_base=config.n_base,
+                        pool_size=8)
+    evaluator = Evaluator(bridge, target, _search_resamples(windows, space, config))
     tokens = windows.sample(config.seq_len, n, seed=config.seed + 7, exclude=set(space.base_docs))[0]
-    hits = sum(int(is_adversarial(evaluator(tokens[i:i + config.batch]), config.thresholds).sum()) for i in range(0, n, config.batch))
-    return {"target": target.name, "candidates": n, "adversarial": hits, "adversarial_per_100_candidates": 100.0 * hits / n}
+    hits = sum(int(is_adversarial(evaluator(tokens[i:i + config.batch]), config.thresholds).sum())
+               for i in range(0, n, config.batch))
+    return {"target": target.name, "candidates": n, "adversarial": hits,
+            "adversarial_per_100_candidates": 100.0 * hits / n}

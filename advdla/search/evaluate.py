@@ -27,7 +27,7 @@ from torch import Tensor
 
 from advdla.attribution import dla as dla_reference
 from advdla.attribution import logit_direction, top2
-from advdla.components import Component, head_components
+from advdla.components import LN_FINAL_SCALE, Component, attn_result_hook, head_components, resid_hook
 from advdla.patching import forward_from, input_effects_reference, ld_of_final
 
 __all__ = ["Scores", "Evaluator", "verify"]
@@ -76,7 +76,7 @@ class Evaluator:
         self.device = bridge.W_U.device
         self.resamples = resamples.to(self.device)
         self.heads = head_components(bridge.cfg)
-        self._act = f"blocks.{target.layer}.attn.hook_z" if target.kind == "head" else f"blocks.{target.layer}.hook_mlp_out"
+        self._act = target.site  # what TE replaces: a head's hook_z slice, an MLP's output
         with torch.inference_mode():
             _, cache = bridge.run_with_cache(self.resamples, names_filter=lambda n: n == self._act)
         self.source = cache[self._act].clone()  # [R, pos, n_heads, d_head] or [R, pos, d_model]
@@ -95,7 +95,8 @@ class Evaluator:
             dlas = self._dlas(got, t1, t2)
             te = ld[:, None] - self._patched_ld(got["resid_pre"], t1, t2)
         dla_t, rank = dlas[:, -1], (dlas[:, :-1] > dlas[:, -1:]).sum(1) + 1
-        return Scores(tokens.cpu(), t1.cpu(), t2.cpu(), ld.cpu(), dla_t.cpu(), rank.cpu(), te.cpu(), naturalness(logits, tokens).cpu())
+        return Scores(tokens.cpu(), t1.cpu(), t2.cpu(), ld.cpu(), dla_t.cpu(), rank.cpu(), te.cpu(),
+                      naturalness(logits, tokens).cpu())
 
     def _clean(self, tokens: Tensor) -> tuple[Tensor, dict[str, Tensor]]:
         """One forward; capture last-position head results, target output, final scale, and resid_pre at the target."""
@@ -108,10 +109,10 @@ class Evaluator:
                 return x
             return hook
 
-        hooks = [(f"blocks.{l}.attn.hook_result", keep(f"result{l}")) for l in range(self.bridge.cfg.n_layers)]
-        hooks += [("ln_final.hook_scale", keep("scale")), (f"blocks.{layer}.hook_resid_pre", keep("resid_pre", False))]
+        hooks = [(attn_result_hook(l), keep(f"result{l}")) for l in range(self.bridge.cfg.n_layers)]
+        hooks += [(LN_FINAL_SCALE, keep("scale")), (resid_hook(layer), keep("resid_pre", False))]
         if self.target.kind == "mlp":
-            hooks.append((f"blocks.{layer}.hook_mlp_out", keep("mlp")))
+            hooks.append((self.target.output_hook, keep("mlp")))
         logits = self.bridge.run_with_hooks(tokens, fwd_hooks=hooks)
         return logits, got
 
@@ -157,7 +158,8 @@ def naturalness(logits: Float[Tensor, "batch pos vocab"], tokens: Int[Tensor, "b
     return logp.gather(2, tokens[:, 1:, None])[..., 0].mean(1)
 
 
-def verify(bridge: Any, target: Component, tokens: Int[Tensor, "pos"], resamples: Int[Tensor, "r pos"]) -> dict[str, float]:
+def verify(bridge: Any, target: Component, tokens: Int[Tensor, "pos"], resamples: Int[Tensor, "r pos"]
+           ) -> dict[str, float]:
     """Re-score one example on the slow reference paths: attribution.dla + patching.input_effects_reference."""
     tokens = tokens[None] if tokens.ndim == 1 else tokens
     heads = head_components(bridge.cfg)

@@ -15,13 +15,15 @@ Two modes:
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
+from typing import Any
 
 import torch
 from torch import Tensor
 
 from advdla.search.evaluate import Scores
 
-__all__ = ["Thresholds", "scalar_objective", "multi_objectives", "constraints", "is_adversarial", "DIRECTIONS", "SHARE_CLIP"]
+__all__ = ["Thresholds", "scalar_objective", "multi_objectives", "constraints", "is_adversarial", "DIRECTIONS",
+           "SHARE_CLIP"]
 
 SHARE_CLIP = 3.0  # |share| beyond this only means LD is near zero: clip, so no candidate wins by a tiny denominator
 DIRECTIONS = {"scalar": ["maximize"], "multi": ["maximize", "minimize", "maximize"]}
@@ -43,9 +45,15 @@ class Thresholds:
         return asdict(self)
 
 
-def is_adversarial(s: Scores, thr: Thresholds) -> Tensor:
-    """Boolean per candidate: all four conditions of :class:`Thresholds` hold."""
-    return (s.rank <= thr.top_k) & (s.ld > thr.margin) & (s.dla_share >= thr.min_dla_share) & (s.te_share <= thr.max_te_share)
+def is_adversarial(s: Scores | Any, thr: Thresholds) -> Tensor | bool:
+    """All four conditions of :class:`Thresholds` hold: the one definition of an adversarial example.
+
+    ``s`` is a batch of :class:`Scores` (a boolean tensor per candidate comes back), or anything else with
+    ``rank``, ``ld``, ``dla_share`` and ``te_share`` attributes, such as one example re-scored on the slow
+    path with plain floats (a bool comes back).
+    """
+    return ((s.rank <= thr.top_k) & (s.ld > thr.margin) & (s.dla_share >= thr.min_dla_share)
+            & (s.te_share <= thr.max_te_share))
 
 
 def constraints(s: Scores, thr: Thresholds) -> Tensor:

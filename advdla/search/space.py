@@ -16,7 +16,7 @@ tensor and the resamples fit every candidate):
 5. ``n_slots`` free slots: slot i writes token ``slot{i}_tok`` (or keeps the token, -1) at ``slot{i}_pos``
    positions before the end.
 
-Intuition: never a categorical over the whole vocabulary (STACK.md: 0.8 s per trial for TPE). Each slot
+Intuition: never a categorical over the whole vocabulary (TPE then spends about 0.8 s per trial). Each slot
 chooses from one pool of ``pool_size`` tokens the model itself suggests (:func:`token_pool`): tokens
 whose one-hot gradient most raises the target's DLA (GCG), tokens the target's OV circuit copies onto
 their own logit, and tokens that the most negative downstream heads (erasure suspects) attend to.
@@ -32,7 +32,7 @@ from jaxtyping import Int
 from torch import Tensor
 
 from advdla.attribution import dla, logit_direction, top2
-from advdla.components import Component, head_components, is_downstream
+from advdla.components import EMBED_HOOK, LN_FINAL_SCALE, Component, head_components, is_downstream
 from advdla.corpus import TokenWindows
 
 __all__ = ["SearchSpace", "build_space", "suggest", "build_prompt", "token_pool", "INSERT_MODES"]
@@ -55,12 +55,13 @@ class SearchSpace:
     base_docs: list[int]  # corpus documents the bases come from (resamples avoid them)
 
     def describe(self) -> dict[str, Any]:
-        return {"seq_len": self.seq_len, "n_base": len(self.bases), "n_context": len(self.contexts), "n_span": len(self.spans), "pool_size": len(self.pool),
-                "n_slots": self.n_slots, "pool_sources": {k: len(v) for k, v in self.pool_sources.items()}}
+        return {"seq_len": self.seq_len, "n_base": len(self.bases), "n_context": len(self.contexts),
+                "n_span": len(self.spans), "pool_size": len(self.pool), "n_slots": self.n_slots,
+                "pool_sources": {k: len(v) for k, v in self.pool_sources.items()}}
 
 
 def suggest(trial: Any, space: SearchSpace) -> dict[str, Any]:
-    """Ask ``trial`` for every parameter (all of them, every time: a fixed parameter set resumes and re-enqueues cleanly)."""
+    """Ask ``trial`` for every parameter (all, every time: a fixed parameter set resumes and re-enqueues cleanly)."""
     L, third = space.seq_len, max(1, space.seq_len // 3)
     p = {"context": trial.suggest_categorical("context", list(range(len(space.contexts)))),
          "insert": trial.suggest_categorical("insert", list(INSERT_MODES)),
@@ -105,7 +106,7 @@ def build_prompt(p: dict[str, Any], space: SearchSpace) -> Int[Tensor, "seq_len"
 
 def build_space(bridge: Any, windows: TokenWindows, target: Component, *, seq_len: int, seed: int, n_base: int = 64,
                 n_span: int = 32, pool_size: int = 96, n_slots: int = 4, n_context: int = 64) -> SearchSpace:
-    """Draw the base windows and insertion spans with ``seed``, pre-screen contexts, build the token pool from the model."""
+    """Draw the base windows and insertion spans with ``seed``, pre-screen contexts, build the model's token pool."""
     bases, docs = windows.sample(2 * seq_len, n_base, seed=seed)
     contexts = prescreen_contexts(bridge, target, bases, seq_len=seq_len, n_keep=n_context)
     spans, span_docs = windows.sample(seq_len, n_span, seed=seed + 1, exclude=set(docs))
@@ -122,23 +123,26 @@ def prescreen_contexts(bridge: Any, target: Component, bases: Int[Tensor, "n two
     base[:end] instead of the prompt's base[end-seq_len:end], close enough to rank contexts (the search then
     scores the real prompts).
     """
-    scores = torch.cat([_dla_share_by_position(bridge, target, bases[i:i + batch], seq_len) for i in range(0, len(bases), batch)])
+    scores = torch.cat([_dla_share_by_position(bridge, target, bases[i:i + batch], seq_len)
+                        for i in range(0, len(bases), batch)])
     order = scores.flatten().argsort(descending=True)[:n_keep].tolist()
     n_end = scores.shape[1]
     return [(i // n_end, seq_len + i % n_end) for i in order]
 
 
-def _dla_share_by_position(bridge: Any, target: Component, tokens: Tensor, seq_len: int, margin: float = 0.5) -> Tensor:
-    """[batch, seq_len + 1]: target DLA share of LD at positions seq_len-1 .. 2 seq_len-1 (ends seq_len .. 2 seq_len)."""
-    name = f"blocks.{target.layer}.attn.hook_result" if target.kind == "head" else f"blocks.{target.layer}.hook_mlp_out"
+def _dla_share_by_position(bridge: Any, target: Component, tokens: Tensor, seq_len: int, margin: float = 0.5
+                           ) -> Tensor:
+    """[batch, seq_len + 1]: target DLA share of LD at positions seq_len-1 .. 2 seq_len-1 (ends seq_len .. 2L)."""
+    name = target.output_hook
     with torch.inference_mode():
-        logits, cache = bridge.run_with_cache(tokens.to(bridge.W_U.device), names_filter=lambda n: n in (name, "ln_final.hook_scale"))
+        logits, cache = bridge.run_with_cache(tokens.to(bridge.W_U.device),
+                                              names_filter=lambda n: n in (name, LN_FINAL_SCALE))
         pos = slice(seq_len - 1, 2 * seq_len)
         out = cache[name][:, pos, target.head] if target.kind == "head" else cache[name][:, pos]
         top = logits[:, pos].topk(2, dim=-1)
         ld = top.values[..., 0] - top.values[..., 1]
         direction = bridge.W_U[:, top.indices[..., 0]] - bridge.W_U[:, top.indices[..., 1]]  # [d_model, batch, pos]
-        dla_t = torch.einsum("bpd,dbp->bp", out, direction) / cache["ln_final.hook_scale"][:, pos, 0]
+        dla_t = torch.einsum("bpd,dbp->bp", out, direction) / cache[LN_FINAL_SCALE][:, pos, 0]
     share = (dla_t / ld.clamp(min=1e-3)).clamp(-3, 3)
     return torch.where(ld > margin, share, share - 3).cpu()
 
@@ -154,10 +158,14 @@ def _merge(sources: dict[str, list[int]], size: int) -> list[int]:
     return sorted(out)
 
 
-def token_pool(bridge: Any, target: Component, tokens: Int[Tensor, "batch pos"], *, pool_size: int) -> dict[str, list[int]]:
+def token_pool(bridge: Any, target: Component, tokens: Int[Tensor, "batch pos"], *, pool_size: int
+               ) -> dict[str, list[int]]:
     """Candidate slot tokens, by source, each list best first and ``pool_size`` long (merged later)."""
     banned = set(getattr(bridge.tokenizer, "all_special_ids", []) or [])
-    keep = lambda scores: [t for t in scores.argsort(descending=True).tolist() if t not in banned][:pool_size]  # noqa: E731
+
+    def keep(scores: Tensor) -> list[int]:
+        return [t for t in scores.argsort(descending=True).tolist() if t not in banned][:pool_size]
+
     out = {"gradient": keep(_gradient_scores(bridge, target, tokens))}
     if target.kind == "head":
         out["ov_copy"] = keep(_ov_copy_scores(bridge, target))
@@ -180,9 +188,9 @@ def _gradient_scores(bridge: Any, target: Component, tokens: Tensor) -> Tensor:
             return x
         return hook
 
-    out_hook = f"blocks.{target.layer}.attn.hook_result" if target.kind == "head" else f"blocks.{target.layer}.hook_mlp_out"
+    hooks = [(EMBED_HOOK, leaf), (target.output_hook, grab("out")), (LN_FINAL_SCALE, grab("scale"))]
     with torch.enable_grad():
-        logits = bridge.run_with_hooks(tokens, fwd_hooks=[("hook_embed", leaf), (out_hook, grab("out")), ("ln_final.hook_scale", grab("scale"))])
+        logits = bridge.run_with_hooks(tokens, fwd_hooks=hooks)
         t1, t2 = top2(logits[:, -1].detach())
         out = got["out"][:, -1, target.head] if target.kind == "head" else got["out"][:, -1]
         value = ((out / got["scale"][:, -1]) * logit_direction(bridge, t1, t2)).sum()
@@ -210,10 +218,10 @@ def _eraser_attention_scores(bridge: Any, target: Component, tokens: Tensor, n_e
         return scores
     tokens = tokens.to(bridge.W_U.device)
     erasers = [later[i] for i in dla(bridge, tokens, components=later).values.mean(0).argsort()[:n_erasers].tolist()]
-    names = {f"blocks.{c.layer}.attn.hook_pattern" for c in erasers}
+    names = {c.pattern_hook for c in erasers}
     with torch.inference_mode():
         _, cache = bridge.run_with_cache(tokens, names_filter=lambda n: n in names)
     for c in erasers:
-        mass = cache[f"blocks.{c.layer}.attn.hook_pattern"][:, c.head, -1].float().cpu()  # [batch, key_pos]
+        mass = cache[c.pattern_hook][:, c.head, -1].float().cpu()  # [batch, key_pos]
         scores.index_add_(0, tokens.cpu().reshape(-1), mass.reshape(-1))
     return scores
