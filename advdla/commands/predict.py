@@ -5,13 +5,16 @@ from __future__ import annotations
 from typing import Any
 
 from advdla.errors import AdvdlaError
-from advdla.report import add_format_arg, emit
+from advdla.report import add_format_arg, emit, progress_bar
+
+# advdla.models (and what uses it) imports torch: imported inside the commands, so `advdla --help` starts fast
 
 
 def register(subparsers: Any) -> None:
     p = subparsers.add_parser("predict", help="top-k next tokens for a text")
     p.add_argument("text", help="the prompt")
-    p.add_argument("--model", default=None, help="registry name, HF hub name or local directory (default: smollm2-135m)")
+    p.add_argument("--model", default=None,
+                   help="registry name, HF hub name or local directory (default: smollm2-135m)")
     p.add_argument("--top-k", type=int, default=10, help="how many tokens to show (default: 10)")
     p.add_argument("--bos", action="store_true", help="prepend the tokenizer's BOS token")
     p.add_argument("--device", default="cpu", help="cpu or cuda (default: cpu)")
@@ -24,7 +27,8 @@ def cmd_predict(args: Any) -> int:
 
     if args.top_k < 1:
         raise AdvdlaError(f"--top-k must be at least 1, got {args.top_k}")
-    bridge = load_model(args.model or DEFAULT_MODEL, device=args.device)
+    with progress_bar(transient=True) as tick:
+        bridge = load_model(args.model or DEFAULT_MODEL, device=args.device, progress=tick)
     rows = predict(bridge, args.text, top_k=args.top_k, bos=args.bos)
     payload = {"model": bridge.advdla_card.name, "text": args.text, "predictions": rows}
     shown = [{**r, "token": repr(r["token"])} for r in rows]  # quotes make leading spaces visible
@@ -34,7 +38,7 @@ def cmd_predict(args: Any) -> int:
 
 def predict(bridge: Any, text: str, *, top_k: int = 10, bos: bool = False) -> list[dict[str, Any]]:
     """Rows of rank, token, id, prob, logit for the ``top_k`` most likely next tokens."""
-    import torch
+    import torch  # lazy, as advdla.models above
 
     tok = bridge.tokenizer
     ids = tok(text, add_special_tokens=False)["input_ids"]

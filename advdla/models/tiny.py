@@ -27,7 +27,8 @@ def byte_tokenizer() -> Any:
 
 def _bytes_to_unicode() -> dict[int, str]:
     """GPT-2's reversible byte -> printable character map (what the ByteLevel pre-tokenizer emits)."""
-    keep = [*range(ord("!"), ord("~") + 1), *range(ord("\u00a1"), ord("\u00ac") + 1), *range(ord("\u00ae"), ord("\u00ff") + 1)]
+    keep = [*range(ord("!"), ord("~") + 1), *range(ord("\u00a1"), ord("\u00ac") + 1),
+            *range(ord("\u00ae"), ord("\u00ff") + 1)]
     moved = [b for b in range(256) if b not in keep]
     return {b: chr(b) for b in keep} | {b: chr(256 + i) for i, b in enumerate(moved)}
 
