@@ -13,7 +13,9 @@ import torch
 
 from advdla import methods
 from advdla.errors import AdvdlaError
-from advdla.methods import AttributionMethod, ExampleBatch, available_methods, get_method, register_method
+from advdla.methods import (AttributionMethod, ExampleBatch, available_methods, get_method, load_plugins, method_spec,
+                            register_method)
+from advdla.methods import registry
 
 FAST_PARAMS = {"ig": {"steps": 2}}  # fewer IG steps keep the test fast; the property does not depend on them
 
@@ -103,8 +105,8 @@ def _fake_entry_points(monkeypatch, value, obj):
     ep = importlib.metadata.EntryPoint(name="const-plugin", value=value, group=methods.ENTRY_POINT_GROUP)
     monkeypatch.setattr(importlib.metadata.EntryPoint, "load", lambda self: obj)
     monkeypatch.setattr(importlib.metadata, "entry_points", lambda group=None, **kw: [ep] if group == methods.ENTRY_POINT_GROUP else [])
-    monkeypatch.setattr(methods, "_loaded_entry_points", set())
-    monkeypatch.setattr(methods, "METHODS", dict(methods.METHODS))
+    monkeypatch.setattr(registry, "_loaded_entry_points", {})
+    monkeypatch.setattr(registry, "METHODS", dict(registry.METHODS))
 
 
 def test_a_plugin_from_an_entry_point_is_registered_and_scored(monkeypatch, planted, planted_suite):
@@ -123,7 +125,15 @@ def test_a_broken_plugin_is_reported_and_the_builtins_survive(monkeypatch, capsy
     _fake_entry_points(monkeypatch, "fake_pkg.mod:not_a_method", 42)
     names = available_methods()
     assert "const-plugin" not in names and "dla" in names
-    assert "plug-in method 'const-plugin'" in capsys.readouterr().err
+    problems = load_plugins()  # reported to the face (which prints it), also after available_methods loaded it
+    assert len(problems) == 1 and "plug-in method 'const-plugin'" in problems[0]
+    assert capsys.readouterr().err == ""  # nothing below the face prints
+
+
+def test_registered_params_are_the_harness_defaults():
+    assert method_spec("ig").params == {"steps": 16} and method_spec("dla").params == {}
+    for name, spec in available_methods().items():
+        assert get_method(name, seed=0, **spec.params).name == name  # every method takes its own defaults
 
 
 def test_register_method_rejects_a_non_method():

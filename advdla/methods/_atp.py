@@ -16,12 +16,13 @@ from typing import Any
 from jaxtyping import Float
 from torch import Tensor
 
-from advdla.methods import register_method
 from advdla.methods._grads import cache_sites, dot_per_component, gradients, resample_acts, site_names
 from advdla.methods.base import AttributionMethod, ExampleBatch
+from advdla.methods.registry import register_method
 
 
-def activation_deltas(model: Any, batch: ExampleBatch, clean: dict[str, Tensor] | None = None) -> tuple[list, Tensor, list[str], dict[str, Tensor]]:
+def activation_deltas(model: Any, batch: ExampleBatch, clean: dict[str, Tensor] | None = None
+                      ) -> tuple[list, Tensor, list[str], dict[str, Tensor]]:
     """The batch's union of panel components, its index, their sites, and clean minus mean-resample activations there.
 
     ``clean``: the clean activations at the sites when the caller already has them (else one forward reads them).
@@ -35,8 +36,9 @@ def activation_deltas(model: Any, batch: ExampleBatch, clean: dict[str, Tensor] 
     return comps, index, names, delta
 
 
-@register_method("atp", version="1", needs_grad=True, description="attribution patching: gradient of LD at the clean run "
-                 "dotted with (clean - resample) activation, per head/MLP, averaged over resamples")
+@register_method("atp", version="1", needs_grad=True,
+                 description="attribution patching: gradient of LD at the clean run dotted with (clean - resample) "
+                 "activation, per head/MLP, averaged over resamples")
 class AtP(AttributionMethod):
     def attribute(self, model: Any, batch: ExampleBatch) -> Float[Tensor, "batch panel"]:
         names = site_names(batch.union()[0])

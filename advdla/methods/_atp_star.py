@@ -27,10 +27,11 @@ import torch
 from jaxtyping import Float
 from torch import Tensor
 
-from advdla.methods import register_method
+from advdla.components import attn_out_hook, mlp_out_hook
 from advdla.methods._atp import activation_deltas
 from advdla.methods._grads import dot_per_component, gradients
 from advdla.methods.base import AttributionMethod, ExampleBatch
+from advdla.methods.registry import register_method
 
 
 def _detach(act: Tensor, hook: Any) -> Tensor:
@@ -38,11 +39,12 @@ def _detach(act: Tensor, hook: Any) -> Tensor:
 
 
 def _drop_layer(layer: int) -> list:
-    return [(f"blocks.{layer}.hook_attn_out", _detach), (f"blocks.{layer}.hook_mlp_out", _detach)]
+    return [(attn_out_hook(layer), _detach), (mlp_out_hook(layer), _detach)]
 
 
-@register_method("atp-star", version="1", needs_grad=True, description="AtP* (Kramar et al. 2024): AtP with exact head "
-                 "outputs (QK fix) and GradDrop: sign(AtP) * mean over later layers of |AtP with that layer's gradient dropped|")
+@register_method("atp-star", version="1", needs_grad=True,
+                 description="AtP* (Kramar et al. 2024): AtP with exact head outputs (QK fix) and GradDrop: "
+                 "sign(AtP) * mean over later layers of |AtP with that layer's gradient dropped|")
 class AtPStar(AttributionMethod):
     def attribute(self, model: Any, batch: ExampleBatch) -> Float[Tensor, "batch panel"]:
         comps, index, names, delta = activation_deltas(model, batch)
@@ -53,7 +55,8 @@ class AtPStar(AttributionMethod):
             later = layers < layer  # components whose gradient can flow through this layer
             if not later.any():
                 continue
-            dropped = dot_per_component(gradients(model, batch.tokens, batch.t1, batch.t2, names, hooks=_drop_layer(layer)), delta, comps)
+            grads = gradients(model, batch.tokens, batch.t1, batch.t2, names, hooks=_drop_layer(layer))
+            dropped = dot_per_component(grads, delta, comps)
             total[:, later] += dropped[:, later].abs()
             count[later] += 1
         robust = torch.where(count > 0, plain.sign() * total / count.clamp(min=1), plain)

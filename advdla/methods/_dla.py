@@ -8,11 +8,12 @@ from jaxtyping import Float
 from torch import Tensor
 
 from advdla.attribution import dla
-from advdla.methods import register_method
 from advdla.methods.base import AttributionMethod, ExampleBatch
+from advdla.methods.registry import register_method
 
 
-@register_method("dla", version="1", description="direct logit attribution: the component's output at the last position "
+@register_method("dla", version="1",
+                 description="direct logit attribution: the component's output at the last position "
                  "on W_U[t1] - W_U[t2], over the final-norm scale")
 class DLA(AttributionMethod):
     """DLA(c) read as TE(c): right when nothing downstream reads c's output, wrong when something erases it."""

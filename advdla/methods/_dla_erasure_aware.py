@@ -17,9 +17,10 @@ import torch
 from jaxtyping import Float
 from torch import Tensor
 
-from advdla.attribution import _check_tokens, component_outputs, dla_of_outputs, hook_names
-from advdla.methods import register_method
+from advdla.attribution import check_tokens, component_outputs, dla_of_outputs, hook_names
+from advdla.components import LN_FINAL_IN, LN_FINAL_SCALE
 from advdla.methods.base import AttributionMethod, ExampleBatch
+from advdla.methods.registry import register_method
 
 _EPS = 1e-12
 
@@ -29,12 +30,12 @@ _EPS = 1e-12
 class ErasureAwareDLA(AttributionMethod):
     def attribute(self, model: Any, batch: ExampleBatch) -> Float[Tensor, "batch panel"]:
         comps, index = batch.union()
-        names = hook_names(comps) | {"ln_final.hook_in"}
+        names = hook_names(comps) | {LN_FINAL_IN}
         with torch.inference_mode():
-            _, cache = model.run_with_cache(_check_tokens(model, batch.tokens), names_filter=lambda n: n in names)
+            _, cache = model.run_with_cache(check_tokens(model, batch.tokens), names_filter=lambda n: n in names)
             outs = component_outputs(model, cache, comps)  # [batch, comp, d_model]
-            final = cache["ln_final.hook_in"][:, -1]  # [batch, d_model]
+            final = cache[LN_FINAL_IN][:, -1]  # [batch, d_model]
             pr = torch.einsum("bcd,bd->bc", outs, final) / outs.pow(2).sum(-1).clamp(min=_EPS)
             t1, t2 = batch.t1.to(final.device), batch.t2.to(final.device)
-            values = dla_of_outputs(model, outs * pr[..., None], cache["ln_final.hook_scale"][:, -1, 0], t1, t2)
+            values = dla_of_outputs(model, outs * pr[..., None], cache[LN_FINAL_SCALE][:, -1, 0], t1, t2)
         return batch.gather(values.float().cpu(), index)

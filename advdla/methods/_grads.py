@@ -20,7 +20,7 @@ import torch
 from jaxtyping import Float, Int
 from torch import Tensor
 
-from advdla.attribution import _check_tokens
+from advdla.attribution import check_tokens
 from advdla.components import Component
 from advdla.errors import AdvdlaError
 from advdla.models.bridge import lean
@@ -30,12 +30,10 @@ Hook = tuple[str, Callable]
 
 
 def site(c: Component) -> tuple[str, int | None]:
-    """The hook a component's activation is read at, and its head index there (None for an MLP)."""
-    if c.kind == "head":
-        return f"blocks.{c.layer}.attn.hook_z", c.head
-    if c.kind == "mlp":
-        return f"blocks.{c.layer}.hook_mlp_out", None
-    raise AdvdlaError(f"gradient and patching methods apply to heads and MLPs, not {c.name}")
+    """The hook a component's activation is read at (``Component.site``), and its head index there (None: MLP)."""
+    if c.kind not in ("head", "mlp"):
+        raise AdvdlaError(f"gradient and patching methods apply to heads and MLPs, not {c.name}")
+    return c.site, (c.head if c.kind == "head" else None)
 
 
 def site_names(components: list[Component]) -> list[str]:
@@ -45,7 +43,7 @@ def site_names(components: list[Component]) -> list[str]:
 def cache_sites(bridge: Any, tokens: Int[Tensor, "n pos"], names: list[str]) -> dict[str, Tensor]:
     """Activations at ``names`` for a plain forward (no graph; usable later in a graph, unlike inference tensors)."""
     with torch.no_grad(), lean(bridge):
-        _, cache = bridge.run_with_cache(_check_tokens(bridge, tokens), names_filter=lambda n: n in names)
+        _, cache = bridge.run_with_cache(check_tokens(bridge, tokens), names_filter=lambda n: n in names)
     return {n: cache[n].detach().clone() for n in names}
 
 
@@ -73,7 +71,7 @@ def gradients(bridge: Any, tokens: Int[Tensor, "n pos"], t1: Tensor, t2: Tensor,
         return hook
 
     # clones: tensors made under inference mode (t1/t2 from a DLA run, say) cannot be saved for backward
-    tokens, t1, t2 = _check_tokens(bridge, tokens).clone(), t1.clone(), t2.clone()
+    tokens, t1, t2 = check_tokens(bridge, tokens).clone(), t1.clone(), t2.clone()
     with torch.enable_grad(), lean(bridge):
         resid, scale = final_state(bridge, lambda: bridge(tokens), [*[(n, make(n)) for n in names], *hooks])
         ld = ld_of_final(bridge, resid, scale, t1.to(resid.device), t2.to(resid.device))
@@ -81,7 +79,8 @@ def gradients(bridge: Any, tokens: Int[Tensor, "n pos"], t1: Tensor, t2: Tensor,
     return {n: (g if g is not None else torch.zeros_like(leaves[n])).detach() for n, g in zip(names, grads)}
 
 
-def dot_per_component(grads: dict[str, Tensor], delta: dict[str, Tensor], components: list[Component]) -> Float[Tensor, "n comp"]:
+def dot_per_component(grads: dict[str, Tensor], delta: dict[str, Tensor], components: list[Component]
+                      ) -> Float[Tensor, "n comp"]:
     """sum over positions and features of grad * delta, per component: AtP's first-order change of LD."""
     cols = []
     for c in components:
@@ -92,7 +91,8 @@ def dot_per_component(grads: dict[str, Tensor], delta: dict[str, Tensor], compon
 
 
 def panel_masks(acts: dict[str, Tensor], panels: list[list[Component]], repeat: int) -> dict[str, Tensor]:
-    """Per site, a 0/1 mask selecting each row's own panel components (rows: examples, each repeated ``repeat`` times)."""
+    """Per site, a 0/1 mask selecting each row's own panel components (rows: examples, each repeated ``repeat``
+    times)."""
     masks = {}
     for name, act in acts.items():
         m = torch.zeros(len(panels), *([1] * (act.ndim - 1)), dtype=act.dtype)

@@ -21,12 +21,13 @@ from jaxtyping import Float
 from torch import Tensor
 
 from advdla.errors import AdvdlaError
-from advdla.methods import register_method
 from advdla.methods._grads import cache_sites, dot_per_component, gradients, panel_masks, resample_acts, site_names
 from advdla.methods.base import AttributionMethod, ExampleBatch
+from advdla.methods.registry import register_method
 
 
-@register_method("ig", version="1", needs_grad=True, description="integrated gradients on head/MLP activations along "
+@register_method("ig", version="1", needs_grad=True, params={"steps": 16},
+                 description="integrated gradients on head/MLP activations along "
                  "clean -> resample, all panel components moved together (steps=16, midpoint rule)")
 class IntegratedGradients(AttributionMethod):
     def __init__(self, *, seed: int = 0, steps: int = 16) -> None:

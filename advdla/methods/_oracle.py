@@ -8,12 +8,12 @@ from jaxtyping import Float
 from torch import Tensor
 
 from advdla.errors import AdvdlaError
-from advdla.methods import register_method
 from advdla.methods.base import AttributionMethod, ExampleBatch
+from advdla.methods.registry import register_method
 
 
-@register_method("oracle", version="1", uses_truth=True, description="the ground truth itself (te_mean): the sanity row, "
-                 "not a method")
+@register_method("oracle", version="1", uses_truth=True,
+                 description="the ground truth itself (te_mean): the sanity row, not a method")
 class Oracle(AttributionMethod):
     def attribute(self, model: Any, batch: ExampleBatch) -> Float[Tensor, "batch panel"]:
         if batch.te_mean is None:

@@ -14,8 +14,8 @@ from typing import Any
 from jaxtyping import Float
 from torch import Tensor
 
-from advdla.methods import register_method
 from advdla.methods.base import AttributionMethod, ExampleBatch
+from advdla.methods.registry import register_method
 from advdla.patching import output_effects
 
 
@@ -28,5 +28,6 @@ class OutputPatching(AttributionMethod):
 
     def attribute(self, model: Any, batch: ExampleBatch) -> Float[Tensor, "batch panel"]:
         comps, index = batch.union()
-        effects = output_effects(model, batch.tokens, batch.resamples, comps, t1=batch.t1, t2=batch.t2, batch_size=self.batch_size)
+        effects = output_effects(model, batch.tokens, batch.resamples, comps, t1=batch.t1, t2=batch.t2,
+                                 batch_size=self.batch_size)
         return batch.gather(effects.mean.float().cpu(), index)

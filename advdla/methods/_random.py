@@ -13,8 +13,8 @@ import torch
 from jaxtyping import Float
 from torch import Tensor
 
-from advdla.methods import register_method
 from advdla.methods.base import AttributionMethod, ExampleBatch
+from advdla.methods.registry import register_method
 
 
 def _example_seed(seed: int, tokens: Tensor, panel: list) -> int:
