@@ -58,7 +58,8 @@ def load_corpus(source: str = "builtin") -> Corpus:
 
     if source == "builtin":
         rows = _builtin_rows()
-        return Corpus("builtin", datasets.Dataset.from_dict({"text": [r[0] for r in rows], "source": [r[1] for r in rows]}))
+        columns = {"text": [r[0] for r in rows], "source": [r[1] for r in rows]}
+        return Corpus("builtin", datasets.Dataset.from_dict(columns))
     path = Path(source).expanduser()
     if path.exists():
         return Corpus(str(path), _local_dataset(path))
@@ -96,7 +97,8 @@ def _local_dataset(path: Path) -> Any:
     files = sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else [path]
     kinds = {p.suffix for p in files}
     if not files or len(kinds) != 1 or not kinds <= {".txt", ".jsonl", ".json", ".parquet"}:
-        raise AdvdlaError(f"corpus {path}: expected .txt, .jsonl or .parquet files of one kind, found {sorted(kinds) or 'none'}")
+        raise AdvdlaError(f"corpus {path}: expected .txt, .jsonl or .parquet files of one kind, "
+                          f"found {sorted(kinds) or 'none'}")
     kind = files[0].suffix
     if kind == ".txt":
         rows = [c for f in files for c in _chunks(f.read_text(encoding="utf-8", errors="replace"))]
@@ -113,8 +115,9 @@ def _hub_dataset(spec: str) -> Any:
     try:
         ds = datasets.load_dataset(name, config, split=split or "train")
     except Exception as exc:  # offline, unknown name, gated...: one line, not a traceback
-        raise AdvdlaError(f"corpus {spec!r} is neither 'builtin', a local path, nor a loadable HF dataset ({type(exc).__name__}: "
-                          f"{str(exc).splitlines()[0][:160]}); use --corpus builtin offline") from None
+        raise AdvdlaError(f"corpus {spec!r} is neither 'builtin', a local path, nor a loadable HF dataset "
+                          f"({type(exc).__name__}: {str(exc).splitlines()[0][:160]}); use --corpus builtin offline"
+                          ) from None
     return _with_text_column(ds, spec)
 
 
@@ -142,10 +145,12 @@ class TokenWindows:
 
     def __init__(self, corpus: Corpus, tokenizer: Any):
         texts = list(corpus.dataset["text"])
-        self.ids: list[np.ndarray] = [np.asarray(x, dtype=np.int64) for x in tokenizer(texts, add_special_tokens=False)["input_ids"]]
+        encoded = tokenizer(texts, add_special_tokens=False)["input_ids"]
+        self.ids: list[np.ndarray] = [np.asarray(x, dtype=np.int64) for x in encoded]
         self.lengths = np.array([len(x) for x in self.ids])
 
-    def sample(self, n_tokens: int, n: int, *, seed: int, exclude: set[int] = frozenset()) -> tuple[Int[Tensor, "n pos"], list[int]]:
+    def sample(self, n_tokens: int, n: int, *, seed: int, exclude: set[int] = frozenset()
+               ) -> tuple[Int[Tensor, "n pos"], list[int]]:
         """``n`` windows of ``n_tokens`` tokens from ``n`` distinct documents, and those documents' indices."""
         if n_tokens < 2:
             raise AdvdlaError(f"prompts need at least 2 tokens, got {n_tokens}")
@@ -163,6 +168,7 @@ class TokenWindows:
         return self.ids[doc][start:start + n_tokens]
 
 
-def resamples_for(windows: TokenWindows, n_tokens: int, r: int, *, seed: int, exclude: set[int] = frozenset()) -> Int[Tensor, "r pos"]:
+def resamples_for(windows: TokenWindows, n_tokens: int, r: int, *, seed: int, exclude: set[int] = frozenset()
+                  ) -> Int[Tensor, "r pos"]:
     """R unrelated texts with exactly ``n_tokens`` tokens: the resamples that ground truth averages over."""
     return windows.sample(n_tokens, r, seed=seed, exclude=exclude)[0]

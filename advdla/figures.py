@@ -15,11 +15,13 @@ Every file is written to a temporary name and renamed, so an interrupted run lea
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Any
 
+from advdla.atomic import write_atomic
 from advdla.erasure import Analysis, WriterAnalysis
+
+# matplotlib is imported inside the functions: it takes about half a second, and only --plot-dir needs it.
 
 __all__ = ["write_figures"]
 
@@ -34,7 +36,8 @@ def write_figures(analysis: Analysis, out_dir: str | Path, *, top_components: in
     paths = []
     for wa in analysis.analyses:
         paths.append(_save(_residual_figure(wa, analysis.model), out / f"fig1_residual_pr_{wa.writer}.png"))
-        paths.append(_save(_component_figure(wa, analysis.model, top_components), out / f"fig2_component_pr_{wa.writer}.png"))
+        paths.append(_save(_component_figure(wa, analysis.model, top_components),
+                           out / f"fig2_component_pr_{wa.writer}.png"))
         paths.append(_save(_fit_figure(wa, analysis.model), out / f"fig4_writer_vs_erasers_{wa.writer}.png"))
     if analysis.overrated:
         paths.append(_save(_dla_te_figure(analysis), out / "fig3_dla_vs_te.png"))
@@ -44,11 +47,10 @@ def write_figures(analysis: Analysis, out_dir: str | Path, *, top_components: in
 def _save(fig: Any, path: Path) -> Path:
     import matplotlib.pyplot as plt
 
-    tmp = path.with_name(f".{path.name}.tmp")
-    fig.savefig(tmp, dpi=120, bbox_inches="tight", format="png")
-    plt.close(fig)
-    os.replace(tmp, path)
-    return path
+    try:
+        return write_atomic(path, lambda tmp: fig.savefig(tmp, dpi=120, bbox_inches="tight", format="png"))
+    finally:
+        plt.close(fig)
 
 
 def _residual_figure(wa: WriterAnalysis, model: str) -> Any:
@@ -56,7 +58,8 @@ def _residual_figure(wa: WriterAnalysis, model: str) -> Any:
 
     fig, ax = plt.subplots(figsize=(max(6.0, 0.22 * len(wa.residual) + 2), 4))
     x = list(range(len(wa.residual)))
-    for key, label, color in (("pr", "clean", "tab:blue"), ("pr_vcomp", f"V-comp patched ({_receivers(wa)})", "tab:orange")):
+    lines = (("pr", "clean", "tab:blue"), ("pr_vcomp", f"V-comp patched ({_receivers(wa)})", "tab:orange"))
+    for key, label, color in lines:
         q = [getattr(r, key) for r in wa.residual]
         ax.plot(x, [v.median for v in q], marker="o", ms=3, color=color, label=label)
         ax.fill_between(x, [v.q25 for v in q], [v.q75 for v in q], color=color, alpha=0.2)
@@ -81,7 +84,8 @@ def _component_figure(wa: WriterAnalysis, model: str, top: int) -> Any:
     rows = sorted(wa.components, key=lambda r: r.pr.median)[:top]
     fig, ax = plt.subplots(figsize=(max(6.0, 0.5 * len(rows) + 2), 4))
     x = np.arange(len(rows))
-    for off, key, label, color in ((-0.2, "pr", "clean", "tab:blue"), (0.2, "pr_vcomp", "V-comp patched", "tab:orange")):
+    bars = ((-0.2, "pr", "clean", "tab:blue"), (0.2, "pr_vcomp", "V-comp patched", "tab:orange"))
+    for off, key, label, color in bars:
         q = [getattr(r, key) for r in rows]
         med = np.array([v.median for v in q])
         err = np.array([[m - v.q25 for m, v in zip(med, q)], [v.q75 - m for m, v in zip(med, q)]]).clip(min=0)
@@ -124,10 +128,12 @@ def _dla_te_figure(analysis: Analysis) -> Any:
     fig, ax = plt.subplots(figsize=(max(6.0, 0.5 * len(rows) + 2), 4))
     x = np.arange(len(rows))
     ax.bar(x - 0.2, [r["dla"] for r in rows], width=0.4, label="DLA")
-    ax.bar(x + 0.2, [r["te"] for r in rows], width=0.4, yerr=[r["te_std"] for r in rows], capsize=2, label="total effect (TE)")
+    ax.bar(x + 0.2, [r["te"] for r in rows], width=0.4, yerr=[r["te_std"] for r in rows], capsize=2,
+           label="total effect (TE)")
     ax.set_xticks(x, [r["component"] for r in rows], rotation=45, fontsize=8)
     ax.axhline(0, color="grey", lw=0.5)
     ax.set_ylabel("effect on the logit difference")
-    ax.set_title(f"{analysis.model}: DLA vs TE, most overrated first ({analysis.te_prompts} prompts, {analysis.resamples} resamples)")
+    ax.set_title(f"{analysis.model}: DLA vs TE, most overrated first ({analysis.te_prompts} prompts, "
+                 f"{analysis.resamples} resamples)")
     ax.legend(fontsize=8)
     return fig
