@@ -21,7 +21,9 @@ def test_dla_sums_to_logit_difference(fixture, request):
     logits = bridge(tokens)[:, -1]
     t1, t2 = top2(logits)
     assert torch.equal(result.t1, t1) and torch.equal(result.t2, t2)
-    assert torch.allclose(result.ld, logits.gather(1, t1[:, None])[:, 0] - logits.gather(1, t2[:, None])[:, 0], atol=1e-5)
+    assert torch.allclose(
+        result.ld, logits.gather(1, t1[:, None])[:, 0] - logits.gather(1, t2[:, None])[:, 0], atol=1e-5
+    )
 
 
 def test_named_tokens_and_missing_component_break_the_sum(tiny):

@@ -39,11 +39,17 @@ def write_tl_checkpoint(path: Path, shapes: dict, *, seed: int = 0) -> dict[str,
                b + "attn.W_O": r(h, e, d), b + "attn.b_O": r(d), b + "mlp.W_in": r(d, m), b + "mlp.b_in": r(m),
                b + "mlp.W_out": r(m, d), b + "mlp.b_out": r(d),
                b + "attn.mask": torch.tril(torch.ones(n, n)).bool(), b + "attn.IGNORE": torch.tensor(-1e5)}
-        sd |= {b + f"attn.W_{x}": r(h, d, e, scale=2 / math.sqrt(d)) for x in "QKV"} | {b + f"attn.b_{x}": r(h, e) for x in "QKV"}
+        sd |= {b + f"attn.W_{x}": r(h, d, e, scale=2 / math.sqrt(d)) for x in "QKV"}
+        sd |= {b + f"attn.b_{x}": r(h, e) for x in "QKV"}
     path.mkdir(parents=True, exist_ok=True)
     torch.save(sd, path / "model_final.pth")
-    cfg = shapes | {"act_fn": "gelu", "normalization_type": "LN", "attn_only": False, "positional_embedding_type": "standard",
-                    "tokenizer_name": "NeelNanda/gpt-neox-tokenizer-digits"}
+    cfg = shapes | {
+        "act_fn": "gelu",
+        "normalization_type": "LN",
+        "attn_only": False,
+        "positional_embedding_type": "standard",
+        "tokenizer_name": "NeelNanda/gpt-neox-tokenizer-digits",
+    }
     (path / "config.json").write_text(json.dumps(cfg))
     byte_tokenizer().save_pretrained(path)
     return sd
@@ -99,7 +105,9 @@ def test_gelu4l_registry_name_reads_local_source_dir(advdla_home):
     sd = write_tl_checkpoint(advdla_home / "models" / "gelu-4l-src", SMALL)
     bridge = load_model("gelu-4l")
     assert bridge.advdla_card.source.startswith("local:")
-    _, cache = bridge.run_with_cache(torch.tensor([[1, 2, 3, 4]]), names_filter=lambda n: "hook_result" in n or "q_input" in n)
+    _, cache = bridge.run_with_cache(
+        torch.tensor([[1, 2, 3, 4]]), names_filter=lambda n: "hook_result" in n or "q_input" in n
+    )
     assert cache["blocks.0.attn.hook_result"].shape == (1, 4, SMALL["n_heads"], SMALL["d_model"])
     assert cache["blocks.1.hook_q_input"].shape == (1, 4, SMALL["n_heads"], SMALL["d_model"])
     with torch.no_grad():

@@ -44,7 +44,10 @@ def windows(planted):
     return TokenWindows(load_corpus(), planted.tokenizer)
 
 
-@pytest.mark.parametrize("model, target", [("planted", PLANTED.writer), ("planted", PLANTED.honest), ("tiny_gqa", "L0H4"), ("tiny_gqa", "MLP0")])
+@pytest.mark.parametrize(
+    "model, target",
+    [("planted", PLANTED.writer), ("planted", PLANTED.honest), ("tiny_gqa", "L0H4"), ("tiny_gqa", "MLP0")],
+)
 def test_evaluator_matches_dla_and_total_effects(model, target, request):
     bridge = request.getfixturevalue(model)
     win = TokenWindows(load_corpus(), bridge.tokenizer)
@@ -77,14 +80,30 @@ def test_planted_writer_scores_as_the_construction_says(planted, windows):
 
 
 def _scores(**kw) -> Scores:
-    base = dict(tokens=torch.zeros(1, 4, dtype=torch.long), t1=torch.tensor([1]), t2=torch.tensor([2]), ld=torch.tensor([2.0]),
-                dla=torch.tensor([1.0]), rank=torch.tensor([1]), te=torch.tensor([[0.1, 0.1]]), naturalness=torch.tensor([-3.0]))
+    base = dict(
+        tokens=torch.zeros(1, 4, dtype=torch.long),
+        t1=torch.tensor([1]),
+        t2=torch.tensor([2]),
+        ld=torch.tensor([2.0]),
+        dla=torch.tensor([1.0]),
+        rank=torch.tensor([1]),
+        te=torch.tensor([[0.1, 0.1]]),
+        naturalness=torch.tensor([-3.0]),
+    )
     return Scores(**{**base, **kw})
 
 
-@pytest.mark.parametrize("change, adversarial", [({}, True), ({"rank": torch.tensor([4])}, False), ({"ld": torch.tensor([0.9])}, False),
-                                                 ({"dla": torch.tensor([0.5])}, False), ({"te": torch.tensor([[0.3, 0.3]])}, False),
-                                                 ({"te": torch.tensor([[-0.1, -0.1]])}, True)])
+@pytest.mark.parametrize(
+    "change, adversarial",
+    [
+        ({}, True),
+        ({"rank": torch.tensor([4])}, False),
+        ({"ld": torch.tensor([0.9])}, False),
+        ({"dla": torch.tensor([0.5])}, False),
+        ({"te": torch.tensor([[0.3, 0.3]])}, False),
+        ({"te": torch.tensor([[-0.1, -0.1]])}, True),
+    ],
+)
 def test_thresholds_each_condition_can_fail(change, adversarial):
     assert bool(is_adversarial(_scores(**change), Thresholds())[0]) is adversarial
 
@@ -92,17 +111,33 @@ def test_thresholds_each_condition_can_fail(change, adversarial):
 def test_scalar_objective_penalises_rank_and_margin():
     ok = scalar_objective(_scores(), Thresholds())
     assert float(ok) == pytest.approx(0.5 - 2 * 0.05)
-    assert float(scalar_objective(_scores(dla=torch.tensor([4.0])), Thresholds())) == pytest.approx(1 - 0.1)  # DLA share capped at 1
-    assert float(scalar_objective(_scores(rank=torch.tensor([6])), Thresholds())) == pytest.approx(0.4 - math.log(2) / 2)
-    assert float(scalar_objective(_scores(rank=torch.tensor([60])), Thresholds())) < float(scalar_objective(_scores(rank=torch.tensor([6])), Thresholds()))
-    assert float(scalar_objective(_scores(ld=torch.tensor([0.5]), dla=torch.tensor([0.25]), te=torch.tensor([[0.025, 0.025]])), Thresholds())) \
-        == pytest.approx(0.5 - 0.1 - 0.5)
+    # DLA share capped at 1
+    assert float(scalar_objective(_scores(dla=torch.tensor([4.0])), Thresholds())) == pytest.approx(1 - 0.1)
+    rank6 = float(scalar_objective(_scores(rank=torch.tensor([6])), Thresholds()))
+    assert rank6 == pytest.approx(0.4 - math.log(2) / 2)
+    assert float(scalar_objective(_scores(rank=torch.tensor([60])), Thresholds())) < float(
+        scalar_objective(_scores(rank=torch.tensor([6])), Thresholds())
+    )
+    assert float(
+        scalar_objective(
+            _scores(ld=torch.tensor([0.5]), dla=torch.tensor([0.25]), te=torch.tensor([[0.025, 0.025]])), Thresholds()
+        )
+    ) == pytest.approx(0.5 - 0.1 - 0.5)
 
 
 @pytest.fixture(scope="module")
 def space(planted, windows):
-    return build_space(planted, windows, parse_component(PLANTED.writer, planted.cfg), seq_len=16, seed=0, n_base=8, n_span=4,
-                       pool_size=24, n_slots=3)
+    return build_space(
+        planted,
+        windows,
+        parse_component(PLANTED.writer, planted.cfg),
+        seq_len=16,
+        seed=0,
+        n_base=8,
+        n_span=4,
+        pool_size=24,
+        n_slots=3,
+    )
 
 
 def test_every_candidate_has_the_fixed_length_and_uses_the_pool(space):
@@ -135,7 +170,9 @@ def test_manipulations_do_what_they_say(space):
     assert torch.equal(build_prompt(_fixed(space, context=1), space), base[4:20])  # truncation picks the end
     span = space.spans[0][:3]
     assert torch.equal(build_prompt(_fixed(space, insert="prefix"), space), torch.cat([span, base[19:32]]))
-    assert torch.equal(build_prompt(_fixed(space, insert="infix", ins_at=5), space), torch.cat([base[19:21], span, base[21:32]]))
+    assert torch.equal(
+        build_prompt(_fixed(space, insert="infix", ins_at=5), space), torch.cat([base[19:21], span, base[21:32]])
+    )
     rep = build_prompt(_fixed(space, repeat_len=4, repeat_from=2), space)
     assert torch.equal(rep[-4:], base[18:22]) and torch.equal(rep[:-4], base[20:32])
     swapped = build_prompt(_fixed(space, n_swaps=1), space)
@@ -145,8 +182,17 @@ def test_manipulations_do_what_they_say(space):
 
 
 def test_search_finds_planted_writer_examples_and_each_reverifies(planted, tmp_path):
-    cfg = SearchConfig(target=PLANTED.writer, trials=24, batch=8, resamples=3, seq_len=16, n_base=8, pool_size=24, max_verify=4,
-                       thresholds=Thresholds(margin=0.5))
+    cfg = SearchConfig(
+        target=PLANTED.writer,
+        trials=24,
+        batch=8,
+        resamples=3,
+        seq_len=16,
+        n_base=8,
+        pool_size=24,
+        max_verify=4,
+        thresholds=Thresholds(margin=0.5),
+    )
     steps = []
     result = run_search(planted, cfg, out_dir=tmp_path, progress=steps.append)
     assert steps[0].task == "search" and steps[-1].done == steps[-1].total == 24 and len(steps) == 4  # 3 batches of 8
@@ -156,21 +202,27 @@ def test_search_finds_planted_writer_examples_and_each_reverifies(planted, tmp_p
     assert len(set(map(tuple, frame["tokens"]))) == len(frame)
     # the verification's fresh resamples, re-derived: every reported example passes again on the slow path
     windows = TokenWindows(load_corpus(), planted.tokenizer)
-    space = build_space(planted, windows, parse_component(PLANTED.writer, planted.cfg), seq_len=16, seed=0, n_base=8, pool_size=24)
+    space = build_space(
+        planted, windows, parse_component(PLANTED.writer, planted.cfg), seq_len=16, seed=0, n_base=8, pool_size=24
+    )
     res = verify_resamples(windows, space, cfg)
     for row in frame.itertuples():
         v = verify(planted, parse_component(PLANTED.writer, planted.cfg), torch.tensor(list(row.tokens)), res)
         assert v["rank"] == 1 and v["ld"] > 0.5 and v["dla"] / v["ld"] >= 0.3 and abs(v["te_mean"]) / v["ld"] <= 0.1
         assert v["te_mean"] == pytest.approx(row.te_mean, abs=1e-5) and v["dla"] == pytest.approx(row.dla, abs=1e-5)
     summary = json.loads((tmp_path / "search.json").read_text())
-    assert summary["thresholds"] == Thresholds(margin=0.5).as_dict() and summary["counts"]["study_complete_trials"] == 24
+    assert (
+        summary["thresholds"] == Thresholds(margin=0.5).as_dict() and summary["counts"]["study_complete_trials"] == 24
+    )
     assert 0 < summary["sampler_share"] < 1 and result.summary == summary
 
 
 def test_honest_head_overfit_to_the_search_resamples_is_rejected_on_fresh_ones(planted, tmp_path):
     """The honest head's TE is small only against resamples whose last-token feature matches the prompt's: the search
     finds such prompts for its 3 fixed resamples, and the re-verification on 8 fresh resamples rejects every one."""
-    cfg = SearchConfig(target=PLANTED.honest, trials=16, batch=8, resamples=3, seq_len=16, n_base=8, pool_size=16, max_verify=8)
+    cfg = SearchConfig(
+        target=PLANTED.honest, trials=16, batch=8, resamples=3, seq_len=16, n_base=8, pool_size=16, max_verify=8
+    )
     result = run_search(planted, cfg, out_dir=tmp_path)
     counts = result.summary["counts"]
     assert counts["study_adversarial_fast"] > 0 and counts["rejected_on_verify"] > 0
@@ -178,8 +230,19 @@ def test_honest_head_overfit_to_the_search_resamples_is_rejected_on_fresh_ones(p
 
 
 def test_nsga2_keeps_a_pareto_front(planted, tmp_path):
-    cfg = SearchConfig(target=PLANTED.writer, trials=32, batch=16, sampler="nsga2", resamples=2, seq_len=16, n_base=8, pool_size=16,
-                       max_verify=6, verify_resamples=2, thresholds=Thresholds(margin=0.5))
+    cfg = SearchConfig(
+        target=PLANTED.writer,
+        trials=32,
+        batch=16,
+        sampler="nsga2",
+        resamples=2,
+        seq_len=16,
+        n_base=8,
+        pool_size=16,
+        max_verify=6,
+        verify_resamples=2,
+        thresholds=Thresholds(margin=0.5),
+    )
     result = run_search(planted, cfg, out_dir=tmp_path)
     frame = result.examples
     assert len(frame) > 0 and frame["pareto"].any()
@@ -187,7 +250,9 @@ def test_nsga2_keeps_a_pareto_front(planted, tmp_path):
 
 
 def test_resume_continues_the_same_study(planted, tmp_path):
-    cfg = SearchConfig(target=PLANTED.writer, trials=16, batch=8, resamples=2, seq_len=16, n_base=8, pool_size=16, max_verify=1)
+    cfg = SearchConfig(
+        target=PLANTED.writer, trials=16, batch=8, resamples=2, seq_len=16, n_base=8, pool_size=16, max_verify=1
+    )
     run_search(planted, cfg, out_dir=tmp_path)
     first = optuna.load_study(study_name="advdla-search", storage=f"sqlite:///{tmp_path / 'study.db'}").trials
     cfg.trials = 24
@@ -198,15 +263,24 @@ def test_resume_continues_the_same_study(planted, tmp_path):
 
 
 def test_resume_with_other_space_arguments_is_refused(planted, tmp_path):
-    cfg = SearchConfig(target=PLANTED.writer, trials=8, batch=8, resamples=2, seq_len=16, n_base=8, pool_size=16, max_verify=1)
+    cfg = SearchConfig(
+        target=PLANTED.writer, trials=8, batch=8, resamples=2, seq_len=16, n_base=8, pool_size=16, max_verify=1
+    )
     run_search(planted, cfg, out_dir=tmp_path)
     cfg.seq_len = 20
     with pytest.raises(AdvdlaError, match="seq_len=16 .now 20."):
         run_search(planted, cfg, out_dir=tmp_path)
 
 
-@pytest.mark.parametrize("target, message", [("L0H9", "heads 0..3"), ("LOH1", "unknown component 'LOH1'.*Did you mean"), ("MLP2", "no downstream component"),
-                                             ("embed", "cannot be searched")])
+@pytest.mark.parametrize(
+    "target, message",
+    [
+        ("L0H9", "heads 0..3"),
+        ("LOH1", "unknown component 'LOH1'.*Did you mean"),
+        ("MLP2", "no downstream component"),
+        ("embed", "cannot be searched"),
+    ],
+)
 def test_bad_targets_are_one_line(planted, tmp_path, target, message):
     with pytest.raises(AdvdlaError, match=message) as err:
         run_search(planted, SearchConfig(target=target, trials=8), out_dir=tmp_path / "out")
@@ -237,6 +311,11 @@ def test_bad_budget_and_storage_are_one_line(planted, tmp_path):
     with pytest.raises(AdvdlaError, match="--trials must be at least 1"):
         run_search(planted, SearchConfig(target=PLANTED.writer, trials=0), out_dir=tmp_path)
     with pytest.raises(AdvdlaError, match="cannot open storage"):
-        run_search(planted, SearchConfig(target=PLANTED.writer, trials=8), out_dir=tmp_path, storage="sqlite:////no/such/dir/x.db")
+        run_search(
+            planted,
+            SearchConfig(target=PLANTED.writer, trials=8),
+            out_dir=tmp_path,
+            storage="sqlite:////no/such/dir/x.db",
+        )
     with pytest.raises(AdvdlaError, match="unknown sampler 'tep'.*Did you mean 'tpe'"):
         run_search(planted, SearchConfig(target=PLANTED.writer, sampler="tep"), out_dir=tmp_path)

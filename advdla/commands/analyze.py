@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from advdla.components import parse_components
 from advdla.errors import AdvdlaError
 from advdla.progress import Step
 from advdla.report import add_format_arg, emit, progress_bar
@@ -58,7 +59,6 @@ def cmd_analyze(args: Any) -> int:
 
 
 def _run(args: Any) -> Any:
-    from advdla.components import parse_components
     from advdla.erasure import analyze, check_writer, sample_prompts
     from advdla.models import DEFAULT_MODEL, load_model
 
