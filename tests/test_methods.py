@@ -104,7 +104,9 @@ class _Constant(AttributionMethod):
 def _fake_entry_points(monkeypatch, value, obj):
     ep = importlib.metadata.EntryPoint(name="const-plugin", value=value, group=methods.ENTRY_POINT_GROUP)
     monkeypatch.setattr(importlib.metadata.EntryPoint, "load", lambda self: obj)
-    monkeypatch.setattr(importlib.metadata, "entry_points", lambda group=None, **kw: [ep] if group == methods.ENTRY_POINT_GROUP else [])
+    monkeypatch.setattr(
+        importlib.metadata, "entry_points", lambda group=None, **kw: [ep] if group == methods.ENTRY_POINT_GROUP else []
+    )
     monkeypatch.setattr(registry, "_loaded_entry_points", {})
     monkeypatch.setattr(registry, "METHODS", dict(registry.METHODS))
 
@@ -159,8 +161,16 @@ def gqa_batch(tiny_gqa):
     panel = head_components(tiny_gqa.cfg)
     d = dla(tiny_gqa, tokens, components=panel)
     te = total_effects(tiny_gqa, tokens, resamples, panel, t1=d.t1, t2=d.t2)
-    return ExampleBatch(tokens=tokens, resamples=resamples, t1=d.t1, t2=d.t2, panels=[panel, panel[::-1]],
-                        targets=[panel[0], panel[1]], example_ids=["a", "b"], te_mean=torch.stack([te.mean[0], te.mean[1].flip(0)]))
+    return ExampleBatch(
+        tokens=tokens,
+        resamples=resamples,
+        t1=d.t1,
+        t2=d.t2,
+        panels=[panel, panel[::-1]],
+        targets=[panel[0], panel[1]],
+        example_ids=["a", "b"],
+        te_mean=torch.stack([te.mean[0], te.mean[1].flip(0)]),
+    )
 
 
 @pytest.mark.parametrize("name", list(available_methods()))
