@@ -31,11 +31,12 @@ from typing import Any
 
 from advdla.atomic import jsonable, write_json_atomic, write_text_atomic
 from advdla.errors import AdvdlaError, did_you_mean
+from advdla.scoring import METRICS, ResultRecord
+from advdla.suites import KINDS
 
 __all__ = ["Entry", "Board", "parse_record", "record_filename", "add_record", "load_board", "ranked_rows",
            "render_markdown", "write_markdown", "suite_fingerprint", "KINDS"]
 
-KINDS = ("adversarial", "natural")
 LOCK_NAME = ".leaderboard.lock"
 MARKDOWN_NAME = "LEADERBOARD.md"
 
@@ -78,7 +79,6 @@ class Board:
 def parse_record(record: Any) -> Entry:
     """The :class:`Entry` of a result record dict (:class:`advdla.scoring.ResultRecord` schema, read through its
     ``from_dict``); :class:`AdvdlaError` (one line) when a field is missing or has the wrong type."""
-    from advdla.scoring import ResultRecord
 
     if not isinstance(record, dict):
         raise AdvdlaError(f"a result record must be a JSON object, got {type(record).__name__}")
@@ -213,7 +213,6 @@ def _one_line(exc: Exception) -> str:
 
 def _higher_is_better(metric: str) -> bool:
     """The scoring registry's direction for ``metric`` (records carry it too; this is for older records)."""
-    from advdla.scoring import METRICS
 
     spec = METRICS.get(metric)
     return True if spec is None else bool(spec.higher_is_better)

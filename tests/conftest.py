@@ -41,32 +41,30 @@ def planted():
 
 
 def build_planted_suite(bridge, *, n_adversarial=8, n_natural=8, n_tokens=12, n_resamples=3, seed=0):
-    """A suite-shaped object (``.dataset``: HF Dataset of Truth rows + example_id/split/kind/text; ``.manifest``)
-    from ground truth computed on the planted model. Adversarial rows target the erased writer, natural rows
-    the honest head; splits alternate dev/test. Every head is in every panel (the model has 12)."""
+    """A suite-shaped object (``.examples``: typed :class:`advdla.suites.Example` list; ``.manifest``) from ground
+    truth computed on the planted model. Adversarial examples target the erased writer, natural ones the honest
+    head; splits alternate dev/test. Every head is in every panel (the model has 12)."""
     from types import SimpleNamespace
 
-    import datasets
-
-    from advdla.components import head_components, parse_component
+    from advdla.components import head_components
     from advdla.corpus import TokenWindows, load_corpus, resamples_for
-    from advdla.groundtruth import ground_truth
     from advdla.models.planted import PLANTED
+    from advdla.suites import Example, ground_truth
 
     windows = TokenWindows(load_corpus(), bridge.tokenizer)
     n = n_adversarial + n_natural
     prompts, docs = windows.sample(n_tokens, n, seed=seed)
-    rows = []
+    examples = []
     for i in range(n):
         kind = "adversarial" if i < n_adversarial else "natural"
-        target = parse_component(PLANTED.writer if kind == "adversarial" else PLANTED.honest, bridge.cfg)
         res = resamples_for(windows, n_tokens, n_resamples, seed=seed + 1000 + i, exclude=set(docs))
-        truth = ground_truth(bridge, prompts[i], res, head_components(bridge.cfg), target=target)
-        rows.append({**truth.to_row(), "example_id": f"planted-{i:03d}", "split": ("dev", "test")[i % 2], "kind": kind,
-                     "text": bridge.tokenizer.decode(prompts[i].tolist())})
+        truth = ground_truth(bridge, prompts[i], res, head_components(bridge.cfg))
+        examples.append(Example(example_id=f"planted-{i:03d}", split=("dev", "test")[i % 2], kind=kind,
+                                text=bridge.tokenizer.decode(prompts[i].tolist()), tokens=prompts[i], resamples=res,
+                                target=PLANTED.writer if kind == "adversarial" else PLANTED.honest, truth=truth))
     manifest = {"name": "planted-test", "version": "0.0.1", "fingerprint": f"test-{seed}-{n}", "model": "planted-erasure",
                 "thresholds": {}}
-    return SimpleNamespace(dataset=datasets.Dataset.from_list(rows), manifest=manifest)
+    return SimpleNamespace(examples=examples, manifest=manifest)
 
 
 @pytest.fixture(scope="session")

@@ -6,6 +6,8 @@ and the same numbers whether examples come one by one or batched. Runs on the pl
 
 from __future__ import annotations
 
+import dataclasses
+
 import importlib.metadata
 
 import pytest
@@ -13,6 +15,7 @@ import torch
 
 from advdla import methods
 from advdla.errors import AdvdlaError
+from advdla.scoring import to_batch
 from advdla.methods import (AttributionMethod, ExampleBatch, available_methods, get_method, load_plugins, method_spec,
                             register_method)
 from advdla.methods import registry
@@ -22,12 +25,12 @@ FAST_PARAMS = {"ig": {"steps": 2}}  # fewer IG steps keep the test fast; the pro
 
 @pytest.fixture(scope="module")
 def rows(planted_suite):
-    return [dict(r) for r in planted_suite.dataset][:3]
+    return planted_suite.examples[:3]
 
 
 @pytest.fixture(scope="module")
 def batch(rows, planted):
-    return ExampleBatch.from_rows(rows, planted.cfg)
+    return to_batch(rows, planted.cfg, with_truth=True)
 
 
 @pytest.mark.parametrize("name", list(available_methods()))
@@ -80,15 +83,15 @@ def test_ig_and_atp_agree_with_the_exact_effect_where_the_model_is_linear_enough
 
 
 def test_oracle_needs_the_truth(planted, rows):
-    no_truth = ExampleBatch.from_rows(rows, planted.cfg, with_truth=False)
+    no_truth = to_batch(rows, planted.cfg, with_truth=False)
     with pytest.raises(AdvdlaError, match="te_mean"):
         get_method("oracle").attribute(planted, no_truth)
 
 
 def test_rows_of_different_lengths_cannot_share_a_batch(planted, rows):
-    short = {**rows[1], "tokens": rows[1]["tokens"][:-1]}
+    short = dataclasses.replace(rows[1], tokens=rows[1].tokens[:-1])
     with pytest.raises(AdvdlaError, match="token count"):
-        ExampleBatch.from_rows([rows[0], short], planted.cfg)
+        to_batch([rows[0], short], planted.cfg)
 
 
 class _Constant(AttributionMethod):
@@ -117,7 +120,7 @@ def test_a_plugin_from_an_entry_point_is_registered_and_scored(monkeypatch, plan
     _fake_entry_points(monkeypatch, "fake_pkg.mod:_Constant", _Constant)
     spec = available_methods()["const-plugin"]
     assert spec.cls is _Constant and spec.version == "7" and spec.source == "entry point fake_pkg.mod:_Constant"
-    frame, runs = run_methods(planted, ["const-plugin", "dla"], [dict(r) for r in planted_suite.dataset], seed=0)
+    frame, runs = run_methods(planted, ["const-plugin", "dla"], planted_suite.examples, seed=0)
     assert set(frame["method"]) == {"const-plugin", "dla"} and not any(r.error for r in runs)
     spearman = frame[(frame.method == "const-plugin") & (frame.metric == "spearman")]
     assert spearman["n"].eq(0).all()  # a constant estimate has no rank correlation: NaN, counted as 0 examples

@@ -15,10 +15,17 @@ import torch
 from advdla.methods import AttributionMethod, register_method
 from advdla.scoring import (FRAME_COLUMNS, METRICS, ResultRecord, bootstrap_ci, example_metrics, read_records, run_methods,
                             write_records)
+from advdla.suites import Example, Truth
 
 
 def _row(te, target=0, ld=2.0):
-    return {"te_mean": te, "panel": [f"L0H{i}" for i in range(len(te))], "target": f"L0H{target}", "ld": ld}
+    """A hand-made example: only the truth's te_mean, panel, target and LD matter to the metrics."""
+    zeros = torch.zeros(len(te), dtype=torch.float64)
+    truth = Truth(t1=0, t2=1, ld=ld, panel=[f"L0H{i}" for i in range(len(te))], dla=zeros,
+                  te_mean=torch.tensor(te, dtype=torch.float64), te_std=zeros, oe_mean=zeros, oe_std=zeros,
+                  de_mean=zeros, de_std=zeros)
+    return Example(example_id="hand", split="dev", kind="adversarial", text="", tokens=torch.zeros(2, dtype=torch.long),
+                   resamples=torch.zeros(1, 2, dtype=torch.long), target=f"L0H{target}", truth=truth)
 
 
 def test_metrics_on_hand_made_numbers():
@@ -43,8 +50,8 @@ def test_bootstrap_is_seeded_and_brackets_the_mean():
 
 @pytest.fixture(scope="module")
 def scored(planted, planted_suite):
-    rows = [{**dict(r), "split": "all"} for r in planted_suite.dataset]
-    frame, runs = run_methods(planted, ["oracle", "random", "dla", "dla-erasure-aware"], rows, seed=0)
+    examples = [e.with_split("all") for e in planted_suite.examples]
+    frame, runs = run_methods(planted, ["oracle", "random", "dla", "dla-erasure-aware"], examples, seed=0)
     assert not any(r.error for r in runs)
     return frame
 
@@ -102,8 +109,9 @@ def test_harness_names_and_skips_bad_methods(planted, planted_suite, monkeypatch
     for name, cls in (("test-wrong-shape", _WrongShape), ("test-nan", _NaN), ("test-raises", _Raises)):
         register_method(name, version="1", description="a broken method (test only)")(cls)
     warnings = []
-    rows = [dict(r) for r in planted_suite.dataset][:4]
-    frame, runs = run_methods(planted, ["test-wrong-shape", "dla", "test-nan", "test-raises"], rows, warn=warnings.append)
+    examples = planted_suite.examples[:4]
+    frame, runs = run_methods(planted, ["test-wrong-shape", "dla", "test-nan", "test-raises"], examples,
+                              warn=warnings.append)
     assert set(frame["method"]) == {"dla"}
     assert len(warnings) == 3 and all("\n" not in w for w in warnings)
     assert "'test-wrong-shape' returned shape" in warnings[0] and "'test-nan' returned NaN" in warnings[1]
@@ -131,22 +139,25 @@ def test_records_round_trip_through_json(tmp_path):
 
 @pytest.fixture
 def fake_suite_module(monkeypatch, planted, planted_suite):
-    """advdla.suite stand-in (the real one is built in parallel): load_suite returns the planted suite."""
-    import advdla.models
+    """The scoring harness with a stand-in suite: load_suite returns the planted suite, verify can be made to fail."""
+    import advdla.scoring.harness as harness
+    from advdla.errors import AdvdlaError
 
-    mod = types.ModuleType("advdla.suite")
-    mod.state = {"bad": False}
+    state = {"bad": False}
 
     def verify_suite(path, bridge=None):
-        from advdla.errors import AdvdlaError
-
-        if mod.state["bad"]:
+        if state["bad"]:
             raise AdvdlaError(f"suite {path} fails verification: fingerprint mismatch")
 
-    mod.verify_suite, mod.load_suite = verify_suite, lambda path: planted_suite
-    monkeypatch.setitem(sys.modules, "advdla.suite", mod)
-    monkeypatch.setattr(advdla.models, "load_model", lambda name, device="cpu": planted)
-    return mod
+    def load_suite(path):
+        return types.SimpleNamespace(manifest=planted_suite.manifest,
+                                     examples=lambda split=None: [e for e in planted_suite.examples
+                                                                  if split in (None, e.split)])
+
+    monkeypatch.setattr(harness, "verify_suite", verify_suite)
+    monkeypatch.setattr(harness, "load_suite", load_suite)
+    monkeypatch.setattr(harness, "load_model", lambda name, device="cpu": planted)
+    return types.SimpleNamespace(state=state)
 
 
 def test_score_cli_writes_one_record_per_method(tmp_path, fake_suite_module, capsys):

@@ -13,15 +13,16 @@ from pathlib import Path
 import pytest
 
 from advdla.errors import AdvdlaError
-from advdla.fingerprint import Chain, canonical_json, hash_rows, next_fingerprint
-from advdla.suite import load_suite, save_suite, verify_suite
-from advdla.suite_build import Candidate, build_suite, regenerate_test
-from advdla.suite_config import config_from_dict, load_config
+from advdla.suites import Example, build_suite, config_from_dict, load_config, load_suite, regenerate_test, save_suite
+from advdla.suites import verify_suite
+from advdla.suites.build import Candidate
+from advdla.suites.fingerprint import Chain, canonical_json, hash_rows, next_fingerprint
+from advdla.suites.store import rows_fingerprint_args
 
 SHIPPED = Path(__file__).resolve().parents[1] / "suites"
 
 
-def corpus_finder(bridge, target, *, cfg, seed, n, windows, out_dir, bar=None):
+def corpus_finder(bridge, target, *, cfg, seed, n, windows, out_dir, progress=None):
     """Stub search: n corpus windows (each from its own document)."""
     tokens, docs = windows.sample(cfg.seq_len, n, seed=seed + 99)
     return [Candidate(tuple(t.tolist()), target.name, d) for t, d in zip(tokens, docs)], {"engine": "stub"}
@@ -37,8 +38,7 @@ def small_config(**changes):
 @pytest.fixture(scope="module")
 def built(planted, tmp_path_factory):
     """One stub-built suite shared by the read-only tests of this module."""
-    return build_suite(small_config(), tmp_path_factory.mktemp("suites") / "s", find=corpus_finder, bridge=planted,
-                       show_progress=False)
+    return build_suite(small_config(), tmp_path_factory.mktemp("suites") / "s", find=corpus_finder, bridge=planted)
 
 
 # --------------------------------------------------------------------------------------------- fingerprints
@@ -103,10 +103,10 @@ def test_config_file_errors(tmp_path):
 
 
 def test_same_config_same_fingerprints(planted, built, tmp_path):
-    again = build_suite(small_config(), tmp_path / "again", find=corpus_finder, bridge=planted, show_progress=False)
+    again = build_suite(small_config(), tmp_path / "again", find=corpus_finder, bridge=planted)
     a, b = load_suite(built).manifest, load_suite(again).manifest
     assert a["fingerprints"] == b["fingerprints"] and a["fingerprint"] == b["fingerprint"]
-    other = build_suite(small_config(seed=1), tmp_path / "other", find=corpus_finder, bridge=planted, show_progress=False)
+    other = build_suite(small_config(seed=1), tmp_path / "other", find=corpus_finder, bridge=planted)
     other_links = load_suite(other).manifest["fingerprints"]
     assert [l["fingerprint"] for l in other_links[:3]] == [l["fingerprint"] for l in a["fingerprints"][:3]]  # model, corpus
     assert other_links[-1]["fingerprint"] != a["fingerprint"]
@@ -148,11 +148,11 @@ def test_resamples_avoid_the_example_document(built):
 def test_existing_suite_is_never_overwritten_silently(planted, built, tmp_path):
     before = (built / "manifest.json").read_bytes()
     with pytest.raises(AdvdlaError, match="already exists: pass --force"):
-        build_suite(small_config(), built, find=corpus_finder, bridge=planted, show_progress=False)
+        build_suite(small_config(), built, find=corpus_finder, bridge=planted)
     assert (built / "manifest.json").read_bytes() == before
     dest = tmp_path / "s"
-    build_suite(small_config(), dest, find=corpus_finder, bridge=planted, show_progress=False)
-    build_suite(small_config(version=2), dest, force=True, find=corpus_finder, bridge=planted, show_progress=False)
+    build_suite(small_config(), dest, find=corpus_finder, bridge=planted)
+    build_suite(small_config(version=2), dest, force=True, find=corpus_finder, bridge=planted)
     aside = list(tmp_path.glob("s.old-*"))
     assert len(aside) == 1 and load_suite(aside[0]).version == 1  # the old suite moved aside, intact
     assert load_suite(dest).version == 2
@@ -166,7 +166,7 @@ def test_failed_build_leaves_nothing(planted, tmp_path):
         return [], {"engine": "stub"}
 
     with pytest.raises(AdvdlaError, match="the search found 0 distinct adversarial examples"):
-        build_suite(small_config(), tmp_path / "s", find=finds_too_few, bridge=planted, show_progress=False)
+        build_suite(small_config(), tmp_path / "s", find=finds_too_few, bridge=planted)
     assert list(tmp_path.iterdir()) == []
 
 
@@ -201,11 +201,9 @@ def test_verify_catches_a_changed_truth_value_even_with_hashes_redone(planted, b
         r["te_mean"] = [v + 0.01 for v in r["te_mean"]]
     manifest = dict(suite.manifest)
     chain = Chain.replay(manifest["fingerprints"][:-1])
-    from advdla.suite import rows_fingerprint_args
-
     chain.add("examples", rows_fingerprint_args(rows))
     manifest.update(fingerprints=chain.to_list(), fingerprint=chain.fingerprint)
-    forged = save_suite(rows, manifest, tmp_path / "forged", readme="forged\n")
+    forged = save_suite([Example.from_row(r) for r in rows], manifest, tmp_path / "forged", readme="forged\n")
     verify_suite(forged, sample=0, bridge=planted)  # hashes and chain are consistent
     with pytest.raises(AdvdlaError, match=r"te_mean\[L0H0\] is .* on the model, .* in the suite"):
         verify_suite(forged, sample=1, bridge=planted)
@@ -215,7 +213,8 @@ def test_verify_catches_rows_that_do_not_match_the_chain(planted, built, tmp_pat
     suite = load_suite(built)
     rows = suite.dataset.to_list()
     rows[0]["ld"] += 1.0
-    forged = save_suite(rows, dict(suite.manifest), tmp_path / "forged", readme="x\n")
+    forged = save_suite([Example.from_row(r) for r in rows], dict(suite.manifest), tmp_path / "forged",
+                        readme="x\n")
     with pytest.raises(AdvdlaError, match="do not match the fingerprint chain"):
         verify_suite(forged, sample=0, bridge=planted)
 
@@ -266,7 +265,7 @@ def test_rows_rejects_unknown_split(built):
 def test_regenerate_test_keeps_dev_and_moves_the_chain(planted, built, tmp_path):
     s = _copy(built, tmp_path / "r")
     old = load_suite(s)
-    regenerate_test(s, seed=5, find=corpus_finder, bridge=planted, show_progress=False)
+    regenerate_test(s, seed=5, find=corpus_finder, bridge=planted)
     new = load_suite(s)
     assert new.rows(split="dev") == old.rows(split="dev")
     old_test, new_test = {r["example_id"] for r in old.rows(split="test")}, {r["example_id"] for r in new.rows(split="test")}
@@ -279,7 +278,7 @@ def test_regenerate_test_keeps_dev_and_moves_the_chain(planted, built, tmp_path)
     assert "test split regenerated with seed 5" in (s / "README.md").read_text()
     verify_suite(s, sample=1, bridge=planted)
     with pytest.raises(AdvdlaError, match="seed 5 already made"):
-        regenerate_test(s, seed=5, find=corpus_finder, bridge=planted, show_progress=False)
+        regenerate_test(s, seed=5, find=corpus_finder, bridge=planted)
 
 
 # --------------------------------------------------------------------------------------------- real search, shipped suite
@@ -287,8 +286,8 @@ def test_regenerate_test_keeps_dev_and_moves_the_chain(planted, built, tmp_path)
 
 def test_real_search_builds_are_deterministic(planted, tmp_path):
     cfg = small_config(search=dict(trials=6, batch=8), splits=dict(n_dev=2, n_test=1, n_natural=1))
-    a = build_suite(cfg, tmp_path / "a", bridge=planted, show_progress=False)
-    b = build_suite(cfg, tmp_path / "b", bridge=planted, show_progress=False)
+    a = build_suite(cfg, tmp_path / "a", bridge=planted)
+    b = build_suite(cfg, tmp_path / "b", bridge=planted)
     ma, mb = load_suite(a).manifest, load_suite(b).manifest
     assert ma["fingerprint"] == mb["fingerprint"] and ma["search"]["per_target"][0]["engine"] == "advdla.search.run_search"
 

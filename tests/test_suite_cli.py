@@ -11,12 +11,12 @@ from pathlib import Path
 import pytest
 
 from advdla.cli import main
-from advdla.suite_build import Candidate
+from advdla.suites.build import Candidate
 
 SHIPPED = Path(__file__).resolve().parents[1] / "suites"
 
 
-def corpus_finder(bridge, target, *, cfg, seed, n, windows, out_dir, bar=None):
+def corpus_finder(bridge, target, *, cfg, seed, n, windows, out_dir, progress=None):
     """Stub search: n corpus windows (each from its own document)."""
     tokens, docs = windows.sample(cfg.seq_len, n, seed=seed + 99)
     return [Candidate(tuple(t.tolist()), target.name, d) for t, d in zip(tokens, docs)], {"engine": "stub"}
@@ -34,11 +34,15 @@ splits: {n_dev: 2, n_test: 1, n_natural: 1}
 
 @pytest.fixture
 def stub_search(monkeypatch, planted):
-    import advdla.models
-    import advdla.suite_build
+    import advdla.suites.build
+    import advdla.suites.verify
 
-    monkeypatch.setattr(advdla.suite_build, "search_candidates", corpus_finder)
-    monkeypatch.setattr(advdla.models, "load_model", lambda name, **kw: planted if name == "planted-erasure" else _no(name))
+    def load(name, **kw):
+        return planted if name == "planted-erasure" else _no(name)
+
+    monkeypatch.setattr(advdla.suites.build, "search_candidates", corpus_finder)
+    for module in (advdla.suites.build, advdla.suites.verify):
+        monkeypatch.setattr(module, "load_model", load)
 
 
 def _no(name):

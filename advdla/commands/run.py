@@ -5,6 +5,10 @@ from __future__ import annotations
 import time
 from typing import Any
 
+from advdla.commands.leaderboard import show
+from advdla.progress import Step
+from advdla.report import console, err_console, progress_bar, table
+
 
 def register(subparsers: Any) -> None:
     p = subparsers.add_parser(
@@ -23,57 +27,73 @@ def register(subparsers: Any) -> None:
 
 
 def cmd_run(args: Any) -> int:
+    # Lazy: the pipeline imports torch and transformer_lens (about 4 s), which `advdla --help` must not pay.
+    import datasets
+
     from advdla.models import DEFAULT_MODEL
     from advdla.pipeline import STAGES, plan_run, run_pipeline
-    from advdla.report import console, err_console
-
-    import datasets
 
     datasets.disable_progress_bars()  # the suite's parquet writes would print their own bars between ours
     plan = plan_run(args.model or DEFAULT_MODEL, out=args.out, quick=args.quick, seed=args.seed, force=args.force,
                     methods=args.methods)
     err_console.print(f"[bold]advdla run[/] on {plan.model}{' (quick)' if args.quick else ''} -> {plan.out}")
     t0 = time.perf_counter()
-    status = err_console.status("")
-    stage_no = {name: i + 1 for i, name in enumerate(STAGES)}
-
-    def on_stage(name: str) -> None:
-        status.stop()
-        err_console.rule(f"[{stage_no[name]}/{len(STAGES)}] {name}", align="left")
-        status.update(f"{name}...")
-        status.start()
-
-    def report(msg: str) -> None:
-        status.update(msg)
-
+    display = _StageDisplay(STAGES)
     try:
-        outputs = run_pipeline(plan, report=report, on_stage=_pausing(on_stage, status))
+        outputs = run_pipeline(plan, report=display.report, on_stage=display.stage, progress=display.progress)
     finally:
-        status.stop()
+        display.close()
     _print_leaderboard(outputs)
-    _print_summary(outputs, time.perf_counter() - t0, console)
+    _print_summary(outputs, time.perf_counter() - t0)
     return 0
 
 
-def _pausing(on_stage: Any, status: Any) -> Any:
-    """Stages with their own progress bars (search, suite, scores) run without the spinner: rich shows one live display."""
-    def wrapped(name: str) -> None:
-        on_stage(name)
-        if name in ("search", "suite", "scores"):
-            status.stop()
+class _StageDisplay:
+    """A rule per stage, then a spinner with the stage's status line, or progress bars for the long stages.
 
-    return wrapped
+    rich shows one live display at a time, so a stage's bars replace the spinner until the next stage starts.
+    """
+
+    BARS = ("search", "suite", "scores")
+
+    def __init__(self, stages: tuple[str, ...]) -> None:
+        self.numbers = {name: i + 1 for i, name in enumerate(stages)}
+        self.status = err_console.status("")
+        self.bars: progress_bar | None = None
+        self.current = ""
+
+    def stage(self, name: str) -> None:
+        self.close()
+        self.current = name
+        err_console.rule(f"[{self.numbers[name]}/{len(self.numbers)}] {name}", align="left")
+        if name in self.BARS:
+            self.bars = progress_bar().__enter__()
+        else:
+            self.status.update(f"{name}...")
+            self.status.start()
+
+    def report(self, msg: str) -> None:
+        if self.bars is None:
+            self.status.update(msg)
+        else:
+            err_console.print(f"  {msg}", highlight=False, markup=False)
+
+    def progress(self, step: Step) -> None:
+        if self.bars is not None:
+            self.bars(step)
+
+    def close(self) -> None:
+        self.status.stop()
+        if self.bars is not None:
+            self.bars.__exit__(None, None, None)
+            self.bars = None
 
 
 def _print_leaderboard(outputs: Any) -> None:
-    from advdla.commands.leaderboard import show
-
     show(outputs.paths["leaderboard"], suites_dir=outputs.paths["suite"].parent)
 
 
-def _print_summary(outputs: Any, seconds: float, console: Any) -> None:
-    from advdla.report import table
-
+def _print_summary(outputs: Any, seconds: float) -> None:
     notes = [{"stage": k, "seconds": v, "result": outputs.notes.get(k, "")} for k, v in outputs.seconds.items()]
     console.print(table(notes, title=f"advdla run: {seconds:.0f} s"))
     console.print("[bold]Wrote:[/]")

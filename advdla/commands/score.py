@@ -1,27 +1,25 @@
 """``advdla score --suite PATH --methods all|dla,atp,...``: score attribution methods against a suite's ground truth.
 
 Verifies the suite first (a suite that fails verification stops with one line, exit 2), loads the suite's model,
-runs each method over the chosen split, and prints one row per (method, kind) with every metric and its
-bootstrap 95% interval. ``--out FILE`` writes one self-describing :class:`~advdla.scoring.ResultRecord` per
-method as a JSON list (atomically). A method that fails is named in one line and skipped.
+runs each method over the chosen split (:func:`advdla.scoring.score_suite`), and prints one row per
+(method, kind) with every metric and its bootstrap 95% interval. ``--out FILE`` writes one self-describing
+:class:`~advdla.scoring.ResultRecord` per method as a JSON list (atomically). A method that fails is named in
+one line and skipped.
 """
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 from advdla.errors import AdvdlaError
-from advdla.report import add_format_arg, emit, err_console
-
-SPLITS = ("dev", "test", "all")
+from advdla.report import add_format_arg, emit, err_console, progress_bar
 
 
 def register(subparsers: Any) -> None:
     p = subparsers.add_parser("score", help="score attribution methods against a suite's ground truth")
-    p.add_argument("--suite", required=True, help="path of a suite written by `advdla suite`")
+    p.add_argument("--suite", required=True, help="path of a suite written by `advdla suite build`")
     p.add_argument("--methods", default="all", help="'all' or a comma-separated list, e.g. dla,atp (default: all)")
-    p.add_argument("--split", choices=SPLITS, default="dev", help="which examples to score (default: dev)")
+    p.add_argument("--split", default="dev", help="which examples to score: dev, test or all (default: dev)")
     p.add_argument("--out", default=None, help="write the result records (JSON list, one per method) to this file")
     p.add_argument("--batch-size", type=int, default=8, help="examples per method call (default: 8)")
     p.add_argument("--top-k", type=int, default=3, help="k of topk_recall and the fooled rate (default: 3)")
@@ -32,60 +30,29 @@ def register(subparsers: Any) -> None:
 
 
 def cmd_score(args: Any) -> int:
+    # Lazy: the scoring stack imports torch and transformer_lens (about 4 s), which `advdla --help` must not pay.
     from advdla.methods import resolve_methods
+    from advdla.scoring import open_suite, score_suite, split_examples, write_records
 
     if args.batch_size < 1 or args.top_k < 1:
         raise AdvdlaError("--batch-size and --top-k must be at least 1")
     names = resolve_methods(args.methods)
     suite, model = open_suite(args.suite, device=args.device)
-    rows = split_rows(suite.dataset, args.split)
-    records = score_suite(suite.manifest, rows, names, split=args.split, batch_size=args.batch_size, k=args.top_k,
-                          seed=args.seed, device=args.device, model=model)
+    examples = split_examples(suite, args.split)
+    with progress_bar(transient=True) as tick:
+        records = score_suite(model, suite.manifest, examples, names, split=args.split, batch_size=args.batch_size,
+                              k=args.top_k, seed=args.seed, device=args.device, warn=_warn, progress=tick)
     if args.out:
-        from advdla.scoring import write_records
-
         write_records(args.out, records)
     payload = {"records": [r.to_dict() for r in records]}
-    emit(payload, args.format, tables=[(f"{suite.manifest.get('name')} v{suite.manifest.get('version')}, {args.split} split, "
-                                        f"{len(rows)} examples (mean [95% CI])", table_rows(records))])
+    title = (f"{suite.manifest.get('name')} v{suite.manifest.get('version')}, {args.split} split, "
+             f"{len(examples)} examples (mean [95% CI])")
+    emit(payload, args.format, tables=[(title, table_rows(records))])
     return 0 if records else 1
 
 
-def open_suite(path: str, *, device: str = "cpu") -> tuple[Any, Any]:
-    """Load the suite at ``path`` and its model, then verify the suite on that model (AdvdlaError, one line, on any problem)."""
-    if not Path(path).exists():
-        raise AdvdlaError(f"no suite at {path}: give the folder written by `advdla suite`")
-    try:
-        from advdla.suite import load_suite, verify_suite
-    except ImportError:
-        raise AdvdlaError("this advdla has no suite support (advdla.suite is missing): update advdla") from None
-    from advdla.models import load_model
-
-    suite = load_suite(path)
-    model = load_model(suite.manifest["model"], device=device)
-    verify_suite(path, bridge=model)
-    return suite, model
-
-
-def split_rows(dataset: Any, split: str) -> list[dict[str, Any]]:
-    rows = [dict(r) for r in dataset]
-    chosen = rows if split == "all" else [r for r in rows if r.get("split") == split]
-    if not chosen:
-        raise AdvdlaError(f"the suite has no {split!r} examples: choose another --split")
-    return chosen
-
-
-def score_suite(manifest: dict[str, Any], rows: list[dict[str, Any]], names: list[str], *, split: str, batch_size: int = 8,
-                k: int = 3, seed: int = 0, device: str = "cpu", model: Any = None) -> list[Any]:
-    """Run and score ``names`` on ``rows``; one ResultRecord per method that succeeded (failures: one line on stderr)."""
-    from advdla.models import load_model
-    from advdla.scoring import make_record, run_methods
-
-    model = model if model is not None else load_model(manifest["model"], device=device)
-    rows = [{**r, "split": split} for r in rows]  # one record covers one split ('all' pools dev and test)
-    frame, runs = run_methods(model, names, rows, batch_size=batch_size, seed=seed, k=k,
-                              warn=lambda m: err_console.print(f"advdla score: skipped: {m}", highlight=False, markup=False))
-    return [make_record(run, frame, manifest, split=split, k=k, n_examples=len(rows), device=device) for run in runs if not run.error]
+def _warn(message: str) -> None:
+    err_console.print(f"advdla score: skipped: {message}", highlight=False, markup=False)
 
 
 def table_rows(records: list[Any]) -> list[dict[str, Any]]:

@@ -1,14 +1,16 @@
-"""``advdla suite build | verify | info | regenerate-test``: benchmark suites (see :mod:`advdla.suite`)."""
+"""``advdla suite build | verify | info | regenerate-test``: benchmark suites (see :mod:`advdla.suites`)."""
 
 from __future__ import annotations
 
-import sys
 import time
 from pathlib import Path
 from typing import Any
 
 from advdla.errors import AdvdlaError
-from advdla.report import add_format_arg, emit
+from advdla.report import add_format_arg, emit, progress_bar
+
+# The suite stack (advdla.suites) imports torch and transformer_lens (about 4 s): each command imports it when it
+# runs, so that `advdla --help` stays fast.
 
 
 def register(subparsers: Any) -> None:
@@ -35,35 +37,36 @@ def register(subparsers: Any) -> None:
 
 
 def cmd_build(args: Any) -> int:
-    from advdla.suite_build import build_suite
-    from advdla.suite_config import load_config
+    from advdla.suites import build_suite, load_config
 
     cfg = load_config(args.config)
     out = Path(args.out) if args.out else Path(args.config).resolve().parent / cfg.name
     t0 = time.perf_counter()
-    path = build_suite(cfg, out, force=args.force, show_progress=sys.stderr.isatty())
+    with progress_bar() as tick:
+        path = build_suite(cfg, out, force=args.force, progress=tick)
     _done(f"built {path} in {time.perf_counter() - t0:.1f} s", path)
     return 0
 
 
 def cmd_regenerate(args: Any) -> int:
-    from advdla.suite_build import regenerate_test
+    from advdla.suites import regenerate_test
 
     t0 = time.perf_counter()
-    path = regenerate_test(args.path, seed=args.seed, show_progress=sys.stderr.isatty())
+    with progress_bar() as tick:
+        path = regenerate_test(args.path, seed=args.seed, progress=tick)
     _done(f"regenerated the test split of {path} with seed {args.seed} in {time.perf_counter() - t0:.1f} s", path)
     return 0
 
 
 def _done(message: str, path: Path) -> None:
-    from advdla.suite import read_manifest
+    from advdla.suites import read_manifest
 
     m = read_manifest(path)
     print(f"{message}: {m['name']} v{m['version']}, fingerprint {m['fingerprint']}")
 
 
 def cmd_verify(args: Any) -> int:
-    from advdla.suite import verify_suite
+    from advdla.suites import verify_suite
 
     if args.sample < 0:
         raise AdvdlaError(f"--sample must be >= 0, got {args.sample}")
@@ -74,7 +77,7 @@ def cmd_verify(args: Any) -> int:
 
 
 def cmd_info(args: Any) -> int:
-    from advdla.suite import load_suite, suite_info
+    from advdla.suites import load_suite, suite_info
 
     info = suite_info(load_suite(args.path))
     counts = [{"split": s, **c} for s, c in info["counts"].items()]

@@ -20,14 +20,13 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, Iterable, Mapping
+from typing import Any, ClassVar
 
 import torch
 from jaxtyping import Float, Int
 from torch import Tensor
 
-from advdla.components import Component, parse_component
-from advdla.errors import AdvdlaError
+from advdla.components import Component
 
 __all__ = ["AttributionMethod", "ExampleBatch"]
 
@@ -38,6 +37,8 @@ class ExampleBatch:
 
     ``panels[b]`` lists example b's components in the order the method must return them; panels may differ
     between examples (only their length is shared). ``te_mean`` is present only for the oracle and scoring.
+    The scoring harness builds batches from suite examples (:func:`advdla.scoring.to_batch`); a method never
+    reads a suite row.
     """
 
     tokens: Int[Tensor, "batch pos"]
@@ -55,26 +56,6 @@ class ExampleBatch:
     @property
     def n_panel(self) -> int:
         return len(self.panels[0]) if self.panels else 0
-
-    @classmethod
-    def from_rows(cls, rows: Iterable[Mapping[str, Any]], cfg: Any, *, with_truth: bool = True) -> "ExampleBatch":
-        """Build a batch from suite rows (``Truth.to_row()`` dicts, plus ``example_id``).
-
-        Raises AdvdlaError when the rows cannot share a batch (different lengths, resample counts or panel sizes).
-        """
-        rows = list(rows)
-        if not rows:
-            raise AdvdlaError("an ExampleBatch needs at least one row")
-        _check_uniform(rows)
-        panels = [[parse_component(n, cfg) for n in r["panel"]] for r in rows]
-        te = torch.tensor([list(r["te_mean"]) for r in rows], dtype=torch.float32) if with_truth and "te_mean" in rows[0] else None
-        return cls(
-            tokens=torch.tensor([list(r["tokens"]) for r in rows], dtype=torch.long),
-            resamples=torch.tensor([[list(x) for x in r["resamples"]] for r in rows], dtype=torch.long),
-            t1=torch.tensor([int(r["t1"]) for r in rows]), t2=torch.tensor([int(r["t2"]) for r in rows]),
-            panels=panels, targets=[parse_component(r["target"], cfg) for r in rows],
-            example_ids=[str(r.get("example_id", i)) for i, r in enumerate(rows)], te_mean=te,
-        )
 
     def select(self, index: list[int]) -> "ExampleBatch":
         """The sub-batch of the given examples (the conformance test scores examples one by one with it)."""
@@ -99,13 +80,6 @@ class ExampleBatch:
     def gather(self, values: Float[Tensor, "batch union"], index: Int[Tensor, "batch panel"]) -> Float[Tensor, "batch panel"]:
         """Per example, the union-ordered ``values`` picked out in that example's panel order."""
         return values.gather(1, index.to(values.device))
-
-
-def _check_uniform(rows: list[Mapping[str, Any]]) -> None:
-    for key, what in (("tokens", "token count"), ("panel", "panel size"), ("resamples", "resample count")):
-        sizes = {len(r[key]) for r in rows}
-        if len(sizes) > 1:
-            raise AdvdlaError(f"rows in one batch must share their {what}, got {sorted(sizes)}: group rows with advdla.scoring.batches")
 
 
 class AttributionMethod(ABC):

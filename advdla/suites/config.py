@@ -23,12 +23,23 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import yaml
+
 from advdla.errors import AdvdlaError, did_you_mean
-from advdla.groundtruth import PanelPolicy
+from advdla.search import SAMPLERS
+from advdla.search.objectives import Thresholds
 
-__all__ = ["SuiteConfig", "SearchBudget", "SplitSizes", "load_config", "config_from_dict", "thresholds_class"]
+__all__ = ["SuiteConfig", "SearchBudget", "SplitSizes", "load_config", "config_from_dict", "PanelPolicy"]
 
-SAMPLERS = ("tpe", "nsga2", "random")  # advdla.search.engine.SAMPLERS
+
+@dataclass
+class PanelPolicy:
+    """How panels are chosen (:func:`advdla.suites.truth.choose_panel`); recorded in suite manifests."""
+
+    max_full: int = 64      # models with at most this many heads get every head in every panel
+    top_dla: int = 8        # else: the target, the top heads by |DLA| ...
+    top_atp: int = 8        # ... by |AtP| ...
+    n_random: int = 8       # ... and a seeded random sample of the rest
 
 
 @dataclass(frozen=True)
@@ -47,13 +58,6 @@ class SplitSizes:
     n_dev: int = 12
     n_test: int = 12
     n_natural: int = 6
-
-
-def thresholds_class() -> type:
-    """The search's Thresholds dataclass (what counts as adversarial), shared so both read the same keys."""
-    from advdla.search.objectives import Thresholds
-
-    return Thresholds
 
 
 @dataclass(frozen=True)
@@ -81,7 +85,7 @@ class SuiteConfig:
         return d
 
     def threshold_values(self) -> Any:
-        return thresholds_class()(**self.thresholds)
+        return Thresholds(**self.thresholds)
 
     def with_(self, **changes: Any) -> "SuiteConfig":
         return dataclasses.replace(self, **changes)
@@ -92,8 +96,6 @@ _NESTED = {"search": SearchBudget, "panel": PanelPolicy, "splits": SplitSizes}
 
 def load_config(path: str | Path) -> SuiteConfig:
     """Read and validate a YAML suite config (``yaml.safe_load``: no Python objects from the file)."""
-    import yaml
-
     path = Path(path)
     if not path.is_file():
         raise AdvdlaError(f"suite config {path} not found; shipped configs live in suites/*.yaml")
@@ -169,7 +171,7 @@ def _check_targets(targets: Any, where: str) -> None:
 
 
 def _check_thresholds(thr: Any, where: str) -> None:
-    cls = thresholds_class()
+    cls = Thresholds
     if not isinstance(thr, dict):
         raise AdvdlaError(f"{where}: thresholds must be a mapping (keys: {', '.join(_names(cls))})")
     _fields(cls, thr, f"{where}: thresholds")

@@ -1,4 +1,4 @@
-"""Causal ground truth for examples: per panel component, DLA and the patching effects over R resamples.
+"""Causal ground truth for one prompt: per panel component, DLA and the patching effects over R resamples.
 
 Context: a benchmark example is a prompt plus what really happens inside the model on it. For each
 component of the example's *panel* advdla records its DLA and its total, output and direct effects on the
@@ -12,8 +12,9 @@ sample of the rest. It is stored with the example, so every method is scored on 
 
 from __future__ import annotations
 
+import dataclasses
 import random
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import torch
@@ -21,47 +22,38 @@ from jaxtyping import Float, Int
 from torch import Tensor
 
 from advdla.attribution import dla
-from advdla.components import Component, head_components, parse_component
+from advdla.components import Component, head_components
 from advdla.patching import direct_effects, total_effects
+from advdla.suites.config import PanelPolicy
+
+__all__ = ["Truth", "VALUE_COLUMNS", "choose_panel", "ground_truth"]
 
 
-@dataclass
-class PanelPolicy:
-    """How panels are chosen; recorded in suite manifests."""
-
-    max_full: int = 64      # models with at most this many heads get every head in every panel
-    top_dla: int = 8        # else: the target, the top heads by |DLA| ...
-    top_atp: int = 8        # ... by |AtP| ...
-    n_random: int = 8       # ... and a seeded random sample of the rest
-
-
-@dataclass
+@dataclass(frozen=True)
 class Truth:
-    """One example's ground truth. Lists are aligned with ``panel``."""
+    """What the model says about one prompt: the top-2 tokens, LD, and per panel component the measurements.
 
-    tokens: list[int]
-    resamples: list[list[int]]
+    Every ``Float[Tensor, "panel"]`` field is aligned with ``panel`` (float64, as stored in the suite).
+    """
+
     t1: int
     t2: int
     ld: float
-    target: str
     panel: list[str]
-    dla: list[float]
-    te_mean: list[float]
-    te_std: list[float]
-    oe_mean: list[float]
-    oe_std: list[float]
-    de_mean: list[float]
-    de_std: list[float]
-    extra: dict[str, Any] = field(default_factory=dict)
-
-    def to_row(self) -> dict[str, Any]:
-        row = asdict(self)
-        row.update(row.pop("extra"))
-        return row
+    dla: Float[Tensor, "panel"]
+    te_mean: Float[Tensor, "panel"]
+    te_std: Float[Tensor, "panel"]
+    oe_mean: Float[Tensor, "panel"]
+    oe_std: Float[Tensor, "panel"]
+    de_mean: Float[Tensor, "panel"]
+    de_std: Float[Tensor, "panel"]
 
     def value(self, column: str, component: str) -> float:
-        return getattr(self, column)[self.panel.index(component)]
+        return float(getattr(self, column)[self.panel.index(component)])
+
+
+# Per-panel-component columns (lists aligned with ``panel`` in the suite); verify compares them within a tolerance.
+VALUE_COLUMNS = tuple(f.name for f in dataclasses.fields(Truth) if f.name not in ("t1", "t2", "ld", "panel"))
 
 
 def choose_panel(bridge: Any, target: Component, dla_heads: Float[Tensor, "head"], *, policy: PanelPolicy, seed: int,
@@ -82,7 +74,7 @@ def choose_panel(bridge: Any, target: Component, dla_heads: Float[Tensor, "head"
 
 
 def ground_truth(bridge: Any, tokens: Int[Tensor, "pos"], resamples: Int[Tensor, "r pos"], panel: list[Component], *,
-                 target: Component, t1: int | None = None, t2: int | None = None, batch_size: int = 64) -> Truth:
+                 t1: int | None = None, t2: int | None = None, batch_size: int = 64) -> Truth:
     """DLA, TE, OE and DE of every panel component on one prompt (TE and OE coincide for heads: see patching)."""
     tt1 = None if t1 is None else torch.tensor([t1])
     tt2 = None if t2 is None else torch.tensor([t2])
@@ -90,15 +82,11 @@ def ground_truth(bridge: Any, tokens: Int[Tensor, "pos"], resamples: Int[Tensor,
     te = total_effects(bridge, tokens[None], resamples, panel, t1=d.t1, t2=d.t2, batch_size=batch_size)
     de = direct_effects(bridge, tokens[None], resamples, panel, t1=d.t1, t2=d.t2)
     return Truth(
-        tokens=tokens.tolist(), resamples=resamples.tolist(), t1=int(d.t1[0]), t2=int(d.t2[0]), ld=float(d.ld[0]),
-        target=target.name, panel=[c.name for c in panel], dla=_row(d.values), te_mean=_row(te.mean), te_std=_row(te.std),
-        oe_mean=_row(te.mean), oe_std=_row(te.std), de_mean=_row(de.mean), de_std=_row(de.std),
+        t1=int(d.t1[0]), t2=int(d.t2[0]), ld=float(d.ld[0]), panel=[c.name for c in panel], dla=_row(d.values),
+        te_mean=_row(te.mean), te_std=_row(te.std), oe_mean=_row(te.mean), oe_std=_row(te.std),
+        de_mean=_row(de.mean), de_std=_row(de.std),
     )
 
 
-def _row(x: Tensor) -> list[float]:
-    return [float(v) for v in x[0]]
-
-
-def panel_components(truth: Truth, cfg: Any) -> list[Component]:
-    return [parse_component(n, cfg) for n in truth.panel]
+def _row(x: Float[Tensor, "1 panel"]) -> Float[Tensor, "panel"]:
+    return x[0].detach().to(torch.float64).cpu()

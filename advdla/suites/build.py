@@ -9,8 +9,11 @@ Context: the steps, in order (each a short function below):
 3. a seeded shuffle assigns them to ``dev`` and ``test`` (disjoint); natural controls are corpus windows of
    the same length from documents the adversarial prompts did not come from;
 4. per example: R fresh resamples (seeded by the example's id, never from its own document), the panel
-   (:func:`advdla.groundtruth.choose_panel`: every head on small models), and the ground truth on it;
-5. rows + manifest (fingerprint chain, versions, thresholds) + README, written atomically (:func:`save_suite`).
+   (:func:`advdla.suites.truth.choose_panel`: every head on small models), and the ground truth on it;
+5. examples + manifest (fingerprint chain, versions, thresholds) + README, written atomically
+   (:func:`advdla.suites.store.save_suite`).
+
+Progress goes through a callback (:mod:`advdla.progress`): one step per example whose truth is done.
 
 ``regenerate_test`` redoes steps 2-4 for the test split only, with a new seed, keeping ``dev`` as it is:
 a held-out set that nothing could have been tuned on.
@@ -20,6 +23,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import importlib.metadata as md
 import math
 import platform
 import random
@@ -29,11 +33,23 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
+import torch
+
+import advdla
+from advdla.attribution import dla
+from advdla.components import Component, head_components, parse_component
+from advdla.corpus import TokenWindows, load_corpus, resamples_for
+from advdla.erasure import rank_targets
 from advdla.errors import AdvdlaError
-from advdla.fingerprint import Chain
-from advdla.suite import (MANIFEST_FIELDS, SCHEMA_VERSION, check_destination, example_id, load_suite, read_manifest,
-                          rows_fingerprint_args, save_suite, split_counts)
-from advdla.suite_config import SuiteConfig, config_from_dict
+from advdla.methods import ExampleBatch, get_method
+from advdla.models import load_model
+from advdla.progress import Progress, Step, silent
+from advdla.search import SearchConfig, run_search, verified_examples
+from advdla.suites.config import SuiteConfig, config_from_dict
+from advdla.suites.fingerprint import Chain
+from advdla.suites.store import (MANIFEST_FIELDS, SCHEMA_VERSION, Example, check_destination, example_id, load_suite,
+                                 read_manifest, rows_fingerprint_args, save_suite, split_counts)
+from advdla.suites.truth import choose_panel, ground_truth
 
 __all__ = ["Candidate", "build_suite", "regenerate_test", "search_candidates", "candidates_from_search", "resolve_targets", "Finder"]
 
@@ -59,37 +75,37 @@ Finder = Callable[..., tuple[list[Candidate], dict[str, Any]]]
 
 @dataclass
 class _Context:
-    """What every step needs: config, model, corpus windows, targets, the candidate finder, the progress bar."""
+    """What every step needs: config, model, corpus windows, targets, the candidate finder, the progress callback."""
 
     cfg: SuiteConfig
     bridge: Any
     corpus: Any
     windows: Any
-    targets: list[Any]
+    targets: list[Component]
     find: Finder
-    bar: Any
+    progress: Progress
 
 
 def build_suite(cfg: SuiteConfig, dest: str | Path, *, force: bool = False, find: Finder | None = None,
-                bridge: Any = None, show_progress: bool = True) -> Path:
+                bridge: Any = None, progress: Progress | None = None) -> Path:
     """Build the suite described by ``cfg`` into ``dest`` (atomically; an existing ``dest`` needs ``force``)."""
     dest = Path(dest)
     check_destination(dest, force=force)
-    with _progress(show_progress) as bar:
-        ctx = _context(cfg, bridge, find or search_candidates, bar)
-        adversarial, search_info = _adversarial(ctx, seed=cfg.seed, n=cfg.splits.n_dev + cfg.splits.n_test, avoid=set())
-        dev_adv, test_adv = adversarial[:cfg.splits.n_dev], adversarial[cfg.splits.n_dev:]
-        used_docs = set().union(*(c.docs for c in adversarial))
-        natural = _natural(ctx, seed=cfg.seed, n=2 * cfg.splits.n_natural, exclude=used_docs)
-        specs = [("dev", "adversarial", c) for c in dev_adv] + [("dev", "natural", c) for c in natural[:cfg.splits.n_natural]]
-        specs += [("test", "adversarial", c) for c in test_adv] + [("test", "natural", c) for c in natural[cfg.splits.n_natural:]]
-        rows = _truth_rows(ctx, specs)
-    manifest = _manifest(ctx, rows, test_seed=cfg.seed, search_info=search_info, previous=_previous(dest))
-    return save_suite(rows, manifest, dest, force=force, readme=render_readme(manifest))
+    ctx = _context(cfg, bridge, find or search_candidates, progress or silent)
+    n_nat = cfg.splits.n_natural
+    adversarial, search_info = _adversarial(ctx, seed=cfg.seed, n=cfg.splits.n_dev + cfg.splits.n_test, avoid=set())
+    dev_adv, test_adv = adversarial[:cfg.splits.n_dev], adversarial[cfg.splits.n_dev:]
+    used_docs = set().union(*(c.docs for c in adversarial))
+    natural = _natural(ctx, seed=cfg.seed, n=2 * n_nat, exclude=used_docs)
+    specs = [("dev", "adversarial", c) for c in dev_adv] + [("dev", "natural", c) for c in natural[:n_nat]]
+    specs += [("test", "adversarial", c) for c in test_adv] + [("test", "natural", c) for c in natural[n_nat:]]
+    examples = _truth_examples(ctx, specs)
+    manifest = _manifest(ctx, examples, test_seed=cfg.seed, search_info=search_info, previous=_previous(dest))
+    return save_suite(examples, manifest, dest, force=force, readme=render_readme(manifest))
 
 
 def regenerate_test(path: str | Path, *, seed: int, find: Finder | None = None, bridge: Any = None,
-                    show_progress: bool = True) -> Path:
+                    progress: Progress | None = None) -> Path:
     """Replace the suite's test split by a fresh one (search and natural draws with ``seed``); dev is kept."""
     path = Path(path)
     suite = load_suite(path)
@@ -97,54 +113,39 @@ def regenerate_test(path: str | Path, *, seed: int, find: Finder | None = None, 
     if seed in (old.get("test_seed"), old.get("seed")):
         raise AdvdlaError(f"seed {seed} already made this suite's current or original split: pass a new --seed")
     cfg = config_from_dict(old["config"], where=f"{path}/manifest.json config")
-    dev = suite.rows(split="dev")
-    with _progress(show_progress) as bar:
-        ctx = _context(cfg, bridge, find or search_candidates, bar)
-        if ctx.bridge.advdla_card.weights_fingerprint != old["model_card"]["weights_fingerprint"]:
-            raise AdvdlaError(f"model {cfg.model!r} now has other weights than the suite was built on; rebuild the suite instead")
-        avoid = {tuple(r["tokens"]) for r in dev}
-        adversarial, search_info = _adversarial(ctx, seed=seed, n=cfg.splits.n_test, avoid=avoid)
-        used_docs = set().union(*(c.docs for c in adversarial)) | {r["doc"] for r in dev}
-        natural = _natural(ctx, seed=seed, n=cfg.splits.n_natural, exclude=used_docs)
-        rows = dev + _truth_rows(ctx, [("test", "adversarial", c) for c in adversarial] + [("test", "natural", c) for c in natural])
-    manifest = _manifest(ctx, rows, test_seed=seed, search_info=search_info, previous=old)
-    return save_suite(rows, manifest, path, force=True, readme=render_readme(manifest))
+    dev = suite.examples(split="dev")
+    ctx = _context(cfg, bridge, find or search_candidates, progress or silent)
+    if ctx.bridge.advdla_card.weights_fingerprint != old["model_card"]["weights_fingerprint"]:
+        raise AdvdlaError(f"model {cfg.model!r} now has other weights than the suite was built on; "
+                          f"rebuild the suite instead")
+    avoid = {tuple(e.tokens.tolist()) for e in dev}
+    adversarial, search_info = _adversarial(ctx, seed=seed, n=cfg.splits.n_test, avoid=avoid)
+    used_docs = set().union(*(c.docs for c in adversarial)) | {e.doc for e in dev}
+    natural = _natural(ctx, seed=seed, n=cfg.splits.n_natural, exclude=used_docs)
+    specs = [("test", "adversarial", c) for c in adversarial] + [("test", "natural", c) for c in natural]
+    examples = dev + _truth_examples(ctx, specs)
+    manifest = _manifest(ctx, examples, test_seed=seed, search_info=search_info, previous=old)
+    return save_suite(examples, manifest, path, force=True, readme=render_readme(manifest))
 
 
-def _progress(show: bool) -> Any:
-    from contextlib import nullcontext
-
-    from advdla.report import progress
-
-    return progress() if show else nullcontext(None)
-
-
-def _context(cfg: SuiteConfig, bridge: Any, find: Finder, bar: Any) -> _Context:
-    from advdla.corpus import TokenWindows, load_corpus
-    from advdla.models import load_model
-
+def _context(cfg: SuiteConfig, bridge: Any, find: Finder, progress: Progress) -> _Context:
     bridge = bridge if bridge is not None else load_model(cfg.model)
     if bridge.advdla_card.name != cfg.model:
         raise AdvdlaError(f"the config names model {cfg.model!r} but the bridge given is {bridge.advdla_card.name!r}")
     corpus = load_corpus(cfg.corpus)
     windows = TokenWindows(corpus, bridge.tokenizer)
-    return _Context(cfg, bridge, corpus, windows, resolve_targets(bridge, cfg, windows), find, bar)
+    return _Context(cfg, bridge, corpus, windows, resolve_targets(bridge, cfg, windows), find, progress)
 
 
-def resolve_targets(bridge: Any, cfg: SuiteConfig, windows: Any) -> list[Any]:
-    """The config's target heads; ``auto``: the heads whose DLA most overstates their TE on 16 corpus windows."""
-    from advdla.components import parse_component
-
+def resolve_targets(bridge: Any, cfg: SuiteConfig, windows: Any) -> list[Component]:
+    """The config's target heads; ``auto``: the analysis' top heads (:func:`advdla.erasure.rank_targets`)."""
     if cfg.targets != "auto":
         targets = [parse_component(t, bridge.cfg) for t in cfg.targets]
     else:
-        from advdla.erasure import overrated_components
-
         tokens, docs = windows.sample(cfg.seq_len, 16, seed=cfg.seed + 1000)
         resamples = windows.sample(cfg.seq_len, 4, seed=cfg.seed + 1001, exclude=set(docs))[0]
-        frame = overrated_components(bridge, tokens, resamples, top=4 * cfg.n_auto_targets + 8)
-        names = [n for n in frame["component"] if n.startswith("L")]  # heads only: panels are made of heads
-        targets = [parse_component(n, bridge.cfg) for n in names[:cfg.n_auto_targets]]
+        frame = rank_targets(bridge, tokens, resamples)
+        targets = [parse_component(n, bridge.cfg) for n in frame["component"][:cfg.n_auto_targets]]
     bad = [t.name for t in targets if t.kind != "head"]
     if bad or not targets:
         raise AdvdlaError(f"suite targets must be attention heads (L<l>H<h>), got {bad or 'none'}")
@@ -161,7 +162,7 @@ def _adversarial(ctx: _Context, *, seed: int, n: int, avoid: set[tuple[int, ...]
     with tempfile.TemporaryDirectory(prefix="advdla-suite-search-") as tmp:
         for i, target in enumerate(ctx.targets):
             found, meta = ctx.find(ctx.bridge, target, cfg=ctx.cfg, seed=seed + 1000 * i, n=per_target,
-                                   windows=ctx.windows, out_dir=Path(tmp) / target.name, bar=ctx.bar)
+                                   windows=ctx.windows, out_dir=Path(tmp) / target.name, progress=ctx.progress)
             fresh = _distinct([c for c in found if c.tokens not in avoid])
             random.Random(seed).shuffle(fresh)
             pools.append(fresh)
@@ -196,23 +197,20 @@ def _interleave(pools: list[list[Candidate]], n: int) -> list[Candidate]:
     return out
 
 
-def search_candidates(bridge: Any, target: Any, *, cfg: SuiteConfig, seed: int, n: int, windows: Any, out_dir: Path,
-                      bar: Any = None) -> tuple[list[Candidate], dict[str, Any]]:
+def search_candidates(bridge: Any, target: Component, *, cfg: SuiteConfig, seed: int, n: int, windows: Any,
+                      out_dir: Path, progress: Progress = silent) -> tuple[list[Candidate], dict[str, Any]]:
     """The search engine's verified adversarial examples for one target (:func:`advdla.search.run_search`)."""
-    from advdla.search import SearchConfig, run_search
-
     sc = SearchConfig(target=target.name, trials=cfg.search.trials, batch=cfg.search.batch, sampler=cfg.search.sampler,
                       resamples=cfg.resamples, seq_len=cfg.seq_len, seed=seed, thresholds=cfg.threshold_values(),
                       max_examples=4 * n, max_verify=n + 4, corpus=cfg.corpus)
-    result = run_search(bridge, sc, out_dir=out_dir, progress=bar is not None)
+    result = run_search(bridge, sc, out_dir=out_dir, progress=progress)
     return candidates_from_search(result, sc, windows, target.name)
 
 
 def candidates_from_search(result: Any, sc: Any, windows: Any, target: str, *,
                            engine: str = "advdla.search.run_search") -> tuple[list[Candidate], dict[str, Any]]:
     """A search result's verified examples as suite candidates, and what the manifest records about the search."""
-    frame = result.examples
-    frame = frame[frame["verified"].astype(bool)] if len(frame) else frame
+    frame = verified_examples(result.examples)
     near = tuple(sorted(_search_docs(windows, sc, result.summary)))
     cands = [Candidate(tuple(int(t) for t in row["tokens"]), target, -1, int(row["trial"]), near)
              for _, row in frame.iterrows()]
@@ -246,40 +244,29 @@ def _example_seed(cfg: SuiteConfig, eid: str) -> int:
     return int(hashlib.sha256(f"{cfg.seed}/{eid}".encode()).hexdigest()[:8], 16)
 
 
-def _truth_rows(ctx: _Context, specs: list[tuple[str, str, Candidate]]) -> list[dict[str, Any]]:
-    task = ctx.bar.add_task("ground truth", total=len(specs), info="") if ctx.bar is not None else None
-    rows = []
-    for split, kind, cand in specs:
-        rows.append(_truth_row(ctx, split, kind, cand))
-        if task is not None:
-            ctx.bar.update(task, advance=1, info=f"{split}/{kind}")
-    return rows
+def _truth_examples(ctx: _Context, specs: list[tuple[str, str, Candidate]]) -> list[Example]:
+    examples = []
+    for i, (split, kind, cand) in enumerate(specs):
+        examples.append(_truth_example(ctx, split, kind, cand))
+        ctx.progress(Step("ground truth", done=i + 1, total=len(specs), info=f"{split}/{kind}"))
+    return examples
 
 
-def _truth_row(ctx: _Context, split: str, kind: str, cand: Candidate) -> dict[str, Any]:
+def _truth_example(ctx: _Context, split: str, kind: str, cand: Candidate) -> Example:
     """One example: seeded resamples avoiding its document, its panel, and its ground truth."""
-    import torch
-
-    from advdla.components import parse_component
-    from advdla.corpus import resamples_for
-    from advdla.groundtruth import ground_truth
-
     eid = example_id(list(cand.tokens), cand.target, kind)
     seed = _example_seed(ctx.cfg, eid)
     tokens = torch.tensor(cand.tokens)
     resamples = resamples_for(ctx.windows, len(cand.tokens), ctx.cfg.resamples, seed=seed, exclude=cand.docs)
     target = parse_component(cand.target, ctx.bridge.cfg)
     panel = _panel(ctx, tokens, resamples, target, seed)
-    truth = ground_truth(ctx.bridge, tokens, resamples, panel, target=target)
-    return {"example_id": eid, "split": split, "kind": kind, "text": ctx.bridge.tokenizer.decode(list(cand.tokens)),
-            **truth.to_row(), "doc": cand.doc, "trial": cand.trial, "resample_seed": seed}
+    truth = ground_truth(ctx.bridge, tokens, resamples, panel)
+    return Example(example_id=eid, split=split, kind=kind, text=ctx.bridge.tokenizer.decode(list(cand.tokens)),
+                   tokens=tokens, resamples=resamples, target=target.name, truth=truth, doc=cand.doc,
+                   trial=cand.trial, resample_seed=seed)
 
 
-def _panel(ctx: _Context, tokens: Any, resamples: Any, target: Any, seed: int) -> list[Any]:
-    from advdla.attribution import dla
-    from advdla.components import head_components
-    from advdla.groundtruth import choose_panel
-
+def _panel(ctx: _Context, tokens: Any, resamples: Any, target: Component, seed: int) -> list[Component]:
     heads = head_components(ctx.bridge.cfg)
     if len(heads) <= ctx.cfg.panel.max_full:
         return heads
@@ -289,12 +276,9 @@ def _panel(ctx: _Context, tokens: Any, resamples: Any, target: Any, seed: int) -
 
 
 def _atp_heads(ctx: _Context, tokens: Any, resamples: Any, target: Any, heads: list[Any], d: Any) -> Any:
-    """AtP estimates of every head (advdla.methods 'atp'), or None where that method is not available."""
-    try:
-        from advdla.methods import ExampleBatch, get_method
-    except ImportError:
-        return None
-    batch = ExampleBatch(tokens=tokens[None], resamples=resamples[None], t1=d.t1, t2=d.t2, panels=[heads], targets=[target])
+    """AtP estimates of every head (advdla.methods 'atp')."""
+    batch = ExampleBatch(tokens=tokens[None], resamples=resamples[None], t1=d.t1, t2=d.t2, panels=[heads],
+                         targets=[target])
     return get_method("atp").attribute(ctx.bridge, batch)[0]
 
 
@@ -320,10 +304,9 @@ def _chain(ctx: _Context, rows: list[dict[str, Any]], test_seed: int) -> Chain:
     return chain.add("examples", rows_fingerprint_args(rows))
 
 
-def _manifest(ctx: _Context, rows: list[dict[str, Any]], *, test_seed: int, search_info: dict[str, Any],
+def _manifest(ctx: _Context, examples: list[Example], *, test_seed: int, search_info: dict[str, Any],
               previous: dict[str, Any] | None) -> dict[str, Any]:
-    import advdla
-
+    rows = [e.to_row() for e in examples]
     cfg, chain = ctx.cfg, _chain(ctx, rows, test_seed)
     now = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
     history = list((previous or {}).get("test_history", [])) if previous and previous.get("name") == cfg.name else []
@@ -356,8 +339,6 @@ def _changelog(previous: dict[str, Any] | None, m: dict[str, Any], *, regenerate
 
 
 def _libraries() -> dict[str, str]:
-    import importlib.metadata as md
-
     out = {"python": platform.python_version()}
     for lib in ("torch", "transformers", "transformer-lens", "datasets", "pyarrow", "numpy", "optuna"):
         try:

@@ -1,0 +1,130 @@
+"""Result records: one method's scores on one suite split, self-describing, written and read as JSON.
+
+Context (lm-evaluation-harness style): a number on a leaderboard must say where it came from: which method
+and version with which parameters, which suite (name, version, fingerprint) and split, which code (git
+commit, library versions) on which device. :class:`ResultRecord` carries all of it; ``advdla score --out``
+writes records and ``advdla leaderboard add`` reads them.
+"""
+
+from __future__ import annotations
+
+import importlib.metadata as md
+import json
+import math
+import platform
+import subprocess
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any, Mapping
+
+import pandas as pd
+import torch
+
+from advdla.atomic import write_json_atomic
+from advdla.errors import AdvdlaError
+from advdla.scoring.metrics import FRAME_COLUMNS, METRICS
+
+__all__ = ["ResultRecord", "SCHEMA_VERSION", "make_record", "environment", "git_commit", "write_records",
+           "read_records"]
+
+SCHEMA_VERSION = 1
+
+
+@dataclass
+class ResultRecord:
+    """One method's scores on one suite split, self-describing. JSON schema (``to_dict``), version 1:
+
+    - ``schema_version`` (int, 1); ``created`` (ISO 8601 UTC time the record was made)
+    - ``method``: {``name``, ``version``, ``params`` (dict: seed, steps ...)}
+    - ``suite``: {``name``, ``version``, ``fingerprint``, ``model``} from the suite manifest
+    - ``split`` ('dev' | 'test' | 'all'); ``k`` (top-k used by topk_recall and fooled); ``floor`` (the true top k
+      only holds components with |TE| >= floor * |LD|); ``n_examples``
+    - ``metrics``: list of {``kind`` ('adversarial' | 'natural' | 'all'), ``metric``, ``value``, ``lo``, ``hi``
+      (bootstrap 95% interval of the mean over examples), ``n`` (examples where the metric is defined),
+      ``higher_is_better``}
+    - ``environment``: {``git_commit`` (or null), ``versions`` {python, torch, transformer_lens, advdla},
+      ``device``, ``platform``}
+    - ``wall_time_s``: seconds the method took on the split (attribution only, not scoring)
+
+    NaN values are written as JSON null.
+    """
+
+    method: dict[str, Any]
+    suite: dict[str, Any]
+    split: str
+    k: int
+    n_examples: int
+    metrics: list[dict[str, Any]]
+    environment: dict[str, Any]
+    wall_time_s: float
+    created: str = ""
+    floor: float = 0.05
+    schema_version: int = SCHEMA_VERSION
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["metrics"] = [{k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in m.items()} for m in self.metrics]
+        return d
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> "ResultRecord":
+        if d.get("schema_version") != SCHEMA_VERSION:
+            raise AdvdlaError(f"result record schema version {d.get('schema_version')!r} is not {SCHEMA_VERSION}: rescore with this advdla")
+        metrics = [{k: (float("nan") if v is None and k in ("value", "lo", "hi") else v) for k, v in m.items()} for m in d["metrics"]]
+        fields = {k: d[k] for k in ("method", "suite", "split", "k", "n_examples", "environment", "wall_time_s", "created", "floor")}
+        return cls(metrics=metrics, schema_version=d["schema_version"], **fields)
+
+    def frame(self) -> pd.DataFrame:
+        """The record's metrics as the tidy frame (``FRAME_COLUMNS``)."""
+        rows = [{"method": self.method["name"], "split": self.split, **{k: m[k] for k in ("kind", "metric", "value", "lo", "hi", "n")}}
+                for m in self.metrics]
+        return pd.DataFrame(rows, columns=FRAME_COLUMNS)
+
+
+def make_record(run: Any, frame: pd.DataFrame, manifest: Mapping[str, Any], *, split: str, k: int, n_examples: int,
+                device: str) -> ResultRecord:
+    """The record of one successful :class:`advdla.scoring.harness.MethodRun` and its rows of the scored frame."""
+    mine = frame[frame["method"] == run.name]
+    metrics = [{"kind": r.kind, "metric": r.metric, "value": float(r.value), "lo": float(r.lo), "hi": float(r.hi), "n": int(r.n),
+                "higher_is_better": METRICS[r.metric].higher_is_better} for r in mine.itertuples()]
+    suite = {key: manifest.get(key) for key in ("name", "version", "fingerprint", "model")}
+    return ResultRecord(method={"name": run.name, "version": run.version, "params": run.params}, suite=suite, split=split, k=k,
+                        n_examples=n_examples, metrics=metrics, environment=environment(device), wall_time_s=round(run.wall_time_s, 4),
+                        created=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()))
+
+
+def environment(device: str) -> dict[str, Any]:
+    """Git commit, library versions, device: what a result depends on besides the suite and the method."""
+    def version(pkg: str) -> str | None:
+        try:
+            return md.version(pkg)
+        except md.PackageNotFoundError:
+            return None
+
+    versions = {"python": platform.python_version(), "torch": torch.__version__, "transformer_lens": version("transformer-lens"),
+                "advdla": version("advdla")}
+    return {"git_commit": git_commit(), "versions": versions, "device": device, "platform": platform.platform()}
+
+
+def git_commit() -> str | None:
+    """HEAD of the git checkout advdla runs from, or None outside one."""
+    try:
+        out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=Path(__file__).parent, capture_output=True, text=True, timeout=5)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return out.stdout.strip() or None if out.returncode == 0 else None
+
+
+def write_records(path: str | Path, records: list[ResultRecord]) -> None:
+    """Write records as a JSON list, atomically (see :mod:`advdla.atomic`); NaN is refused (records write it as null)."""
+    write_json_atomic(path, [r.to_dict() for r in records], allow_nan=False)
+
+
+def read_records(path: str | Path) -> list[ResultRecord]:
+    """Records written by :func:`write_records` (a JSON list, or one record object)."""
+    try:
+        data = json.loads(Path(path).read_text())
+    except (OSError, json.JSONDecodeError) as exc:
+        raise AdvdlaError(f"cannot read result records from {path}: {exc}") from None
+    return [ResultRecord.from_dict(d) for d in (data if isinstance(data, list) else [data])]
