@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import os
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 
 def write_text_atomic(path: str | os.PathLike, text: str) -> Path:
@@ -64,7 +66,19 @@ def jsonable(o: Any) -> Any:
     return str(o)
 
 
-def write_json_atomic(path: str | os.PathLike, payload: Any, *, sort_keys: bool = False, allow_nan: bool = True) -> Path:
+def write_json_atomic(
+    path: str | os.PathLike, payload: Any, *, sort_keys: bool = False, allow_nan: bool = True
+) -> Path:
     """Write ``payload`` as indented JSON (plus a final newline) atomically."""
     text = json.dumps(payload, indent=2, sort_keys=sort_keys, allow_nan=allow_nan, default=jsonable) + "\n"
     return write_text_atomic(path, text)
+
+
+def nan_to_none(x: Any) -> Any:
+    """NaN or infinity (an undefined metric, a fit on too few points, x / 0) as None, in nested dicts, lists and
+    tuples, so the JSON written is strict (``json`` would write ``NaN``, which is not JSON)."""
+    if isinstance(x, dict):
+        return {k: nan_to_none(v) for k, v in x.items()}
+    if isinstance(x, (list, tuple)):
+        return [nan_to_none(v) for v in x]
+    return None if isinstance(x, float) and not math.isfinite(x) else x

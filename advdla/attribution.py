@@ -32,9 +32,9 @@ class DLAResult:
 
     components: list[Component]
     values: Float[Tensor, "batch comp"]
-    ld: Float[Tensor, "batch"]
-    t1: Int[Tensor, "batch"]
-    t2: Int[Tensor, "batch"]
+    ld: Float[Tensor, " batch"]
+    t1: Int[Tensor, " batch"]
+    t2: Int[Tensor, " batch"]
 
     def index(self, comp: Component) -> int:
         return self.components.index(comp)
@@ -44,18 +44,20 @@ class DLAResult:
         return self.values / self.ld[:, None]
 
 
-def top2(logits_last: Float[Tensor, "batch vocab"]) -> tuple[Int[Tensor, "batch"], Int[Tensor, "batch"]]:
+def top2(logits_last: Float[Tensor, "batch vocab"]) -> tuple[Int[Tensor, " batch"], Int[Tensor, " batch"]]:
     """The clean run's top-1 and top-2 tokens: the metric's t1 and t2."""
     top = logits_last.topk(2, dim=-1).indices
     return top[:, 0], top[:, 1]
 
 
-def logit_direction(bridge: Any, t1: Int[Tensor, "batch"], t2: Int[Tensor, "batch"]) -> Float[Tensor, "batch d_model"]:
+def logit_direction(
+    bridge: Any, t1: Int[Tensor, " batch"], t2: Int[Tensor, " batch"]
+) -> Float[Tensor, "batch d_model"]:
     """W_U[:, t1] - W_U[:, t2], one row per prompt (the unembedding is centred in compatibility mode)."""
     return (bridge.W_U[:, t1] - bridge.W_U[:, t2]).T
 
 
-def unembed_bias_diff(bridge: Any, t1: Tensor, t2: Tensor) -> Float[Tensor, "batch"]:
+def unembed_bias_diff(bridge: Any, t1: Tensor, t2: Tensor) -> Float[Tensor, " batch"]:
     b_u = getattr(bridge, "b_U", None)
     return (b_u[t1] - b_u[t2]) if b_u is not None else torch.zeros(t1.shape, device=t1.device)
 
@@ -69,8 +71,9 @@ def hook_names(components: list[Component]) -> set[str]:
     return {LN_FINAL_SCALE} | {c.site for c in components if c.kind != "bias"}
 
 
-def component_outputs(bridge: Any, cache: Any, components: list[Component], pos: int = -1
-                      ) -> Float[Tensor, "batch comp d_model"]:
+def component_outputs(
+    bridge: Any, cache: Any, components: list[Component], pos: int = -1
+) -> Float[Tensor, "batch comp d_model"]:
     """Each component's output at position ``pos``, read from a cache holding :func:`hook_names` (heads: hook_z)."""
     outs = [_output(bridge, cache, c, pos) for c in components]
     return torch.stack(outs, dim=1)
@@ -85,7 +88,7 @@ def _output(bridge: Any, cache: Any, c: Component, pos: int) -> Float[Tensor, "b
     return attention_bias_sum(bridge).expand(batch, -1)
 
 
-def attention_bias_sum(bridge: Any) -> Float[Tensor, "d_model"]:
+def attention_bias_sum(bridge: Any) -> Float[Tensor, " d_model"]:
     """Sum over layers of the attention output bias b_O: written by no single head, so it is ``bias``'s."""
     total = torch.zeros(bridge.cfg.d_model, device=bridge.W_U.device, dtype=bridge.W_U.dtype)
     for block in bridge.blocks:
@@ -95,15 +98,22 @@ def attention_bias_sum(bridge: Any) -> Float[Tensor, "d_model"]:
     return total
 
 
-def dla_of_outputs(bridge: Any, outputs: Float[Tensor, "batch comp d_model"], scale: Float[Tensor, "batch"],
-                   t1: Tensor, t2: Tensor) -> Float[Tensor, "batch comp"]:
+def dla_of_outputs(
+    bridge: Any, outputs: Float[Tensor, "batch comp d_model"], scale: Float[Tensor, " batch"], t1: Tensor, t2: Tensor
+) -> Float[Tensor, "batch comp"]:
     """DLA of arbitrary component outputs given the final-norm scale: (out / scale) . (W_U[:, t1] - W_U[:, t2])."""
     direction = logit_direction(bridge, t1, t2)
     return torch.einsum("bcd,bd->bc", outputs, direction) / scale[:, None]
 
 
-def dla(bridge: Any, tokens: Int[Tensor, "batch pos"], *, components: list[Component] | None = None,
-        t1: Tensor | None = None, t2: Tensor | None = None) -> DLAResult:
+def dla(
+    bridge: Any,
+    tokens: Int[Tensor, "batch pos"],
+    *,
+    components: list[Component] | None = None,
+    t1: Tensor | None = None,
+    t2: Tensor | None = None,
+) -> DLAResult:
     """DLA of every component (default: all, in residual order) on LD = logit[t1] - logit[t2] at the last position.
 
     t1/t2 default to the clean run's top-1 and top-2 tokens, one pair per prompt.
@@ -139,6 +149,3 @@ def check_tokens(bridge: Any, tokens: Tensor) -> Tensor:
     if tokens.shape[1] > bridge.cfg.n_ctx:
         raise AdvdlaError(f"prompts of {tokens.shape[1]} tokens exceed the model's context of {bridge.cfg.n_ctx}")
     return tokens.to(bridge.W_U.device)
-
-
-_check_tokens = check_tokens  # the old private name, for importers not yet moved to check_tokens (to be removed)

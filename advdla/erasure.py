@@ -36,19 +36,28 @@ centred one). (2) Position 0 (no BOS: an attention sink with outsized norms) is 
 
 from __future__ import annotations
 
-import math
 import warnings
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 import pandas as pd
 import torch
 from jaxtyping import Float, Int
 from torch import Tensor
 
+from advdla.atomic import nan_to_none
 from advdla.attribution import DLAResult, check_tokens, dla
-from advdla.components import (LN_FINAL_SCALE, RESID_POINTS, Component, all_components, head_components, is_downstream,
-                               parse_component, resid_hook)
+from advdla.components import (
+    LN_FINAL_SCALE,
+    RESID_POINTS,
+    Component,
+    all_components,
+    head_components,
+    is_downstream,
+    parse_component,
+    resid_hook,
+)
 from advdla.corpus import TokenWindows, load_corpus
 from advdla.errors import AdvdlaError
 from advdla.patching import total_effects, v_composition_hooks
@@ -85,7 +94,7 @@ def quartiles(x: Tensor) -> Quartiles:
     return Quartiles(*(float(v) for v in q))
 
 
-def projection_ratio(a: Float[Tensor, "... d_model"], b: Float[Tensor, "... d_model"]) -> Float[Tensor, "..."]:
+def projection_ratio(a: Float[Tensor, "... d_model"], b: Float[Tensor, "... d_model"]) -> Float[Tensor, ...]:
     """PR(a, b) = a.b / |b|^2 along the last axis (NaN where b is exactly 0)."""
     return (a * b).sum(-1) / (b * b).sum(-1)
 
@@ -121,7 +130,7 @@ def linear_fit(x: Tensor, y: Tensor, *, x_label: str = "", y_label: str = "") ->
                float(res.rvalue), len(x), x_label, y_label)
 
 
-def _slopes(x: Float[Tensor, "n"], ys: Float[Tensor, "n comp"]) -> tuple[Tensor, Tensor]:
+def batched_slopes(x: Float[Tensor, " n"], ys: Float[Tensor, "n comp"]) -> tuple[Tensor, Tensor]:
     """Least-squares slope of every column of ``ys`` on ``x``, and its standard error (vectorised linregress)."""
     x, ys = x.double(), ys.double()
     n = x.shape[0]
@@ -396,7 +405,7 @@ def _component_rows(cache: Any, patched: Any, down: list[Component], writer: Com
     writer_dla = _position_dla(cache, [writer], d)[:, 0]
     down_dla = _position_dla(cache, down, d)
     down_dla_patched = _position_dla(patched, down, d)  # clean scale and directions: frozen, as in DLA
-    slope, stderr = _slopes(writer_dla, down_dla)
+    slope, stderr = batched_slopes(writer_dla, down_dla)
     rows = []
     for i, c in enumerate(down):
         pr, pr_v = _pr(_output(cache, c)[:, sl], w, centre), _pr(_output(patched, c)[:, sl], w, centre)
@@ -504,16 +513,7 @@ class Analysis:
         out = asdict(self)
         for wa in out["analyses"]:
             wa.pop("scatter")
-        return _nan_to_none(out)
-
-
-def _nan_to_none(x: Any) -> Any:
-    """NaN or infinity (an undefined recovery, a fit on too few points, TE / 0) as null, so the JSON is strict."""
-    if isinstance(x, dict):
-        return {k: _nan_to_none(v) for k, v in x.items()}
-    if isinstance(x, list):
-        return [_nan_to_none(v) for v in x]
-    return None if isinstance(x, float) and not math.isfinite(x) else x
+        return nan_to_none(out)
 
 
 def analyze(bridge: Any, tokens: Int[Tensor, "batch pos"], resamples: Tensor, *,

@@ -34,8 +34,19 @@ from advdla.errors import AdvdlaError, did_you_mean
 from advdla.scoring import METRICS, ResultRecord
 from advdla.suites import KINDS
 
-__all__ = ["Entry", "Board", "parse_record", "record_filename", "add_record", "load_board", "ranked_rows",
-           "render_markdown", "write_markdown", "suite_fingerprint", "KINDS"]
+__all__ = [
+    "Entry",
+    "Board",
+    "parse_record",
+    "record_filename",
+    "add_record",
+    "load_board",
+    "ranked_rows",
+    "render_markdown",
+    "write_markdown",
+    "suite_fingerprint",
+    "KINDS",
+]
 
 LOCK_NAME = ".leaderboard.lock"
 MARKDOWN_NAME = "LEADERBOARD.md"
@@ -76,6 +87,7 @@ class Board:
 
 # ----------------------------------------------------------------------------------------------- records
 
+
 def parse_record(record: Any) -> Entry:
     """The :class:`Entry` of a result record dict (:class:`advdla.scoring.ResultRecord` schema, read through its
     ``from_dict``); :class:`AdvdlaError` (one line) when a field is missing or has the wrong type."""
@@ -84,18 +96,28 @@ def parse_record(record: Any) -> Entry:
         raise AdvdlaError(f"a result record must be a JSON object, got {type(record).__name__}")
     try:
         rec = ResultRecord.from_dict(record)
-        entry = Entry(method=_text(rec.method["name"]), method_version=_text(rec.method["version"]),
-                      suite=_text(rec.suite["name"]), suite_version=int(rec.suite["version"]),
-                      suite_fingerprint=_text(rec.suite["fingerprint"]), split=_text(rec.split), metrics={},
-                      record=rec.to_dict())
+        entry = Entry(
+            method=_text(rec.method["name"]),
+            method_version=_text(rec.method["version"]),
+            suite=_text(rec.suite["name"]),
+            suite_version=int(rec.suite["version"]),
+            suite_fingerprint=_text(rec.suite["fingerprint"]),
+            split=_text(rec.split),
+            metrics={},
+            record=rec.to_dict(),
+        )
         for m in rec.metrics:
             entry.metrics.setdefault(m["kind"], {})[m["metric"]] = (_num(m["value"]), _num(m["lo"]), _num(m["hi"]))
             entry.n[m["kind"]] = max(entry.n.get(m["kind"], 0), int(m.get("n") or 0))
             entry.higher_is_better[m["metric"]] = bool(m.get("higher_is_better", _higher_is_better(m["metric"])))
     except KeyError as exc:
-        raise AdvdlaError(f"result record lacks the field {exc.args[0]!r} (schema: advdla.scoring.ResultRecord)") from None
+        raise AdvdlaError(
+            f"result record lacks the field {exc.args[0]!r} (schema: advdla.scoring.ResultRecord)"
+        ) from None
     except (TypeError, ValueError, AttributeError) as exc:
-        raise AdvdlaError(f"result record has a field of the wrong type ({exc}); schema: advdla.scoring.ResultRecord") from None
+        raise AdvdlaError(
+            f"result record has a field of the wrong type ({exc}); schema: advdla.scoring.ResultRecord"
+        ) from None
     if entry.split not in ("dev", "test", "all"):
         raise AdvdlaError(f"result record's split {entry.split!r} is not dev, test or all")
     return entry
@@ -118,6 +140,7 @@ def record_filename(entry: Entry) -> str:
 
 
 # ------------------------------------------------------------------------------------------------ suites
+
 
 def suite_fingerprint(name: str, suites_dir: Path) -> tuple[int, str]:
     """(version, fingerprint) of ``suites_dir/<name>/manifest.json``; AdvdlaError if there is no such suite."""
@@ -152,15 +175,23 @@ def check_current(entry: Entry, suites_dir: Path) -> str | None:
     """None when the entry's suite is on disk with the same fingerprint, else why it is stale (one line)."""
     version, fp = suite_fingerprint(entry.suite, suites_dir)
     if fp != entry.suite_fingerprint:
-        return (f"scored on {entry.suite} v{entry.suite_version} (fingerprint {entry.suite_fingerprint[:12]}), "
-                f"the suite on disk is v{version} ({fp[:12]}): re-score it")
+        return (
+            f"scored on {entry.suite} v{entry.suite_version} (fingerprint {entry.suite_fingerprint[:12]}), "
+            f"the suite on disk is v{version} ({fp[:12]}): re-score it"
+        )
     return None
 
 
 # ---------------------------------------------------------------------------------------------- writing
 
-def add_record(record: dict[str, Any], directory: str | os.PathLike, *, suites_dir: str | os.PathLike | None = None,
-               allow_stale: bool = False) -> Path:
+
+def add_record(
+    record: dict[str, Any],
+    directory: str | os.PathLike,
+    *,
+    suites_dir: str | os.PathLike | None = None,
+    allow_stale: bool = False,
+) -> Path:
     """Validate ``record`` and write it into the leaderboard folder atomically, under a lock; returns its path.
 
     Validation: the schema (:func:`parse_record`), a known suite (``suites_dir/<name>/manifest.json``) and a
@@ -183,12 +214,20 @@ def add_record(record: dict[str, Any], directory: str | os.PathLike, *, suites_d
 
 # ---------------------------------------------------------------------------------------------- reading
 
-def load_board(directory: str | os.PathLike, *, suites_dir: str | os.PathLike | None = None, suite: str | None = None,
-               split: str | None = None) -> Board:
+
+def load_board(
+    directory: str | os.PathLike,
+    *,
+    suites_dir: str | os.PathLike | None = None,
+    suite: str | None = None,
+    split: str | None = None,
+) -> Board:
     """Every record in ``directory``, sorted into current and stale; each unreadable file is one problem line."""
     directory = Path(directory)
     if not directory.is_dir():
-        raise AdvdlaError(f"no leaderboard folder {directory}: score a suite with `advdla score --leaderboard {directory}`")
+        raise AdvdlaError(
+            f"no leaderboard folder {directory}: score a suite with `advdla score --leaderboard {directory}`"
+        )
     sdir = Path(suites_dir) if suites_dir else _default_suites_dir(directory)
     board = Board(current=[], stale=[], problems=[])
     for path in sorted(p for p in directory.glob("*.json") if not p.name.startswith(".")):
@@ -241,7 +280,10 @@ def ranked_rows(entries: list[Entry], *, sort: str = "spearman") -> list[dict[st
     kind, metric = sort_key(sort)
     known = {m for e in entries for k in e.metrics.values() for m in k} | {"drop"}
     if entries and metric not in known:
-        raise AdvdlaError(f"unknown --sort metric {metric!r}: known are {', '.join(sorted(known))}.{did_you_mean(metric, sorted(known))}")
+        raise AdvdlaError(
+            f"unknown --sort metric {metric!r}: known are {', '.join(sorted(known))}."
+            f"{did_you_mean(metric, sorted(known))}"
+        )
     rows = [_row(e) for e in entries]
     col = "drop_spearman" if metric == "drop" else f"{metric}_{kind[:3]}"
     higher = next((e.higher_is_better[metric] for e in entries if metric in e.higher_is_better), True)
@@ -272,10 +314,15 @@ def _row(e: Entry) -> dict[str, Any]:
 
 # Columns shown in the markdown: (header, row key, with interval). The terminal table shows those marked True
 # in COMPACT (the rest are in --format markdown and json), each interval on its own line to stay narrow.
-DISPLAY = (("Spearman adv", "spearman_adv", True), ("Spearman nat", "spearman_nat", True),
-           ("drop", "drop_spearman", False), ("Kendall adv", "kendall_adv", True),
-           ("top-k recall adv", "topk_recall_adv", True), ("fooled adv", "fooled_adv", True),
-           ("fooled nat", "fooled_nat", True))
+DISPLAY = (
+    ("Spearman adv", "spearman_adv", True),
+    ("Spearman nat", "spearman_nat", True),
+    ("drop", "drop_spearman", False),
+    ("Kendall adv", "kendall_adv", True),
+    ("top-k recall adv", "topk_recall_adv", True),
+    ("fooled adv", "fooled_adv", True),
+    ("fooled nat", "fooled_nat", True),
+)
 COMPACT = {"spearman_adv", "spearman_nat", "drop_spearman", "fooled_adv", "fooled_nat"}
 
 
@@ -304,13 +351,17 @@ def _cell(v: float, ci: list[float] | None, *, sep: str = " ") -> str:
 
 def render_markdown(board: Board, *, sort: str = "spearman") -> str:
     """The leaderboard as markdown: one ranked table per (suite, version, split), then stale records and problems."""
-    lines = ["# advdla leaderboard", "",
-             "Attribution methods scored against causal ground truth (head-input patching over resamples) on advdla "
-             "suites. Values are means over examples with bootstrap 95% intervals; *adv* = adversarial examples "
-             "(prompts on which DLA overstates the target's effect), *nat* = natural corpus examples. "
-             "*drop* = Spearman natural - Spearman adversarial: how much erasure hurts the method. "
-             "*fooled* = share of examples where the method puts the target in its top k although its true effect "
-             f"is not. Ranked by {sort} on adversarial examples. Rendered by `advdla leaderboard render`.", ""]
+    lines = [
+        "# advdla leaderboard",
+        "",
+        "Attribution methods scored against causal ground truth (head-input patching over resamples) on advdla "
+        "suites. Values are means over examples with bootstrap 95% intervals; *adv* = adversarial examples "
+        "(prompts on which DLA overstates the target's effect), *nat* = natural corpus examples. "
+        "*drop* = Spearman natural - Spearman adversarial: how much erasure hurts the method. "
+        "*fooled* = share of examples where the method puts the target in its top k although its true effect "
+        f"is not. Ranked by {sort} on adversarial examples. Rendered by `advdla leaderboard render`.",
+        "",
+    ]
     for (suite, version, split), entries in groups(board.current).items():
         fp = entries[0].suite_fingerprint
         lines += [f"## {suite} v{version}, {split} split", "", f"Suite fingerprint `{fp[:16]}`.", ""]
@@ -333,8 +384,9 @@ def _md_table(rows: list[dict[str, str]]) -> list[str]:
     return out + ["| " + " | ".join(r[c] for c in cols) + " |" for r in rows]
 
 
-def write_markdown(directory: str | os.PathLike, *, suites_dir: str | os.PathLike | None = None,
-                   sort: str = "spearman") -> Path:
+def write_markdown(
+    directory: str | os.PathLike, *, suites_dir: str | os.PathLike | None = None, sort: str = "spearman"
+) -> Path:
     """Render ``directory/LEADERBOARD.md`` from the records in it (atomically, under the folder's lock)."""
     from filelock import FileLock
 

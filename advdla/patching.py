@@ -27,17 +27,26 @@ agree within 1e-5.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any, Callable, Iterator
+from typing import Any
 
 import torch
 from jaxtyping import Float, Int
 from torch import Tensor
 
 from advdla.attribution import check_tokens, component_outputs, hook_names, logit_direction, top2, unembed_bias_diff
-from advdla.components import (LN_FINAL_IN, LN_FINAL_SCALE, Component, attn_v_hook, attn_z_hook, mlp_normalized_hook,
-                               mlp_out_hook, resid_hook)
+from advdla.components import (
+    LN_FINAL_IN,
+    LN_FINAL_SCALE,
+    Component,
+    attn_v_hook,
+    attn_z_hook,
+    mlp_normalized_hook,
+    mlp_out_hook,
+    resid_hook,
+)
 from advdla.errors import AdvdlaError
 from advdla.models.bridge import lean
 
@@ -50,9 +59,9 @@ class Effects:
 
     components: list[Component]
     per_resample: Float[Tensor, "batch resample comp"]
-    ld_clean: Float[Tensor, "batch"]
-    t1: Int[Tensor, "batch"]
-    t2: Int[Tensor, "batch"]
+    ld_clean: Float[Tensor, " batch"]
+    t1: Int[Tensor, " batch"]
+    t2: Int[Tensor, " batch"]
 
     @property
     def mean(self) -> Float[Tensor, "batch comp"]:
@@ -89,7 +98,7 @@ def _skipping_blocks(bridge: Any, n: int) -> Iterator[None]:
 
 
 def final_state(bridge: Any, run: Callable[[], Any], hooks: list[Hook]
-                ) -> tuple[Float[Tensor, "n d_model"], Float[Tensor, "n"]]:
+                ) -> tuple[Float[Tensor, "n d_model"], Float[Tensor, " n"]]:
     """Run ``run()`` under ``hooks``; return the final residual and final-norm scale at the last position.
 
     The forward is cut at the final norm: nothing after it (the full unembedding) is computed.
@@ -119,7 +128,7 @@ def forward_from(bridge: Any, resid_pre: Float[Tensor, "n pos d_model"], layer: 
         return final_state(bridge, lambda: bridge(resid_pre, start_at_layer=layer), hooks)
 
 
-def ld_of_final(bridge: Any, resid: Tensor, scale: Tensor, t1: Tensor, t2: Tensor) -> Float[Tensor, "n"]:
+def ld_of_final(bridge: Any, resid: Tensor, scale: Tensor, t1: Tensor, t2: Tensor) -> Float[Tensor, " n"]:
     """LD from the last position's final residual and scale: (resid / scale) . (W_U[:,t1] - W_U[:,t2]) + b_U diff."""
     return (resid * logit_direction(bridge, t1, t2)).sum(-1) / scale + unembed_bias_diff(bridge, t1, t2)
 
@@ -217,7 +226,7 @@ def _rows_index(chunk: list[tuple[int, int, int]]) -> tuple[Tensor, Tensor, Tens
 
 
 def _patched_ld(bridge: Any, clean: Run, sources: Any, components: list[Component],
-                chunk: list[tuple[int, int, int]], n_res: int) -> Float[Tensor, "rows"]:
+                chunk: list[tuple[int, int, int]], n_res: int) -> Float[Tensor, " rows"]:
     """LD of one chunk of variants, resumed from the clean residual at the chunk's lowest patched layer."""
     b_idx, r_idx, c_idx = _rows_index(chunk)
     src_rows = b_idx * n_res + r_idx

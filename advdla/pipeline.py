@@ -20,9 +20,10 @@ from __future__ import annotations
 
 import dataclasses
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from advdla.atomic import write_json_atomic
 from advdla.components import Component, parse_component
@@ -52,29 +53,33 @@ class RunPlan:
     model: str
     out: str
     seed: int = 0
-    prompts: int = 12        # analysis: corpus windows
-    seq_len: int = 16        # tokens per prompt (analysis, search and suite)
-    resamples: int = 2       # R: resamples per example for ground truth
-    overrated_top: int = 6   # analysis: components whose total effect is measured
-    trials: int = 96         # search: Optuna trials (one candidate prompt each), asked and scored `batch` at a time
+    prompts: int = 12  # analysis: corpus windows
+    seq_len: int = 16  # tokens per prompt (analysis, search and suite)
+    resamples: int = 2  # R: resamples per example for ground truth
+    overrated_top: int = 6  # analysis: components whose total effect is measured
+    trials: int = 96  # search: Optuna trials (one candidate prompt each), asked and scored `batch` at a time
     batch: int = 16
     # What counts as adversarial in a run: looser than the search's defaults (top 3, LD > 1, DLA >= 30% of LD,
     # |TE| <= 10% of it), because a few dozen trials on a real model find almost nothing at those; recorded in
     # the suite's manifest. Suites built with `advdla suite build` use their config's thresholds.
-    thresholds: tuple[tuple[str, float], ...] = (("top_k", 5), ("margin", 0.5), ("min_dla_share", 0.25),
-                                                 ("max_te_share", 0.15))
-    n_dev: int = 6           # suite: adversarial examples per split ...
+    thresholds: tuple[tuple[str, float], ...] = (
+        ("top_k", 5),
+        ("margin", 0.5),
+        ("min_dla_share", 0.25),
+        ("max_te_share", 0.15),
+    )
+    n_dev: int = 6  # suite: adversarial examples per split ...
     n_test: int = 4
-    n_natural: int = 4       # ... and natural controls per split
-    max_panel: int = 10      # suite: panel size on large models (target + top |DLA| + top |AtP| + random)
-    n_base: int = 24         # search: base corpus windows (each pre-screened: one forward per window)
-    pool_size: int = 48      # search: candidate tokens per free slot
+    n_natural: int = 4  # ... and natural controls per split
+    max_panel: int = 10  # suite: panel size on large models (target + top |DLA| + top |AtP| + random)
+    n_base: int = 24  # search: base corpus windows (each pre-screened: one forward per window)
+    pool_size: int = 48  # search: candidate tokens per free slot
     verify_resamples: int = 4  # search: fresh resamples for the slow-path re-verification of each example
-    methods: str = "all"     # every built-in method (plug-ins: name them)
+    methods: str = "all"  # every built-in method (plug-ins: name them)
     # Options that override a method's registered defaults (advdla.methods.MethodSpec.params), e.g. fewer
     # integrated-gradient steps: IG's cost grows with them; the record of each method keeps what it ran with.
     method_params: tuple[tuple[str, tuple[tuple[str, Any], ...]], ...] = (("ig", (("steps", 8),)),)
-    force: bool = False      # replace a suite a previous run left in OUT
+    force: bool = False  # replace a suite a previous run left in OUT
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -83,15 +88,28 @@ class RunPlan:
         return {name: dict(opts) for name, opts in self.method_params}
 
 
-def plan_run(model: str, *, out: str, quick: bool = False, seed: int = 0, force: bool = False,
-             methods: str = "all") -> RunPlan:
+def plan_run(
+    model: str, *, out: str, quick: bool = False, seed: int = 0, force: bool = False, methods: str = "all"
+) -> RunPlan:
     """The default sizes, or the ``--quick`` ones (about half the work of every stage)."""
     if methods != "all":
         resolve_methods(methods)  # a typo stops here, before any work
     plan = RunPlan(model=model, out=out, seed=seed, force=force, methods=methods)
     if quick:
-        plan = dataclasses.replace(plan, prompts=6, overrated_top=4, trials=48, n_dev=3, n_test=2, n_natural=2,
-                                   max_panel=7, method_params=(("ig", (("steps", 4),)),), n_base=16, pool_size=32, verify_resamples=2)
+        plan = dataclasses.replace(
+            plan,
+            prompts=6,
+            overrated_top=4,
+            trials=48,
+            n_dev=3,
+            n_test=2,
+            n_natural=2,
+            max_panel=7,
+            method_params=(("ig", (("steps", 4),)),),
+            n_base=16,
+            pool_size=32,
+            verify_resamples=2,
+        )
     return plan
 
 
@@ -109,17 +127,22 @@ class RunState:
     """What one stage hands to the next; each field is set by the stage named in its comment."""
 
     out: Path
-    bridge: Any = None                       # model
-    target: Component | None = None          # analysis
-    search: SearchResult | None = None       # search
+    bridge: Any = None  # model
+    target: Component | None = None  # analysis
+    search: SearchResult | None = None  # search
     search_config: SearchConfig | None = None
-    suite: Path | None = None                # suite
+    suite: Path | None = None  # suite
     records: list[ResultRecord] = field(default_factory=list)  # scores
     outputs: RunOutputs = field(default_factory=RunOutputs)
 
 
-def run_pipeline(plan: RunPlan, *, report: Report | None = None, on_stage: Callable[[str], None] | None = None,
-                 progress: Progress | None = None) -> RunOutputs:
+def run_pipeline(
+    plan: RunPlan,
+    *,
+    report: Report | None = None,
+    on_stage: Callable[[str], None] | None = None,
+    progress: Progress | None = None,
+) -> RunOutputs:
     """Run every stage in order.
 
     ``on_stage(name)`` is called as each starts, ``report(msg)`` for a status line inside it, ``progress`` for
@@ -132,12 +155,14 @@ def run_pipeline(plan: RunPlan, *, report: Report | None = None, on_stage: Calla
     state = RunState(out=out)
     write_json_atomic(out / "run.json", plan.to_dict())
     state.outputs.paths["plan"] = out / "run.json"
-    stages = (("model", lambda: stage_model(plan, state, report)),
-              ("analysis", lambda: stage_analysis(plan, state, report)),
-              ("search", lambda: stage_search(plan, state, report, progress)),
-              ("suite", lambda: stage_suite(plan, state, report, progress)),
-              ("scores", lambda: stage_scores(plan, state, report, progress)),
-              ("leaderboard", lambda: stage_leaderboard(state)))
+    stages = (
+        ("model", lambda: stage_model(plan, state, report)),
+        ("analysis", lambda: stage_analysis(plan, state, report)),
+        ("search", lambda: stage_search(plan, state, report, progress)),
+        ("suite", lambda: stage_suite(plan, state, report, progress)),
+        ("scores", lambda: stage_scores(plan, state, report, progress)),
+        ("leaderboard", lambda: stage_leaderboard(state)),
+    )
     for name, stage in stages:
         on_stage(name)
         t0 = time.perf_counter()
@@ -158,20 +183,26 @@ def stage_model(plan: RunPlan, state: RunState, report: Report) -> None:
 def stage_analysis(plan: RunPlan, state: RunState, report: Report) -> None:
     """A small erasure analysis; its most overrated head (DLA - TE, with a downstream reader) is the search target."""
     bridge = state.bridge
-    tokens, resamples = sample_prompts(bridge, n=plan.prompts, seq_len=plan.seq_len, resamples=plan.resamples,
-                                       seed=plan.seed)
-    analysis = analyze(bridge, tokens, resamples, n_writers=1, overrated_top=plan.overrated_top, seed=plan.seed,
-                       step=report)
+    tokens, resamples = sample_prompts(
+        bridge, n=plan.prompts, seq_len=plan.seq_len, resamples=plan.resamples, seed=plan.seed
+    )
+    analysis = analyze(
+        bridge, tokens, resamples, n_writers=1, overrated_top=plan.overrated_top, seed=plan.seed, step=report
+    )
     write_json_atomic(state.out / "analysis.json", analysis.to_dict())
     state.outputs.paths["analysis"] = state.out / "analysis.json"
     ranked = rank_targets(bridge, tokens, resamples, top=plan.overrated_top)
     if not len(ranked):
-        raise AdvdlaError("the analysis found no attention head that a later component reads: this model has "
-                          "nothing for DLA to be wrong about")
+        raise AdvdlaError(
+            "the analysis found no attention head that a later component reads: this model has "
+            "nothing for DLA to be wrong about"
+        )
     row = ranked.iloc[0]
     state.target = parse_component(row["component"], bridge.cfg)
-    state.outputs.notes["analysis"] = (f"{len(analysis.writers)} writers; target {state.target}: DLA {row['dla']:.2f}, "
-                                       f"TE {row['te']:.2f} (means over prompts)")
+    state.outputs.notes["analysis"] = (
+        f"{len(analysis.writers)} writers; target {state.target}: DLA {row['dla']:.2f}, "
+        f"TE {row['te']:.2f} (means over prompts)"
+    )
 
 
 def suite_name(model: str) -> str:
@@ -182,10 +213,20 @@ def suite_name(model: str) -> str:
 def stage_search(plan: RunPlan, state: RunState, report: Report, progress: Progress) -> None:
     """A short search on the target; extended (the same study resumes) while it has too few verified examples."""
     need = 2  # at least one dev and one test example
-    config = SearchConfig(target=state.target.name, trials=plan.trials, batch=plan.batch, resamples=plan.resamples,
-                          seq_len=plan.seq_len, seed=plan.seed, max_examples=2 * (plan.n_dev + plan.n_test),
-                          max_verify=plan.n_dev + plan.n_test + 2, thresholds=Thresholds(**dict(plan.thresholds)),
-                          n_base=plan.n_base, pool_size=plan.pool_size, verify_resamples=plan.verify_resamples)
+    config = SearchConfig(
+        target=state.target.name,
+        trials=plan.trials,
+        batch=plan.batch,
+        resamples=plan.resamples,
+        seq_len=plan.seq_len,
+        seed=plan.seed,
+        max_examples=2 * (plan.n_dev + plan.n_test),
+        max_verify=plan.n_dev + plan.n_test + 2,
+        thresholds=Thresholds(**dict(plan.thresholds)),
+        n_base=plan.n_base,
+        pool_size=plan.pool_size,
+        verify_resamples=plan.verify_resamples,
+    )
     for attempt in range(3):
         result = run_search(state.bridge, config, out_dir=state.out / "search", progress=progress)
         found = verified_examples(result.examples)
@@ -194,13 +235,16 @@ def stage_search(plan: RunPlan, state: RunState, report: Report, progress: Progr
         report(f"{len(found)} verified examples after {config.trials} trials: extending the search")
         config = dataclasses.replace(config, trials=2 * config.trials)
     if len(found) < need:
-        raise AdvdlaError(f"the search found {len(found)} verified adversarial examples for {state.target} in "
-                          f"{config.trials} trials, at least {need} needed: try `advdla run --seed 1` or more --trials")
+        raise AdvdlaError(
+            f"the search found {len(found)} verified adversarial examples for {state.target} in "
+            f"{config.trials} trials, at least {need} needed: try `advdla run --seed 1` or more --trials"
+        )
     state.search, state.search_config = result, config
     state.outputs.paths["search"] = state.out / "search"
     counts = result.summary.get("counts", {})
-    state.outputs.notes["search"] = (f"{len(found)} verified adversarial examples for {state.target} in "
-                                     f"{counts.get('study_complete_trials')} trials")
+    state.outputs.notes["search"] = (
+        f"{len(found)} verified adversarial examples for {state.target} in {counts.get('study_complete_trials')} trials"
+    )
 
 
 def stage_suite(plan: RunPlan, state: RunState, report: Report, progress: Progress) -> None:
@@ -210,26 +254,44 @@ def stage_suite(plan: RunPlan, state: RunState, report: Report, progress: Progre
     n_dev = min(plan.n_dev, found - n_test)
     per = max(plan.max_panel - 1, 3) // 3  # the target, then equal shares: top |DLA|, top |AtP|, random
     sc = state.search_config
-    cfg = SuiteConfig(name=suite_name(plan.model), model=plan.model, seq_len=plan.seq_len, seed=plan.seed,
-                      description=f"a small suite made by `advdla run` on {plan.model}", targets=[state.target.name],
-                      search=SearchBudget(trials=sc.trials, batch=sc.batch, sampler=sc.sampler),
-                      resamples=plan.resamples, thresholds=dict(plan.thresholds),
-                      panel=PanelPolicy(top_dla=per, top_atp=per, n_random=per),
-                      splits=SplitSizes(n_dev=n_dev, n_test=n_test, n_natural=plan.n_natural))
+    cfg = SuiteConfig(
+        name=suite_name(plan.model),
+        model=plan.model,
+        seq_len=plan.seq_len,
+        seed=plan.seed,
+        description=f"a small suite made by `advdla run` on {plan.model}",
+        targets=[state.target.name],
+        search=SearchBudget(trials=sc.trials, batch=sc.batch, sampler=sc.sampler),
+        resamples=plan.resamples,
+        thresholds=dict(plan.thresholds),
+        panel=PanelPolicy(top_dla=per, top_atp=per, n_random=per),
+        splits=SplitSizes(n_dev=n_dev, n_test=n_test, n_natural=plan.n_natural),
+    )
     dest = state.out / "suites" / cfg.name
     build_suite(cfg, dest, bridge=state.bridge, find=_reuse(state.search, sc), force=plan.force, progress=progress)
     report("verifying the suite (hashes, fingerprint chain, one example re-derived)")
     verify_suite(dest, sample=1, bridge=state.bridge, seed=plan.seed)
     state.suite = dest
     state.outputs.paths["suite"] = dest
-    state.outputs.notes["suite"] = f"dev {n_dev} adversarial + {plan.n_natural} natural, test {n_test} + {plan.n_natural}"
+    state.outputs.notes["suite"] = (
+        f"dev {n_dev} adversarial + {plan.n_natural} natural, test {n_test} + {plan.n_natural}"
+    )
 
 
 def _reuse(result: SearchResult, sc: SearchConfig) -> Callable[..., Any]:
     """A suite-build candidate finder that hands over the search's verified examples instead of searching again."""
 
-    def find(bridge: Any, target: Component, *, cfg: Any, seed: int, n: int, windows: Any, out_dir: Path,
-             progress: Progress = silent) -> tuple[list[Any], dict[str, Any]]:
+    def find(
+        bridge: Any,
+        target: Component,
+        *,
+        cfg: Any,
+        seed: int,
+        n: int,
+        windows: Any,
+        out_dir: Path,
+        progress: Progress = silent,
+    ) -> tuple[list[Any], dict[str, Any]]:
         return candidates_from_search(result, sc, windows, target.name, engine="advdla.search.run_search (advdla run)")
 
     return find
@@ -239,10 +301,23 @@ def stage_scores(plan: RunPlan, state: RunState, report: Report, progress: Progr
     """Every built-in method (or the plan's list) on the suite's dev split; one result record per method."""
     suite = load_suite(state.suite)
     examples = suite.examples(split="dev")
-    names = ([n for n, spec in available_methods().items() if spec.source == "builtin"] if plan.methods == "all"
-             else resolve_methods(plan.methods))
-    records = score_suite(state.bridge, suite.manifest, examples, names, split="dev", k=3, seed=plan.seed,
-                          params=plan.params(), warn=lambda msg: report(f"skipped: {msg}"), progress=progress)
+    names = (
+        [n for n, spec in available_methods().items() if spec.source == "builtin"]
+        if plan.methods == "all"
+        else resolve_methods(plan.methods)
+    )
+    records = score_suite(
+        state.bridge,
+        suite.manifest,
+        examples,
+        names,
+        split="dev",
+        k=3,
+        seed=plan.seed,
+        params=plan.params(),
+        warn=lambda msg: report(f"skipped: {msg}"),
+        progress=progress,
+    )
     if not records:
         raise AdvdlaError("every method failed on the suite: see the lines above")
     write_records(state.out / "results" / "dev.json", records)

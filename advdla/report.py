@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import json
 import math
-from typing import Any, Iterable
+from collections.abc import Iterable
+from typing import Any
 
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
@@ -42,7 +43,7 @@ class progress_bar:
         self._bar = progress(transient=transient)
         self._tasks: dict[str, Any] = {}
 
-    def __enter__(self) -> "progress_bar":
+    def __enter__(self) -> progress_bar:
         self._bar.__enter__()
         return self
 

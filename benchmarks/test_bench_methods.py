@@ -26,7 +26,9 @@ def _batch(bridge):
     with torch.inference_mode():
         t1, t2 = top2(bridge(tokens)[:, -1])
     heads = head_components(bridge.cfg)
-    return ExampleBatch(tokens=tokens, resamples=resamples, t1=t1.clone(), t2=t2.clone(), panels=[heads] * B, targets=[heads[0]] * B)
+    return ExampleBatch(
+        tokens=tokens, resamples=resamples, t1=t1.clone(), t2=t2.clone(), panels=[heads] * B, targets=[heads[0]] * B
+    )
 
 
 def test_clean_forward_baseline(benchmark, bench_model):

@@ -11,7 +11,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from benchmarks.conftest import MODEL, add_ratio, record_time
+from benchmarks.conftest import add_ratio, record_time
 
 GROUP = "ground-truth (TE)"
 SEQ_LEN, R = 32, 2

@@ -53,6 +53,6 @@ def test_sampler_share(benchmark, bench_model, tmp_path):
     heads_per_layer = bench_model.cfg.n_heads
     target = f"L{bench_model.cfg.n_layers - 2}H{heads_per_layer // 2}"
     config = SearchConfig(target=target, trials=64, batch=16, resamples=2, seq_len=SEQ, n_base=16, max_verify=1)
-    result = benchmark.pedantic(lambda: run_search(bench_model, config, out_dir=tmp_path / "s", progress=False), rounds=1, iterations=1)
+    result = benchmark.pedantic(lambda: run_search(bench_model, config, out_dir=tmp_path / "s"), rounds=1, iterations=1)
     share = float(result.summary["sampler_share"])
     add_ratio(GROUP, "Optuna sampler share of search wall time (TPE, 64 trials)", share, "<= 0.10", share <= 0.10)

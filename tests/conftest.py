@@ -59,11 +59,25 @@ def build_planted_suite(bridge, *, n_adversarial=8, n_natural=8, n_tokens=12, n_
         kind = "adversarial" if i < n_adversarial else "natural"
         res = resamples_for(windows, n_tokens, n_resamples, seed=seed + 1000 + i, exclude=set(docs))
         truth = ground_truth(bridge, prompts[i], res, head_components(bridge.cfg))
-        examples.append(Example(example_id=f"planted-{i:03d}", split=("dev", "test")[i % 2], kind=kind,
-                                text=bridge.tokenizer.decode(prompts[i].tolist()), tokens=prompts[i], resamples=res,
-                                target=PLANTED.writer if kind == "adversarial" else PLANTED.honest, truth=truth))
-    manifest = {"name": "planted-test", "version": "0.0.1", "fingerprint": f"test-{seed}-{n}", "model": "planted-erasure",
-                "thresholds": {}}
+        examples.append(
+            Example(
+                example_id=f"planted-{i:03d}",
+                split=("dev", "test")[i % 2],
+                kind=kind,
+                text=bridge.tokenizer.decode(prompts[i].tolist()),
+                tokens=prompts[i],
+                resamples=res,
+                target=PLANTED.writer if kind == "adversarial" else PLANTED.honest,
+                truth=truth,
+            )
+        )
+    manifest = {
+        "name": "planted-test",
+        "version": "0.0.1",
+        "fingerprint": f"test-{seed}-{n}",
+        "model": "planted-erasure",
+        "thresholds": {},
+    }
     return SimpleNamespace(examples=examples, manifest=manifest)
 
 

@@ -12,6 +12,7 @@ from advdla.models.planted import PLANTED
 
 def _run_json(capsys, *extra):
     assert cli.main(["analyze", "--model", "planted-erasure", "--format", "json", *extra]) == 0
+
     def no_nan(name):
         raise AssertionError(f"non-strict JSON constant {name}")
 
@@ -19,7 +20,8 @@ def _run_json(capsys, *extra):
 
 
 def test_acceptance_planted_writer_and_eraser(capsys):
-    """`advdla analyze --model planted-erasure --writer auto --format json` names L0H1 and L1H2, and V-comp removes the erasure."""
+    """`advdla analyze --model planted-erasure --writer auto --format json` names L0H1 and L1H2;
+    V-comp removes the erasure."""
     out = _run_json(capsys, "--writer", "auto")
     analysed = [a["writer"] for a in out["analyses"]]
     assert analysed == [PLANTED.writer]  # the only component with a real share of LD and a real norm
@@ -35,25 +37,52 @@ def test_acceptance_planted_writer_and_eraser(capsys):
 
 def test_table_and_plots(capsys, tmp_path):
     plots = tmp_path / "plots"
-    assert cli.main(["analyze", "--model", "planted-erasure", "--writer", "L0H1", "--prompts", "4", "--seq-len", "12",
-                     "--te-prompts", "2", "--overrated-top", "3", "--plot-dir", str(plots)]) == 0
+    assert (
+        cli.main(
+            [
+                "analyze",
+                "--model",
+                "planted-erasure",
+                "--writer",
+                "L0H1",
+                "--prompts",
+                "4",
+                "--seq-len",
+                "12",
+                "--te-prompts",
+                "2",
+                "--overrated-top",
+                "3",
+                "--plot-dir",
+                str(plots),
+            ]
+        )
+        == 0
+    )
     text = capsys.readouterr().out
     assert "erasers L1H2" in text and "DLA overstatement" in text
     names = sorted(p.name for p in plots.iterdir())
-    assert names == ["fig1_residual_pr_L0H1.png", "fig2_component_pr_L0H1.png", "fig3_dla_vs_te.png",
-                     "fig4_writer_vs_erasers_L0H1.png"]
+    assert names == [
+        "fig1_residual_pr_L0H1.png",
+        "fig2_component_pr_L0H1.png",
+        "fig3_dla_vs_te.png",
+        "fig4_writer_vs_erasers_L0H1.png",
+    ]
     assert all((plots / n).read_bytes()[:4] == b"\x89PNG" for n in names)
 
 
-@pytest.mark.parametrize("args, message", [
-    (["--writer", "L5H0"], "does not exist"),
-    (["--writer", "L0H9"], "does not exist"),
-    (["--writer", "L2H0"], "last layer"),
-    (["--writer", "MLP2"], "last layer"),
-    (["--seq-len", "500"], "context"),
-    (["--seq-len", "1"], "at least 2 tokens"),
-    (["--prompts", "0"], "at least 1"),
-])
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--writer", "L5H0"], "does not exist"),
+        (["--writer", "L0H9"], "does not exist"),
+        (["--writer", "L2H0"], "last layer"),
+        (["--writer", "MLP2"], "last layer"),
+        (["--seq-len", "500"], "context"),
+        (["--seq-len", "1"], "at least 2 tokens"),
+        (["--prompts", "0"], "at least 1"),
+    ],
+)
 def test_bad_input_is_one_line_exit_2(capsys, args, message):
     assert cli.main(["analyze", "--model", "planted-erasure", "--format", "json", *args]) == 2
     captured = capsys.readouterr()

@@ -66,9 +66,9 @@ def test_component_hook_names_are_the_bridges(fixture, request):
     assert (head.output_hook, head.site, mlp.site) == ("blocks.1.attn.hook_result", "blocks.1.attn.hook_z",
                                                        "blocks.0.hook_mlp_out")
     with pytest.raises(AdvdlaError, match="no z_hook"):
-        mlp.z_hook
+        _ = mlp.z_hook
     with pytest.raises(AdvdlaError, match="no hook"):
-        Component("bias").output_hook
+        _ = Component("bias").output_hook
 
 
 def test_too_short_and_too_long_prompts_are_refused(tiny):
@@ -80,8 +80,9 @@ def test_too_short_and_too_long_prompts_are_refused(tiny):
 
 def test_dla_sums_on_the_gelu4l_format(tmp_path, advdla_home):
     """The paper's model family (rebuilt from a NeelNanda-format checkpoint at its real shapes, random weights)."""
-    from advdla.models import load_model
     from test_models import REAL, write_tl_checkpoint  # pytest puts tests/ on sys.path
+
+    from advdla.models import load_model
 
     write_tl_checkpoint(tmp_path / "gelu", REAL)
     bridge = load_model(str(tmp_path / "gelu"))

@@ -7,9 +7,21 @@ import torch
 from scipy.stats import linregress
 
 from advdla.components import Component, parse_component
-from advdla.erasure import (_slopes, analyze_writer, auto_target, centred, check_writer, discover_writers, linear_fit,
-                            overrated_components, projection_ratio, quartiles, rank_targets, sample_prompts,
-                            writer_norm_ratio)
+from advdla.erasure import (
+    analyze_writer,
+    auto_target,
+    batched_slopes,
+    centred,
+    check_writer,
+    discover_writers,
+    linear_fit,
+    overrated_components,
+    projection_ratio,
+    quartiles,
+    rank_targets,
+    sample_prompts,
+    writer_norm_ratio,
+)
 from advdla.errors import AdvdlaError
 from advdla.models import load_model
 from advdla.models.planted import PLANTED
@@ -61,7 +73,7 @@ def test_slopes_match_linregress():
     g = torch.Generator().manual_seed(1)
     x = torch.randn(50, generator=g)
     ys = torch.stack([-0.5 * x + 0.1 * torch.randn(50, generator=g), 2 * x + torch.randn(50, generator=g)], 1)
-    slope, stderr = _slopes(x, ys)
+    slope, stderr = batched_slopes(x, ys)
     for i in range(2):
         ref = linregress(x.numpy(), ys[:, i].numpy())
         assert slope[i].item() == pytest.approx(ref.slope, rel=1e-4)

@@ -10,8 +10,8 @@ import pytest
 
 from advdla.cli import main
 from advdla.errors import AdvdlaError
-from advdla.scoring import ResultRecord
 from advdla.leaderboard import add_record, load_board, parse_record, ranked_rows, record_filename, render_markdown
+from advdla.scoring import ResultRecord
 
 FP = "a" * 64
 
@@ -24,18 +24,48 @@ def make_suite(root: Path, name: str = "toy", version: int = 1, fingerprint: str
     return d
 
 
-def make_record(method: str, spearman_adv: float, spearman_nat: float, *, suite: str = "toy", version: int = 1,
-                fingerprint: str = FP, split: str = "dev", method_version: str = "1", fooled_adv: float = 0.5) -> dict:
+def make_record(
+    method: str,
+    spearman_adv: float,
+    spearman_nat: float,
+    *,
+    suite: str = "toy",
+    version: int = 1,
+    fingerprint: str = FP,
+    split: str = "dev",
+    method_version: str = "1",
+    fooled_adv: float = 0.5,
+) -> dict:
     """A result record as advdla.scoring writes it."""
-    def m(kind: str, metric: str, v: float, n: int, hib: bool = True) -> dict:
-        return {"kind": kind, "metric": metric, "value": v, "lo": v - 0.1, "hi": v + 0.1, "n": n, "higher_is_better": hib}
 
-    metrics = [m("adversarial", "spearman", spearman_adv, 10), m("natural", "spearman", spearman_nat, 12),
-               m("adversarial", "fooled", fooled_adv, 10, False), m("natural", "fooled", 0.1, 12, False)]
-    return ResultRecord(method={"name": method, "version": method_version, "params": {"seed": 0}},
-                        suite={"name": suite, "version": version, "fingerprint": fingerprint, "model": "planted-erasure"},
-                        split=split, k=3, n_examples=22, metrics=metrics, wall_time_s=1.0, created="2026-01-01T00:00:00Z",
-                        environment={"git_commit": None, "versions": {}, "device": "cpu", "platform": "x"}).to_dict()
+    def m(kind: str, metric: str, v: float, n: int, hib: bool = True) -> dict:
+        return {
+            "kind": kind,
+            "metric": metric,
+            "value": v,
+            "lo": v - 0.1,
+            "hi": v + 0.1,
+            "n": n,
+            "higher_is_better": hib,
+        }
+
+    metrics = [
+        m("adversarial", "spearman", spearman_adv, 10),
+        m("natural", "spearman", spearman_nat, 12),
+        m("adversarial", "fooled", fooled_adv, 10, False),
+        m("natural", "fooled", 0.1, 12, False),
+    ]
+    return ResultRecord(
+        method={"name": method, "version": method_version, "params": {"seed": 0}},
+        suite={"name": suite, "version": version, "fingerprint": fingerprint, "model": "planted-erasure"},
+        split=split,
+        k=3,
+        n_examples=22,
+        metrics=metrics,
+        wall_time_s=1.0,
+        created="2026-01-01T00:00:00Z",
+        environment={"git_commit": None, "versions": {}, "device": "cpu", "platform": "x"},
+    ).to_dict()
 
 
 @pytest.fixture

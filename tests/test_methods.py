@@ -7,7 +7,6 @@ and the same numbers whether examples come one by one or batched. Runs on the pl
 from __future__ import annotations
 
 import dataclasses
-
 import importlib.metadata
 
 import pytest
@@ -15,10 +14,17 @@ import torch
 
 from advdla import methods
 from advdla.errors import AdvdlaError
+from advdla.methods import (
+    AttributionMethod,
+    ExampleBatch,
+    available_methods,
+    get_method,
+    load_plugins,
+    method_spec,
+    register_method,
+    registry,
+)
 from advdla.scoring import to_batch
-from advdla.methods import (AttributionMethod, ExampleBatch, available_methods, get_method, load_plugins, method_spec,
-                            register_method)
-from advdla.methods import registry
 
 FAST_PARAMS = {"ig": {"steps": 2}}  # fewer IG steps keep the test fast; the property does not depend on them
 

@@ -66,7 +66,7 @@ def tl_forward(sd: dict[str, torch.Tensor], cfg: dict, tokens: torch.Tensor) -> 
     x = sd["embed.W_E"][tokens] + sd["pos_embed.W_pos"][:T]
     causal = torch.ones(T, T).tril().bool()
     for l in range(cfg["n_layers"]):
-        p = lambda k: sd[f"blocks.{l}.{k}"]  # noqa: E731
+        p = lambda k, l=l: sd[f"blocks.{l}.{k}"]  # noqa: E731
         hx = ln(x, p("ln1.w"), p("ln1.b"))
         q, k, v = (torch.einsum("bpd,hde->bphe", hx, p(f"attn.W_{c}")) + p(f"attn.b_{c}") for c in "QKV")
         scores = torch.einsum("bqhe,bkhe->bhqk", q, k) / math.sqrt(cfg["d_head"])

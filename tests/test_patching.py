@@ -7,8 +7,14 @@ import torch
 
 from advdla.components import Component, all_components
 from advdla.errors import AdvdlaError
-from advdla.patching import (direct_effects, direct_effects_reference, input_effects_reference, output_effects,
-                             output_effects_reference, total_effects)
+from advdla.patching import (
+    direct_effects,
+    direct_effects_reference,
+    input_effects_reference,
+    output_effects,
+    output_effects_reference,
+    total_effects,
+)
 
 TOL = 1e-5
 

@@ -59,7 +59,9 @@ def _dla(out_last, clean, bridge):
     direction = (bridge.W_U[:, clean["t1"]] - bridge.W_U[:, clean["t2"]]).T  # [batch, d_model]
     scale = clean["cache"]["ln_final.hook_scale"][:, -1]  # [batch, 1]
     extra = out_last.dim() - 2
-    return (out_last / scale.view(-1, *[1] * (extra + 1)) * direction.view(-1, *[1] * extra, direction.shape[-1])).sum(-1)
+    return (out_last / scale.view(-1, *[1] * (extra + 1)) * direction.view(-1, *[1] * extra, direction.shape[-1])).sum(
+        -1
+    )
 
 
 def _pr(a, b):
@@ -67,7 +69,9 @@ def _pr(a, b):
 
 
 def _all_head_dlas(clean, bridge):
-    results = torch.stack([clean["cache"][f"blocks.{l}.attn.hook_result"][:, -1] for l in range(bridge.cfg.n_layers)], 1)
+    results = torch.stack(
+        [clean["cache"][f"blocks.{l}.attn.hook_result"][:, -1] for l in range(bridge.cfg.n_layers)], 1
+    )
     return _dla(results, clean, bridge).flatten(1)  # [batch, layer * n_heads + head]
 
 
@@ -111,8 +115,10 @@ def test_v_composition_patching_removes_the_erasure(bridge, texts, clean):
     def keep_eraser(result, hook):
         seen["eraser"] = result[:, :, head].clone()  # returns None: the activation is left as it is
 
-    bridge.run_with_hooks(texts[0], fwd_hooks=[(f"blocks.{layer}.hook_v_input", drop_writer),
-                                               (f"blocks.{layer}.attn.hook_result", keep_eraser)])
+    bridge.run_with_hooks(
+        texts[0],
+        fwd_hooks=[(f"blocks.{layer}.hook_v_input", drop_writer), (f"blocks.{layer}.attn.hook_result", keep_eraser)],
+    )
     pr = _pr(seen["eraser"], writer_out)
     assert -0.2 <= pr.median().item() <= 0.2
 
@@ -121,7 +127,9 @@ def _te(name, bridge, texts, clean):
     """LD_clean - LD with the head's q, k, v inputs replaced by the resample's (that head only)."""
     layer, head = _head(name, bridge)
     kinds = ("q", "k", "v")
-    _, res_cache = bridge.run_with_cache(texts[1], names_filter=lambda n: n in {f"blocks.{layer}.hook_{k}_input" for k in kinds})
+    _, res_cache = bridge.run_with_cache(
+        texts[1], names_filter=lambda n: n in {f"blocks.{layer}.hook_{k}_input" for k in kinds}
+    )
 
     def patch(act, hook):
         act[:, :, head] = res_cache[hook.name][:, :, head]

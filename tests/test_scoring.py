@@ -4,28 +4,52 @@ from __future__ import annotations
 
 import json
 import math
-import sys
 import types
 
 import numpy as np
-import pandas as pd
 import pytest
 import torch
 
 from advdla.methods import AttributionMethod, register_method
-from advdla.scoring import (FRAME_COLUMNS, METRICS, ResultRecord, bootstrap_ci, example_metrics, read_records, run_methods,
-                            write_records)
+from advdla.scoring import (
+    FRAME_COLUMNS,
+    METRICS,
+    ResultRecord,
+    bootstrap_ci,
+    example_metrics,
+    read_records,
+    run_methods,
+    write_records,
+)
 from advdla.suites import Example, Truth
 
 
 def _row(te, target=0, ld=2.0):
     """A hand-made example: only the truth's te_mean, panel, target and LD matter to the metrics."""
     zeros = torch.zeros(len(te), dtype=torch.float64)
-    truth = Truth(t1=0, t2=1, ld=ld, panel=[f"L0H{i}" for i in range(len(te))], dla=zeros,
-                  te_mean=torch.tensor(te, dtype=torch.float64), te_std=zeros, oe_mean=zeros, oe_std=zeros,
-                  de_mean=zeros, de_std=zeros)
-    return Example(example_id="hand", split="dev", kind="adversarial", text="", tokens=torch.zeros(2, dtype=torch.long),
-                   resamples=torch.zeros(1, 2, dtype=torch.long), target=f"L0H{target}", truth=truth)
+    truth = Truth(
+        t1=0,
+        t2=1,
+        ld=ld,
+        panel=[f"L0H{i}" for i in range(len(te))],
+        dla=zeros,
+        te_mean=torch.tensor(te, dtype=torch.float64),
+        te_std=zeros,
+        oe_mean=zeros,
+        oe_std=zeros,
+        de_mean=zeros,
+        de_std=zeros,
+    )
+    return Example(
+        example_id="hand",
+        split="dev",
+        kind="adversarial",
+        text="",
+        tokens=torch.zeros(2, dtype=torch.long),
+        resamples=torch.zeros(1, 2, dtype=torch.long),
+        target=f"L0H{target}",
+        truth=truth,
+    )
 
 
 def test_metrics_on_hand_made_numbers():
@@ -34,7 +58,9 @@ def test_metrics_on_hand_made_numbers():
     assert m["fooled"] == 1.0 and m["topk_recall"] == 0.5 and m["mae_norm"] == pytest.approx(3.0 / 4 / 2.0)
     assert m["sign_agreement"] == pytest.approx(1.0)  # the target carries no |TE|, every other sign is right
     honest = example_metrics([0.0, 2.0, -1.0, 0.5], row, k=2)
-    assert honest["fooled"] == 0.0 and honest["spearman"] == pytest.approx(1.0) and honest["kendall"] == pytest.approx(1.0)
+    assert (
+        honest["fooled"] == 0.0 and honest["spearman"] == pytest.approx(1.0) and honest["kendall"] == pytest.approx(1.0)
+    )
     flipped = example_metrics([0.0, -2.0, 1.0, -0.5], row, k=2)
     assert flipped["sign_agreement"] == 0.0 and flipped["spearman"] == pytest.approx(-1.0)
     assert math.isnan(example_metrics([1.0, 1.0, 1.0, 1.0], row)["spearman"])  # constant: undefined, not 0
@@ -72,7 +98,10 @@ def test_oracle_is_perfect(scored):
     for kind in ("adversarial", "natural", "all"):
         for metric in ("spearman", "kendall", "topk_recall", "sign_agreement"):
             assert _value(scored, "oracle", metric, kind).value == pytest.approx(1.0)
-        assert _value(scored, "oracle", "fooled", kind).value == 0.0 and _value(scored, "oracle", "mae_norm", kind).value == 0.0
+        assert (
+            _value(scored, "oracle", "fooled", kind).value == 0.0
+            and _value(scored, "oracle", "mae_norm", kind).value == 0.0
+        )
 
 
 def test_random_is_about_chance(scored):
@@ -103,15 +132,16 @@ class _Raises(AttributionMethod):
 
 
 def test_harness_names_and_skips_bad_methods(planted, planted_suite, monkeypatch):
-    from advdla import methods
+    from advdla.methods import registry
 
-    monkeypatch.setattr(methods, "METHODS", dict(methods.METHODS))  # the bad methods vanish after the test
+    monkeypatch.setattr(registry, "METHODS", dict(registry.METHODS))  # the bad methods vanish after the test
     for name, cls in (("test-wrong-shape", _WrongShape), ("test-nan", _NaN), ("test-raises", _Raises)):
         register_method(name, version="1", description="a broken method (test only)")(cls)
     warnings = []
     examples = planted_suite.examples[:4]
-    frame, runs = run_methods(planted, ["test-wrong-shape", "dla", "test-nan", "test-raises"], examples,
-                              warn=warnings.append)
+    frame, runs = run_methods(
+        planted, ["test-wrong-shape", "dla", "test-nan", "test-raises"], examples, warn=warnings.append
+    )
     assert set(frame["method"]) == {"dla"}
     assert len(warnings) == 3 and all("\n" not in w for w in warnings)
     assert "'test-wrong-shape' returned shape" in warnings[0] and "'test-nan' returned NaN" in warnings[1]
@@ -119,11 +149,27 @@ def test_harness_names_and_skips_bad_methods(planted, planted_suite, monkeypatch
 
 
 def _record(frame=None):
-    return ResultRecord(method={"name": "dla", "version": "1", "params": {"seed": 0}},
-                        suite={"name": "s", "version": "1", "fingerprint": "f", "model": "planted-erasure"}, split="dev", k=3,
-                        n_examples=2, metrics=[{"kind": "all", "metric": "spearman", "value": float("nan"), "lo": float("nan"),
-                                                "hi": float("nan"), "n": 0, "higher_is_better": True}],
-                        environment={"git_commit": None, "versions": {}, "device": "cpu"}, wall_time_s=0.1, created="now")
+    return ResultRecord(
+        method={"name": "dla", "version": "1", "params": {"seed": 0}},
+        suite={"name": "s", "version": "1", "fingerprint": "f", "model": "planted-erasure"},
+        split="dev",
+        k=3,
+        n_examples=2,
+        metrics=[
+            {
+                "kind": "all",
+                "metric": "spearman",
+                "value": float("nan"),
+                "lo": float("nan"),
+                "hi": float("nan"),
+                "n": 0,
+                "higher_is_better": True,
+            }
+        ],
+        environment={"git_commit": None, "versions": {}, "device": "cpu"},
+        wall_time_s=0.1,
+        created="now",
+    )
 
 
 def test_records_round_trip_through_json(tmp_path):
@@ -150,9 +196,10 @@ def fake_suite_module(monkeypatch, planted, planted_suite):
             raise AdvdlaError(f"suite {path} fails verification: fingerprint mismatch")
 
     def load_suite(path):
-        return types.SimpleNamespace(manifest=planted_suite.manifest,
-                                     examples=lambda split=None: [e for e in planted_suite.examples
-                                                                  if split in (None, e.split)])
+        return types.SimpleNamespace(
+            manifest=planted_suite.manifest,
+            examples=lambda split=None: [e for e in planted_suite.examples if split in (None, e.split)],
+        )
 
     monkeypatch.setattr(harness, "verify_suite", verify_suite)
     monkeypatch.setattr(harness, "load_suite", load_suite)
@@ -164,7 +211,21 @@ def test_score_cli_writes_one_record_per_method(tmp_path, fake_suite_module, cap
     from advdla.cli import main
 
     out = tmp_path / "records.json"
-    rc = main(["score", "--suite", str(tmp_path), "--methods", "dla,oracle", "--split", "dev", "--out", str(out), "--format", "json"])
+    rc = main(
+        [
+            "score",
+            "--suite",
+            str(tmp_path),
+            "--methods",
+            "dla,oracle",
+            "--split",
+            "dev",
+            "--out",
+            str(out),
+            "--format",
+            "json",
+        ]
+    )
     assert rc == 0
     records = read_records(out)
     assert [r.method["name"] for r in records] == ["dla", "oracle"]

@@ -16,10 +16,18 @@ from advdla.components import head_components, parse_component
 from advdla.corpus import TokenWindows, load_corpus
 from advdla.errors import AdvdlaError
 from advdla.models.planted import PLANTED
-from advdla.search import (SearchConfig, Thresholds, is_adversarial, resolve_target, run_search, scalar_objective,
-                           verified_examples, verify)
-from advdla.search.evaluate import Evaluator, Scores
+from advdla.search import (
+    SearchConfig,
+    Thresholds,
+    is_adversarial,
+    resolve_target,
+    run_search,
+    scalar_objective,
+    verified_examples,
+    verify,
+)
 from advdla.search.engine import verify_resamples
+from advdla.search.evaluate import Evaluator, Scores
 from advdla.search.space import build_prompt, build_space, suggest
 
 

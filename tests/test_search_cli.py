@@ -14,14 +14,33 @@ import pytest
 
 from advdla.models.planted import PLANTED
 
-ARGS = ["--model", "planted-erasure", "--target", PLANTED.writer, "--batch", "8", "--resamples", "2", "--seq-len", "16",
-        "--threads", "1", "--no-progress"]
+ARGS = [
+    "--model",
+    "planted-erasure",
+    "--target",
+    PLANTED.writer,
+    "--batch",
+    "8",
+    "--resamples",
+    "2",
+    "--seq-len",
+    "16",
+    "--threads",
+    "1",
+    "--no-progress",
+]
 ENV = {**os.environ, "OMP_NUM_THREADS": "1", "TQDM_DISABLE": "1"}
 
 
 def _search(*args: str, **kw) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, "-m", "advdla.cli", "search", *ARGS, *args], env=ENV, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, **kw)
+    return subprocess.Popen(
+        [sys.executable, "-m", "advdla.cli", "search", *ARGS, *args],
+        env=ENV,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        **kw,
+    )
 
 
 def _trials(storage: str, study: str = "advdla-search") -> list:
@@ -38,7 +57,9 @@ def test_sigkill_mid_run_then_resume_loses_and_repeats_nothing(tmp_path):
     url = f"sqlite:///{out / 'study.db'}"
     proc = _search("--trials", "120", "--out", str(out))
     deadline = time.time() + 240
-    while time.time() < deadline and proc.poll() is None and len(_trials(url) if (out / "study.db").exists() else []) < 16:
+    while (
+        time.time() < deadline and proc.poll() is None and len(_trials(url) if (out / "study.db").exists() else []) < 16
+    ):
         time.sleep(0.2)
     assert proc.poll() is None, f"the search ended before it could be killed: {proc.communicate()[1][-500:]}"
     proc.send_signal(signal.SIGKILL)
@@ -54,13 +75,29 @@ def test_sigkill_mid_run_then_resume_loses_and_repeats_nothing(tmp_path):
     assert {t.number: t.params for t in after if t.number in before} == before  # the stored trials are untouched
     assert len({t.user_attrs["uid"] for t in after}) == 120
     summary = json.loads(stdout)
-    assert summary["counts"]["stored_by_this_worker"] == 120 - len(before) and summary["counts"]["study_complete_trials"] == 120
+    assert (
+        summary["counts"]["stored_by_this_worker"] == 120 - len(before)
+        and summary["counts"]["study_complete_trials"] == 120
+    )
 
 
 def test_two_workers_share_one_journal_storage(tmp_path):
     url = f"journal:{tmp_path / 'study.log'}"
-    procs = [_search("--trials", "64", "--out", str(tmp_path / f"w{i}"), "--storage", url, "--study", "shared", "--format", "json")
-             for i in range(2)]
+    procs = [
+        _search(
+            "--trials",
+            "64",
+            "--out",
+            str(tmp_path / f"w{i}"),
+            "--storage",
+            url,
+            "--study",
+            "shared",
+            "--format",
+            "json",
+        )
+        for i in range(2)
+    ]
     outs = [p.communicate(timeout=600) for p in procs]
     assert all(p.returncode == 0 for p in procs), [o[1][-800:] for o in outs]
     stored = [json.loads(o[0])["counts"]["stored_by_this_worker"] for o in outs]
@@ -73,18 +110,26 @@ def test_two_workers_share_one_journal_storage(tmp_path):
     assert len(workers) == 2
 
 
-@pytest.mark.parametrize("args, message", [
-    (["--trials", "0"], "--trials must be at least 1"),
-    (["--target", "L7H1"], "does not exist"),
-    (["--target", "L0H1x"], "unknown component"),
-    (["--target", "MLP2"], "no downstream component"),
-    (["--storage", "sqlite:////no/such/dir/study.db"], "cannot open storage"),
-    (["--storage", "postgresql://nobody@127.0.0.1:1/advdla"], "cannot open storage"),
-])
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--trials", "0"], "--trials must be at least 1"),
+        (["--target", "L7H1"], "does not exist"),
+        (["--target", "L0H1x"], "unknown component"),
+        (["--target", "MLP2"], "no downstream component"),
+        (["--storage", "sqlite:////no/such/dir/study.db"], "cannot open storage"),
+        (["--storage", "postgresql://nobody@127.0.0.1:1/advdla"], "cannot open storage"),
+    ],
+)
 def test_bad_input_is_one_line_and_exit_2(tmp_path, args, message):
     argv = [a for a in ARGS if a not in ("--target", PLANTED.writer)] if "--target" in args else ARGS
-    proc = subprocess.run([sys.executable, "-m", "advdla.cli", "search", *argv, "--out", str(tmp_path / "o"), *args], env=ENV,
-                          capture_output=True, text=True, timeout=300)
+    proc = subprocess.run(
+        [sys.executable, "-m", "advdla.cli", "search", *argv, "--out", str(tmp_path / "o"), *args],
+        env=ENV,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert proc.returncode == 2
     lines = [ln for ln in proc.stderr.splitlines() if ln.strip() and "Warning" not in ln and not ln.startswith(" ")]
     assert len(lines) == 1 and message in lines[0], proc.stderr[-800:]

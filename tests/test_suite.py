@@ -13,8 +13,16 @@ from pathlib import Path
 import pytest
 
 from advdla.errors import AdvdlaError
-from advdla.suites import Example, build_suite, config_from_dict, load_config, load_suite, regenerate_test, save_suite
-from advdla.suites import verify_suite
+from advdla.suites import (
+    Example,
+    build_suite,
+    config_from_dict,
+    load_config,
+    load_suite,
+    regenerate_test,
+    save_suite,
+    verify_suite,
+)
 from advdla.suites.build import Candidate
 from advdla.suites.fingerprint import Chain, canonical_json, hash_rows, next_fingerprint
 from advdla.suites.store import rows_fingerprint_args
@@ -29,8 +37,16 @@ def corpus_finder(bridge, target, *, cfg, seed, n, windows, out_dir, progress=No
 
 
 def small_config(**changes):
-    base = dict(name="planted-small", model="planted-erasure", seq_len=12, seed=0, targets=["L0H1"],
-                search=dict(trials=4, batch=8), resamples=2, splits=dict(n_dev=3, n_test=2, n_natural=1))
+    base = dict(
+        name="planted-small",
+        model="planted-erasure",
+        seq_len=12,
+        seed=0,
+        targets=["L0H1"],
+        search=dict(trials=4, batch=8),
+        resamples=2,
+        splits=dict(n_dev=3, n_test=2, n_natural=1),
+    )
     base.update(changes)
     return config_from_dict(base)
 
@@ -70,18 +86,21 @@ def test_shipped_configs_load():
         assert cfg.name == file.stem
 
 
-@pytest.mark.parametrize("changes, message", [
-    ({"seed_value": 1}, "unknown key 'seed_value'; allowed keys: name, version"),
-    ({"resamples": 0}, "resamples must be an integer >= 1"),
-    ({"splits": {"n_dev": 0}}, "splits.n_dev must be an integer >= 1"),
-    ({"splits": {"n_devs": 2}}, "splits: unknown key 'n_devs'"),
-    ({"search": {"sampler": "tpee"}}, "Did you mean 'tpe'"),
-    ({"thresholds": {"min_dla_share": 0.05, "max_te_share": 0.1}}, "impossible thresholds"),
-    ({"thresholds": {"top": 3}}, "thresholds: unknown key 'top'"),
-    ({"targets": "L0H1"}, "targets must be 'auto' or a non-empty list"),
-    ({"version": "1"}, "version must be an integer"),
-    ({"name": "../x"}, "name '../x' must use only"),
-])
+@pytest.mark.parametrize(
+    "changes, message",
+    [
+        ({"seed_value": 1}, "unknown key 'seed_value'; allowed keys: name, version"),
+        ({"resamples": 0}, "resamples must be an integer >= 1"),
+        ({"splits": {"n_dev": 0}}, "splits.n_dev must be an integer >= 1"),
+        ({"splits": {"n_devs": 2}}, "splits: unknown key 'n_devs'"),
+        ({"search": {"sampler": "tpee"}}, "Did you mean 'tpe'"),
+        ({"thresholds": {"min_dla_share": 0.05, "max_te_share": 0.1}}, "impossible thresholds"),
+        ({"thresholds": {"top": 3}}, "thresholds: unknown key 'top'"),
+        ({"targets": "L0H1"}, "targets must be 'auto' or a non-empty list"),
+        ({"version": "1"}, "version must be an integer"),
+        ({"name": "../x"}, "name '../x' must use only"),
+    ],
+)
 def test_bad_config_is_one_clear_line(changes, message):
     with pytest.raises(AdvdlaError, match=message.replace("(", r"\(").replace(".", r"\.")) as info:
         small_config(**changes)
@@ -108,7 +127,9 @@ def test_same_config_same_fingerprints(planted, built, tmp_path):
     assert a["fingerprints"] == b["fingerprints"] and a["fingerprint"] == b["fingerprint"]
     other = build_suite(small_config(seed=1), tmp_path / "other", find=corpus_finder, bridge=planted)
     other_links = load_suite(other).manifest["fingerprints"]
-    assert [l["fingerprint"] for l in other_links[:3]] == [l["fingerprint"] for l in a["fingerprints"][:3]]  # model, corpus
+    assert [l["fingerprint"] for l in other_links[:3]] == [
+        l["fingerprint"] for l in a["fingerprints"][:3]
+    ]  # model, corpus
     assert other_links[-1]["fingerprint"] != a["fingerprint"]
 
 
@@ -213,8 +234,7 @@ def test_verify_catches_rows_that_do_not_match_the_chain(planted, built, tmp_pat
     suite = load_suite(built)
     rows = suite.dataset.to_list()
     rows[0]["ld"] += 1.0
-    forged = save_suite([Example.from_row(r) for r in rows], dict(suite.manifest), tmp_path / "forged",
-                        readme="x\n")
+    forged = save_suite([Example.from_row(r) for r in rows], dict(suite.manifest), tmp_path / "forged", readme="x\n")
     with pytest.raises(AdvdlaError, match="do not match the fingerprint chain"):
         verify_suite(forged, sample=0, bridge=planted)
 
@@ -227,12 +247,15 @@ def test_verify_catches_a_different_model(built, tiny):
 # --------------------------------------------------------------------------------------------- loading errors
 
 
-@pytest.mark.parametrize("edit, message", [
-    (lambda m: m.update(extra_field=1), "unknown manifest field.*extra_field"),
-    (lambda m: m.update(schema_version=99), "schema version 99 is newer"),
-    (lambda m: m.pop("schema_version"), "no integer schema_version"),
-    (lambda m: m.pop("fingerprint"), "lacks fingerprint"),
-])
+@pytest.mark.parametrize(
+    "edit, message",
+    [
+        (lambda m: m.update(extra_field=1), "unknown manifest field.*extra_field"),
+        (lambda m: m.update(schema_version=99), "schema version 99 is newer"),
+        (lambda m: m.pop("schema_version"), "no integer schema_version"),
+        (lambda m: m.pop("fingerprint"), "lacks fingerprint"),
+    ],
+)
 def test_bad_manifest_is_one_clear_line(built, tmp_path, edit, message):
     s = _copy(built, tmp_path / "m")
     m = json.loads((s / "manifest.json").read_text())
@@ -268,7 +291,10 @@ def test_regenerate_test_keeps_dev_and_moves_the_chain(planted, built, tmp_path)
     regenerate_test(s, seed=5, find=corpus_finder, bridge=planted)
     new = load_suite(s)
     assert new.rows(split="dev") == old.rows(split="dev")
-    old_test, new_test = {r["example_id"] for r in old.rows(split="test")}, {r["example_id"] for r in new.rows(split="test")}
+    old_test, new_test = (
+        {r["example_id"] for r in old.rows(split="test")},
+        {r["example_id"] for r in new.rows(split="test")},
+    )
     assert len(new_test) == 3 and new_test != old_test
     assert not new_test & {r["example_id"] for r in new.rows(split="dev")}
     m = new.manifest
@@ -281,7 +307,7 @@ def test_regenerate_test_keeps_dev_and_moves_the_chain(planted, built, tmp_path)
         regenerate_test(s, seed=5, find=corpus_finder, bridge=planted)
 
 
-# --------------------------------------------------------------------------------------------- real search, shipped suite
+# -------------------------------------------------------------------------------- real search, shipped suite
 
 
 def test_real_search_builds_are_deterministic(planted, tmp_path):
@@ -289,7 +315,9 @@ def test_real_search_builds_are_deterministic(planted, tmp_path):
     a = build_suite(cfg, tmp_path / "a", bridge=planted)
     b = build_suite(cfg, tmp_path / "b", bridge=planted)
     ma, mb = load_suite(a).manifest, load_suite(b).manifest
-    assert ma["fingerprint"] == mb["fingerprint"] and ma["search"]["per_target"][0]["engine"] == "advdla.search.run_search"
+    assert (
+        ma["fingerprint"] == mb["fingerprint"] and ma["search"]["per_target"][0]["engine"] == "advdla.search.run_search"
+    )
 
 
 def test_shipped_planted_suite_verifies(planted):
@@ -299,4 +327,7 @@ def test_shipped_planted_suite_verifies(planted):
     report = verify_suite(path, sample=3, bridge=planted)
     suite = load_suite(path)
     assert report["fingerprint"] == suite.fingerprint
-    assert suite.manifest["splits"] == {"dev": {"adversarial": 12, "natural": 6}, "test": {"adversarial": 12, "natural": 6}}
+    assert suite.manifest["splits"] == {
+        "dev": {"adversarial": 12, "natural": 6},
+        "test": {"adversarial": 12, "natural": 6},
+    }

@@ -7,24 +7,32 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from advdla.atomic import nan_to_none
 from advdla.errors import AdvdlaError
 
 
 def register(subparsers: Any) -> None:
     p = subparsers.add_parser(
-        "leaderboard", help="rank attribution methods from result records; add records; render LEADERBOARD.md",
+        "leaderboard",
+        help="rank attribution methods from result records; add records; render LEADERBOARD.md",
         description="show (default): ranked tables per suite and split, stale records apart. "
-                    "add FILE...: validate result records (from `advdla score --out`) and add them. "
-                    "render: write DIR/LEADERBOARD.md from the records.")
+        "add FILE...: validate result records (from `advdla score --out`) and add them. "
+        "render: write DIR/LEADERBOARD.md from the records.",
+    )
     p.add_argument("action", nargs="?", choices=("show", "add", "render"), default="show", help="default: show")
     p.add_argument("files", nargs="*", metavar="FILE", help="result record JSON files (for add)")
     p.add_argument("--dir", default="leaderboard", help="the leaderboard folder (default: leaderboard)")
-    p.add_argument("--suites", default=None, help="folder of suites to check fingerprints against "
-                   "(default: suites/ next to --dir)")
+    p.add_argument(
+        "--suites", default=None, help="folder of suites to check fingerprints against (default: suites/ next to --dir)"
+    )
     p.add_argument("--suite", default=None, help="only this suite (by name)")
     p.add_argument("--split", choices=("dev", "test", "all"), default=None, help="only this split")
-    p.add_argument("--sort", default="spearman", help="rank by this metric on adversarial examples; "
-                   "'natural.METRIC' for natural ones, 'drop' for the Spearman drop (default: spearman)")
+    p.add_argument(
+        "--sort",
+        default="spearman",
+        help="rank by this metric on adversarial examples; "
+        "'natural.METRIC' for natural ones, 'drop' for the Spearman drop (default: spearman)",
+    )
     p.add_argument("--format", choices=("table", "markdown", "json"), default="table", help="default: table")
     p.set_defaults(func=cmd_leaderboard)
 
@@ -60,8 +68,15 @@ def _add(args: Any) -> int:
     return 0
 
 
-def show(directory: str | Path, *, suites_dir: str | Path | None = None, suite: str | None = None,
-         split: str | None = None, sort: str = "spearman", fmt: str = "table") -> None:
+def show(
+    directory: str | Path,
+    *,
+    suites_dir: str | Path | None = None,
+    suite: str | None = None,
+    split: str | None = None,
+    sort: str = "spearman",
+    fmt: str = "table",
+) -> None:
     """Print the leaderboard in ``directory``: rich tables (or markdown / JSON), stale records and problems apart."""
     from advdla.leaderboard import display_rows, groups, load_board, ranked_rows, render_markdown
     from advdla.report import console, err_console, table
@@ -73,31 +88,37 @@ def show(directory: str | Path, *, suites_dir: str | Path | None = None, suite: 
     grouped = groups(board.current)
     ranked = {k: ranked_rows(v, sort=sort) for k, v in grouped.items()}
     if fmt == "json":
-        boards = [{"suite": s, "version": v, "split": sp, "fingerprint": grouped[(s, v, sp)][0].suite_fingerprint,
-                   "rows": rows} for (s, v, sp), rows in ranked.items()]
+        boards = [
+            {
+                "suite": s,
+                "version": v,
+                "split": sp,
+                "fingerprint": grouped[(s, v, sp)][0].suite_fingerprint,
+                "rows": rows,
+            }
+            for (s, v, sp), rows in ranked.items()
+        ]
         stale = [{"file": e.path.name if e.path else None, "reason": why} for e, why in board.stale]
-        print(json.dumps(_no_nan({"boards": boards, "stale": stale, "problems": board.problems}), indent=2, default=str))
+        print(
+            json.dumps(
+                nan_to_none({"boards": boards, "stale": stale, "problems": board.problems}), indent=2, default=str
+            )
+        )
         return
     if not ranked:
         where = f" for suite {suite}" if suite else ""
         err_console.print(f"no current records in {directory}{where}: run `advdla score --leaderboard {directory}`")
     for (s, v, sp), rows in ranked.items():
         n = f"{rows[0].get('n_adv') or 0} adversarial + {rows[0].get('n_nat') or 0} natural examples"
-        console.print(table(display_rows(rows, compact=True), title=f"{s} v{v} · {sp} split · {n} · ranked by {sort}\n"
-                            "mean [95% CI]; drop = Spearman nat - adv; fooled = target wrongly in the top k"))
+        console.print(
+            table(
+                display_rows(rows, compact=True),
+                title=f"{s} v{v} · {sp} split · {n} · ranked by {sort}\n"
+                "mean [95% CI]; drop = Spearman nat - adv; fooled = target wrongly in the top k",
+            )
+        )
     for e, why in board.stale:
         err_console.print(f"[yellow]stale[/]: {e.path.name if e.path else e.method}: {why}")
     for line in board.problems:
         err_console.print(f"[red]skipped[/]: {line}")
     sys.stdout.flush()
-
-
-def _no_nan(o: Any) -> Any:
-    """NaN -> null, so the JSON is strict (a metric a method has no value for)."""
-    if isinstance(o, float) and o != o:
-        return None
-    if isinstance(o, dict):
-        return {k: _no_nan(v) for k, v in o.items()}
-    if isinstance(o, (list, tuple)):
-        return [_no_nan(v) for v in o]
-    return o

@@ -12,16 +12,21 @@ from advdla.report import console, err_console, progress_bar, table
 
 def register(subparsers: Any) -> None:
     p = subparsers.add_parser(
-        "run", help="the main job: model, erasure analysis, search, suite, every method scored, leaderboard",
+        "run",
+        help="the main job: model, erasure analysis, search, suite, every method scored, leaderboard",
         description="Fetch the model if needed, run a quick erasure analysis, search for adversarial prompts on the "
-                    "most overrated head, build a small suite with causal ground truth, score every built-in "
-                    "attribution method on it and print the leaderboard. Ends with the paths of everything written.")
-    p.add_argument("--model", default=None, help="registry name, HF hub name or local directory (default: smollm2-135m)")
+        "most overrated head, build a small suite with causal ground truth, score every built-in "
+        "attribution method on it and print the leaderboard. Ends with the paths of everything written.",
+    )
+    p.add_argument(
+        "--model", default=None, help="registry name, HF hub name or local directory (default: smollm2-135m)"
+    )
     p.add_argument("--quick", action="store_true", help="smaller sizes everywhere (about half the time)")
     p.add_argument("--out", default="advdla-run", help="output folder (default: advdla-run)")
     p.add_argument("--seed", type=int, default=0, help="seed of every stage (default: 0)")
-    p.add_argument("--methods", default="all", help="'all' built-in methods (default) or a comma-separated list, "
-                   "plug-ins included")
+    p.add_argument(
+        "--methods", default="all", help="'all' built-in methods (default) or a comma-separated list, plug-ins included"
+    )
     p.add_argument("--force", action="store_true", help="replace the suite a previous run left in --out")
     p.set_defaults(func=cmd_run)
 
@@ -30,12 +35,21 @@ def cmd_run(args: Any) -> int:
     # Lazy: the pipeline imports torch and transformer_lens (about 4 s), which `advdla --help` must not pay.
     import datasets
 
+    from advdla.methods import load_plugins
     from advdla.models import DEFAULT_MODEL
     from advdla.pipeline import STAGES, plan_run, run_pipeline
 
     datasets.disable_progress_bars()  # the suite's parquet writes would print their own bars between ours
-    plan = plan_run(args.model or DEFAULT_MODEL, out=args.out, quick=args.quick, seed=args.seed, force=args.force,
-                    methods=args.methods)
+    plan = plan_run(
+        args.model or DEFAULT_MODEL,
+        out=args.out,
+        quick=args.quick,
+        seed=args.seed,
+        force=args.force,
+        methods=args.methods,
+    )
+    for problem in load_plugins():
+        err_console.print(f"advdla run: warning: {problem}", highlight=False, markup=False)
     err_console.print(f"[bold]advdla run[/] on {plan.model}{' (quick)' if args.quick else ''} -> {plan.out}")
     t0 = time.perf_counter()
     display = _StageDisplay(STAGES)

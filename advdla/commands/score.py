@@ -31,12 +31,14 @@ def register(subparsers: Any) -> None:
 
 def cmd_score(args: Any) -> int:
     # Lazy: the scoring stack imports torch and transformer_lens (about 4 s), which `advdla --help` must not pay.
-    from advdla.methods import resolve_methods
+    from advdla.methods import load_plugins, resolve_methods
     from advdla.scoring import open_suite, score_suite, split_examples, write_records
 
     if args.batch_size < 1 or args.top_k < 1:
         raise AdvdlaError("--batch-size and --top-k must be at least 1")
     names = resolve_methods(args.methods)
+    for problem in load_plugins():
+        err_console.print(f"advdla score: warning: {problem}", highlight=False, markup=False)
     suite, model = open_suite(args.suite, device=args.device)
     examples = split_examples(suite, args.split)
     with progress_bar(transient=True) as tick:

@@ -19,7 +19,9 @@ def register(subparsers: Any) -> None:
     b = sub.add_parser("build", help="build a suite from a YAML config (search, natural controls, ground truth)")
     b.add_argument("config", metavar="CONFIG.yaml", help="suite config, e.g. suites/planted-erasure.yaml")
     b.add_argument("--out", default=None, help="destination folder (default: suites/NAME next to the config)")
-    b.add_argument("--force", action="store_true", help="replace an existing suite (the old one is moved aside, not deleted)")
+    b.add_argument(
+        "--force", action="store_true", help="replace an existing suite (the old one is moved aside, not deleted)"
+    )
     b.set_defaults(func=cmd_build)
     v = sub.add_parser("verify", help="check file hashes, the fingerprint chain, the model, and re-derive ground truth")
     v.add_argument("path", metavar="PATH", help="suite folder")
@@ -81,9 +83,19 @@ def cmd_info(args: Any) -> int:
 
     info = suite_info(load_suite(args.path))
     counts = [{"split": s, **c} for s, c in info["counts"].items()]
-    about = [{"field": k, "value": info[k]} for k in ("name", "version", "model", "created", "seed", "test_seed", "fingerprint")]
+    about = [
+        {"field": k, "value": info[k]}
+        for k in ("name", "version", "model", "created", "seed", "test_seed", "fingerprint")
+    ]
     about += [{"field": "targets", "value": ", ".join(info["targets"])}]
     about += [{"field": f"threshold {k}", "value": v} for k, v in info["thresholds"].items()]
-    emit(info, args.format, tables=[(f"suite {info['name']} v{info['version']}", about), ("examples", counts),
-                                    ("fingerprint chain", info["fingerprints"])])
+    emit(
+        info,
+        args.format,
+        tables=[
+            (f"suite {info['name']} v{info['version']}", about),
+            ("examples", counts),
+            ("fingerprint chain", info["fingerprints"]),
+        ],
+    )
     return 0

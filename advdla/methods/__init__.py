@@ -20,8 +20,17 @@ from advdla.methods._output_patching import OutputPatching  # isort: skip
 from advdla.methods._random import RandomBaseline  # isort: skip
 from advdla.methods._oracle import Oracle  # isort: skip
 from advdla.methods.base import AttributionMethod, ExampleBatch
-from advdla.methods.registry import (ENTRY_POINT_GROUP, METHODS, MethodSpec, available_methods, get_method,
-                                     load_plugins, method_spec, register_method, resolve_methods)
+from advdla.methods.registry import (
+                                     ENTRY_POINT_GROUP,
+                                     METHODS,
+                                     MethodSpec,
+                                     available_methods,
+                                     get_method,
+                                     load_plugins,
+                                     method_spec,
+                                     register_method,
+                                     resolve_methods,
+)
 
 __all__ = [
     "AttributionMethod", "ExampleBatch", "MethodSpec", "METHODS", "ENTRY_POINT_GROUP", "register_method", "get_method",

@@ -14,7 +14,8 @@ require grad; the leaves do, under :func:`torch.enable_grad` (callers elsewhere 
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import torch
 from jaxtyping import Float, Int

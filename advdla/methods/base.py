@@ -43,8 +43,8 @@ class ExampleBatch:
 
     tokens: Int[Tensor, "batch pos"]
     resamples: Int[Tensor, "batch r pos"]
-    t1: Int[Tensor, "batch"]
-    t2: Int[Tensor, "batch"]
+    t1: Int[Tensor, " batch"]
+    t2: Int[Tensor, " batch"]
     panels: list[list[Component]]
     targets: list[Component]
     example_ids: list[str] = field(default_factory=list)
@@ -57,12 +57,16 @@ class ExampleBatch:
     def n_panel(self) -> int:
         return len(self.panels[0]) if self.panels else 0
 
-    def select(self, index: list[int]) -> "ExampleBatch":
+    def select(self, index: list[int]) -> ExampleBatch:
         """The sub-batch of the given examples (the conformance test scores examples one by one with it)."""
         idx = torch.tensor(index, dtype=torch.long)
         return ExampleBatch(
-            tokens=self.tokens[idx], resamples=self.resamples[idx], t1=self.t1[idx], t2=self.t2[idx],
-            panels=[self.panels[i] for i in index], targets=[self.targets[i] for i in index],
+            tokens=self.tokens[idx],
+            resamples=self.resamples[idx],
+            t1=self.t1[idx],
+            t2=self.t2[idx],
+            panels=[self.panels[i] for i in index],
+            targets=[self.targets[i] for i in index],
             example_ids=[self.example_ids[i] for i in index] if self.example_ids else [],
             te_mean=None if self.te_mean is None else self.te_mean[idx],
         )
@@ -77,7 +81,9 @@ class ExampleBatch:
         pos = {c: i for i, c in enumerate(comps)}
         return comps, torch.tensor([[pos[c] for c in panel] for panel in self.panels], dtype=torch.long)
 
-    def gather(self, values: Float[Tensor, "batch union"], index: Int[Tensor, "batch panel"]) -> Float[Tensor, "batch panel"]:
+    def gather(
+        self, values: Float[Tensor, "batch union"], index: Int[Tensor, "batch panel"]
+    ) -> Float[Tensor, "batch panel"]:
         """Per example, the union-ordered ``values`` picked out in that example's panel order."""
         return values.gather(1, index.to(values.device))
 

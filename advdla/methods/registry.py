@@ -20,9 +20,10 @@ saying why, for the face to print; the built-ins still work.
 from __future__ import annotations
 
 import importlib.metadata
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from types import ModuleType
-from typing import Any, Callable
+from typing import Any
 
 from advdla.errors import AdvdlaError, did_you_mean
 from advdla.methods.base import AttributionMethod

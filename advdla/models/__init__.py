@@ -7,9 +7,10 @@ hub name. See :mod:`advdla.models.bridge` for what the returned bridge guarantee
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import torch
 

@@ -94,7 +94,7 @@ class PlantedSpec:
 PLANTED = PlantedSpec(writer="L0H1", eraser="L1H2", honest="L2H0", token_a=ord("+"), token_b=ord("-"))
 
 
-def planted_directions(seed: int = 0) -> dict[str, Float[Tensor, "d_model"]]:
+def planted_directions(seed: int = 0) -> dict[str, Float[Tensor, " d_model"]]:
     """Orthonormal, mean-zero residual directions c, r, f, u, v, and ``junk`` [58, d_model] spanning the rest."""
     g = torch.Generator().manual_seed(seed)
     m = torch.randn(D_MODEL, D_MODEL, generator=g, dtype=torch.float64)
@@ -104,7 +104,7 @@ def planted_directions(seed: int = 0) -> dict[str, Float[Tensor, "d_model"]]:
     return {"c": basis[0], "r": basis[1], "f": basis[2], "u": basis[3], "v": basis[4], "junk": basis[5:]}
 
 
-def token_feature(seed: int = 0) -> Float[Tensor, "vocab"]:
+def token_feature(seed: int = 0) -> Float[Tensor, " vocab"]:
     """s(t) for every token: a seeded sign times a magnitude in [0.5, 1] (never near 0, so LD never vanishes)."""
     g = torch.Generator().manual_seed(seed + 1)
     sign = torch.randint(0, 2, (BYTE_VOCAB,), generator=g).float() * 2 - 1

@@ -5,12 +5,37 @@ runs -> scored frame -> records), ``records`` (the self-describing JSON result r
 :func:`register_metric` in :mod:`advdla.scoring.metrics`.
 """
 
-from advdla.scoring.harness import (MethodRun, batches, check_estimates, open_suite, run_method, run_methods,
-                                    score_suite, split_examples, to_batch)
-from advdla.scoring.metrics import (FRAME_COLUMNS, METRICS, MetricSpec, aggregate, bootstrap_ci, example_metrics,
-                                    per_example_frame, register_metric, score_estimates)
-from advdla.scoring.records import (SCHEMA_VERSION, ResultRecord, environment, git_commit, make_record, read_records,
-                                    write_records)
+from advdla.scoring.harness import (
+                                    MethodRun,
+                                    batches,
+                                    check_estimates,
+                                    open_suite,
+                                    run_method,
+                                    run_methods,
+                                    score_suite,
+                                    split_examples,
+                                    to_batch,
+)
+from advdla.scoring.metrics import (
+                                    FRAME_COLUMNS,
+                                    METRICS,
+                                    MetricSpec,
+                                    aggregate,
+                                    bootstrap_ci,
+                                    example_metrics,
+                                    per_example_frame,
+                                    register_metric,
+                                    score_estimates,
+)
+from advdla.scoring.records import (
+                                    SCHEMA_VERSION,
+                                    ResultRecord,
+                                    environment,
+                                    git_commit,
+                                    make_record,
+                                    read_records,
+                                    write_records,
+)
 
 __all__ = ["MethodRun", "batches", "check_estimates", "open_suite", "run_method", "run_methods", "score_suite",
            "split_examples", "to_batch", "FRAME_COLUMNS", "METRICS", "MetricSpec", "aggregate", "bootstrap_ci",

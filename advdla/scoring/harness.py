@@ -10,9 +10,10 @@ Per-method options (IG's steps) come from the method registry's metadata (``Meth
 from __future__ import annotations
 
 import time
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterator, Mapping
+from typing import Any
 
 import pandas as pd
 import torch

@@ -25,8 +25,9 @@ adversarial kind is the number the benchmark exists for.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any, Callable, Iterable, Mapping
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -34,8 +35,17 @@ from scipy import stats
 
 from advdla.suites import Example
 
-__all__ = ["METRICS", "FRAME_COLUMNS", "MetricSpec", "register_metric", "example_metrics", "bootstrap_ci",
-           "per_example_frame", "aggregate", "score_estimates"]
+__all__ = [
+    "METRICS",
+    "FRAME_COLUMNS",
+    "MetricSpec",
+    "register_metric",
+    "example_metrics",
+    "bootstrap_ci",
+    "per_example_frame",
+    "aggregate",
+    "score_estimates",
+]
 
 FRAME_COLUMNS = ["method", "split", "kind", "metric", "value", "lo", "hi", "n"]
 
@@ -90,13 +100,19 @@ def kendall(est: np.ndarray, truth: np.ndarray, **_: Any) -> float:
     return _correlation(stats.kendalltau, est, truth)
 
 
-@register_metric("topk_recall", higher_is_better=True, description="share of the true top-k (by |TE|) in the method's top-k")
+@register_metric(
+    "topk_recall", higher_is_better=True, description="share of the true top-k (by |TE|) in the method's top-k"
+)
 def topk_recall(est: np.ndarray, truth: np.ndarray, *, k: int, ld: float, floor: float, **_: Any) -> float:
     true = _true_topk(truth, k, ld, floor)
     return len(_topk(est, k) & true) / len(true) if true else float("nan")
 
 
-@register_metric("sign_agreement", higher_is_better=True, description="share of sum |TE| on components whose sign the method gets right")
+@register_metric(
+    "sign_agreement",
+    higher_is_better=True,
+    description="share of sum |TE| on components whose sign the method gets right",
+)
 def sign_agreement(est: np.ndarray, truth: np.ndarray, **_: Any) -> float:
     weight = np.abs(truth)
     return float((weight * (np.sign(est) == np.sign(truth))).sum() / weight.sum()) if weight.sum() > 0 else float("nan")
@@ -107,7 +123,9 @@ def mae_norm(est: np.ndarray, truth: np.ndarray, *, ld: float, **_: Any) -> floa
     return float(np.abs(est - truth).mean() / max(abs(ld), 1e-6))
 
 
-@register_metric("fooled", higher_is_better=False, description="target in the method's top-k by |estimate| but not in the true top-k")
+@register_metric(
+    "fooled", higher_is_better=False, description="target in the method's top-k by |estimate| but not in the true top-k"
+)
 def fooled(est: np.ndarray, truth: np.ndarray, *, target: int, k: int, ld: float, floor: float, **_: Any) -> float:
     claimed = _true_topk(est, k, ld, floor)  # the same floor: a method that gives the target ~0 claims nothing
     return float(target in claimed and target not in _true_topk(truth, k, ld, floor))
@@ -135,14 +153,23 @@ def bootstrap_ci(values: np.ndarray, *, n_boot: int = 1000, seed: int = 0, level
     return float(np.quantile(means, alpha)), float(np.quantile(means, 1 - alpha))
 
 
-def per_example_frame(method: str, estimates: Mapping[str, Iterable[float]], examples: list[Example], *,
-                      k: int = 3) -> pd.DataFrame:
+def per_example_frame(
+    method: str, estimates: Mapping[str, Iterable[float]], examples: list[Example], *, k: int = 3
+) -> pd.DataFrame:
     """One row per (example, metric): columns method, example_id, split, kind, metric, value."""
     out = []
     for ex in examples:
         for metric, value in example_metrics(estimates[ex.example_id], ex, k=k).items():
-            out.append({"method": method, "example_id": ex.example_id, "split": ex.split, "kind": ex.kind,
-                        "metric": metric, "value": value})
+            out.append(
+                {
+                    "method": method,
+                    "example_id": ex.example_id,
+                    "split": ex.split,
+                    "kind": ex.kind,
+                    "metric": metric,
+                    "value": value,
+                }
+            )
     return pd.DataFrame(out)
 
 
@@ -151,18 +178,37 @@ def aggregate(per_example: pd.DataFrame, *, n_boot: int = 1000, seed: int = 0) -
 
     ``n`` counts the examples whose metric is defined (not NaN).
     """
-    pooled = pd.concat([per_example, per_example.assign(kind="all")]) if per_example["kind"].nunique() > 1 else per_example
+    pooled = (
+        pd.concat([per_example, per_example.assign(kind="all")]) if per_example["kind"].nunique() > 1 else per_example
+    )
     out = []
     for (method, split, kind, metric), g in pooled.groupby(["method", "split", "kind", "metric"], sort=False):
         vals = g["value"].to_numpy(dtype=float)
         lo, hi = bootstrap_ci(vals, n_boot=n_boot, seed=seed)
         n = int((~np.isnan(vals)).sum())
-        out.append({"method": method, "split": split, "kind": kind, "metric": metric,
-                    "value": float(np.nanmean(vals)) if n else float("nan"), "lo": lo, "hi": hi, "n": n})
+        out.append(
+            {
+                "method": method,
+                "split": split,
+                "kind": kind,
+                "metric": metric,
+                "value": float(np.nanmean(vals)) if n else float("nan"),
+                "lo": lo,
+                "hi": hi,
+                "n": n,
+            }
+        )
     return pd.DataFrame(out, columns=FRAME_COLUMNS)
 
 
-def score_estimates(method: str, estimates: Mapping[str, Iterable[float]], examples: list[Example], *, k: int = 3,
-                    n_boot: int = 1000, seed: int = 0) -> pd.DataFrame:
+def score_estimates(
+    method: str,
+    estimates: Mapping[str, Iterable[float]],
+    examples: list[Example],
+    *,
+    k: int = 3,
+    n_boot: int = 1000,
+    seed: int = 0,
+) -> pd.DataFrame:
     """The tidy frame (``FRAME_COLUMNS``) for one method's estimates keyed by example_id."""
     return aggregate(per_example_frame(method, estimates, examples, k=k), n_boot=n_boot, seed=seed)

@@ -14,9 +14,10 @@ import math
 import platform
 import subprocess
 import time
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 import pandas as pd
 import torch
@@ -25,8 +26,15 @@ from advdla.atomic import write_json_atomic
 from advdla.errors import AdvdlaError
 from advdla.scoring.metrics import FRAME_COLUMNS, METRICS
 
-__all__ = ["ResultRecord", "SCHEMA_VERSION", "make_record", "environment", "git_commit", "write_records",
-           "read_records"]
+__all__ = [
+    "ResultRecord",
+    "SCHEMA_VERSION",
+    "make_record",
+    "environment",
+    "git_commit",
+    "write_records",
+    "read_records",
+]
 
 SCHEMA_VERSION = 1
 
@@ -64,60 +72,103 @@ class ResultRecord:
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
-        d["metrics"] = [{k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in m.items()} for m in self.metrics]
+        d["metrics"] = [
+            {k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in m.items()} for m in self.metrics
+        ]
         return d
 
     @classmethod
-    def from_dict(cls, d: Mapping[str, Any]) -> "ResultRecord":
+    def from_dict(cls, d: Mapping[str, Any]) -> ResultRecord:
         if d.get("schema_version") != SCHEMA_VERSION:
-            raise AdvdlaError(f"result record schema version {d.get('schema_version')!r} is not {SCHEMA_VERSION}: rescore with this advdla")
-        metrics = [{k: (float("nan") if v is None and k in ("value", "lo", "hi") else v) for k, v in m.items()} for m in d["metrics"]]
-        fields = {k: d[k] for k in ("method", "suite", "split", "k", "n_examples", "environment", "wall_time_s", "created", "floor")}
+            raise AdvdlaError(
+                f"result record schema version {d.get('schema_version')!r} is not {SCHEMA_VERSION}: "
+                f"rescore with this advdla"
+            )
+        metrics = [
+            {k: (float("nan") if v is None and k in ("value", "lo", "hi") else v) for k, v in m.items()}
+            for m in d["metrics"]
+        ]
+        fields = {
+            k: d[k]
+            for k in ("method", "suite", "split", "k", "n_examples", "environment", "wall_time_s", "created", "floor")
+        }
         return cls(metrics=metrics, schema_version=d["schema_version"], **fields)
 
     def frame(self) -> pd.DataFrame:
         """The record's metrics as the tidy frame (``FRAME_COLUMNS``)."""
-        rows = [{"method": self.method["name"], "split": self.split, **{k: m[k] for k in ("kind", "metric", "value", "lo", "hi", "n")}}
-                for m in self.metrics]
+        rows = [
+            {
+                "method": self.method["name"],
+                "split": self.split,
+                **{k: m[k] for k in ("kind", "metric", "value", "lo", "hi", "n")},
+            }
+            for m in self.metrics
+        ]
         return pd.DataFrame(rows, columns=FRAME_COLUMNS)
 
 
-def make_record(run: Any, frame: pd.DataFrame, manifest: Mapping[str, Any], *, split: str, k: int, n_examples: int,
-                device: str) -> ResultRecord:
+def make_record(
+    run: Any, frame: pd.DataFrame, manifest: Mapping[str, Any], *, split: str, k: int, n_examples: int, device: str
+) -> ResultRecord:
     """The record of one successful :class:`advdla.scoring.harness.MethodRun` and its rows of the scored frame."""
     mine = frame[frame["method"] == run.name]
-    metrics = [{"kind": r.kind, "metric": r.metric, "value": float(r.value), "lo": float(r.lo), "hi": float(r.hi), "n": int(r.n),
-                "higher_is_better": METRICS[r.metric].higher_is_better} for r in mine.itertuples()]
+    metrics = [
+        {
+            "kind": r.kind,
+            "metric": r.metric,
+            "value": float(r.value),
+            "lo": float(r.lo),
+            "hi": float(r.hi),
+            "n": int(r.n),
+            "higher_is_better": METRICS[r.metric].higher_is_better,
+        }
+        for r in mine.itertuples()
+    ]
     suite = {key: manifest.get(key) for key in ("name", "version", "fingerprint", "model")}
-    return ResultRecord(method={"name": run.name, "version": run.version, "params": run.params}, suite=suite, split=split, k=k,
-                        n_examples=n_examples, metrics=metrics, environment=environment(device), wall_time_s=round(run.wall_time_s, 4),
-                        created=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()))
+    return ResultRecord(
+        method={"name": run.name, "version": run.version, "params": run.params},
+        suite=suite,
+        split=split,
+        k=k,
+        n_examples=n_examples,
+        metrics=metrics,
+        environment=environment(device),
+        wall_time_s=round(run.wall_time_s, 4),
+        created=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+    )
 
 
 def environment(device: str) -> dict[str, Any]:
     """Git commit, library versions, device: what a result depends on besides the suite and the method."""
+
     def version(pkg: str) -> str | None:
         try:
             return md.version(pkg)
         except md.PackageNotFoundError:
             return None
 
-    versions = {"python": platform.python_version(), "torch": torch.__version__, "transformer_lens": version("transformer-lens"),
-                "advdla": version("advdla")}
+    versions = {
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "transformer_lens": version("transformer-lens"),
+        "advdla": version("advdla"),
+    }
     return {"git_commit": git_commit(), "versions": versions, "device": device, "platform": platform.platform()}
 
 
 def git_commit() -> str | None:
     """HEAD of the git checkout advdla runs from, or None outside one."""
     try:
-        out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=Path(__file__).parent, capture_output=True, text=True, timeout=5)
+        out = subprocess.run(
+            ["git", "rev-parse", "HEAD"], cwd=Path(__file__).parent, capture_output=True, text=True, timeout=5
+        )
     except (OSError, subprocess.SubprocessError):
         return None
     return out.stdout.strip() or None if out.returncode == 0 else None
 
 
 def write_records(path: str | Path, records: list[ResultRecord]) -> None:
-    """Write records as a JSON list, atomically (see :mod:`advdla.atomic`); NaN is refused (records write it as null)."""
+    """Write records as a JSON list, atomically (:mod:`advdla.atomic`); NaN is refused (records write it as null)."""
     write_json_atomic(path, [r.to_dict() for r in records], allow_nan=False)
 
 

@@ -10,8 +10,15 @@ Entry point: :func:`run_search` (``advdla search`` on the command line); :func:`
 rows of its examples frame that passed the slow re-verification.
 """
 
-from advdla.search.engine import (SAMPLERS, SearchConfig, SearchResult, corpus_baseline, resolve_target, run_search,
-                                  verified_examples)
+from advdla.search.engine import (
+                                  SAMPLERS,
+                                  SearchConfig,
+                                  SearchResult,
+                                  corpus_baseline,
+                                  resolve_target,
+                                  run_search,
+                                  verified_examples,
+)
 from advdla.search.evaluate import Evaluator, Scores, verify
 from advdla.search.objectives import Thresholds, is_adversarial, multi_objectives, scalar_objective
 

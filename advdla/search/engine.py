@@ -31,10 +31,11 @@ import sqlite3
 import time
 import uuid
 import warnings
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from types import SimpleNamespace
-from typing import Any, Callable
+from typing import Any
 
 import optuna
 import pandas as pd
@@ -50,8 +51,14 @@ from advdla.erasure import auto_target
 from advdla.errors import AdvdlaError, did_you_mean
 from advdla.progress import Progress, Step, silent
 from advdla.search.evaluate import Evaluator, Scores, verify
-from advdla.search.objectives import (DIRECTIONS, Thresholds, constraints, is_adversarial, multi_objectives,
-                                      scalar_objective)
+from advdla.search.objectives import (
+    DIRECTIONS,
+    Thresholds,
+    constraints,
+    is_adversarial,
+    multi_objectives,
+    scalar_objective,
+)
 from advdla.search.space import SearchSpace, build_prompt, build_space, suggest
 
 __all__ = ["SearchConfig", "SearchResult", "run_search", "resolve_target", "open_storage", "SAMPLERS",

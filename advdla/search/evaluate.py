@@ -38,28 +38,28 @@ class Scores:
     """One batch of candidates scored for the target. Shares are relative to LD (clamped away from 0)."""
 
     tokens: Int[Tensor, "batch pos"]
-    t1: Int[Tensor, "batch"]
-    t2: Int[Tensor, "batch"]
-    ld: Float[Tensor, "batch"]
-    dla: Float[Tensor, "batch"]
-    rank: Int[Tensor, "batch"]  # 1 = the largest DLA among all heads (and the target)
+    t1: Int[Tensor, " batch"]
+    t2: Int[Tensor, " batch"]
+    ld: Float[Tensor, " batch"]
+    dla: Float[Tensor, " batch"]
+    rank: Int[Tensor, " batch"]  # 1 = the largest DLA among all heads (and the target)
     te: Float[Tensor, "batch resample"]
-    naturalness: Float[Tensor, "batch"]  # mean log p(token | prefix) over positions 1..pos-1
+    naturalness: Float[Tensor, " batch"]  # mean log p(token | prefix) over positions 1..pos-1
 
     @property
-    def te_mean(self) -> Float[Tensor, "batch"]:
+    def te_mean(self) -> Float[Tensor, " batch"]:
         return self.te.mean(1)
 
     @property
-    def te_std(self) -> Float[Tensor, "batch"]:
+    def te_std(self) -> Float[Tensor, " batch"]:
         return self.te.std(1, unbiased=False)
 
     @property
-    def dla_share(self) -> Float[Tensor, "batch"]:
+    def dla_share(self) -> Float[Tensor, " batch"]:
         return self.dla / _safe(self.ld)
 
     @property
-    def te_share(self) -> Float[Tensor, "batch"]:
+    def te_share(self) -> Float[Tensor, " batch"]:
         """|mean TE| / LD: how much of the logit difference the target causes."""
         return self.te_mean.abs() / _safe(self.ld)
 
@@ -152,13 +152,13 @@ class Evaluator:
         return (self._act, hook)
 
 
-def naturalness(logits: Float[Tensor, "batch pos vocab"], tokens: Int[Tensor, "batch pos"]) -> Float[Tensor, "batch"]:
+def naturalness(logits: Float[Tensor, "batch pos vocab"], tokens: Int[Tensor, "batch pos"]) -> Float[Tensor, " batch"]:
     """Mean log-probability of each token after the first, given its prefix: higher is more natural text."""
     logp = logits[:, :-1].float().log_softmax(-1)
     return logp.gather(2, tokens[:, 1:, None])[..., 0].mean(1)
 
 
-def verify(bridge: Any, target: Component, tokens: Int[Tensor, "pos"], resamples: Int[Tensor, "r pos"]
+def verify(bridge: Any, target: Component, tokens: Int[Tensor, " pos"], resamples: Int[Tensor, "r pos"]
            ) -> dict[str, float]:
     """Re-score one example on the slow reference paths: attribution.dla + patching.input_effects_reference."""
     tokens = tokens[None] if tokens.ndim == 1 else tokens

@@ -80,7 +80,7 @@ def suggest(trial: Any, space: SearchSpace) -> dict[str, Any]:
     return p
 
 
-def build_prompt(p: dict[str, Any], space: SearchSpace) -> Int[Tensor, "seq_len"]:
+def build_prompt(p: dict[str, Any], space: SearchSpace) -> Int[Tensor, " seq_len"]:
     """Apply a trial's parameters (see the module docstring, steps 1-5); always exactly seq_len tokens."""
     L = space.seq_len
     base, end = space.contexts[p["context"]]

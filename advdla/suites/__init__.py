@@ -10,11 +10,40 @@ manifest (:mod:`~advdla.suites.store`, whose :class:`Example` is the one definit
 
 from advdla.suites.build import build_suite, regenerate_test
 from advdla.suites.config import PanelPolicy, SuiteConfig, config_from_dict, load_config
-from advdla.suites.store import (KINDS, SPLITS, Example, Suite, check_destination, example_id, load_suite,
-                                 read_manifest, save_suite, suite_info)
+from advdla.suites.store import (
+    KINDS,
+    SPLITS,
+    Example,
+    Suite,
+    check_destination,
+    example_id,
+    load_suite,
+    read_manifest,
+    save_suite,
+    suite_info,
+)
 from advdla.suites.truth import Truth, choose_panel, ground_truth
 from advdla.suites.verify import verify_suite
 
-__all__ = ["build_suite", "regenerate_test", "PanelPolicy", "SuiteConfig", "config_from_dict", "load_config", "KINDS", "SPLITS", "Example", "Suite",
-           "check_destination", "example_id", "load_suite", "read_manifest", "save_suite", "suite_info", "Truth",
-           "choose_panel", "ground_truth", "verify_suite"]
+__all__ = [
+    "build_suite",
+    "regenerate_test",
+    "PanelPolicy",
+    "SuiteConfig",
+    "config_from_dict",
+    "load_config",
+    "KINDS",
+    "SPLITS",
+    "Example",
+    "Suite",
+    "check_destination",
+    "example_id",
+    "load_suite",
+    "read_manifest",
+    "save_suite",
+    "suite_info",
+    "Truth",
+    "choose_panel",
+    "ground_truth",
+    "verify_suite",
+]

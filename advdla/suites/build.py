@@ -29,9 +29,10 @@ import platform
 import random
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import torch
 
@@ -47,11 +48,29 @@ from advdla.progress import Progress, Step, silent
 from advdla.search import SearchConfig, run_search, verified_examples
 from advdla.suites.config import SuiteConfig, config_from_dict
 from advdla.suites.fingerprint import Chain
-from advdla.suites.store import (MANIFEST_FIELDS, SCHEMA_VERSION, Example, check_destination, example_id, load_suite,
-                                 read_manifest, rows_fingerprint_args, save_suite, split_counts)
+from advdla.suites.store import (
+    MANIFEST_FIELDS,
+    SCHEMA_VERSION,
+    Example,
+    check_destination,
+    example_id,
+    load_suite,
+    read_manifest,
+    rows_fingerprint_args,
+    save_suite,
+    split_counts,
+)
 from advdla.suites.truth import choose_panel, ground_truth
 
-__all__ = ["Candidate", "build_suite", "regenerate_test", "search_candidates", "candidates_from_search", "resolve_targets", "Finder"]
+__all__ = [
+    "Candidate",
+    "build_suite",
+    "regenerate_test",
+    "search_candidates",
+    "candidates_from_search",
+    "resolve_targets",
+    "Finder",
+]
 
 
 @dataclass(frozen=True)
@@ -86,15 +105,22 @@ class _Context:
     progress: Progress
 
 
-def build_suite(cfg: SuiteConfig, dest: str | Path, *, force: bool = False, find: Finder | None = None,
-                bridge: Any = None, progress: Progress | None = None) -> Path:
+def build_suite(
+    cfg: SuiteConfig,
+    dest: str | Path,
+    *,
+    force: bool = False,
+    find: Finder | None = None,
+    bridge: Any = None,
+    progress: Progress | None = None,
+) -> Path:
     """Build the suite described by ``cfg`` into ``dest`` (atomically; an existing ``dest`` needs ``force``)."""
     dest = Path(dest)
     check_destination(dest, force=force)
     ctx = _context(cfg, bridge, find or search_candidates, progress or silent)
     n_nat = cfg.splits.n_natural
     adversarial, search_info = _adversarial(ctx, seed=cfg.seed, n=cfg.splits.n_dev + cfg.splits.n_test, avoid=set())
-    dev_adv, test_adv = adversarial[:cfg.splits.n_dev], adversarial[cfg.splits.n_dev:]
+    dev_adv, test_adv = adversarial[: cfg.splits.n_dev], adversarial[cfg.splits.n_dev :]
     used_docs = set().union(*(c.docs for c in adversarial))
     natural = _natural(ctx, seed=cfg.seed, n=2 * n_nat, exclude=used_docs)
     specs = [("dev", "adversarial", c) for c in dev_adv] + [("dev", "natural", c) for c in natural[:n_nat]]
@@ -104,8 +130,9 @@ def build_suite(cfg: SuiteConfig, dest: str | Path, *, force: bool = False, find
     return save_suite(examples, manifest, dest, force=force, readme=render_readme(manifest))
 
 
-def regenerate_test(path: str | Path, *, seed: int, find: Finder | None = None, bridge: Any = None,
-                    progress: Progress | None = None) -> Path:
+def regenerate_test(
+    path: str | Path, *, seed: int, find: Finder | None = None, bridge: Any = None, progress: Progress | None = None
+) -> Path:
     """Replace the suite's test split by a fresh one (search and natural draws with ``seed``); dev is kept."""
     path = Path(path)
     suite = load_suite(path)
@@ -116,8 +143,9 @@ def regenerate_test(path: str | Path, *, seed: int, find: Finder | None = None, 
     dev = suite.examples(split="dev")
     ctx = _context(cfg, bridge, find or search_candidates, progress or silent)
     if ctx.bridge.advdla_card.weights_fingerprint != old["model_card"]["weights_fingerprint"]:
-        raise AdvdlaError(f"model {cfg.model!r} now has other weights than the suite was built on; "
-                          f"rebuild the suite instead")
+        raise AdvdlaError(
+            f"model {cfg.model!r} now has other weights than the suite was built on; rebuild the suite instead"
+        )
     avoid = {tuple(e.tokens.tolist()) for e in dev}
     adversarial, search_info = _adversarial(ctx, seed=seed, n=cfg.splits.n_test, avoid=avoid)
     used_docs = set().union(*(c.docs for c in adversarial)) | {e.doc for e in dev}
@@ -145,7 +173,7 @@ def resolve_targets(bridge: Any, cfg: SuiteConfig, windows: Any) -> list[Compone
         tokens, docs = windows.sample(cfg.seq_len, 16, seed=cfg.seed + 1000)
         resamples = windows.sample(cfg.seq_len, 4, seed=cfg.seed + 1001, exclude=set(docs))[0]
         frame = rank_targets(bridge, tokens, resamples)
-        targets = [parse_component(n, bridge.cfg) for n in frame["component"][:cfg.n_auto_targets]]
+        targets = [parse_component(n, bridge.cfg) for n in frame["component"][: cfg.n_auto_targets]]
     bad = [t.name for t in targets if t.kind != "head"]
     if bad or not targets:
         raise AdvdlaError(f"suite targets must be attention heads (L<l>H<h>), got {bad or 'none'}")
@@ -155,14 +183,24 @@ def resolve_targets(bridge: Any, cfg: SuiteConfig, windows: Any) -> list[Compone
 # --------------------------------------------------------------------------------------------- candidates
 
 
-def _adversarial(ctx: _Context, *, seed: int, n: int, avoid: set[tuple[int, ...]]) -> tuple[list[Candidate], dict[str, Any]]:
+def _adversarial(
+    ctx: _Context, *, seed: int, n: int, avoid: set[tuple[int, ...]]
+) -> tuple[list[Candidate], dict[str, Any]]:
     """n distinct adversarial candidates spread over the targets, seeded-shuffled; raise if the search found fewer."""
     per_target = math.ceil(n / len(ctx.targets))
     pools, info = [], {"seed": seed, "per_target": []}
     with tempfile.TemporaryDirectory(prefix="advdla-suite-search-") as tmp:
         for i, target in enumerate(ctx.targets):
-            found, meta = ctx.find(ctx.bridge, target, cfg=ctx.cfg, seed=seed + 1000 * i, n=per_target,
-                                   windows=ctx.windows, out_dir=Path(tmp) / target.name, progress=ctx.progress)
+            found, meta = ctx.find(
+                ctx.bridge,
+                target,
+                cfg=ctx.cfg,
+                seed=seed + 1000 * i,
+                n=per_target,
+                windows=ctx.windows,
+                out_dir=Path(tmp) / target.name,
+                progress=ctx.progress,
+            )
             fresh = _distinct([c for c in found if c.tokens not in avoid])
             random.Random(seed).shuffle(fresh)
             pools.append(fresh)
@@ -170,8 +208,10 @@ def _adversarial(ctx: _Context, *, seed: int, n: int, avoid: set[tuple[int, ...]
     picked = _interleave(pools, n)
     if len(picked) < n:
         counts = ", ".join(f"{t.name}: {len(p)}" for t, p in zip(ctx.targets, pools))
-        raise AdvdlaError(f"the search found {len(picked)} distinct adversarial examples ({counts}), {n} needed: raise "
-                          f"search.trials, loosen thresholds, or lower splits.n_dev/n_test")
+        raise AdvdlaError(
+            f"the search found {len(picked)} distinct adversarial examples ({counts}), {n} needed: raise "
+            f"search.trials, loosen thresholds, or lower splits.n_dev/n_test"
+        )
     random.Random(seed + 1).shuffle(picked)
     return picked, info
 
@@ -197,34 +237,64 @@ def _interleave(pools: list[list[Candidate]], n: int) -> list[Candidate]:
     return out
 
 
-def search_candidates(bridge: Any, target: Component, *, cfg: SuiteConfig, seed: int, n: int, windows: Any,
-                      out_dir: Path, progress: Progress = silent) -> tuple[list[Candidate], dict[str, Any]]:
+def search_candidates(
+    bridge: Any,
+    target: Component,
+    *,
+    cfg: SuiteConfig,
+    seed: int,
+    n: int,
+    windows: Any,
+    out_dir: Path,
+    progress: Progress = silent,
+) -> tuple[list[Candidate], dict[str, Any]]:
     """The search engine's verified adversarial examples for one target (:func:`advdla.search.run_search`)."""
-    sc = SearchConfig(target=target.name, trials=cfg.search.trials, batch=cfg.search.batch, sampler=cfg.search.sampler,
-                      resamples=cfg.resamples, seq_len=cfg.seq_len, seed=seed, thresholds=cfg.threshold_values(),
-                      max_examples=4 * n, max_verify=n + 4, corpus=cfg.corpus)
+    sc = SearchConfig(
+        target=target.name,
+        trials=cfg.search.trials,
+        batch=cfg.search.batch,
+        sampler=cfg.search.sampler,
+        resamples=cfg.resamples,
+        seq_len=cfg.seq_len,
+        seed=seed,
+        thresholds=cfg.threshold_values(),
+        max_examples=4 * n,
+        max_verify=n + 4,
+        corpus=cfg.corpus,
+    )
     result = run_search(bridge, sc, out_dir=out_dir, progress=progress)
     return candidates_from_search(result, sc, windows, target.name)
 
 
-def candidates_from_search(result: Any, sc: Any, windows: Any, target: str, *,
-                           engine: str = "advdla.search.run_search") -> tuple[list[Candidate], dict[str, Any]]:
+def candidates_from_search(
+    result: Any, sc: Any, windows: Any, target: str, *, engine: str = "advdla.search.run_search"
+) -> tuple[list[Candidate], dict[str, Any]]:
     """A search result's verified examples as suite candidates, and what the manifest records about the search."""
     frame = verified_examples(result.examples)
     near = tuple(sorted(_search_docs(windows, sc, result.summary)))
-    cands = [Candidate(tuple(int(t) for t in row["tokens"]), target, -1, int(row["trial"]), near)
-             for _, row in frame.iterrows()]
+    cands = [
+        Candidate(tuple(int(t) for t in row["tokens"]), target, -1, int(row["trial"]), near)
+        for _, row in frame.iterrows()
+    ]
     counts = result.summary.get("counts", {})
-    return cands, {"engine": engine, "trials": counts.get("study_complete_trials"),
-                   "adversarial_fast": counts.get("study_adversarial_fast"), "verified": len(frame),
-                   "rejected_on_verify": counts.get("rejected_on_verify")}
+    return cands, {
+        "engine": engine,
+        "trials": counts.get("study_complete_trials"),
+        "adversarial_fast": counts.get("study_adversarial_fast"),
+        "verified": len(frame),
+        "rejected_on_verify": counts.get("rejected_on_verify"),
+    }
 
 
 def _search_docs(windows: Any, sc: Any, summary: dict[str, Any]) -> set[int]:
     """The corpus documents the search built prompts from (re-drawn as advdla.search.space.build_space draws them)."""
     space = summary.get("space", {})
     docs = windows.sample(2 * sc.seq_len, space.get("n_base", sc.n_base), seed=sc.seed)[1]
-    spans = windows.sample(sc.seq_len, space["n_span"], seed=sc.seed + 1, exclude=set(docs))[1] if space.get("n_span") else []
+    spans = (
+        windows.sample(sc.seq_len, space["n_span"], seed=sc.seed + 1, exclude=set(docs))[1]
+        if space.get("n_span")
+        else []
+    )
     return set(docs) | set(spans)
 
 
@@ -261,9 +331,19 @@ def _truth_example(ctx: _Context, split: str, kind: str, cand: Candidate) -> Exa
     target = parse_component(cand.target, ctx.bridge.cfg)
     panel = _panel(ctx, tokens, resamples, target, seed)
     truth = ground_truth(ctx.bridge, tokens, resamples, panel)
-    return Example(example_id=eid, split=split, kind=kind, text=ctx.bridge.tokenizer.decode(list(cand.tokens)),
-                   tokens=tokens, resamples=resamples, target=target.name, truth=truth, doc=cand.doc,
-                   trial=cand.trial, resample_seed=seed)
+    return Example(
+        example_id=eid,
+        split=split,
+        kind=kind,
+        text=ctx.bridge.tokenizer.decode(list(cand.tokens)),
+        tokens=tokens,
+        resamples=resamples,
+        target=target.name,
+        truth=truth,
+        doc=cand.doc,
+        trial=cand.trial,
+        resample_seed=seed,
+    )
 
 
 def _panel(ctx: _Context, tokens: Any, resamples: Any, target: Component, seed: int) -> list[Component]:
@@ -277,8 +357,9 @@ def _panel(ctx: _Context, tokens: Any, resamples: Any, target: Component, seed: 
 
 def _atp_heads(ctx: _Context, tokens: Any, resamples: Any, target: Any, heads: list[Any], d: Any) -> Any:
     """AtP estimates of every head (advdla.methods 'atp')."""
-    batch = ExampleBatch(tokens=tokens[None], resamples=resamples[None], t1=d.t1, t2=d.t2, panels=[heads],
-                         targets=[target])
+    batch = ExampleBatch(
+        tokens=tokens[None], resamples=resamples[None], t1=d.t1, t2=d.t2, panels=[heads], targets=[target]
+    )
     return get_method("atp").attribute(ctx.bridge, batch)[0]
 
 
@@ -304,27 +385,50 @@ def _chain(ctx: _Context, rows: list[dict[str, Any]], test_seed: int) -> Chain:
     return chain.add("examples", rows_fingerprint_args(rows))
 
 
-def _manifest(ctx: _Context, examples: list[Example], *, test_seed: int, search_info: dict[str, Any],
-              previous: dict[str, Any] | None) -> dict[str, Any]:
+def _manifest(
+    ctx: _Context,
+    examples: list[Example],
+    *,
+    test_seed: int,
+    search_info: dict[str, Any],
+    previous: dict[str, Any] | None,
+) -> dict[str, Any]:
     rows = [e.to_row() for e in examples]
     cfg, chain = ctx.cfg, _chain(ctx, rows, test_seed)
     now = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
     history = list((previous or {}).get("test_history", [])) if previous and previous.get("name") == cfg.name else []
     history.append({"seed": test_seed, "fingerprint": chain.fingerprint, "created": now})
-    m = {"schema_version": SCHEMA_VERSION, "name": cfg.name, "version": cfg.version, "description": cfg.description,
-         "created": now, "advdla_version": advdla.__version__, "libraries": _libraries(), "model": cfg.model,
-         "model_card": ctx.bridge.advdla_card.to_dict(), "corpus": {"name": ctx.corpus.name, "fingerprint": ctx.corpus.fingerprint},
-         "config": cfg.to_dict(), "thresholds": cfg.to_dict()["thresholds"], "panel_policy": dataclasses.asdict(cfg.panel),
-         "seed": cfg.seed, "test_seed": test_seed, "test_history": history, "splits": split_counts(rows),
-         "targets": [t.name for t in ctx.targets], "search": search_info, "fingerprint": chain.fingerprint,
-         "fingerprints": chain.to_list(), "files": {}}
+    m = {
+        "schema_version": SCHEMA_VERSION,
+        "name": cfg.name,
+        "version": cfg.version,
+        "description": cfg.description,
+        "created": now,
+        "advdla_version": advdla.__version__,
+        "libraries": _libraries(),
+        "model": cfg.model,
+        "model_card": ctx.bridge.advdla_card.to_dict(),
+        "corpus": {"name": ctx.corpus.name, "fingerprint": ctx.corpus.fingerprint},
+        "config": cfg.to_dict(),
+        "thresholds": cfg.to_dict()["thresholds"],
+        "panel_policy": dataclasses.asdict(cfg.panel),
+        "seed": cfg.seed,
+        "test_seed": test_seed,
+        "test_history": history,
+        "splits": split_counts(rows),
+        "targets": [t.name for t in ctx.targets],
+        "search": search_info,
+        "fingerprint": chain.fingerprint,
+        "fingerprints": chain.to_list(),
+        "files": {},
+    }
     m["changelog"] = _changelog(previous, m, regenerated=test_seed != cfg.seed)
     assert set(m) <= set(MANIFEST_FIELDS)
     return m
 
 
 def _changelog(previous: dict[str, Any] | None, m: dict[str, Any], *, regenerated: bool) -> list[dict[str, Any]]:
-    """Keep the old suite's changelog; add a line when the version moves, the test split is regenerated, or data change."""
+    """Keep the old changelog; add a line when the version moves, the test split is regenerated, or data change."""
     log = list(previous.get("changelog", [])) if previous and previous.get("name") == m["name"] else []
     date = m["created"][:10]
     if not log or log[-1]["version"] != m["version"]:
@@ -351,15 +455,18 @@ def _libraries() -> dict[str, str]:
 def render_readme(m: dict[str, Any]) -> str:
     """The suite folder's README: what it is, how to load it without advdla, and the changelog."""
     counts = "\n".join(f"| {s} | {c['adversarial']} | {c['natural']} |" for s, c in m["splits"].items())
-    log = "\n".join(f"- v{e['version']} ({e['date']}): {e['note']} (fingerprint {e['fingerprint'][:12]})" for e in m["changelog"])
+    log = "\n".join(
+        f"- v{e['version']} ({e['date']}): {e['note']} (fingerprint {e['fingerprint'][:12]})" for e in m["changelog"]
+    )
     thr = ", ".join(f"{k}={v}" for k, v in m["thresholds"].items())
-    return f"""# {m['name']} (version {m['version']})
+    return f"""# {m["name"]} (version {m["version"]})
 
-{m['description']}
+{m["description"]}
 
-Model `{m['model']}` (weights {m['model_card']['weights_fingerprint'][:12]}), corpus `{m['corpus']['name']}`,
-targets {', '.join(m['targets'])}, R = {m['config']['resamples']} resamples, seed {m['seed']}, test seed {m['test_seed']}.
-Adversarial thresholds: {thr}. Fingerprint: `{m['fingerprint']}`.
+Model `{m["model"]}` (weights {m["model_card"]["weights_fingerprint"][:12]}), corpus `{m["corpus"]["name"]}`,
+targets {", ".join(m["targets"])}, R = {m["config"]["resamples"]} resamples, seed {m["seed"]},
+test seed {m["test_seed"]}.
+Adversarial thresholds: {thr}. Fingerprint: `{m["fingerprint"]}`.
 
 | split | adversarial | natural |
 |---|---|---|

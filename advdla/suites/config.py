@@ -36,17 +36,17 @@ __all__ = ["SuiteConfig", "SearchBudget", "SplitSizes", "load_config", "config_f
 class PanelPolicy:
     """How panels are chosen (:func:`advdla.suites.truth.choose_panel`); recorded in suite manifests."""
 
-    max_full: int = 64      # models with at most this many heads get every head in every panel
-    top_dla: int = 8        # else: the target, the top heads by |DLA| ...
-    top_atp: int = 8        # ... by |AtP| ...
-    n_random: int = 8       # ... and a seeded random sample of the rest
+    max_full: int = 64  # models with at most this many heads get every head in every panel
+    top_dla: int = 8  # else: the target, the top heads by |DLA| ...
+    top_atp: int = 8  # ... by |AtP| ...
+    n_random: int = 8  # ... and a seeded random sample of the rest
 
 
 @dataclass(frozen=True)
 class SearchBudget:
     """What the adversarial search may spend per target."""
 
-    trials: int = 64     # Optuna trials (each scores ``batch`` candidate prompts)
+    trials: int = 64  # Optuna trials (each scores ``batch`` candidate prompts)
     batch: int = 16
     sampler: str = "tpe"
 
@@ -69,7 +69,7 @@ class SuiteConfig:
     corpus: str = "builtin"
     seq_len: int = 16
     seed: int = 0
-    targets: Any = "auto"            # "auto" or a list of component names
+    targets: Any = "auto"  # "auto" or a list of component names
     n_auto_targets: int = 2
     search: SearchBudget = field(default_factory=SearchBudget)
     resamples: int = 4
@@ -87,7 +87,7 @@ class SuiteConfig:
     def threshold_values(self) -> Any:
         return Thresholds(**self.thresholds)
 
-    def with_(self, **changes: Any) -> "SuiteConfig":
+    def with_(self, **changes: Any) -> SuiteConfig:
         return dataclasses.replace(self, **changes)
 
 
@@ -129,9 +129,14 @@ def _fields(cls: type, data: dict, where: str) -> dict[str, Any]:
     names = _names(cls)
     for key in data:
         if key not in names:
-            raise AdvdlaError(f"{where}: unknown key {key!r}; allowed keys: {', '.join(names)}.{did_you_mean(str(key), names)}")
-    required = [f.name for f in dataclasses.fields(cls)
-                if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING]
+            raise AdvdlaError(
+                f"{where}: unknown key {key!r}; allowed keys: {', '.join(names)}.{did_you_mean(str(key), names)}"
+            )
+    required = [
+        f.name
+        for f in dataclasses.fields(cls)
+        if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING
+    ]
     missing = [k for k in required if k not in data]
     if missing:
         raise AdvdlaError(f"{where}: missing required key(s) {', '.join(missing)}")
@@ -140,13 +145,22 @@ def _fields(cls: type, data: dict, where: str) -> dict[str, Any]:
 
 def _check_values(cfg: SuiteConfig, where: str) -> None:
     """Types and ranges, one line per problem (the first one found)."""
-    ints = {"version": (cfg.version, 1), "seq_len": (cfg.seq_len, 2), "seed": (cfg.seed, 0),
-            "n_auto_targets": (cfg.n_auto_targets, 1), "resamples": (cfg.resamples, 1),
-            "search.trials": (cfg.search.trials, 1), "search.batch": (cfg.search.batch, 1),
-            "splits.n_dev": (cfg.splits.n_dev, 1), "splits.n_test": (cfg.splits.n_test, 1),
-            "splits.n_natural": (cfg.splits.n_natural, 0), "panel.max_full": (cfg.panel.max_full, 0),
-            "panel.top_dla": (cfg.panel.top_dla, 0), "panel.top_atp": (cfg.panel.top_atp, 0),
-            "panel.n_random": (cfg.panel.n_random, 0)}
+    ints = {
+        "version": (cfg.version, 1),
+        "seq_len": (cfg.seq_len, 2),
+        "seed": (cfg.seed, 0),
+        "n_auto_targets": (cfg.n_auto_targets, 1),
+        "resamples": (cfg.resamples, 1),
+        "search.trials": (cfg.search.trials, 1),
+        "search.batch": (cfg.search.batch, 1),
+        "splits.n_dev": (cfg.splits.n_dev, 1),
+        "splits.n_test": (cfg.splits.n_test, 1),
+        "splits.n_natural": (cfg.splits.n_natural, 0),
+        "panel.max_full": (cfg.panel.max_full, 0),
+        "panel.top_dla": (cfg.panel.top_dla, 0),
+        "panel.top_atp": (cfg.panel.top_atp, 0),
+        "panel.n_random": (cfg.panel.n_random, 0),
+    }
     for key, (value, lo) in ints.items():
         if not isinstance(value, int) or isinstance(value, bool) or value < lo:
             raise AdvdlaError(f"{where}: {key} must be an integer >= {lo}, got {value!r}")
@@ -154,10 +168,14 @@ def _check_values(cfg: SuiteConfig, where: str) -> None:
         if not isinstance(getattr(cfg, key), str) or (key != "description" and not getattr(cfg, key)):
             raise AdvdlaError(f"{where}: {key} must be a non-empty string")
     if not cfg.name.replace("-", "").replace("_", "").replace(".", "").isalnum():
-        raise AdvdlaError(f"{where}: name {cfg.name!r} must use only letters, digits, '-', '_' and '.' (it names a folder)")
+        raise AdvdlaError(
+            f"{where}: name {cfg.name!r} must use only letters, digits, '-', '_' and '.' (it names a folder)"
+        )
     if cfg.search.sampler not in SAMPLERS:
-        raise AdvdlaError(f"{where}: search.sampler {cfg.search.sampler!r} is unknown; use one of {', '.join(SAMPLERS)}"
-                          f"{did_you_mean(str(cfg.search.sampler), SAMPLERS)}")
+        raise AdvdlaError(
+            f"{where}: search.sampler {cfg.search.sampler!r} is unknown; use one of {', '.join(SAMPLERS)}"
+            f"{did_you_mean(str(cfg.search.sampler), SAMPLERS)}"
+        )
     _check_targets(cfg.targets, where)
     _check_thresholds(cfg.thresholds, where)
 
@@ -165,7 +183,9 @@ def _check_values(cfg: SuiteConfig, where: str) -> None:
 def _check_targets(targets: Any, where: str) -> None:
     ok = targets == "auto" or (isinstance(targets, list) and targets and all(isinstance(t, str) for t in targets))
     if not ok:
-        raise AdvdlaError(f"{where}: targets must be 'auto' or a non-empty list of component names such as [L0H1], got {targets!r}")
+        raise AdvdlaError(
+            f"{where}: targets must be 'auto' or a non-empty list of component names such as [L0H1], got {targets!r}"
+        )
     if isinstance(targets, list) and len(set(targets)) != len(targets):
         raise AdvdlaError(f"{where}: targets lists a component twice: {targets}")
 
@@ -180,5 +200,7 @@ def _check_thresholds(thr: Any, where: str) -> None:
             raise AdvdlaError(f"{where}: thresholds.{key} must be a number, got {value!r}")
     t = cls(**thr)
     if t.top_k < 1 or t.margin < 0 or t.max_te_share < 0 or t.min_dla_share <= t.max_te_share:
-        raise AdvdlaError(f"{where}: impossible thresholds {dataclasses.asdict(t)}: need top_k >= 1, margin >= 0, "
-                          f"0 <= max_te_share < min_dla_share")
+        raise AdvdlaError(
+            f"{where}: impossible thresholds {dataclasses.asdict(t)}: need top_k >= 1, margin >= 0, "
+            f"0 <= max_te_share < min_dla_share"
+        )

@@ -18,9 +18,10 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 from advdla.errors import AdvdlaError
 
@@ -86,7 +87,7 @@ class Chain:
     def fingerprint(self) -> str:
         return self.links[-1]["fingerprint"] if self.links else ROOT
 
-    def add(self, step: str, args: Any) -> "Chain":
+    def add(self, step: str, args: Any) -> Chain:
         fp = next_fingerprint(self.fingerprint, step, args)
         self.links.append({"step": step, "args": _plain(args), "fingerprint": fp})
         return self
@@ -98,10 +99,12 @@ class Chain:
         for link in self.links:
             if link["step"] == name:
                 return link
-        raise AdvdlaError(f"the fingerprint chain has no step {name!r} (steps: {', '.join(l['step'] for l in self.links)})")
+        raise AdvdlaError(
+            f"the fingerprint chain has no step {name!r} (steps: {', '.join(l['step'] for l in self.links)})"
+        )
 
     @classmethod
-    def replay(cls, links: list[dict[str, Any]]) -> "Chain":
+    def replay(cls, links: list[dict[str, Any]]) -> Chain:
         """Recompute every fingerprint from the recorded steps; raise on the first link that does not match."""
         chain = cls()
         for i, link in enumerate(links):
@@ -109,6 +112,8 @@ class Chain:
                 raise AdvdlaError(f"fingerprint chain link {i} is malformed: expected keys step, args, fingerprint")
             chain.add(link["step"], link["args"])
             if chain.fingerprint != link["fingerprint"]:
-                raise AdvdlaError(f"fingerprint chain broken at step {i} ({link['step']}): recorded "
-                                  f"{link['fingerprint'][:12]}, recomputed {chain.fingerprint[:12]}")
+                raise AdvdlaError(
+                    f"fingerprint chain broken at step {i} ({link['step']}): recorded "
+                    f"{link['fingerprint'][:12]}, recomputed {chain.fingerprint[:12]}"
+                )
         return chain

@@ -63,7 +63,7 @@ class Example:
     split: str
     kind: str
     text: str
-    tokens: Int[Tensor, "pos"]
+    tokens: Int[Tensor, " pos"]
     resamples: Int[Tensor, "r pos"]
     target: str
     truth: Truth
@@ -81,7 +81,7 @@ class Example:
         return row | {"doc": self.doc, "trial": self.trial, "resample_seed": self.resample_seed}
 
     @classmethod
-    def from_row(cls, row: dict[str, Any]) -> "Example":
+    def from_row(cls, row: dict[str, Any]) -> Example:
         """Read a row (a dict with :data:`ROW_COLUMNS`; doc, trial and resample_seed optional)."""
         values = {c: torch.tensor(list(row[c]), dtype=torch.float64) for c in VALUE_COLUMNS}
         truth = Truth(t1=int(row["t1"]), t2=int(row["t2"]), ld=float(row["ld"]), panel=list(row["panel"]), **values)
@@ -91,7 +91,7 @@ class Example:
                    target=row["target"], truth=truth, doc=int(row.get("doc", -1)), trial=int(row.get("trial", -1)),
                    resample_seed=int(row.get("resample_seed", -1)))
 
-    def with_split(self, split: str) -> "Example":
+    def with_split(self, split: str) -> Example:
         return dataclasses.replace(self, split=split)
 
 

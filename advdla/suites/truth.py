@@ -33,20 +33,20 @@ __all__ = ["Truth", "VALUE_COLUMNS", "choose_panel", "ground_truth"]
 class Truth:
     """What the model says about one prompt: the top-2 tokens, LD, and per panel component the measurements.
 
-    Every ``Float[Tensor, "panel"]`` field is aligned with ``panel`` (float64, as stored in the suite).
+    Every ``Float[Tensor, " panel"]`` field is aligned with ``panel`` (float64, as stored in the suite).
     """
 
     t1: int
     t2: int
     ld: float
     panel: list[str]
-    dla: Float[Tensor, "panel"]
-    te_mean: Float[Tensor, "panel"]
-    te_std: Float[Tensor, "panel"]
-    oe_mean: Float[Tensor, "panel"]
-    oe_std: Float[Tensor, "panel"]
-    de_mean: Float[Tensor, "panel"]
-    de_std: Float[Tensor, "panel"]
+    dla: Float[Tensor, " panel"]
+    te_mean: Float[Tensor, " panel"]
+    te_std: Float[Tensor, " panel"]
+    oe_mean: Float[Tensor, " panel"]
+    oe_std: Float[Tensor, " panel"]
+    de_mean: Float[Tensor, " panel"]
+    de_std: Float[Tensor, " panel"]
 
     def value(self, column: str, component: str) -> float:
         return float(getattr(self, column)[self.panel.index(component)])
@@ -56,8 +56,8 @@ class Truth:
 VALUE_COLUMNS = tuple(f.name for f in dataclasses.fields(Truth) if f.name not in ("t1", "t2", "ld", "panel"))
 
 
-def choose_panel(bridge: Any, target: Component, dla_heads: Float[Tensor, "head"], *, policy: PanelPolicy, seed: int,
-                 atp_heads: Float[Tensor, "head"] | None = None) -> list[Component]:
+def choose_panel(bridge: Any, target: Component, dla_heads: Float[Tensor, " head"], *, policy: PanelPolicy, seed: int,
+                 atp_heads: Float[Tensor, " head"] | None = None) -> list[Component]:
     """The example's panel (layer-major order), from its head DLAs (and AtP estimates) in head_components order."""
     heads = head_components(bridge.cfg)
     if len(heads) <= policy.max_full:
@@ -73,7 +73,7 @@ def choose_panel(bridge: Any, target: Component, dla_heads: Float[Tensor, "head"
     return sorted(chosen, key=heads.index)
 
 
-def ground_truth(bridge: Any, tokens: Int[Tensor, "pos"], resamples: Int[Tensor, "r pos"], panel: list[Component], *,
+def ground_truth(bridge: Any, tokens: Int[Tensor, " pos"], resamples: Int[Tensor, "r pos"], panel: list[Component], *,
                  t1: int | None = None, t2: int | None = None, batch_size: int = 64) -> Truth:
     """DLA, TE, OE and DE of every panel component on one prompt (TE and OE coincide for heads: see patching)."""
     tt1 = None if t1 is None else torch.tensor([t1])
@@ -88,5 +88,5 @@ def ground_truth(bridge: Any, tokens: Int[Tensor, "pos"], resamples: Int[Tensor,
     )
 
 
-def _row(x: Float[Tensor, "1 panel"]) -> Float[Tensor, "panel"]:
+def _row(x: Float[Tensor, "1 panel"]) -> Float[Tensor, " panel"]:
     return x[0].detach().to(torch.float64).cpu()

@@ -15,7 +15,7 @@ from advdla.components import parse_components
 from advdla.errors import AdvdlaError
 from advdla.models import load_model
 from advdla.suites.fingerprint import Chain, sha256_file
-from advdla.suites.store import (DATA_FILES, Example, read_dataset, read_manifest, rows_fingerprint_args)
+from advdla.suites.store import DATA_FILES, Example, read_dataset, read_manifest, rows_fingerprint_args
 from advdla.suites.truth import VALUE_COLUMNS, ground_truth
 
 __all__ = ["verify_suite", "TOLERANCE"]
@@ -41,15 +41,22 @@ def verify_suite(path: str | Path, *, sample: int = 3, bridge: Any = None, seed:
     picked = random.Random(seed).sample(range(len(rows)), min(sample, len(rows)))
     for i in picked:
         check_truth(bridge, Example.from_row(rows[i]))
-    return {"path": str(path), "files": len(manifest["files"]), "chain_steps": len(chain.links),
-            "fingerprint": chain.fingerprint, "model": manifest["model"],
-            "examples_rederived": [rows[i]["example_id"] for i in picked]}
+    return {
+        "path": str(path),
+        "files": len(manifest["files"]),
+        "chain_steps": len(chain.links),
+        "fingerprint": chain.fingerprint,
+        "model": manifest["model"],
+        "examples_rederived": [rows[i]["example_id"] for i in picked],
+    }
 
 
 def _check_files(path: Path, manifest: dict[str, Any]) -> None:
     expected = set(DATA_FILES.values()) | {"README.md"}
     if set(manifest["files"]) != expected:
-        raise AdvdlaError(f"suite {path}: manifest lists files {sorted(manifest['files'])}, expected {sorted(expected)}")
+        raise AdvdlaError(
+            f"suite {path}: manifest lists files {sorted(manifest['files'])}, expected {sorted(expected)}"
+        )
     for rel, digest in manifest["files"].items():
         file = path / rel
         if not file.is_file():
@@ -62,12 +69,15 @@ def _check_files(path: Path, manifest: dict[str, Any]) -> None:
 def _check_chain(manifest: dict[str, Any], rows: list[dict[str, Any]]) -> Chain:
     chain = Chain.replay(manifest["fingerprints"])
     if chain.fingerprint != manifest["fingerprint"]:
-        raise AdvdlaError(f"manifest fingerprint {manifest['fingerprint'][:12]} is not the chain's last link "
-                          f"{chain.fingerprint[:12]}")
+        raise AdvdlaError(
+            f"manifest fingerprint {manifest['fingerprint'][:12]} is not the chain's last link {chain.fingerprint[:12]}"
+        )
     card = manifest.get("model_card", {})
-    for step, key, value in (("weights", "sha256", card.get("weights_fingerprint")),
-                             ("tokenizer", "sha256", card.get("tokenizer_fingerprint")),
-                             ("config", "config", manifest.get("config"))):
+    for step, key, value in (
+        ("weights", "sha256", card.get("weights_fingerprint")),
+        ("tokenizer", "sha256", card.get("tokenizer_fingerprint")),
+        ("config", "config", manifest.get("config")),
+    ):
         if chain.step(step)["args"].get(key) != value:
             raise AdvdlaError(f"the fingerprint chain's {step} step does not match the manifest's {step}")
     if chain.step("examples")["args"] != rows_fingerprint_args(rows):
@@ -78,8 +88,10 @@ def _check_chain(manifest: dict[str, Any], rows: list[dict[str, Any]]) -> Chain:
 def _check_model(bridge: Any, manifest: dict[str, Any]) -> None:
     card, want = bridge.advdla_card, manifest.get("model_card", {})
     if card.weights_fingerprint != want.get("weights_fingerprint"):
-        raise AdvdlaError(f"model {card.name!r} has weights {card.weights_fingerprint[:12]}, the suite was built on "
-                          f"{manifest['model']!r} with weights {str(want.get('weights_fingerprint'))[:12]}")
+        raise AdvdlaError(
+            f"model {card.name!r} has weights {card.weights_fingerprint[:12]}, the suite was built on "
+            f"{manifest['model']!r} with weights {str(want.get('weights_fingerprint'))[:12]}"
+        )
     if card.tokenizer_fingerprint != want.get("tokenizer_fingerprint"):
         raise AdvdlaError(f"model {card.name!r}: its tokenizer differs from the one the suite was built with")
 
@@ -87,16 +99,25 @@ def _check_model(bridge: Any, manifest: dict[str, Any]) -> None:
 def check_truth(bridge: Any, example: Example) -> None:
     """Re-derive one example's ground truth on the same tokens, resamples, panel and (t1, t2)."""
     stored = example.truth
-    fresh = ground_truth(bridge, example.tokens, example.resamples, parse_components(stored.panel, bridge.cfg),
-                         t1=stored.t1, t2=stored.t2)
+    fresh = ground_truth(
+        bridge,
+        example.tokens,
+        example.resamples,
+        parse_components(stored.panel, bridge.cfg),
+        t1=stored.t1,
+        t2=stored.t2,
+    )
     where = f"example {example.example_id} ({example.split}, {example.kind})"
     for col in ("t1", "t2"):
         if getattr(fresh, col) != getattr(stored, col):
-            raise AdvdlaError(f"{where}: {col} is {getattr(fresh, col)} on the model, {getattr(stored, col)} in the suite")
+            raise AdvdlaError(
+                f"{where}: {col} is {getattr(fresh, col)} on the model, {getattr(stored, col)} in the suite"
+            )
     if abs(fresh.ld - stored.ld) > TOLERANCE:
         raise AdvdlaError(f"{where}: ld is {fresh.ld:.6g} on the model, {stored.ld:.6g} in the suite")
     for col in VALUE_COLUMNS:
         for comp, got, want in zip(stored.panel, getattr(fresh, col).tolist(), getattr(stored, col).tolist()):
             if not abs(got - want) <= TOLERANCE:
-                raise AdvdlaError(f"{where}: {col}[{comp}] is {got:.6g} on the model, {want:.6g} in the suite "
-                                  f"(tolerance {TOLERANCE})")
+                raise AdvdlaError(
+                    f"{where}: {col}[{comp}] is {got:.6g} on the model, {want:.6g} in the suite (tolerance {TOLERANCE})"
+                )
