@@ -24,6 +24,7 @@ it still passes the thresholds.
 
 from __future__ import annotations
 
+import hashlib
 import importlib.util
 import os
 import socket
@@ -86,6 +87,9 @@ class SearchConfig:
     corpus: str = "builtin"
     max_verify: int = 32  # re-verify at most this many distinct candidates (best first) on the slow path
     verify_resamples: int = 8  # fresh resamples for the re-verification (not the ones the search optimised against)
+    # Corpus documents the search must not touch (bases, spans, resamples): a suite's dev search excludes the test
+    # split's documents and vice versa, so the two splits share no text by construction.
+    exclude_docs: tuple[int, ...] = ()
 
     @property
     def mode(self) -> str:
@@ -93,10 +97,13 @@ class SearchConfig:
 
     def space_key(self, model: str, target: str) -> dict[str, Any]:
         keys = ("resamples", "seq_len", "seed", "n_slots", "pool_size", "n_base", "corpus")
-        return {"model": model, "target": target, "mode": self.mode, **{k: getattr(self, k) for k in keys}}
+        key = {"model": model, "target": target, "mode": self.mode, **{k: getattr(self, k) for k in keys}}
+        if self.exclude_docs:  # a hash: the list can be long, and old studies (no exclusion) keep their key
+            key["exclude_docs"] = hashlib.sha256(",".join(map(str, sorted(self.exclude_docs))).encode()).hexdigest()
+        return key
 
     def as_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        return asdict(self) | {"exclude_docs": list(self.exclude_docs)}  # as JSON stores it
 
 
 @dataclass
@@ -376,11 +383,11 @@ def verify_resamples(windows: Any, space: SearchSpace, config: SearchConfig) -> 
     reported only if its TE is small against resamples the search never saw.
     """
     return windows.sample(config.seq_len, config.verify_resamples, seed=config.seed + 3,
-                          exclude=set(space.base_docs))[0]
+                          exclude=set(space.base_docs) | set(config.exclude_docs))[0]
 
 
-def _verified_rows(bridge: Any, study: Any, target: Component, resamples: torch.Tensor, config: SearchConfig
-                   ) -> tuple[list[dict], int]:
+def _verified_rows(bridge: Any, study: Any, target: Component, resamples: torch.Tensor, config: SearchConfig,
+                   space: SearchSpace) -> tuple[list[dict], int]:
     """Re-score the best candidates on the slow reference path with ``resamples`` (fresh); rows for those that still
     pass, and how many failed."""
     pareto = {t.number for t in study.best_trials} if config.mode == "multi" else set()
@@ -401,12 +408,13 @@ def _verified_rows(bridge: Any, study: Any, target: Component, resamples: torch.
                      "target": target.name, "dla": v["dla"], "rank": v["rank"], "te_mean": v["te_mean"],
                      "te_std": v["te_std"], "dla_share": dla_share, "te_share": te_share, "objective": list(t.values),
                      "naturalness": fast["naturalness"], "trial": t.number, "seed": config.seed, "verified": True,
-                     "pareto": t.number in pareto})
+                     "pareto": t.number in pareto, "source_doc": space.source_doc(t.params["context"])})
     return rows, rejected
 
 
 EXAMPLE_COLUMNS = ["text", "tokens", "t1", "t2", "t1_str", "t2_str", "ld", "target", "dla", "rank", "te_mean", "te_std",
-                   "dla_share", "te_share", "objective", "naturalness", "trial", "seed", "verified", "pareto"]
+                   "dla_share", "te_share", "objective", "naturalness", "trial", "seed", "verified", "pareto",
+                   "source_doc"]
 
 
 def _write_outputs(out_dir: Path, rows: list[dict], summary: dict[str, Any]) -> pd.DataFrame:
@@ -447,14 +455,14 @@ def run_search(bridge: Any, config: SearchConfig, *, out_dir: str | Path, storag
     study = _open_study(config, store, study_name, config.space_key(model, target.name))
     t_setup0 = time.perf_counter()
     space = build_space(bridge, windows, target, seq_len=config.seq_len, seed=config.seed, n_base=config.n_base,
-                        pool_size=config.pool_size, n_slots=config.n_slots)
+                        pool_size=config.pool_size, n_slots=config.n_slots, exclude=set(config.exclude_docs))
     evaluator = Evaluator(bridge, target, _search_resamples(windows, space, config))
     t_setup = time.perf_counter() - t_setup0
     t_loop0 = time.perf_counter()
     tally = _loop(study, space, evaluator, config, os.getpid() if shared else 0, _reporter(progress, config))
     t_loop = time.perf_counter() - t_loop0
     t_verify0 = time.perf_counter()
-    rows, rejected = _verified_rows(bridge, study, target, verify_resamples(windows, space, config), config)
+    rows, rejected = _verified_rows(bridge, study, target, verify_resamples(windows, space, config), config, space)
     t_verify = time.perf_counter() - t_verify0
     timings = {"setup_s": t_setup, "loop_s": t_loop, "verify_s": t_verify, "total_s": time.perf_counter() - t_start}
     summary = _summary(config, model, target, storage_url, study_name, space, tally, rows, rejected, timings)
@@ -464,7 +472,8 @@ def run_search(bridge: Any, config: SearchConfig, *, out_dir: str | Path, storag
 
 def _search_resamples(windows: Any, space: SearchSpace, config: SearchConfig) -> torch.Tensor:
     """The R fixed resamples every candidate's TE is averaged over (other documents than the bases)."""
-    return windows.sample(config.seq_len, config.resamples, seed=config.seed + 2, exclude=set(space.base_docs))[0]
+    return windows.sample(config.seq_len, config.resamples, seed=config.seed + 2,
+                          exclude=set(space.base_docs) | set(config.exclude_docs))[0]
 
 
 def _reporter(progress: Progress | None, config: SearchConfig) -> Callable[[_Tally], None]:

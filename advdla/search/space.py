@@ -52,7 +52,11 @@ class SearchSpace:
     pool: list[int]  # candidate token ids for the free slots
     pool_sources: dict[str, list[int]]  # which builder proposed which tokens (for the record)
     n_slots: int
-    base_docs: list[int]  # corpus documents the bases come from (resamples avoid them)
+    base_docs: list[int]  # corpus documents the bases (then the spans) come from (resamples avoid them)
+
+    def source_doc(self, context: int) -> int:
+        """The corpus document a trial's prompt is built on (its base window's), from its ``context`` parameter."""
+        return self.base_docs[self.contexts[context][0]]
 
     def describe(self) -> dict[str, Any]:
         return {"seq_len": self.seq_len, "n_base": len(self.bases), "n_context": len(self.contexts),
@@ -105,11 +109,12 @@ def build_prompt(p: dict[str, Any], space: SearchSpace) -> Int[Tensor, " seq_len
 
 
 def build_space(bridge: Any, windows: TokenWindows, target: Component, *, seq_len: int, seed: int, n_base: int = 64,
-                n_span: int = 32, pool_size: int = 96, n_slots: int = 4, n_context: int = 64) -> SearchSpace:
+                n_span: int = 32, pool_size: int = 96, n_slots: int = 4, n_context: int = 64,
+                exclude: set[int] = frozenset()) -> SearchSpace:
     """Draw the base windows and insertion spans with ``seed``, pre-screen contexts, build the model's token pool."""
-    bases, docs = windows.sample(2 * seq_len, n_base, seed=seed)
+    bases, docs = windows.sample(2 * seq_len, n_base, seed=seed, exclude=exclude)
     contexts = prescreen_contexts(bridge, target, bases, seq_len=seq_len, n_keep=n_context)
-    spans, span_docs = windows.sample(seq_len, n_span, seed=seed + 1, exclude=set(docs))
+    spans, span_docs = windows.sample(seq_len, n_span, seed=seed + 1, exclude=set(docs) | set(exclude))
     sources = token_pool(bridge, target, bases[:, -seq_len:][:8], pool_size=pool_size)
     pool = _merge(sources, pool_size)
     return SearchSpace(seq_len, bases, contexts, spans, pool, sources, n_slots, docs + span_docs)
