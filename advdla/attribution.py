@@ -149,3 +149,27 @@ def check_tokens(bridge: Any, tokens: Tensor) -> Tensor:
     if tokens.shape[1] > bridge.cfg.n_ctx:
         raise AdvdlaError(f"prompts of {tokens.shape[1]} tokens exceed the model's context of {bridge.cfg.n_ctx}")
     return tokens.to(bridge.W_U.device)
+
+
+def check_context(bridge: Any, n_tokens: int, what: str) -> None:
+    """Refuse, before any forward, a stage that would feed the model more positions than it has.
+
+    ``what`` names the stage's length in the message (e.g. "search --seq-len 24 (pre-screen windows of 2 x 24)").
+    """
+    n_ctx = int(bridge.cfg.n_ctx)
+    if n_tokens > n_ctx:
+        raise AdvdlaError(f"{what} needs {n_tokens} positions but the model has a context of {n_ctx}: "
+                          f"use a length of at most {n_ctx} there")
+
+
+def magnitude_rank(values: Float[Tensor, "... comp"], index: int) -> Int[Tensor, "..."]:
+    """1-based rank of component ``index`` by |value| among all components (ties: the earlier component first).
+
+    The one definition of "the method puts c in its top k" in advdla: ``magnitude_rank(values, c) <= k``, by
+    absolute value (a large negative estimate is a strong claim too), used alike by the search's criterion,
+    the suite's thresholds and the fooled metric. Metrics add a floor (|value| >= floor * |LD|) on top.
+    """
+    mag = values.abs()
+    mine = mag[..., index : index + 1]
+    earlier = torch.arange(values.shape[-1], device=values.device) < index
+    return 1 + (mag > mine).sum(-1) + ((mag == mine) & earlier).sum(-1)
