@@ -327,3 +327,24 @@ def test_bad_budget_and_storage_are_one_line(planted, tmp_path):
         )
     with pytest.raises(AdvdlaError, match="unknown sampler 'tep'.*Did you mean 'tpe'"):
         run_search(planted, SearchConfig(target=PLANTED.writer, sampler="tep"), out_dir=tmp_path)
+
+
+@pytest.mark.parametrize(
+    "dla, de, te, ld, rank, expected",
+    [
+        (2.0, 1.8, 0.1, 4.0, 1, "compensation"),  # DE carries the DLA, later components undo it
+        (2.0, 0.2, 0.1, 4.0, 1, "baseline"),  # DE small and DE - TE small: the output hardly depends on the context
+        (2.0, 0.8, -0.3, 4.0, 1, "mixed"),  # DE small but a sizeable indirect effect
+        (2.0, 1.8, 0.1, 4.0, 4, "none"),  # rank beyond top k
+        (2.0, 1.8, 0.1, 0.9, 1, "none"),  # LD within the margin
+        (1.0, 1.0, 0.1, 4.0, 1, "none"),  # DLA share below 0.3
+        (2.0, 1.8, 0.5, 4.0, 1, "none"),  # TE share above 0.1
+        (2.0, -1.8, -0.1, 4.0, None, "compensation"),  # |DE| counts; rank None: checked by the caller
+    ],
+)
+def test_mechanism_rules(dla, de, te, ld, rank, expected):
+    from advdla.search import mechanism
+
+    assert mechanism(dla, de, te, ld, Thresholds(), rank=rank) == expected
+    assert mechanism(torch.tensor(dla), torch.tensor(de), torch.tensor(te), torch.tensor(ld), Thresholds(),
+                     rank=rank) == expected

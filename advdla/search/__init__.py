@@ -20,8 +20,15 @@ from advdla.search.engine import (
                                   verified_examples,
 )
 from advdla.search.evaluate import Evaluator, Scores, verify
-from advdla.search.objectives import Thresholds, is_adversarial, multi_objectives, scalar_objective
+from advdla.search.objectives import (
+                                  MECHANISMS,
+                                  Thresholds,
+                                  is_adversarial,
+                                  mechanism,
+                                  multi_objectives,
+                                  scalar_objective,
+)
 
 __all__ = ["SAMPLERS", "SearchConfig", "SearchResult", "run_search", "resolve_target", "corpus_baseline",
-           "verified_examples", "Evaluator", "Scores", "verify", "Thresholds", "is_adversarial", "multi_objectives",
-           "scalar_objective"]
+           "verified_examples", "Evaluator", "Scores", "verify", "Thresholds", "is_adversarial", "mechanism",
+           "MECHANISMS", "multi_objectives", "scalar_objective"]

@@ -22,7 +22,8 @@ from torch import Tensor
 
 from advdla.search.evaluate import Scores
 
-__all__ = ["Thresholds", "scalar_objective", "multi_objectives", "constraints", "is_adversarial", "DIRECTIONS",
+__all__ = ["Thresholds", "mechanism", "MECHANISMS", "scalar_objective", "multi_objectives", "constraints",
+           "is_adversarial", "DIRECTIONS",
            "SHARE_CLIP"]
 
 SHARE_CLIP = 3.0  # |share| beyond this only means LD is near zero: clip, so no candidate wins by a tiny denominator
@@ -36,13 +37,43 @@ class Thresholds:
     ``margin`` is 1 logit: below that the top-2 are nearly tied and shares of LD are mostly noise.
     """
 
-    top_k: int = 3  # the target ranks in the top k heads by DLA
+    top_k: int = 3  # the target ranks in the top k components (heads and MLPs) by |DLA| (attribution.magnitude_rank)
     margin: float = 1.0  # LD > margin
     min_dla_share: float = 0.3  # DLA(target) / LD >= this
     max_te_share: float = 0.1  # |mean TE(target)| / LD <= this
+    min_de_share: float = 0.3  # objective compensation: mean DE(target) / LD >= this (a real direct effect)
+    de_share: float = 0.5  # mechanism: compensation when |DE| >= de_share |DLA| (DE carries the DLA) ...
+    ie_share: float = 0.25  # ... baseline when |DE| is below that and |DE - TE| < ie_share |DLA| (hardly any IE)
 
     def as_dict(self) -> dict:
         return asdict(self)
+
+
+MECHANISMS = ("compensation", "baseline", "mixed", "none")
+
+
+def mechanism(dla: float, de: float, te: float, ld: float, thr: Thresholds, *, rank: int | None = None) -> str:
+    """Why DLA misleads on one example: ``compensation`` | ``baseline`` | ``mixed`` | ``none``.
+
+    ``dla``, ``de``, ``te`` (means over resamples) are the target's, ``ld`` the clean logit difference, all in
+    logits (floats or 0-d tensors); ``rank`` is the target's :func:`advdla.attribution.magnitude_rank` among
+    the model's heads and MLPs (``None``: the caller has already checked it). DLA - TE = (DLA - DE) + (DE - TE):
+
+    - ``none``: not adversarial: rank > top_k, or LD <= margin, or DLA < min_dla_share LD, or |TE| > max_te_share LD;
+    - ``compensation``: |DE| >= de_share |DLA|: the direct effect is real and later components undo it (the IE);
+    - ``baseline``: |DE| < de_share |DLA| and |DE - TE| < ie_share |DLA|: the output hardly depends on the
+      context (DLA's zero baseline is the gap), and hardly anything downstream reacts;
+    - ``mixed``: the rest (a small DE and a sizeable indirect effect together).
+    """
+    dla, de, te, ld = float(dla), float(de), float(te), float(ld)
+    if ((rank is not None and int(rank) > thr.top_k) or not ld > thr.margin or dla < thr.min_dla_share * ld
+            or abs(te) > thr.max_te_share * ld):
+        return "none"
+    if abs(de) >= thr.de_share * abs(dla):
+        return "compensation"
+    if abs(de - te) < thr.ie_share * abs(dla):
+        return "baseline"
+    return "mixed"
 
 
 def is_adversarial(s: Scores | Any, thr: Thresholds) -> Tensor | bool:
