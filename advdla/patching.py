@@ -196,11 +196,34 @@ def output_effects(bridge: Any, tokens: Int[Tensor, "batch pos"], resamples: Ten
     with torch.inference_mode(), lean(bridge):
         clean = run_cached(bridge, tokens, {resid_hook(c.layer) for c in components}, t1, t2)
         sources = bridge.run_with_cache(res.reshape(batch * n_res, -1), names_filter=lambda n: n in sites)[1]
-        out = torch.empty(batch, n_res, len(components), device=tokens.device)
-        rows = sorted(((b, r, i) for b in range(batch) for r in range(n_res) for i in range(len(components))),
-                      key=lambda row: components[row[2]].layer)
-        for chunk in _chunks(rows, components, batch_size):
-            out[_rows_index(chunk)] = _patched_ld(bridge, clean, sources, components, chunk, n_res)
+        return _spliced_effects(bridge, clean, sources, components, n_res, batch_size)
+
+
+def zero_effects(bridge: Any, tokens: Int[Tensor, "batch pos"], components: list[Component], *,
+                 t1: Tensor | None = None, t2: Tensor | None = None, batch_size: int = 64) -> Effects:
+    """TE under zero ablation: LD_clean - LD with the component's output set to zero at every position.
+
+    Zero is DLA's implicit baseline, so DLA(c) - te_zero(c) is exactly what later components do with c's output
+    (its indirect effect against that baseline). ``per_resample`` has one column (there are no resamples).
+    """
+    _check_patchable(components)
+    tokens = check_tokens(bridge, tokens)
+    sites = {c.site for c in components}
+    with torch.inference_mode(), lean(bridge):
+        clean = run_cached(bridge, tokens, {resid_hook(c.layer) for c in components} | sites, t1, t2)
+        zeros = {name: torch.zeros_like(clean.cache[name]) for name in sites}
+        return _spliced_effects(bridge, clean, zeros, components, 1, batch_size)
+
+
+def _spliced_effects(bridge: Any, clean: Run, sources: Any, components: list[Component], n_res: int,
+                     batch_size: int) -> Effects:
+    """Effects of splicing each component's site activation from ``sources`` (row b * n_res + r) into prompt b."""
+    batch = clean.ld.shape[0]
+    out = torch.empty(batch, n_res, len(components), device=clean.ld.device)
+    rows = sorted(((b, r, i) for b in range(batch) for r in range(n_res) for i in range(len(components))),
+                  key=lambda row: components[row[2]].layer)
+    for chunk in _chunks(rows, components, batch_size):
+        out[_rows_index(chunk)] = _patched_ld(bridge, clean, sources, components, chunk, n_res)
     return Effects(components, clean.ld[:, None, None] - out, clean.ld, clean.t1, clean.t2)
 
 
@@ -344,6 +367,24 @@ def output_effects_reference(bridge: Any, tokens: Tensor, resamples: Tensor, com
         return _logit_diff(bridge.run_with_hooks(tok, fwd_hooks=[_replace_hook(name, src, sel)]), a, b)
 
     return _reference_loop(bridge, tokens, resamples, components, t1, t2, ld_one)
+
+
+def zero_effects_reference(bridge: Any, tokens: Tensor, components: list[Component], *,
+                           t1: Tensor | None = None, t2: Tensor | None = None) -> Effects:
+    """Slow zero ablation: a full forward per component with its output (hook_result / hook_mlp_out) zeroed."""
+
+    def ld_one(tok: Tensor, res: Tensor, c: Component, a: Tensor, b: Tensor) -> Tensor:
+        def zero(act: Tensor, hook: Any) -> Tensor:
+            if c.kind == "head":
+                act[:, :, c.head] = 0.0
+            else:
+                act[:] = 0.0
+            return act
+
+        return _logit_diff(bridge.run_with_hooks(tok, fwd_hooks=[(c.output_hook, zero)]), a, b)
+
+    one = tokens.reshape(-1, tokens.shape[-1])[:, None, :1]  # a dummy "resample" per prompt: one column of effects
+    return _reference_loop(bridge, tokens, one.expand(-1, 1, tokens.shape[-1]), components, t1, t2, ld_one)
 
 
 def input_effects_reference(bridge: Any, tokens: Tensor, resamples: Tensor, components: list[Component], *,

@@ -14,6 +14,8 @@ from advdla.patching import (
     output_effects,
     output_effects_reference,
     total_effects,
+    zero_effects,
+    zero_effects_reference,
 )
 
 TOL = 1e-5
@@ -66,6 +68,18 @@ def test_direct_effects_match_reference(fixture, request):
     comps = _patchable(bridge)
     fast = direct_effects(bridge, tokens, res, comps)
     slow = direct_effects_reference(bridge, tokens, res, comps)
+    assert torch.allclose(fast.per_resample, slow.per_resample, atol=TOL)
+
+
+@pytest.mark.parametrize("fixture", ["tiny", "tiny_gqa"])
+def test_zero_ablation_matches_reference(fixture, request):
+    """te_zero (the output of each head and MLP zeroed at every position) on the fast path == one forward per patch."""
+    bridge = request.getfixturevalue(fixture)
+    tokens, _ = _data(4)
+    comps = _patchable(bridge)
+    fast = zero_effects(bridge, tokens, comps, batch_size=7)
+    slow = zero_effects_reference(bridge, tokens, comps)
+    assert fast.per_resample.shape == (2, 1, len(comps)) and fast.per_resample.abs().max() > 1e-3
     assert torch.allclose(fast.per_resample, slow.per_resample, atol=TOL)
 
 
