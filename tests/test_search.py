@@ -12,7 +12,7 @@ import pytest
 import torch
 
 from advdla import attribution, patching
-from advdla.components import head_components, parse_component
+from advdla.components import parse_component
 from advdla.corpus import TokenWindows, load_corpus
 from advdla.errors import AdvdlaError
 from advdla.models.planted import PLANTED
@@ -20,6 +20,8 @@ from advdla.search import (
     SearchConfig,
     Thresholds,
     is_adversarial,
+    is_hit,
+    mechanism,
     resolve_target,
     run_search,
     scalar_objective,
@@ -27,7 +29,7 @@ from advdla.search import (
     verify,
 )
 from advdla.search.engine import verify_resamples
-from advdla.search.evaluate import Evaluator, Scores
+from advdla.search.evaluate import Evaluator, Scores, rank_pool
 from advdla.search.space import build_prompt, build_space, suggest
 
 
@@ -63,28 +65,39 @@ def test_evaluator_matches_dla_and_total_effects(model, target, request):
     res = win.sample(12, 3, seed=4, exclude=set(docs))[0]
     comp = parse_component(target, bridge.cfg)
     s = Evaluator(bridge, comp, res)(tokens)
-    heads = head_components(bridge.cfg)
-    ref = attribution.dla(bridge, tokens, components=heads if comp in heads else [*heads, comp])
+    pool = rank_pool(bridge.cfg)
+    ref = attribution.dla(bridge, tokens, components=pool)
     eff = patching.total_effects(bridge, tokens, res, [comp], t1=ref.t1, t2=ref.t2)
+    direct = patching.direct_effects(bridge, tokens, res, [comp], t1=ref.t1, t2=ref.t2)
     assert torch.equal(s.t1, ref.t1) and torch.equal(s.t2, ref.t2)
     torch.testing.assert_close(s.ld, ref.ld, atol=1e-4, rtol=1e-4)
     torch.testing.assert_close(s.dla, ref.values[:, ref.index(comp)], atol=1e-4, rtol=1e-4)
     torch.testing.assert_close(s.te, eff.per_resample[:, :, 0], atol=1e-4, rtol=1e-4)
-    expected_rank = (ref.values > ref.values[:, ref.index(comp)][:, None]).sum(1) + 1
-    assert torch.equal(s.rank, expected_rank)
+    torch.testing.assert_close(s.de, direct.per_resample[:, :, 0], atol=1e-4, rtol=1e-4)
+    # the one top-k rule: rank by |DLA| among every head and MLP
+    assert torch.equal(s.rank, attribution.magnitude_rank(ref.values, ref.index(comp)))
 
 
 def test_planted_writer_scores_as_the_construction_says(planted, windows):
-    """DLA(writer) ~ 1.5 LD, rank 1, TE ~ 0: adversarial; the honest head is not (its TE is most of its DLA)."""
+    """DLA(writer) ~ 1.5 LD, rank 1 or 2 by |DLA| (the eraser's DLA is about minus the writer's), TE ~ 0: adversarial;
+    the honest head is not (its TE is most of its DLA)."""
     tokens, docs = windows.sample(16, 6, seed=0)
     res = windows.sample(16, 4, seed=1, exclude=set(docs))[0]
     writer = Evaluator(planted, parse_component(PLANTED.writer, planted.cfg), res)(tokens)
     honest = Evaluator(planted, parse_component(PLANTED.honest, planted.cfg), res)(tokens)
-    assert (writer.dla_share > 1.3).all() and (writer.rank == 1).all() and (writer.te_share < 0.02).all()
+    assert (writer.dla_share > 1.3).all() and (writer.rank <= 2).all() and (writer.te_share < 0.02).all()
     thr = Thresholds(margin=0.5)
     assert is_adversarial(writer, thr).all()
     assert not is_adversarial(honest, thr).any()
-    assert (scalar_objective(writer, thr) > scalar_objective(honest, thr)).all()
+    assert (scalar_objective(writer, thr, "dla") > scalar_objective(honest, thr, "dla")).all()
+    # DE = DLA minus what the writer writes on the resamples' last tokens: where the prompt's last token has the
+    # feature sign the resamples' mostly have, DE is small; where it has the other sign, DE carries the DLA
+    hits = is_hit(writer, thr, "compensation")
+    assert hits.any() and not hits.all()
+    for i in range(len(hits)):
+        m = mechanism(writer.dla[i], writer.de_mean[i], writer.te_mean[i], writer.ld[i], thr, rank=writer.rank[i])
+        assert (m == "compensation") == bool(hits[i]) and m != "none"
+        assert (m == "baseline") == bool(is_hit(writer, thr, "baseline")[i])
 
 
 def _scores(**kw) -> Scores:
@@ -97,6 +110,7 @@ def _scores(**kw) -> Scores:
         rank=torch.tensor([1]),
         te=torch.tensor([[0.1, 0.1]]),
         naturalness=torch.tensor([-3.0]),
+        de=torch.tensor([[0.9, 0.9]]),
     )
     return Scores(**{**base, **kw})
 
@@ -117,18 +131,20 @@ def test_thresholds_each_condition_can_fail(change, adversarial):
 
 
 def test_scalar_objective_penalises_rank_and_margin():
-    ok = scalar_objective(_scores(), Thresholds())
+    ok = scalar_objective(_scores(), Thresholds(), "dla")
     assert float(ok) == pytest.approx(0.5 - 2 * 0.05)
     # DLA share capped at 1
-    assert float(scalar_objective(_scores(dla=torch.tensor([4.0])), Thresholds())) == pytest.approx(1 - 0.1)
-    rank6 = float(scalar_objective(_scores(rank=torch.tensor([6])), Thresholds()))
+    assert float(scalar_objective(_scores(dla=torch.tensor([4.0])), Thresholds(), "dla")) == pytest.approx(1 - 0.1)
+    rank6 = float(scalar_objective(_scores(rank=torch.tensor([6])), Thresholds(), "dla"))
     assert rank6 == pytest.approx(0.4 - math.log(2) / 2)
-    assert float(scalar_objective(_scores(rank=torch.tensor([60])), Thresholds())) < float(
-        scalar_objective(_scores(rank=torch.tensor([6])), Thresholds())
+    assert float(scalar_objective(_scores(rank=torch.tensor([60])), Thresholds(), "dla")) < float(
+        scalar_objective(_scores(rank=torch.tensor([6])), Thresholds(), "dla")
     )
     assert float(
         scalar_objective(
-            _scores(ld=torch.tensor([0.5]), dla=torch.tensor([0.25]), te=torch.tensor([[0.025, 0.025]])), Thresholds()
+            _scores(ld=torch.tensor([0.5]), dla=torch.tensor([0.25]), te=torch.tensor([[0.025, 0.025]])),
+            Thresholds(),
+            "dla",
         )
     ) == pytest.approx(0.5 - 0.1 - 0.5)
 
@@ -216,7 +232,7 @@ def test_search_finds_planted_writer_examples_and_each_reverifies(planted, tmp_p
     res = verify_resamples(windows, space, cfg)
     for row in frame.itertuples():
         v = verify(planted, parse_component(PLANTED.writer, planted.cfg), torch.tensor(list(row.tokens)), res)
-        assert v["rank"] == 1 and v["ld"] > 0.5 and v["dla"] / v["ld"] >= 0.3 and abs(v["te_mean"]) / v["ld"] <= 0.1
+        assert v["rank"] <= 2 and v["ld"] > 0.5 and v["dla"] / v["ld"] >= 0.3 and abs(v["te_mean"]) / v["ld"] <= 0.1
         assert v["te_mean"] == pytest.approx(row.te_mean, abs=1e-5) and v["dla"] == pytest.approx(row.dla, abs=1e-5)
     summary = json.loads((tmp_path / "search.json").read_text())
     assert (
@@ -229,12 +245,16 @@ def test_honest_head_overfit_to_the_search_resamples_is_rejected_on_fresh_ones(p
     """The honest head's TE is small only against resamples whose last-token feature matches the prompt's: the search
     finds such prompts for its 3 fixed resamples, and the re-verification on 8 fresh resamples rejects every one."""
     cfg = SearchConfig(
-        target=PLANTED.honest, trials=16, batch=8, resamples=3, seq_len=16, n_base=8, pool_size=16, max_verify=8
+        target=PLANTED.honest, trials=16, batch=8, resamples=3, seq_len=16, n_base=8, pool_size=16, max_verify=8,
+        objective="dla",
     )
-    result = run_search(planted, cfg, out_dir=tmp_path)
+    result = run_search(planted, cfg, out_dir=tmp_path / "dla")
     counts = result.summary["counts"]
     assert counts["study_adversarial_fast"] > 0 and counts["rejected_on_verify"] > 0
     assert counts["verified_examples"] == 0 and len(result.examples) == 0
+    # nothing reads the honest head, so DE = TE: the compensation objective has no hit to chase, not even a fast one
+    result = run_search(planted, dataclasses.replace(cfg, objective="compensation"), out_dir=tmp_path / "comp")
+    assert result.summary["counts"]["study_adversarial_fast"] == 0
 
 
 def test_nsga2_keeps_a_pareto_front(planted, tmp_path):
@@ -254,7 +274,7 @@ def test_nsga2_keeps_a_pareto_front(planted, tmp_path):
     result = run_search(planted, cfg, out_dir=tmp_path)
     frame = result.examples
     assert len(frame) > 0 and frame["pareto"].any()
-    assert all(len(o) == 3 for o in frame["objective"])
+    assert all(len(o) == 3 for o in frame["objective_values"]) and (frame["objective"] == "compensation").all()
 
 
 def test_resume_continues_the_same_study(planted, tmp_path):

@@ -119,6 +119,8 @@ def test_two_workers_share_one_journal_storage(tmp_path):
         (["--target", "MLP2"], "no downstream component"),
         (["--storage", "sqlite:////no/such/dir/study.db"], "cannot open storage"),
         (["--storage", "postgresql://nobody@127.0.0.1:1/advdla"], "cannot open storage"),
+        (["--objective", "compensatoin"], "unknown objective 'compensatoin'"),
+        (["--seq-len", "100"], "needs 200 positions but the model has a context of 128"),
     ],
 )
 def test_bad_input_is_one_line_and_exit_2(tmp_path, args, message):

@@ -25,6 +25,9 @@ def register(subparsers: Any) -> None:
                    help="stop when the study holds this many complete trials (default: 200)")
     p.add_argument("--batch", type=int, default=16, help="candidates scored per batched evaluation (default: 16)")
     p.add_argument("--sampler", default="tpe", help="tpe (default), nsga2 (multi-objective) or random (baseline)")
+    p.add_argument("--objective", default="compensation",
+                   help="the gap to open: compensation (default: DE - TE, with DE at least --min-de-share of LD: later "
+                        "components undo a real direct effect), dla (DLA - TE, the paper's), baseline (DLA - DE)")
     p.add_argument("--resamples", type=int, default=8, help="R same-length resamples per TE (default: 8)")
     p.add_argument("--seq-len", type=int, default=24, help="tokens per candidate (default: 24)")
     p.add_argument("--seed", type=int, default=0, help="seed for the space, resamples and sampler (default: 0)")
@@ -52,7 +55,8 @@ def cmd_search(args: Any) -> int:
     from advdla.search import SearchConfig, run_search
     from advdla.search.engine import open_storage, validate
 
-    config = SearchConfig(target=args.target, trials=args.trials, batch=args.batch, sampler=args.sampler,
+    config = SearchConfig(target=args.target, objective=args.objective, trials=args.trials, batch=args.batch,
+                          sampler=args.sampler,
                           resamples=args.resamples, seq_len=args.seq_len, seed=args.seed,
                           max_examples=args.max_examples, corpus=args.corpus, max_verify=args.max_verify,
                           verify_resamples=args.verify_resamples)
@@ -80,12 +84,13 @@ def _bar(args: Any, *, transient: bool = False) -> Any:
 def _tables(result: Any) -> list[tuple[str, list[dict[str, Any]]]]:
     s = result.summary
     c = s["counts"]
-    overview = [{"target": s["target"], "trials": c["study_complete_trials"],
+    overview = [{"target": s["target"], "objective": s["objective"], "trials": c["study_complete_trials"],
                  "adversarial (fast)": c["study_adversarial_fast"], "verified": c["verified_examples"],
                  "rejected": c["rejected_on_verify"], "per 100": round(c["adversarial_per_100_candidates"], 2),
                  "sampler share": round(s["sampler_share"], 3), "cand/s": round(s["timings"]["candidates_per_s"], 2)}]
     rows = [{"trial": r.trial, "text": repr(r.text[-48:]), "t1/t2": f"{r.t1_str!r}/{r.t2_str!r}", "LD": r.ld,
-             "DLA": r.dla, "TE": f"{r.te_mean:.3f} ± {r.te_std:.3f}", "DLA share": r.dla_share,
-             "TE share": r.te_share} for r in result.examples.head(10).itertuples()]
+             "DLA": r.dla, "DE": r.de_mean, "TE": f"{r.te_mean:.3f} ± {r.te_std:.3f}", "DLA share": r.dla_share,
+             "DE share": r.de_share, "TE share": r.te_share, "mechanism": r.mechanism}
+            for r in result.examples.head(10).itertuples()]
     return [(f"advdla search: {s['model']}, target {s['target']} -> {result.out_dir}", overview),
             ("examples (best first, verified on the slow path)", rows)]

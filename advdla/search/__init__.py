@@ -22,13 +22,15 @@ from advdla.search.engine import (
 from advdla.search.evaluate import Evaluator, Scores, verify
 from advdla.search.objectives import (
                                   MECHANISMS,
+    OBJECTIVES,
                                   Thresholds,
                                   is_adversarial,
+    is_hit,
                                   mechanism,
                                   multi_objectives,
                                   scalar_objective,
 )
 
 __all__ = ["SAMPLERS", "SearchConfig", "SearchResult", "run_search", "resolve_target", "corpus_baseline",
-           "verified_examples", "Evaluator", "Scores", "verify", "Thresholds", "is_adversarial", "mechanism",
-           "MECHANISMS", "multi_objectives", "scalar_objective"]
+           "verified_examples", "Evaluator", "Scores", "verify", "Thresholds", "is_adversarial", "is_hit",
+           "OBJECTIVES", "mechanism", "MECHANISMS", "multi_objectives", "scalar_objective"]

@@ -46,6 +46,7 @@ from optuna.trial import TrialState
 from sqlalchemy.exc import IntegrityError, OperationalError
 
 from advdla.atomic import write_atomic, write_json_atomic
+from advdla.attribution import check_context
 from advdla.components import Component, all_components, is_downstream, parse_component
 from advdla.corpus import TokenWindows, load_corpus
 from advdla.erasure import auto_target
@@ -55,8 +56,10 @@ from advdla.search.evaluate import Evaluator, Scores, verify
 from advdla.search.objectives import (
     DIRECTIONS,
     Thresholds,
+    check_objective,
     constraints,
-    is_adversarial,
+    is_hit,
+    mechanism,
     multi_objectives,
     scalar_objective,
 )
@@ -72,7 +75,8 @@ SAMPLERS = ("tpe", "nsga2", "random")
 class SearchConfig:
     """One search. Fields that shape the space (``SPACE_FIELDS``) must match when a stored study is resumed."""
 
-    target: str = "auto"  # a component name, or auto: the one whose DLA most overstates its TE on corpus text
+    target: str = "auto"  # a component name, or auto: the first of erasure.rank_targets (compensated direct effect)
+    objective: str = "compensation"  # compensation (DE - TE, DE real) | dla (DLA - TE) | baseline (DLA - DE)
     trials: int = 200  # the study stops when it holds this many COMPLETE trials (all workers together)
     batch: int = 16  # candidates asked, scored and told together
     sampler: str = "tpe"  # tpe | nsga2 (multi-objective) | random (baseline)
@@ -97,7 +101,8 @@ class SearchConfig:
 
     def space_key(self, model: str, target: str) -> dict[str, Any]:
         keys = ("resamples", "seq_len", "seed", "n_slots", "pool_size", "n_base", "corpus")
-        key = {"model": model, "target": target, "mode": self.mode, **{k: getattr(self, k) for k in keys}}
+        key = {"model": model, "target": target, "mode": self.mode, "objective": self.objective,
+               **{k: getattr(self, k) for k in keys}}
         if self.exclude_docs:  # a hash: the list can be long, and old studies (no exclusion) keep their key
             key["exclude_docs"] = hashlib.sha256(",".join(map(str, sorted(self.exclude_docs))).encode()).hexdigest()
         return key
@@ -128,6 +133,15 @@ def validate(config: SearchConfig) -> None:
     if config.sampler not in SAMPLERS:
         raise AdvdlaError(f"unknown sampler {config.sampler!r}: use one of {', '.join(SAMPLERS)}."
                           f"{did_you_mean(config.sampler, SAMPLERS)}")
+    check_objective(config.objective)
+
+
+def check_lengths(bridge: Any, config: SearchConfig) -> None:
+    """Every length the search feeds the model fits its context: candidates and resamples (seq_len) and the
+    pre-screen's windows (2 x seq_len). One line naming both numbers, before any forward."""
+    what = f"search --seq-len {config.seq_len}"
+    check_context(bridge, config.seq_len, f"{what} (candidates and resamples)")
+    check_context(bridge, 2 * config.seq_len, f"{what} (pre-screen windows of 2 x {config.seq_len})")
 
 
 # ------------------------------------------------------------------------------------------------ target
@@ -290,7 +304,7 @@ class _Mirror:
             for k, v in (("scores", rec), ("uid", uid), ("worker", worker)):
                 trial.set_user_attr(k, v)
             if self.config.mode == "multi":
-                for key, c in zip(("rank_over_top_k", "margin_shortfall"), rec["constraints"]):
+                for key, c in zip(("rank_over_top_k", "margin_shortfall", "dla_share_shortfall"), rec["constraints"]):
                     trial.set_constraint(key, c)  # NSGA-II: <= 0 is feasible
             self.local.tell(trial, value)
             self.uids.add(uid)
@@ -305,12 +319,17 @@ def _counts(stored: list[Any], mode: str) -> tuple[int, int, float]:
     return len(stored), examples, best
 
 
-def _score_record(s: Scores, i: int, config: SearchConfig, adversarial: bool) -> dict[str, Any]:
-    return {"tokens": s.tokens[i].tolist(), "t1": int(s.t1[i]), "t2": int(s.t2[i]), "ld": float(s.ld[i]),
-            "dla": float(s.dla[i]), "rank": int(s.rank[i]), "te_mean": float(s.te_mean[i]),
-            "te_std": float(s.te_std[i]), "dla_share": float(s.dla_share[i]), "te_share": float(s.te_share[i]),
-            "naturalness": float(s.naturalness[i]), "constraints": constraints(s, config.thresholds)[i].tolist(),
-            "adversarial": adversarial}
+def _score_record(s: Scores, i: int, config: SearchConfig, hit: bool) -> dict[str, Any]:
+    """One candidate's scores as stored with its trial; ``adversarial``: a hit for the study's objective."""
+    rec = {"tokens": s.tokens[i].tolist(), "t1": int(s.t1[i]), "t2": int(s.t2[i]), "ld": float(s.ld[i]),
+           "dla": float(s.dla[i]), "rank": int(s.rank[i]), "te_mean": float(s.te_mean[i]),
+           "te_std": float(s.te_std[i]), "de_mean": float(s.de_mean[i]), "de_std": float(s.de_std[i]),
+           "dla_share": float(s.dla_share[i]), "te_share": float(s.te_share[i]), "de_share": float(s.de_share[i]),
+           "naturalness": float(s.naturalness[i]), "constraints": constraints(s, config.thresholds)[i].tolist(),
+           "adversarial": hit}
+    rec["mechanism"] = mechanism(rec["dla"], rec["de_mean"], rec["te_mean"], rec["ld"], config.thresholds,
+                                 rank=rec["rank"])
+    return rec
 
 
 def _run_batch(mirror: _Mirror, n: int, space: SearchSpace, evaluator: Evaluator, config: SearchConfig, salt: int,
@@ -322,10 +341,10 @@ def _run_batch(mirror: _Mirror, n: int, space: SearchSpace, evaluator: Evaluator
     t1 = time.perf_counter()
     scores = evaluator(prompts)
     if config.mode == "scalar":
-        values = scalar_objective(scores, config.thresholds)[:, None]
+        values = scalar_objective(scores, config.thresholds, config.objective)[:, None]
     else:
-        values = multi_objectives(scores)
-    adv = is_adversarial(scores, config.thresholds)
+        values = multi_objectives(scores, config.objective)
+    adv = is_hit(scores, config.thresholds, config.objective)
     records = [_score_record(scores, i, config, bool(adv[i])) for i in range(n)]
     t2 = time.perf_counter()
     frozen = mirror.finish(trials, values.tolist(), records)
@@ -395,26 +414,36 @@ def _verified_rows(bridge: Any, study: Any, target: Component, resamples: torch.
     for t in _candidates(study, config)[:config.max_verify]:
         fast = t.user_attrs["scores"]
         v = verify(bridge, target, torch.tensor(fast["tokens"]), resamples)
-        safe_ld = max(abs(v["ld"]), 1e-3)  # as Scores clamps it
-        dla_share, te_share = v["dla"] / safe_ld, abs(v["te_mean"]) / safe_ld
-        # is_adversarial reads rank, ld and the two shares: plain floats work as well as a batch of Scores
-        slow = SimpleNamespace(rank=v["rank"], ld=v["ld"], dla_share=dla_share, te_share=te_share)
-        if not is_adversarial(slow, config.thresholds):
+        slow = slow_scores(v)
+        if not is_hit(slow, config.thresholds, config.objective):
             rejected += 1
             continue
         tok = bridge.tokenizer
         rows.append({"text": tok.decode(fast["tokens"]), "tokens": fast["tokens"], "t1": v["t1"], "t2": v["t2"],
                      "t1_str": tok.decode([v["t1"]]), "t2_str": tok.decode([v["t2"]]), "ld": v["ld"],
                      "target": target.name, "dla": v["dla"], "rank": v["rank"], "te_mean": v["te_mean"],
-                     "te_std": v["te_std"], "dla_share": dla_share, "te_share": te_share, "objective": list(t.values),
+                     "te_std": v["te_std"], "de_mean": v["de_mean"], "de_std": v["de_std"],
+                     "dla_share": slow.dla_share, "te_share": slow.te_share, "de_share": slow.de_share,
+                     "mechanism": mechanism(v["dla"], v["de_mean"], v["te_mean"], v["ld"], config.thresholds,
+                                            rank=v["rank"]),
+                     "objective": config.objective, "objective_values": list(t.values),
                      "naturalness": fast["naturalness"], "trial": t.number, "seed": config.seed, "verified": True,
                      "pareto": t.number in pareto, "source_doc": space.source_doc(t.params["context"])})
     return rows, rejected
 
 
+def slow_scores(v: dict[str, float]) -> SimpleNamespace:
+    """:func:`~advdla.search.evaluate.verify`'s floats with the shares :class:`Scores` has (LD clamped as there):
+    ``is_hit`` and ``is_adversarial`` read them as they read a batch of Scores."""
+    safe_ld = max(abs(v["ld"]), 1e-3)
+    return SimpleNamespace(rank=v["rank"], ld=v["ld"], dla=v["dla"], te_mean=v["te_mean"], de_mean=v["de_mean"],
+                           dla_share=v["dla"] / safe_ld, te_share=abs(v["te_mean"]) / safe_ld,
+                           de_share=v["de_mean"] / safe_ld)
+
+
 EXAMPLE_COLUMNS = ["text", "tokens", "t1", "t2", "t1_str", "t2_str", "ld", "target", "dla", "rank", "te_mean", "te_std",
-                   "dla_share", "te_share", "objective", "naturalness", "trial", "seed", "verified", "pareto",
-                   "source_doc"]
+                   "de_mean", "de_std", "dla_share", "te_share", "de_share", "mechanism", "objective",
+                   "objective_values", "naturalness", "trial", "seed", "verified", "pareto", "source_doc"]
 
 
 def _write_outputs(out_dir: Path, rows: list[dict], summary: dict[str, Any]) -> pd.DataFrame:
@@ -442,6 +471,7 @@ def run_search(bridge: Any, config: SearchConfig, *, out_dir: str | Path, storag
     ``progress`` gets a ``Step("search", complete trials, budget, info)`` before every batch.
     """
     validate(config)
+    check_lengths(bridge, config)
     t_start = time.perf_counter()
     windows = TokenWindows(load_corpus(config.corpus), bridge.tokenizer)
     target = resolve_target(bridge, config.target, windows, seq_len=config.seq_len, seed=config.seed)
@@ -492,28 +522,37 @@ def _summary(config: SearchConfig, model: str, target: Component, storage: str, 
              tally: _Tally, rows: list[dict], rejected: int, timings: dict[str, float]) -> dict[str, Any]:
     loop = max(timings["loop_s"], 1e-9)
     complete = max(tally.study_complete, 1)
-    return {"model": model, "target": target.name, "config": config.as_dict(),
+    return {"model": model, "target": target.name, "objective": config.objective, "config": config.as_dict(),
             "thresholds": config.thresholds.as_dict(), "storage": storage, "study": study_name,
-            "space": space.describe(),
+            "space": space.describe(), "docs": sorted(space.base_docs),  # documents prompts may borrow from
             "counts": {"study_complete_trials": tally.study_complete, "study_adversarial_fast": tally.study_examples,
                        "verified_examples": len(rows), "verified_of": len(rows) + rejected,
                        "rejected_on_verify": rejected, "stored_by_this_worker": tally.told,
                        "surplus_dropped": tally.surplus,
-                       "adversarial_per_100_candidates": 100.0 * tally.study_examples / complete},
+                       "adversarial_per_100_candidates": 100.0 * tally.study_examples / complete,
+                       "verified_mechanisms": {m: sum(r["mechanism"] == m for r in rows)
+                                               for m in ("compensation", "baseline", "mixed")}},
             "sampler_share": tally.t_sampler / loop,
             "timings": {**timings, "sampler_s": tally.t_sampler, "eval_s": tally.t_eval, "storage_s": tally.t_storage,
                         "candidates_per_s": tally.told / loop}}
 
 
 def corpus_baseline(bridge: Any, config: SearchConfig, *, n: int, target: Component | None = None) -> dict[str, Any]:
-    """Unmanipulated corpus windows of the same length, scored like candidates: adversarial per 100 (baseline (c))."""
+    """Unmanipulated corpus windows of the same length, scored like candidates: hits for the objective per 100.
+
+    The windows come from documents the search's bases and spans do not use (and not from ``exclude_docs``), and
+    TE/DE use the search's own resamples, so the rate is comparable with a search's ``adversarial_per_100``.
+    """
+    validate(config)
+    check_lengths(bridge, config)
     windows = TokenWindows(load_corpus(config.corpus), bridge.tokenizer)
     target = target or resolve_target(bridge, config.target, windows, seq_len=config.seq_len, seed=config.seed)
     space = build_space(bridge, windows, target, seq_len=config.seq_len, seed=config.seed, n_base=config.n_base,
-                        pool_size=8)
+                        pool_size=8, exclude=set(config.exclude_docs))
     evaluator = Evaluator(bridge, target, _search_resamples(windows, space, config))
-    tokens = windows.sample(config.seq_len, n, seed=config.seed + 7, exclude=set(space.base_docs))[0]
-    hits = sum(int(is_adversarial(evaluator(tokens[i:i + config.batch]), config.thresholds).sum())
+    tokens = windows.sample(config.seq_len, n, seed=config.seed + 7,
+                            exclude=set(space.base_docs) | set(config.exclude_docs))[0]
+    hits = sum(int(is_hit(evaluator(tokens[i:i + config.batch]), config.thresholds, config.objective).sum())
                for i in range(0, n, config.batch))
-    return {"target": target.name, "candidates": n, "adversarial": hits,
+    return {"target": target.name, "objective": config.objective, "candidates": n, "adversarial": hits,
             "adversarial_per_100_candidates": 100.0 * hits / n}

@@ -1,19 +1,22 @@
-"""Fast batched scoring of candidate prompts for one target component: its DLA, its rank, LD, and its TE.
+"""Fast batched scoring of candidate prompts for one target component: its DLA, rank, LD, DE and TE.
 
 Context: the search scores thousands of candidates, so one candidate must cost about one forward. For a
 batch of B same-length candidates, :class:`Evaluator` runs
 
-1. one clean forward that captures, at the last position only, every head's output (for the target's DLA
-   and its rank among heads), the final-norm scale, the target layer's residual stream (to resume from),
-   and the full logits (for naturalness: the mean log-probability of each token given its prefix);
+1. one clean forward that captures, at the last position only, every head's and MLP's output (for the
+   target's DLA and its rank by |DLA| among all heads and MLPs, :func:`advdla.attribution.magnitude_rank`),
+   the final-norm scale, the target layer's residual stream (to resume from), and the full logits (for
+   naturalness: the mean log-probability of each token given its prefix);
 2. one batched partial forward over B x R rows, resumed at the target's layer (earlier blocks skipped),
    where row (b, r) carries the target's activation from resample r: TE(b, r) = LD_clean - LD_patched.
 
-The R resamples are fixed per study, so their target activations are computed once at construction: a
-search does not re-run its resamples for every candidate (``patching.total_effects`` does, because it
-serves arbitrary prompts and resamples). TE is computed on the output path, which equals input patching
-for a head (see :mod:`advdla.patching`); the tests check it against ``patching.total_effects`` and the
-search re-verifies every reported example on the literal slow path (:func:`verify`).
+The direct effect needs no forward at all: DE(b, r) = (out_clean(b) - out_resample(r)) / scale(b) .
+(W_U[t1] - W_U[t2]) with the clean final-norm scale, and the resamples' last-position target outputs are
+fixed per study. The R resamples are fixed per study, so their activations are computed once at
+construction: a search does not re-run its resamples for every candidate (``patching.total_effects`` does,
+because it serves arbitrary prompts and resamples). TE is computed on the output path, which equals input
+patching for a head (see :mod:`advdla.patching`); the tests check TE and DE against ``patching`` and the
+search re-verifies every reported example on the literal slow paths (:func:`verify`).
 """
 
 from __future__ import annotations
@@ -25,12 +28,12 @@ import torch
 from jaxtyping import Float, Int
 from torch import Tensor
 
+from advdla.attribution import check_context, logit_direction, magnitude_rank, top2
 from advdla.attribution import dla as dla_reference
-from advdla.attribution import logit_direction, top2
-from advdla.components import LN_FINAL_SCALE, Component, attn_result_hook, head_components, resid_hook
-from advdla.patching import forward_from, input_effects_reference, ld_of_final
+from advdla.components import LN_FINAL_SCALE, Component, all_components, attn_result_hook, mlp_out_hook, resid_hook
+from advdla.patching import direct_effects_reference, forward_from, input_effects_reference, ld_of_final
 
-__all__ = ["Scores", "Evaluator", "verify"]
+__all__ = ["Scores", "Evaluator", "verify", "rank_pool"]
 
 
 @dataclass
@@ -42,9 +45,10 @@ class Scores:
     t2: Int[Tensor, " batch"]
     ld: Float[Tensor, " batch"]
     dla: Float[Tensor, " batch"]
-    rank: Int[Tensor, " batch"]  # 1 = the largest DLA among all heads (and the target)
+    rank: Int[Tensor, " batch"]  # 1 = the largest |DLA| among all heads and MLPs (attribution.magnitude_rank)
     te: Float[Tensor, "batch resample"]
     naturalness: Float[Tensor, " batch"]  # mean log p(token | prefix) over positions 1..pos-1
+    de: Float[Tensor, "batch resample"] | None = None  # direct path only, clean final-norm scale
 
     @property
     def te_mean(self) -> Float[Tensor, " batch"]:
@@ -53,6 +57,19 @@ class Scores:
     @property
     def te_std(self) -> Float[Tensor, " batch"]:
         return self.te.std(1, unbiased=False)
+
+    @property
+    def de_mean(self) -> Float[Tensor, " batch"]:
+        return self.de.mean(1)
+
+    @property
+    def de_std(self) -> Float[Tensor, " batch"]:
+        return self.de.std(1, unbiased=False)
+
+    @property
+    def de_share(self) -> Float[Tensor, " batch"]:
+        """mean DE / LD (signed, like the DLA share): how much of LD the target's direct path carries."""
+        return self.de_mean / _safe(self.ld)
 
     @property
     def dla_share(self) -> Float[Tensor, " batch"]:
@@ -68,18 +85,28 @@ def _safe(ld: Tensor) -> Tensor:
     return ld.abs().clamp(min=1e-3)
 
 
+def rank_pool(cfg: Any) -> list[Component]:
+    """The components the target is ranked among: every head and MLP, in residual order."""
+    return [c for c in all_components(cfg) if c.kind in ("head", "mlp")]
+
+
 class Evaluator:
     """Scores batches of candidates for ``target`` against a fixed set of resamples [R, pos]."""
 
     def __init__(self, bridge: Any, target: Component, resamples: Int[Tensor, "r pos"], *, chunk_rows: int = 256):
+        check_context(bridge, resamples.shape[1], f"search resamples of {resamples.shape[1]} tokens")
         self.bridge, self.target, self.chunk_rows = bridge, target, chunk_rows
         self.device = bridge.W_U.device
         self.resamples = resamples.to(self.device)
-        self.heads = head_components(bridge.cfg)
+        self.pool = rank_pool(bridge.cfg)
+        self.index = self.pool.index(target)
         self._act = target.site  # what TE replaces: a head's hook_z slice, an MLP's output
+        out_name = target.output_hook
         with torch.inference_mode():
-            _, cache = bridge.run_with_cache(self.resamples, names_filter=lambda n: n == self._act)
+            _, cache = bridge.run_with_cache(self.resamples, names_filter=lambda n: n in (self._act, out_name))
         self.source = cache[self._act].clone()  # [R, pos, n_heads, d_head] or [R, pos, d_model]
+        out = cache[out_name][:, -1]
+        self.source_out = (out[:, target.head] if target.kind == "head" else out).clone()  # [R, d_model], for DE
 
     @property
     def seq_len(self) -> int:
@@ -92,16 +119,20 @@ class Evaluator:
             last = logits[:, -1].float()
             t1, t2 = top2(last)
             ld = last.gather(1, t1[:, None])[:, 0] - last.gather(1, t2[:, None])[:, 0]
-            dlas = self._dlas(got, t1, t2)
+            outs = self._outputs(got)
+            direction = logit_direction(self.bridge, t1, t2)
+            scale = got["scale"][:, :1]
+            dlas = torch.einsum("bcd,bd->bc", outs, direction) / scale
+            delta = outs[:, self.index, None] - self.source_out[None]  # [B, R, d_model]
+            de = torch.einsum("brd,bd->br", delta, direction) / scale
             te = ld[:, None] - self._patched_ld(got["resid_pre"], t1, t2)
-        dla_t, rank = dlas[:, -1], (dlas[:, :-1] > dlas[:, -1:]).sum(1) + 1
+        dla_t, rank = dlas[:, self.index], magnitude_rank(dlas, self.index)
         return Scores(tokens.cpu(), t1.cpu(), t2.cpu(), ld.cpu(), dla_t.cpu(), rank.cpu(), te.cpu(),
-                      naturalness(logits, tokens).cpu())
+                      naturalness(logits, tokens).cpu(), de.cpu())
 
     def _clean(self, tokens: Tensor) -> tuple[Tensor, dict[str, Tensor]]:
-        """One forward; capture last-position head results, target output, final scale, and resid_pre at the target."""
+        """One forward; capture last-position head and MLP outputs, the final scale, and resid_pre at the target."""
         got: dict[str, Tensor] = {}
-        layer = self.target.layer
 
         def keep(key: str, last_only: bool = True):
             def hook(x: Tensor, hook: Any) -> Tensor:
@@ -110,21 +141,17 @@ class Evaluator:
             return hook
 
         hooks = [(attn_result_hook(l), keep(f"result{l}")) for l in range(self.bridge.cfg.n_layers)]
-        hooks += [(LN_FINAL_SCALE, keep("scale")), (resid_hook(layer), keep("resid_pre", False))]
-        if self.target.kind == "mlp":
-            hooks.append((self.target.output_hook, keep("mlp")))
+        hooks += [(mlp_out_hook(l), keep(f"mlp{l}")) for l in range(self.bridge.cfg.n_layers)]
+        hooks += [(LN_FINAL_SCALE, keep("scale")), (resid_hook(self.target.layer), keep("resid_pre", False))]
         logits = self.bridge.run_with_hooks(tokens, fwd_hooks=hooks)
         return logits, got
 
-    def _dlas(self, got: dict[str, Tensor], t1: Tensor, t2: Tensor) -> Float[Tensor, "batch n_heads_plus_1"]:
-        """DLA of every head, then the target's (last column): out / scale . (W_U[:, t1] - W_U[:, t2])."""
-        outs = [got[f"result{l}"] for l in range(self.bridge.cfg.n_layers)]  # each [B, n_heads, d]
-        if self.target.kind == "head":
-            outs.append(got[f"result{self.target.layer}"][:, self.target.head:self.target.head + 1])
-        else:
-            outs.append(got["mlp"][:, None])
-        direction = logit_direction(self.bridge, t1, t2)
-        return torch.einsum("bcd,bd->bc", torch.cat(outs, 1), direction) / got["scale"][:, :1]
+    def _outputs(self, got: dict[str, Tensor]) -> Float[Tensor, "batch comp d_model"]:
+        """Last-position outputs of every head and MLP, in :func:`rank_pool` order."""
+        outs = []
+        for l in range(self.bridge.cfg.n_layers):
+            outs += [got[f"result{l}"], got[f"mlp{l}"][:, None]]  # [B, n_heads, d], [B, 1, d]
+        return torch.cat(outs, 1)
 
     def _patched_ld(self, resid_pre: Tensor, t1: Tensor, t2: Tensor) -> Float[Tensor, "batch resample"]:
         """LD with the target's activation from each resample: B x R rows resumed at the target's layer."""
@@ -160,15 +187,15 @@ def naturalness(logits: Float[Tensor, "batch pos vocab"], tokens: Int[Tensor, "b
 
 def verify(bridge: Any, target: Component, tokens: Int[Tensor, " pos"], resamples: Int[Tensor, "r pos"]
            ) -> dict[str, float]:
-    """Re-score one example on the slow reference paths: attribution.dla + patching.input_effects_reference."""
+    """Re-score one example on the slow reference paths: attribution.dla over every head and MLP (rank by |DLA|),
+    patching.input_effects_reference (TE) and patching.direct_effects_reference (DE)."""
     tokens = tokens[None] if tokens.ndim == 1 else tokens
-    heads = head_components(bridge.cfg)
-    comps = heads if target in heads else [*heads, target]
-    d = dla_reference(bridge, tokens, components=comps)
+    pool = rank_pool(bridge.cfg)
+    d = dla_reference(bridge, tokens, components=pool)
     eff = input_effects_reference(bridge, tokens, resamples, [target], t1=d.t1, t2=d.t2)
-    values = d.values[0]
-    dla_t = float(values[comps.index(target)])
-    rank = int((values[[i for i, c in enumerate(comps) if c != target]] > dla_t).sum()) + 1
-    te = eff.per_resample[0, :, 0]
-    return {"ld": float(d.ld[0]), "dla": dla_t, "rank": rank, "te_mean": float(te.mean()),
-            "te_std": float(te.std(unbiased=False)), "t1": int(d.t1[0]), "t2": int(d.t2[0])}
+    direct = direct_effects_reference(bridge, tokens, resamples, [target], t1=d.t1, t2=d.t2)
+    index = pool.index(target)
+    te, de = eff.per_resample[0, :, 0], direct.per_resample[0, :, 0]
+    return {"ld": float(d.ld[0]), "dla": float(d.values[0, index]), "rank": int(magnitude_rank(d.values[0], index)),
+            "te_mean": float(te.mean()), "te_std": float(te.std(unbiased=False)), "de_mean": float(de.mean()),
+            "de_std": float(de.std(unbiased=False)), "t1": int(d.t1[0]), "t2": int(d.t2[0])}

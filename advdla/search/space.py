@@ -31,7 +31,7 @@ import torch
 from jaxtyping import Int
 from torch import Tensor
 
-from advdla.attribution import dla, logit_direction, top2
+from advdla.attribution import check_context, dla, logit_direction, top2
 from advdla.components import EMBED_HOOK, LN_FINAL_SCALE, Component, head_components, is_downstream
 from advdla.corpus import TokenWindows
 
@@ -112,6 +112,7 @@ def build_space(bridge: Any, windows: TokenWindows, target: Component, *, seq_le
                 n_span: int = 32, pool_size: int = 96, n_slots: int = 4, n_context: int = 64,
                 exclude: set[int] = frozenset()) -> SearchSpace:
     """Draw the base windows and insertion spans with ``seed``, pre-screen contexts, build the model's token pool."""
+    check_context(bridge, 2 * seq_len, f"search --seq-len {seq_len} (pre-screen windows of 2 x {seq_len})")
     bases, docs = windows.sample(2 * seq_len, n_base, seed=seed, exclude=exclude)
     contexts = prescreen_contexts(bridge, target, bases, seq_len=seq_len, n_keep=n_context)
     spans, span_docs = windows.sample(seq_len, n_span, seed=seed + 1, exclude=set(docs) | set(exclude))
