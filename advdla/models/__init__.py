@@ -18,11 +18,12 @@ from advdla.errors import AdvdlaError, did_you_mean
 from advdla.models import gelu4l, smollm2
 from advdla.models.bridge import ModelCard, bridge_from_hf, model_card
 from advdla.models.hub import load_hf
-from advdla.models.planted import build_planted_erasure
+from advdla.models.planted import PLANTED_WORDS_CONFIG, PlantedConfig, build_planted, build_planted_erasure
 from advdla.models.tiny import byte_tokenizer, tiny_gpt2_hf, tiny_llama_gqa_hf
 from advdla.progress import Progress, Step, silent
 
-__all__ = ["ModelSpec", "MODELS", "register_model", "load_model", "model_card", "ModelCard", "DEFAULT_MODEL"]
+__all__ = ["ModelSpec", "MODELS", "register_model", "load_model", "load_planted", "model_card", "ModelCard",
+           "DEFAULT_MODEL"]
 
 DEFAULT_MODEL = "smollm2-135m"
 
@@ -111,3 +112,20 @@ def _gelu4l(device: str, dtype: torch.dtype, progress: Progress | None = None) -
 def _planted_erasure(device: str, dtype: torch.dtype, progress: Progress | None = None) -> tuple[Any, Any, str]:
     hf_model, tokenizer = build_planted_erasure(seed=0)
     return hf_model, tokenizer, "built-in: hand-set planted-erasure GPT-2 (see advdla.models.planted)"
+
+
+@register_model("planted-words", description="3-layer planted-erasure GPT-2 with 32 positions and a word-level "
+                "tokenizer (252 words): a writer on its own feature, an eraser, a decoy (tests)", offline=True)
+def _planted_words(device: str, dtype: torch.dtype, progress: Progress | None = None) -> tuple[Any, Any, str]:
+    hf_model, tokenizer, _ = build_planted(PLANTED_WORDS_CONFIG)
+    return hf_model, tokenizer, "built-in: hand-set planted-erasure GPT-2, word-level (see advdla.models.planted)"
+
+
+def load_planted(config: PlantedConfig, *, device: str = "cpu") -> Any:
+    """A planted-erasure variant (:class:`~advdla.models.planted.PlantedConfig`) as a bridge, like ``load_model``;
+    its card's name is ``planted-seed{seed}`` and its known answers are at ``.advdla_planted``."""
+    hf_model, tokenizer, spec = build_planted(config)
+    bridge = bridge_from_hf(hf_model, tokenizer, name=f"planted-seed{config.seed}", device=device,
+                            source=f"built-in: planted-erasure variant {config}")
+    bridge.advdla_planted = spec
+    return bridge

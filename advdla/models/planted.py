@@ -50,6 +50,22 @@ At the last position, with t1, t2 the clean top-2 (a, b in the order sign(s) pic
 
 Same seed, same weights (and so the same fingerprint); the seed moves the directions, the feature table and
 the random junk weights, never the known answers in :data:`PLANTED`.
+
+Variants (:class:`PlantedConfig`, :func:`build_planted`): any number of layers and heads, context length,
+the byte or a word-level tokenizer (:func:`advdla.models.tiny.word_tokenizer`), the planted heads anywhere
+(writer before eraser, nothing planted in the writer's layer but the writer), and two options that make
+discovery harder:
+
+- ``own_feature``: the writer reads a feature ``g`` of its own, with signs independent of the honest head's
+  ``f``. Its DLA then has either sign (a mean signed DLA near 0, even negative, while its |DLA| is the
+  largest), so only a ranking by magnitude finds it;
+- ``decoy``: a head at or after the eraser's layer that reads the writer's feature and writes ``-D`` times
+  it along ``u``: its output is anti-correlated with the writer's at every position (a reliably negative
+  PR) although it never reads the writer, so V-composition patching leaves it unchanged. An analysis that
+  names it an eraser has confused correlation with erasure.
+
+:data:`PLANTED` / :func:`build_planted_erasure` are the default config (``planted-erasure``);
+:data:`PLANTED_WORDS` is the registered word-level variant ``planted-words`` (32 positions).
 """
 
 from __future__ import annotations
@@ -62,9 +78,10 @@ import torch
 from jaxtyping import Float
 from torch import Tensor
 
-from advdla.models.tiny import BYTE_VOCAB, byte_tokenizer
+from advdla.models.tiny import BYTE_VOCAB, WORD_SPECIALS, WORDS, byte_tokenizer, word_tokenizer
 
-__all__ = ["PlantedSpec", "PLANTED", "build_planted_erasure", "planted_directions", "token_feature"]
+__all__ = ["PlantedSpec", "PLANTED", "PlantedConfig", "PLANTED_WORDS_CONFIG", "PLANTED_WORDS", "build_planted",
+           "build_planted_erasure", "planted_directions", "token_feature"]
 
 N_LAYER, N_HEAD, D_MODEL, N_CTX = 3, 4, 64, 128
 D_HEAD = D_MODEL // N_HEAD
@@ -78,6 +95,7 @@ ATTN_GAP = 20.0  # attention score gap between the current position and the one 
 JUNK_STD = 0.02  # random weights (GPT-2's init scale), outputs confined to the junk directions
 TOKEN_NOISE = 0.1  # per-coordinate token-embedding noise in the junk directions
 UNEMBED_NOISE = 0.1  # other tokens' unembedding rows (and a little on a, b's junk coordinates)
+D = 0.3  # decoy output amplitude per unit feature (a tenth of what the eraser cancels, but at every position)
 
 
 @dataclass(frozen=True)
@@ -91,52 +109,122 @@ class PlantedSpec:
     token_b: int
 
 
+    decoy: str | None = None
+
+
 PLANTED = PlantedSpec(writer="L0H1", eraser="L1H2", honest="L2H0", token_a=ord("+"), token_b=ord("-"))
 
 
-def planted_directions(seed: int = 0) -> dict[str, Float[Tensor, " d_model"]]:
-    """Orthonormal, mean-zero residual directions c, r, f, u, v, and ``junk`` [58, d_model] spanning the rest."""
+def _word_id(word: str) -> int:
+    return len(WORD_SPECIALS) + WORDS.index(word)
+
+
+@dataclass(frozen=True)
+class PlantedConfig:
+    """A planted-erasure model: sizes, tokenizer, and where the planted heads sit ((layer, head) pairs)."""
+
+    seed: int = 0
+    n_layers: int = N_LAYER
+    n_heads: int = N_HEAD
+    n_ctx: int = N_CTX
+    tokenizer: str = "byte"  # byte | word
+    writer: tuple[int, int] = (0, 1)
+    eraser: tuple[int, int] = (1, 2)
+    honest: tuple[int, int] = (2, 0)
+    decoy: tuple[int, int] | None = None
+    own_feature: bool = False  # the writer reads its own feature g (signs independent of the honest head's f)
+
+    @property
+    def vocab(self) -> int:
+        return BYTE_VOCAB if self.tokenizer == "byte" else len(WORD_SPECIALS) + len(WORDS)
+
+    def spec(self) -> PlantedSpec:
+        name = lambda lh: f"L{lh[0]}H{lh[1]}"  # noqa: E731
+        a, b = (ord("+"), ord("-")) if self.tokenizer == "byte" else (_word_id("+"), _word_id("-"))
+        return PlantedSpec(name(self.writer), name(self.eraser), name(self.honest), a, b,
+                           name(self.decoy) if self.decoy else None)
+
+    def check(self) -> None:
+        heads = [h for h in (self.writer, self.eraser, self.honest, self.decoy) if h]
+        assert len(set(heads)) == len(heads), "planted heads must differ"
+        assert all(0 <= l < self.n_layers and 0 <= h < self.n_heads for l, h in heads), "planted head out of range"
+        assert self.writer[0] < self.eraser[0], "the eraser must come after the writer"
+        assert not self.decoy or self.decoy[0] >= self.eraser[0], "the eraser must not read the decoy"
+        assert self.tokenizer in ("byte", "word")
+
+
+# The registered word-level variant: 32 positions, writer and eraser elsewhere, a decoy, the writer on its own feature.
+PLANTED_WORDS_CONFIG = PlantedConfig(seed=1, n_ctx=32, tokenizer="word", writer=(0, 3), eraser=(1, 0),
+                                     honest=(2, 1), decoy=(1, 3), own_feature=True)
+PLANTED_WORDS = PLANTED_WORDS_CONFIG.spec()
+
+
+
+def planted_directions(seed: int = 0, *, extra: int = 0) -> dict[str, Float[Tensor, " d_model"]]:
+    """Orthonormal, mean-zero residual directions c, r, f, u, v (then ``extra`` more: g), and ``junk`` [58 - extra,
+    d_model] spanning the rest."""
     g = torch.Generator().manual_seed(seed)
     m = torch.randn(D_MODEL, D_MODEL, generator=g, dtype=torch.float64)
     m -= m.mean(0, keepdim=True)  # every column mean-zero, so the basis lies in LayerNorm's centred subspace
     q, _ = torch.linalg.qr(m[:, : D_MODEL - 1])
     basis = q.T.float()  # [63, d_model]
-    return {"c": basis[0], "r": basis[1], "f": basis[2], "u": basis[3], "v": basis[4], "junk": basis[5:]}
+    out = {"c": basis[0], "r": basis[1], "f": basis[2], "u": basis[3], "v": basis[4], "junk": basis[5 + extra:]}
+    if extra:
+        out["g"] = basis[5]
+    return out
 
 
-def token_feature(seed: int = 0) -> Float[Tensor, " vocab"]:
+def token_feature(seed: int = 0, vocab: int = BYTE_VOCAB) -> Float[Tensor, " vocab"]:
     """s(t) for every token: a seeded sign times a magnitude in [0.5, 1] (never near 0, so LD never vanishes)."""
     g = torch.Generator().manual_seed(seed + 1)
-    sign = torch.randint(0, 2, (BYTE_VOCAB,), generator=g).float() * 2 - 1
-    return sign * (0.5 + 0.5 * torch.rand(BYTE_VOCAB, generator=g))
+    sign = torch.randint(0, 2, (vocab,), generator=g).float() * 2 - 1
+    return sign * (0.5 + 0.5 * torch.rand(vocab, generator=g))
 
 
 def build_planted_erasure(seed: int = 0) -> tuple[Any, Any]:
     """The planted-erasure GPT-2 (HF ``GPT2LMHeadModel``, eval mode) and the byte tokenizer."""
+    model, tokenizer, _ = build_planted(PlantedConfig(seed=seed))
+    return model, tokenizer
+
+
+def build_planted(config: PlantedConfig) -> tuple[Any, Any, PlantedSpec]:
+    """A planted-erasure GPT-2 as ``config`` places it, its tokenizer, and its known answers."""
     from transformers import GPT2Config, GPT2LMHeadModel
 
+    config.check()
+    seed, vocab = config.seed, config.vocab
     torch.manual_seed(seed)
-    cfg = GPT2Config(n_layer=N_LAYER, n_head=N_HEAD, n_embd=D_MODEL, n_inner=4 * D_MODEL, vocab_size=BYTE_VOCAB,
-                     n_positions=N_CTX, bos_token_id=256, eos_token_id=256, tie_word_embeddings=False)
+    eos = BYTE_VOCAB - 1 if config.tokenizer == "byte" else 1
+    cfg = GPT2Config(n_layer=config.n_layers, n_head=config.n_heads, n_embd=D_MODEL, n_inner=4 * D_MODEL,
+                     vocab_size=vocab, n_positions=config.n_ctx, bos_token_id=eos, eos_token_id=eos,
+                     tie_word_embeddings=False)
     model = GPT2LMHeadModel(cfg).eval()
-    d, s = planted_directions(seed), token_feature(seed)
+    d, s = planted_directions(seed, extra=int(config.own_feature)), token_feature(seed, vocab)
+    s_w = token_feature(seed + 1000, vocab) if config.own_feature else s  # what the writer (and decoy) read
     g = torch.Generator().manual_seed(seed + 2)
+    spec = config.spec()
     with torch.no_grad():
-        _embeddings(model, d, s, g)
-        for layer in range(N_LAYER):
+        _embeddings(model, d, s, g, config, s_w)
+        for layer in range(config.n_layers):
             _junk_block(model.transformer.h[layer], d["junk"], g)
-        rms = _nominal_rms(model, d, s)
-        _plant_head(model, 0, 1, read=d["f"], write=d["u"], gain=A * rms[0] / F, d=d)  # writer
-        _plant_head(model, 1, 2, read=d["u"], write=-d["u"], gain=rms[1], d=d)  # eraser: undo LN, negate
-        _plant_head(model, 2, 0, read=d["f"], write=d["v"], gain=B * rms[2] / F, d=d)  # honest
-        _unembedding(model, d, g)
-    return model, byte_tokenizer()
+        rms = _nominal_rms(model, d, s_w, config)
+        feat = d["g"] if config.own_feature else d["f"]
+        plant = lambda lh, **kw: _plant_head(model, *lh, d=d, config=config, **kw)  # noqa: E731
+        plant(config.writer, read=feat, write=d["u"], gain=A * rms[config.writer[0]] / F)
+        plant(config.eraser, read=d["u"], write=-d["u"], gain=rms[config.eraser[0]])  # undo LN, negate
+        plant(config.honest, read=d["f"], write=d["v"], gain=B * rms[config.honest[0]] / F)
+        if config.decoy:
+            plant(config.decoy, read=feat, write=-d["u"], gain=D * rms[config.decoy[0]] / F)
+        _unembedding(model, d, g, spec)
+    return model, (byte_tokenizer() if config.tokenizer == "byte" else word_tokenizer()), spec
 
 
-def _embeddings(model: Any, d: dict[str, Tensor], s: Tensor, g: torch.Generator) -> None:
-    noise = torch.randn(BYTE_VOCAB, d["junk"].shape[0], generator=g) * TOKEN_NOISE
-    model.transformer.wte.weight.copy_(C * d["c"] + s[:, None] * F * d["f"] + noise @ d["junk"])
-    ramp = torch.arange(N_CTX).float() / (N_CTX - 1) - 0.5
+def _embeddings(model: Any, d: dict[str, Tensor], s: Tensor, g: torch.Generator, config: PlantedConfig,
+                s_w: Tensor) -> None:
+    noise = torch.randn(config.vocab, d["junk"].shape[0], generator=g) * TOKEN_NOISE
+    own = s_w[:, None] * F * d["g"] if config.own_feature else 0.0
+    model.transformer.wte.weight.copy_(C * d["c"] + s[:, None] * F * d["f"] + own + noise @ d["junk"])
+    ramp = torch.arange(config.n_ctx).float() / (config.n_ctx - 1) - 0.5
     model.transformer.wpe.weight.copy_(R * ramp[:, None] * d["r"])
 
 
@@ -151,21 +239,22 @@ def _junk_block(block: Any, junk: Tensor, g: torch.Generator) -> None:
         bias.zero_()
 
 
-def _nominal_rms(model: Any, d: dict[str, Tensor], s: Tensor) -> list[float]:
+def _nominal_rms(model: Any, d: dict[str, Tensor], s_w: Tensor, config: PlantedConfig) -> list[float]:
     """The residual's rms over d_model (what LayerNorm divides by), averaged over tokens and positions, per layer.
 
-    Layer 0 sees embeddings; layers 1 and 2 also hold the writer's output (A s u); the eraser's output and the
-    junk heads' outputs are ignored: the first is what this gain is for, the second is about 1% of the norm.
+    Layers up to the writer's see embeddings; later layers also hold the writer's output (A s u); the eraser's
+    and decoy's outputs and the junk heads' outputs are ignored: the first is what this gain is for, the others
+    are about 1% of the norm.
     """
     emb = model.transformer.wte.weight[:, None, :] + model.transformer.wpe.weight[None, :, :]
-    written = emb + (A * s)[:, None, None] * d["u"]
+    written = emb + (A * s_w)[:, None, None] * d["u"]
     rms0 = emb.pow(2).mean(-1).sqrt().mean().item()
     rms1 = written.pow(2).mean(-1).sqrt().mean().item()
-    return [rms0, rms1, rms1]
+    return [rms0 if layer <= config.writer[0] else rms1 for layer in range(config.n_layers)]
 
 
 def _plant_head(model: Any, layer: int, head: int, *, read: Tensor, write: Tensor, gain: float,
-                d: dict[str, Tensor]) -> None:
+                d: dict[str, Tensor], config: PlantedConfig) -> None:
     """Head (layer, head) attends to its own position (query reads c, key reads the ramp r) and maps read -> write.
 
     In head coordinates only dimension 0 is used: q0 = a * (x.c), k0 = a * (x.r), v0 = gain * (x.read),
@@ -173,21 +262,22 @@ def _plant_head(model: Any, layer: int, head: int, *, read: Tensor, write: Tenso
     gap between adjacent keys is a^2 * (C / rms) * (R / rms) / (N_CTX - 1) / sqrt(d_head), set to ATTN_GAP.
     """
     attn = model.transformer.h[layer].attn
-    a = math.sqrt(ATTN_GAP * (N_CTX - 1) * math.sqrt(D_HEAD) / (C * R))  # rms ~ 1 at every layer
-    cols = [part * D_MODEL + head * D_HEAD for part in range(3)]  # q, k, v column blocks of c_attn
+    d_head = D_MODEL // config.n_heads
+    a = math.sqrt(ATTN_GAP * (config.n_ctx - 1) * math.sqrt(d_head) / (C * R))  # rms ~ 1 at every layer
+    cols = [part * D_MODEL + head * d_head for part in range(3)]  # q, k, v column blocks of c_attn
     for col in cols:
-        attn.c_attn.weight[:, col : col + D_HEAD] = 0.0
+        attn.c_attn.weight[:, col : col + d_head] = 0.0
     attn.c_attn.weight[:, cols[0]] = a * d["c"]
     attn.c_attn.weight[:, cols[1]] = a * d["r"]
     attn.c_attn.weight[:, cols[2]] = gain * read
-    attn.c_proj.weight[head * D_HEAD : (head + 1) * D_HEAD] = 0.0
-    attn.c_proj.weight[head * D_HEAD] = write
+    attn.c_proj.weight[head * d_head : (head + 1) * d_head] = 0.0
+    attn.c_proj.weight[head * d_head] = write
 
 
-def _unembedding(model: Any, d: dict[str, Tensor], g: torch.Generator) -> None:
+def _unembedding(model: Any, d: dict[str, Tensor], g: torch.Generator, spec: PlantedSpec) -> None:
     """Random rows for every token; a and b favoured along c and separated along u (writer) and v (honest)."""
-    w = torch.randn(BYTE_VOCAB, D_MODEL, generator=g) * UNEMBED_NOISE
-    a, b = PLANTED.token_a, PLANTED.token_b
+    w = torch.randn(model.lm_head.weight.shape[0], D_MODEL, generator=g) * UNEMBED_NOISE
+    a, b = spec.token_a, spec.token_b
     shared = KAPPA * d["c"]
     sep = LAMBDA * d["u"] + MU * d["v"]
     w[a] = shared + sep + w[a] @ d["junk"].T @ d["junk"]  # keep only junk-direction noise on a and b

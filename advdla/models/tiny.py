@@ -1,5 +1,6 @@
 """Small seeded random models for tests: ``tiny-gpt2`` (LayerNorm, learned positions) and ``tiny-llama-gqa``
-(RMSNorm, rotary, grouped-query attention), both with a byte-level tokenizer built in memory.
+(RMSNorm, rotary, grouped-query attention), both with a byte-level tokenizer built in memory; and a word-level
+tokenizer over a small fixed vocabulary (:func:`word_tokenizer`), for models unlike any BPE model.
 
 Same seed, same weights: they need no files and no network, and boot in well under a second.
 """
@@ -23,6 +24,45 @@ def byte_tokenizer() -> Any:
     tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False)
     tok.decoder = decoders.ByteLevel()
     return PreTrainedTokenizerFast(tokenizer_object=tok, eos_token="<|endoftext|>", bos_token="<|endoftext|>")
+
+
+# The 250 most frequent lower-cased words and punctuation runs of the built-in corpus (tokenizers' Whitespace
+# pre-tokenizer), frozen here so that the vocabulary never depends on the Python version the corpus comes from.
+WORDS = (
+    '.', ',', '(', 'the', '=', '"', ':', 'self', ')', 'a', 'is', 'if', '#', 'in', "'", 'to', 'of', '):', 'and', '*',
+    'return', 'for', '-', 'def', 'not', '|', '0', '1', '[', '"""', 'none', 'be', 's', 'or', 'as', 'that', 'value',
+    'are', 'an', ']', 'object', 'class', '()', 'it', 'this', 'with', 'name', '+', "',", 'x', 'by', 'raise', '%',
+    'from', 'n', 'b', 'i', '2', 'else', "('", 'r', 'other', '==', 'type', '/', '",', 'true', '()"', 'string', '3',
+    'function', 'data', ').', 'key', 'can', '>>>', 'method', 'default', 'file', 'list', 'f', 'cls', '))', 'false',
+    'except', 't', 'will', 'line', 'when', "')", 'on', '<', 'action', 'try', 'used', '),', 'all', 'args',
+    'exception', 'import', 'module', 'len', 'argument', 'at', 'only', 'end', 'elif', 'one', 'number', ';', 'which',
+    'd', 'section', 'values', '**', 'same', 'y', 'result', '>', 'instance', 'statement', 'no', 'int', 'see', '("',
+    'set', 'arguments', 'any', '@', 'we', 'valueerror', 'append', 'should', '".', 'address', 'must', 'c', 'objects',
+    'first', '4', 'may', 'sequence', 'context', 'also', 'but', 'use', 'k', 'attribute', '’', '\\', '`', 'have',
+    'str', 'defined', 'python', 'names', 'isinstance', 'called', 'text', 'types', 'typeerror', 'version', 'so',
+    'returns', 'format', 'option', '5', 'items', 'lines', 'yield', 'new', '__init__', 'code', 'match', 'expression',
+    'range', '")', '::=', 'methods', 'its', 'namespace', 'bytes', 'write', 'filename', 'tuple', 'given', 'e', '...',
+    'j', "':", 'using', 'there', '!=', 'pattern', 'group', 'path', '."""', 'item', 'note', 'has', 'case', 'g',
+    'while', 're', 'than', 'obj', 'dictionary', '+=', 'get', 'empty', '8', 'two', 'they', 'mode', '--', 'block',
+    'start', 'os', 'then', 'width', 'join', 'read', '])', 'property', 'order', 'was', 'print', '<=', 'example',
+    'help', 'pass', 'encoding', 'more', 'base', 'call', '{', 'msg', 'current', 'time', 'into', 'each', '[]',
+    'indent', 'func', "['", 'built', 'integer', 'sys', 'kwargs', 'add',
+)
+WORD_SPECIALS = ("[UNK]", "<|endoftext|>")  # ids 0 and 1; every other word is UNK
+
+
+def word_tokenizer() -> Any:
+    """A word-level tokenizer: lower-cased, split on whitespace and punctuation runs, 252 ids (``[UNK]``,
+    ``<|endoftext|>``, then :data:`WORDS`); decoding joins words with spaces. Built without any files."""
+    from tokenizers import Tokenizer, models, normalizers, pre_tokenizers
+    from transformers import PreTrainedTokenizerFast
+
+    vocab = {w: i for i, w in enumerate((*WORD_SPECIALS, *WORDS))}
+    tok = Tokenizer(models.WordLevel(vocab=vocab, unk_token="[UNK]"))
+    tok.normalizer = normalizers.Lowercase()
+    tok.pre_tokenizer = pre_tokenizers.Whitespace()
+    return PreTrainedTokenizerFast(tokenizer_object=tok, unk_token="[UNK]", eos_token="<|endoftext|>",
+                                   bos_token="<|endoftext|>")
 
 
 def _bytes_to_unicode() -> dict[int, str]:
