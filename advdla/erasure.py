@@ -13,7 +13,8 @@ MLP's input, for an MLP eraser), the norm scale frozen at its clean value, and s
 
 This module computes, for one sample of prompts:
 
-- writers (:func:`discover_writers`): heads and MLPs with a large share of the logit difference by DLA;
+- writers (:func:`discover_writers`): heads and MLPs with a large mean |DLA| per prompt (sign-aware: a writer
+  whose DLA takes either sign has a small signed mean but a large magnitude);
 - per writer (:func:`analyze_writer`): the residual PR at every hook point and every downstream component's PR
   with and without V-composition patching; erasers = PR reliably negative AND moved toward 0 by patching;
 - the logit-direction view: the least-squares slope of each downstream component's DLA on the writer's DLA
@@ -21,9 +22,12 @@ This module computes, for one sample of prompts:
   MLPs) shows up here while the residual-space PR looks unremarkable;
 - the paper's Figure 4: the writer's DLA against its erasers' summed DLA, and against its V-composition path
   (downstream DLA lost under patching), as linear fits (``scipy.stats.linregress``);
+- :func:`scan_erasers`: writer -> eraser pairs found without the logit direction: the centred PR of every later
+  component onto every earlier head's output, the reliably negative pairs confirmed by V-composition patching;
 - :func:`overrated_components`: DLA - TE per component, the components DLA overrates;
-- :func:`rank_targets` / :func:`auto_target`: the attention heads DLA overrates most, the one ranking behind every
-  ``auto`` target (the search's ``--target auto``, a suite's ``targets: auto``, ``advdla run``).
+- :func:`rank_targets` / :func:`auto_target`: heads and MLPs ranked by compensated direct effect (a large direct
+  effect DE that later components undo, so TE stays small), the one ranking behind every ``auto`` target (the
+  search's ``--target auto``, a suite's ``targets: auto``, ``advdla run``).
 
 Two traps, measured on SmolLM2. (1) A writer whose output is tiny and nearly constant gives raw
 PRs like -15 for every later head: |b|^2 is tiny, and the constant part aligns with every big constant
@@ -47,7 +51,7 @@ from jaxtyping import Float, Int
 from torch import Tensor
 
 from advdla.atomic import nan_to_none
-from advdla.attribution import DLAResult, check_tokens, dla
+from advdla.attribution import DLAResult, check_context, check_tokens, dla
 from advdla.components import (
     LN_FINAL_SCALE,
     RESID_POINTS,
@@ -60,11 +64,12 @@ from advdla.components import (
 )
 from advdla.corpus import TokenWindows, load_corpus
 from advdla.errors import AdvdlaError
-from advdla.patching import total_effects, v_composition_hooks
+from advdla.patching import direct_effects, total_effects, v_composition_hooks
 
 __all__ = ["Quartiles", "WriterRow", "ComponentPR", "ResidualPR", "Fit", "WriterAnalysis", "Analysis",
            "projection_ratio", "centred", "quartiles", "sample_prompts", "check_writer", "discover_writers",
-           "analyze_writer", "analyze", "overrated_components", "rank_targets", "auto_target", "linear_fit"]
+           "analyze_writer", "analyze", "overrated_components", "rank_targets", "auto_target", "linear_fit",
+           "EraserPair", "scan_erasers", "eraser_pairs"]
 
 Note = Callable[[str], None]  # a one-line progress note ("L0H1: V-composition patching of 9 components")
 
@@ -153,9 +158,7 @@ def sample_prompts(bridge: Any, *, n: int, seq_len: int, resamples: int, seed: i
     if seq_len < 2:
         raise AdvdlaError(f"prompts need at least 2 tokens (the metric reads the last position's prediction), "
                           f"got --seq-len {seq_len}")
-    if seq_len > bridge.cfg.n_ctx:
-        raise AdvdlaError(f"--seq-len {seq_len} exceeds the model's context of {bridge.cfg.n_ctx} tokens: "
-                          f"use at most {bridge.cfg.n_ctx}")
+    check_context(bridge, seq_len, f"analysis prompts and resamples of --seq-len {seq_len}")
     windows = TokenWindows(load_corpus(corpus), bridge.tokenizer)
     tokens, docs = windows.sample(seq_len, n, seed=seed)
     res, _ = windows.sample(seq_len, resamples, seed=seed + 1, exclude=set(docs))
@@ -167,11 +170,14 @@ def sample_prompts(bridge: Any, *, n: int, seq_len: int, resamples: int, seed: i
 
 @dataclass
 class WriterRow:
-    """A candidate writer: its mean DLA, that as a share of the mean logit difference, and its relative norm."""
+    """A candidate writer: its mean |DLA| per prompt as a share of the mean |LD| (what ranks it), its signed mean
+    DLA and that share (a writer whose DLA takes either sign has a small one), and its relative norm."""
 
     component: str
     dla_mean: float
     ld_share: float
+    abs_dla_mean: float = float("nan")
+    abs_share: float = float("nan")
     norm_ratio: float = float("nan")
     skipped: str = ""
 
@@ -189,17 +195,21 @@ def check_writer(name: str | Component, cfg: Any) -> Component:
 
 def discover_writers(bridge: Any, tokens: Int[Tensor, "batch pos"], *, top: int = 3,
                      dla_result: DLAResult | None = None) -> list[WriterRow]:
-    """Heads and MLPs (not in the last layer) ranked by mean DLA / mean LD over the prompts' last positions.
+    """Heads and MLPs (not in the last layer) ranked by mean |DLA| / mean |LD| over the prompts' last positions.
 
-    ``dla_result``: a :func:`~advdla.attribution.dla` of these prompts over (at least) those components, reused.
+    By magnitude per prompt, not by the signed mean: a writer whose DLA follows a feature of either sign (or opposes
+    the prediction as often as it supports it) carries a lot of the logit difference on every prompt while its
+    signed mean is near zero or negative. ``dla_result``: a :func:`~advdla.attribution.dla` of these prompts over
+    (at least) those components, reused.
     """
     comps = [c for c in all_components(bridge.cfg) if c.kind in ("head", "mlp") and c.layer < bridge.cfg.n_layers - 1]
     res = dla_result or dla(bridge, tokens, components=comps)
     values = res.values[:, [res.index(c) for c in comps]]
-    mean_dla = values.mean(0)
-    share = mean_dla / res.ld.mean().clamp(min=1e-6)
-    order = share.argsort(descending=True)[:top].tolist()
-    return [WriterRow(comps[i].name, float(mean_dla[i]), float(share[i])) for i in order]
+    mean_ld = res.ld.abs().mean().clamp(min=1e-6)
+    mean_dla, abs_dla = values.mean(0), values.abs().mean(0)
+    order = abs_dla.argsort(descending=True)[:top].tolist()
+    return [WriterRow(comps[i].name, float(mean_dla[i]), float(mean_dla[i] / mean_ld), float(abs_dla[i]),
+                      float(abs_dla[i] / mean_ld)) for i in order]
 
 
 # ---------------------------------------------------------------------------------------- activations
@@ -463,28 +473,150 @@ def overrated_components(bridge: Any, tokens: Int[Tensor, "batch pos"], resample
     return frame.sort_values("overstatement", ascending=False, ignore_index=True)
 
 
-def rank_targets(bridge: Any, tokens: Int[Tensor, "batch pos"], resamples: Tensor, *, top: int = 16) -> pd.DataFrame:
-    """Attention heads ranked by how much DLA overstates their total effect on ``tokens``: the ``auto`` targets.
+def rank_targets(bridge: Any, tokens: Int[Tensor, "batch pos"], resamples: Tensor, *, top: int = 16,
+                 kinds: tuple[str, ...] = ("head", "mlp"), min_holds: int = 2, thresholds: Any = None) -> pd.DataFrame:
+    """Heads and MLPs ranked by compensated direct effect on ``tokens``: the ``auto`` targets.
 
-    Heads only: MLPs often overstate too, but the question DLA is asked is "which heads matter" (and suites are
-    built on heads). Only heads with a downstream reader qualify: nothing can erase what the others write.
-    Candidates are the ``top`` such heads by mean |DLA| over the prompts (TE costs a partial forward per head,
-    prompt and resample). Rows as :func:`overrated_components` returns them, most overstated first.
+    What the search's default objective (``compensation``) needs is a component with a real direct effect DE
+    that later components undo, so that its total effect TE stays small. Per candidate, over the prompts
+    (sign-aware: magnitudes per prompt, so a component whose effect takes either sign still counts):
+
+    - ``de_share`` = mean |DE| / mean |LD| (high) and ``te_share`` = mean |TE| / mean |LD| (low);
+    - ``holds``: prompts with LD > margin, |DE| >= min_de_share LD and |TE| <= max_te_share LD (``thresholds``, a
+      :class:`~advdla.search.objectives.Thresholds`; default its defaults);
+    - ``score`` = min(de_share, 1) - 2 te_share (the compensation objective's shape, on means).
+
+    Candidates with at least ``min_holds`` prompts come first, then by ``score``. Only components of ``kinds``
+    with a downstream reader qualify (nothing can compensate what the others write); the candidates are the
+    ``top`` of them by mean |DLA| (TE costs a partial forward per component, prompt and resample). Columns:
+    component, dla, de, te (signed means over prompts), te_std, abs_dla, de_share, te_share, dla_share (mean |DLA|
+    / mean |LD|), holds, prompts, score, overstatement (= dla - te), most promising first.
     """
+    from advdla.search.objectives import Thresholds  # lazy: the search package imports this module
+
+    thr = thresholds or Thresholds()
     tokens = check_tokens(bridge, tokens)
-    heads = [c for c in head_components(bridge.cfg) if downstream_of(bridge.cfg, c)]
-    if not heads:
-        raise AdvdlaError("no attention head of this model has a later component to read what it writes, so DLA "
-                          "cannot overstate any head's effect: pick a model with at least two layers")
-    values = dla(bridge, tokens, components=heads).values
-    candidates = [heads[i] for i in values.abs().mean(0).argsort(descending=True)[:top].tolist()]
-    return overrated_components(bridge, tokens, resamples, components=candidates)
+    pool = [c for c in all_components(bridge.cfg) if c.kind in kinds and downstream_of(bridge.cfg, c)]
+    if not pool:
+        raise AdvdlaError(f"no {' or '.join(kinds)} of this model has a later component to read what it writes, so "
+                          "DLA cannot overstate any effect: pick a model with at least two layers")
+    res = dla(bridge, tokens, components=pool)
+    comps = [pool[i] for i in res.values.abs().mean(0).argsort(descending=True)[:top].tolist()]
+    values = res.values[:, [res.index(c) for c in comps]]
+    te = total_effects(bridge, tokens, resamples, comps, t1=res.t1, t2=res.t2)
+    de = direct_effects(bridge, tokens, resamples, comps, t1=res.t1, t2=res.t2).mean
+    ld, mean_ld = res.ld[:, None], float(res.ld.abs().mean().clamp(min=1e-6))
+    holds = ((ld > thr.margin) & (de.abs() >= thr.min_de_share * ld) & (te.mean.abs() <= thr.max_te_share * ld))
+    de_share, te_share = de.abs().mean(0) / mean_ld, te.mean.abs().mean(0) / mean_ld
+    frame = pd.DataFrame({"component": [c.name for c in comps], "dla": values.mean(0).tolist(),
+                          "de": de.mean(0).tolist(), "te": te.mean.mean(0).tolist(), "te_std": te.std.mean(0).tolist(),
+                          "abs_dla": values.abs().mean(0).tolist(), "de_share": de_share.tolist(),
+                          "te_share": te_share.tolist(), "dla_share": (values.abs().mean(0) / mean_ld).tolist(),
+                          "holds": holds.sum(0).tolist(), "prompts": tokens.shape[0],
+                          "score": (de_share.clamp(max=1.0) - 2 * te_share).tolist()})
+    frame["overstatement"] = frame["dla"] - frame["te"]
+    frame["qualified"] = frame["holds"] >= min_holds
+    frame = frame.sort_values(["qualified", "score"], ascending=False, ignore_index=True)
+    return frame.drop(columns="qualified")
 
 
-def auto_target(bridge: Any, tokens: Int[Tensor, "batch pos"], resamples: Tensor, *, top: int = 16) -> Component:
-    """The attention head whose DLA most overstates its total effect: the first row of :func:`rank_targets`."""
-    frame = rank_targets(bridge, tokens, resamples, top=top)
+def auto_target(bridge: Any, tokens: Int[Tensor, "batch pos"], resamples: Tensor, *, top: int = 16,
+                **kwargs: Any) -> Component:
+    """The component with the most compensated direct effect: the first row of :func:`rank_targets`."""
+    frame = rank_targets(bridge, tokens, resamples, top=top, **kwargs)
     return parse_component(frame["component"].iloc[0], bridge.cfg)
+
+
+# -------------------------------------------------------------------------------------------------- scan
+
+
+@dataclass
+class EraserPair:
+    """A writer -> eraser pair: the eraser's centred PR onto the writer, with and without V-composition patching."""
+
+    writer: str
+    eraser: str
+    pr: Quartiles
+    pr_vcomp: Quartiles
+    recovery: float
+    source: str = "scan"  # scan (every pair) or writer (an analysed writer's erasers)
+
+
+def scan_erasers(bridge: Any, tokens: Int[Tensor, "batch pos"], *, first_pos: int = 1,
+                 criteria: Criteria | None = None, writers: list[Component] | None = None,
+                 step: Note | None = None) -> tuple[list[EraserPair], int]:
+    """Writer -> eraser pairs, found without the logit direction (the paper's setting: the writer's signal need not
+    reach the logits).
+
+    1. One clean forward; for every head ``w`` before the last layer (or ``writers``) whose centred output is at
+       least ``min_norm_ratio`` of the centred residual's, the centred PR of every later head and MLP onto w's
+       centred output, per (prompt, position >= first_pos);
+    2. pairs whose PR is reliably negative (median <= max_pr and q75 < 0) are candidates;
+    3. per writer, one forward with w's output removed from its candidates' value inputs (MLP inputs), norm scales
+       frozen: a candidate is an eraser when patching moves at least ``min_recovery`` of its PR back to 0.
+
+    Returns the confirmed pairs (most negative PR first) and how many candidate pairs were tested.
+    """
+    crit, step = criteria or Criteria(), step or (lambda msg: None)
+    tokens = check_tokens(bridge, tokens)
+    cfg = bridge.cfg
+    writers = writers or [c for c in head_components(cfg) if c.layer < cfg.n_layers - 1]
+    later = [c for c in all_components(cfg) if c.kind in ("head", "mlp") and c.layer >= min(w.layer for w in writers)]
+    names = _output_names(later) | _scale_names(later) | {_after_writer(w) for w in writers}
+    step(f"scan: clean forward over {len(later)} components")
+    with torch.inference_mode():
+        _, cache = bridge.run_with_cache(tokens, names_filter=lambda n: n in names)
+    sl = slice(first_pos, None)
+    outs = _centred_outputs(cache, later, sl)
+    pairs, tested = [], 0
+    for w in writers:
+        w_full = _output(cache, w)
+        wc = centred(w_full[:, sl])
+        if writer_norm_ratio(w_full[:, sl], cache[_after_writer(w)][:, sl]) < crit.min_norm_ratio:
+            continue
+        down = [c for c in later if is_downstream(c, w)]
+        prs = _scan_prs(outs, down, wc)  # [n, len(down)]
+        q = torch.quantile(prs.double(), torch.tensor([0.5, 0.25, 0.75], dtype=torch.float64), dim=0)
+        cands = [i for i in range(len(down)) if q[0, i] <= crit.max_pr and q[2, i] < 0]
+        if not cands:
+            continue
+        tested += len(cands)
+        receivers = [down[i] for i in cands]
+        with torch.inference_mode():
+            patched = _patched_cache(bridge, tokens, w_full, receivers, cache, _output_names(receivers))
+        for i, c in zip(cands, receivers):
+            pr, pr_v = Quartiles(*(float(v) for v in q[:, i])), _pr(_output(patched, c)[:, sl], wc, True)
+            recovery = (pr_v.median - pr.median) / -pr.median
+            if recovery >= crit.min_recovery:
+                pairs.append(EraserPair(w.name, c.name, pr, pr_v, recovery))
+    step(f"scan: {len(pairs)} erasers confirmed of {tested} reliably negative pairs")
+    return sorted(pairs, key=lambda p: p.pr.median), tested
+
+
+def _centred_outputs(cache: Any, comps: list[Component], sl: slice) -> dict[tuple[str, int], Tensor]:
+    """Per layer, the centred outputs of its heads [batch, pos, n_heads, d_model] and its MLP's (``("mlp", l)``)."""
+    outs = {}
+    for c in comps:
+        key = (c.kind, c.layer)
+        if key not in outs:
+            out = cache[c.output_hook][:, sl]
+            outs[key] = out - out.mean((0, 1), keepdim=True)
+    return outs
+
+
+def _scan_prs(outs: dict[tuple[str, int], Tensor], down: list[Component], wc: Tensor) -> Float[Tensor, "n comp"]:
+    """Centred PR of each component's output onto the (centred) writer output ``wc``, rows = (prompt, position)."""
+    denom = (wc * wc).sum(-1)  # [batch, pos]
+    by_layer = {key: (torch.einsum("bphd,bpd->bph", out, wc) if key[0] == "head" else (out * wc).sum(-1)[..., None])
+                / denom[..., None] for key, out in outs.items() if any((c.kind, c.layer) == key for c in down)}
+    cols = [by_layer[(c.kind, c.layer)][..., c.head if c.kind == "head" else 0] for c in down]
+    return torch.stack(cols, -1).reshape(-1, len(down))
+
+
+def eraser_pairs(analyses: list[WriterAnalysis]) -> list[EraserPair]:
+    """The analysed writers' erasers as pairs (source ``writer``)."""
+    return [EraserPair(wa.writer, r.component, r.pr, r.pr_vcomp, r.recovery, "writer")
+            for wa in analyses for r in wa.components if r.eraser]
 
 
 # ---------------------------------------------------------------------------------------------- all
@@ -507,6 +639,9 @@ class Analysis:
     overrated: list[dict[str, Any]]
     mean_ld: float
     te_prompts: int = 0
+    erasers: list[EraserPair] = field(default_factory=list)  # the analysed writers' erasers, then the scan's
+    targets: list[dict[str, Any]] = field(default_factory=list)  # rank_targets: compensated direct effect
+    scan: dict[str, Any] | None = None  # with --scan: prompts, candidate pairs tested, pairs confirmed
 
     def to_dict(self) -> dict[str, Any]:
         """Plain data for JSON; the per-point scatter (thousands of floats, for the plots) is left out."""
@@ -519,10 +654,11 @@ class Analysis:
 def analyze(bridge: Any, tokens: Int[Tensor, "batch pos"], resamples: Tensor, *,
             writers: list[Component] | None = None, n_writers: int = 4, centre: bool = True, first_pos: int = 1,
             criteria: Criteria | None = None, overrated_top: int = 12, te_prompts: int = 16, seed: int = 0,
-            step: Note | None = None) -> Analysis:
-    """Discover (or take) writers, analyse each, and rank the overrated components. ``step(msg)`` reports progress.
+            step: Note | None = None, scan: bool = False, scan_prompts: int = 16) -> Analysis:
+    """Discover (or take) writers, analyse each, rank the overrated components and the auto targets; with ``scan``,
+    also :func:`scan_erasers` over the first ``scan_prompts`` prompts. ``step(msg)`` reports progress.
 
-    The overrated ranking costs a partial forward per (candidate, prompt, resample): it uses the first
+    The overrated and target rankings cost a partial forward per (candidate, prompt, resample): they use the first
     ``te_prompts`` prompts and the ``overrated_top`` components by |DLA|.
     """
     crit, step = criteria or Criteria(), step or (lambda s: None)
@@ -543,9 +679,16 @@ def analyze(bridge: Any, tokens: Int[Tensor, "batch pos"], resamples: Tensor, *,
     n_te = min(te_prompts, tokens.shape[0])
     sub = DLAResult(full.components, full.values[:n_te], full.ld[:n_te], full.t1[:n_te], full.t2[:n_te])
     over = overrated_components(bridge, tokens[:n_te], resamples, top=overrated_top, dla_result=sub)
+    step(f"auto targets: direct and total effects over {resamples.shape[0]} resamples")
+    targets = rank_targets(bridge, tokens[:n_te], resamples, top=overrated_top)
+    pairs, scanned = eraser_pairs(analyses), None
+    if scan:
+        found, tested = scan_erasers(bridge, tokens[:scan_prompts], first_pos=first_pos, criteria=crit, step=step)
+        pairs += found
+        scanned = {"prompts": min(scan_prompts, tokens.shape[0]), "pairs_tested": tested, "pairs_confirmed": len(found)}
     return Analysis(getattr(getattr(bridge, "advdla_card", None), "name", "?"), tokens.shape[0], tokens.shape[1],
                     resamples.shape[0], seed, centre, first_pos, crit, rows, analyses, over.to_dict("records"),
-                    float(full.ld.abs().mean()), n_te)
+                    float(full.ld.abs().mean()), n_te, pairs, targets.to_dict("records"), scanned)
 
 
 def _writer_rows(bridge: Any, ranked: list[WriterRow], chosen: list[Component], clean: tuple[Tensor, Any],
@@ -557,8 +700,8 @@ def _writer_rows(bridge: Any, ranked: list[WriterRow], chosen: list[Component], 
         row = by_name.get(comp.name) or _writer_row(bridge, tokens, comp)
         out = _output(clean[1], comp)[:, first_pos:]
         row.norm_ratio = writer_norm_ratio(out, clean[1][_after_writer(comp)][:, first_pos:], centre=centre)
-        if auto and row.ld_share < crit.min_share:
-            row.skipped = f"DLA share {row.ld_share:.1%} of LD (< {crit.min_share:.0%})"
+        if auto and row.abs_share < crit.min_share:
+            row.skipped = f"|DLA| share {row.abs_share:.1%} of |LD| (< {crit.min_share:.0%})"
         elif auto and row.norm_ratio < crit.min_norm_ratio:
             row.skipped = f"output {row.norm_ratio:.1%} of the residual's norm (< {crit.min_norm_ratio:.0%})"
         rows.append(row)
@@ -567,5 +710,6 @@ def _writer_rows(bridge: Any, ranked: list[WriterRow], chosen: list[Component], 
 
 def _writer_row(bridge: Any, tokens: Tensor, comp: Component) -> WriterRow:
     res = dla(bridge, tokens, components=[comp])
-    mean_dla = res.values[:, 0].mean()
-    return WriterRow(comp.name, float(mean_dla), float(mean_dla / res.ld.mean().clamp(min=1e-6)))
+    mean_ld = res.ld.abs().mean().clamp(min=1e-6)
+    mean_dla, abs_dla = res.values[:, 0].mean(), res.values[:, 0].abs().mean()
+    return WriterRow(comp.name, float(mean_dla), float(mean_dla / mean_ld), float(abs_dla), float(abs_dla / mean_ld))

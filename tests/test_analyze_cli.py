@@ -24,7 +24,8 @@ def test_acceptance_planted_writer_and_eraser(capsys):
     V-comp removes the erasure."""
     out = _run_json(capsys, "--writer", "auto")
     analysed = [a["writer"] for a in out["analyses"]]
-    assert analysed == [PLANTED.writer]  # the only component with a real share of LD and a real norm
+    # by mean |DLA|, the eraser writes as much as the writer (minus it); nothing else has a real share of LD
+    assert analysed == [PLANTED.writer, PLANTED.eraser] and out["analyses"][1]["erasers"] == []
     wa = out["analyses"][0]
     assert wa["erasers"] == [PLANTED.eraser]
     eraser = next(r for r in wa["components"] if r["component"] == PLANTED.eraser)
@@ -32,7 +33,44 @@ def test_acceptance_planted_writer_and_eraser(capsys):
     assert abs(eraser["pr_vcomp"]["median"]) < 0.05
     assert wa["fits"]["erasers"]["slope"] == pytest.approx(-1.0, abs=0.05)
     assert out["overrated"][0]["component"] == PLANTED.writer
-    assert {"writers", "analyses", "overrated", "criteria"} <= out.keys()
+    assert {"writers", "analyses", "overrated", "criteria", "erasers", "targets"} <= out.keys()
+    assert out["writers"][0]["component"] == PLANTED.writer and out["targets"][0]["component"] == PLANTED.writer
+    assert [(e["writer"], e["eraser"]) for e in out["erasers"]] == [(PLANTED.writer, PLANTED.eraser)]
+
+
+def test_planted_words_32_positions_word_level_scan(capsys):
+    """The word-level model with 32 positions, a writer whose signed mean DLA is negative and a decoy: --scan names
+    writer -> eraser (and never the decoy), and the auto target is the writer."""
+    from advdla.models.planted import PLANTED_WORDS
+
+    assert cli.main(["analyze", "--model", "planted-words", "--scan", "--prompts", "16", "--format", "json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert PLANTED_WORDS.writer in [w["component"] for w in out["writers"][:2]]
+    pairs = {(e["writer"], e["eraser"]) for e in out["erasers"]}
+    assert pairs == {(PLANTED_WORDS.writer, PLANTED_WORDS.eraser)}
+    assert {e["source"] for e in out["erasers"]} == {"writer", "scan"} and out["scan"]["pairs_tested"] >= 2
+    assert out["targets"][0]["component"] == PLANTED_WORDS.writer
+    # 64 tokens do not fit 32 positions: one line naming both numbers
+    assert cli.main(["analyze", "--model", "planted-words", "--seq-len", "64"]) == 2
+    err = [ln for ln in capsys.readouterr().err.splitlines() if ln.strip()]
+    assert len(err) == 1 and "64" in err[0] and "32" in err[0]
+
+
+def test_search_on_planted_words(capsys, tmp_path):
+    """Default --seq-len 24 needs pre-screen windows of 48 positions: one line, exit 2, nothing written; 16 works."""
+    from advdla.models.planted import PLANTED_WORDS
+
+    out = tmp_path / "s"
+    base = ["search", "--model", "planted-words", "--no-progress", "--out", str(out), "--threads", "1"]
+    assert cli.main(base) == 2
+    err = [ln for ln in capsys.readouterr().err.splitlines() if ln.strip()]
+    assert len(err) == 1 and "48" in err[0] and "32" in err[0] and not out.exists()
+    args = ["--seq-len", "16", "--trials", "16", "--batch", "8", "--resamples", "2", "--max-verify", "2",
+            "--format", "json"]
+    assert cli.main([*base, *args]) == 0
+    summary = json.loads(capsys.readouterr().out)
+    assert summary["target"] == PLANTED_WORDS.writer and summary["objective"] == "compensation"
+    assert summary["counts"]["verified_examples"] >= 1
 
 
 def test_table_and_plots(capsys, tmp_path):

@@ -102,7 +102,7 @@ def test_sample_prompts_rejects_bad_lengths(planted):
 def test_discovers_the_planted_writer(planted, sample):
     rows = discover_writers(planted, sample[0], top=3)
     assert rows[0].component == PLANTED.writer
-    assert rows[0].ld_share > 1.0  # DLA(writer) is ~1.5 LD by construction
+    assert rows[0].ld_share > 1.0 and rows[0].abs_share > 1.0  # DLA(writer) is ~1.5 LD by construction
 
 
 def test_planted_eraser_found_and_removed_by_vcomp(writer_analysis):
@@ -152,13 +152,19 @@ def test_overrated_components_names_the_writer(planted, sample):
     assert heads.loc[0, "component"] == PLANTED.writer
 
 
-def test_rank_targets_ranks_heads_and_auto_target_is_the_planted_writer(planted, sample):
+def test_rank_targets_ranks_by_compensated_direct_effect_and_auto_target_is_the_planted_writer(planted, sample):
     tokens, resamples = sample
     frame = rank_targets(planted, tokens, resamples, top=4)
-    assert len(frame) == 4 and frame["overstatement"].is_monotonic_decreasing
-    assert all(parse_component(n, planted.cfg).kind == "head" for n in frame.component)
-    assert frame.loc[0, "component"] == PLANTED.writer
+    assert len(frame) == 4
+    assert {"component", "dla", "de", "te", "de_share", "te_share", "holds", "score"} <= set(frame.columns)
+    top = frame.loc[0]
+    assert top.component == PLANTED.writer and top.de_share > 0.5 and top.te_share < 0.05 and top.holds >= 2
+    # the eraser's DE is as large, but so is its TE: nothing downstream undoes it
+    eraser = frame[frame.component == PLANTED.eraser].iloc[0]
+    assert eraser.te_share > 0.5 and eraser.score < top.score
     assert auto_target(planted, tokens, resamples, top=4) == parse_component(PLANTED.writer, planted.cfg)
+    heads = rank_targets(planted, tokens, resamples, top=3, kinds=("head",))
+    assert all(parse_component(n, planted.cfg).kind == "head" for n in heads.component)
 
 
 def test_gqa_model_runs_with_head_and_mlp_writers(tiny_gqa):

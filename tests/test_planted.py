@@ -168,3 +168,38 @@ def test_fingerprint_is_deterministic_and_seeded(bridge):
     same = [weights_fingerprint(build_planted_erasure(seed=0)[0].state_dict()) for _ in range(2)]
     assert same[0] == same[1] == bridge.advdla_card.weights_fingerprint
     assert weights_fingerprint(build_planted_erasure(seed=1)[0].state_dict()) != same[0]
+
+
+def test_variants_keep_the_promises_and_the_decoy_never_reads_the_writer():
+    """A variant (word-level, 32 positions, writer on its own feature, a decoy): top-2 are its two tokens; the decoy's
+    PR onto the writer is about -0.3 at every position and stays so with the writer removed from its value input."""
+    from advdla.models import load_planted
+    from advdla.models.planted import PLANTED_WORDS, PLANTED_WORDS_CONFIG
+
+    bridge = load_planted(PLANTED_WORDS_CONFIG)
+    windows = TokenWindows(load_corpus(), bridge.tokenizer)
+    prompts, _ = windows.sample(24, 8, seed=0)
+    logits, cache = bridge.run_with_cache(prompts)
+    assert all({int(t) for t in row} == {PLANTED_WORDS.token_a, PLANTED_WORDS.token_b}
+               for row in logits[:, -1].topk(2).indices)
+    writer = _result(cache, PLANTED_WORDS.writer, bridge)
+    pr = _pr(_result(cache, PLANTED_WORDS.decoy, bridge), writer)
+    assert (pr + 0.3).abs().max() < 0.02
+    layer, head = _head(PLANTED_WORDS.decoy, bridge)
+
+    def drop_writer(v_input, hook):
+        v_input[:, :, head] = v_input[:, :, head] - writer
+        return v_input
+
+    seen = {}
+
+    def keep(result, hook):
+        seen["decoy"] = result[:, :, head].clone()
+
+    bridge.run_with_hooks(prompts, fwd_hooks=[(f"blocks.{layer}.hook_v_input", drop_writer),
+                                              (f"blocks.{layer}.attn.hook_result", keep)])
+    assert (_pr(seen["decoy"], writer) + 0.3).abs().max() < 0.02
+    from advdla.models.planted import build_planted
+
+    same = weights_fingerprint(build_planted(PLANTED_WORDS_CONFIG)[0].state_dict())
+    assert same == bridge.advdla_card.weights_fingerprint == load_model("planted-words").advdla_card.weights_fingerprint

@@ -1,9 +1,11 @@
 """``advdla analyze --model NAME``: the paper's erasure analysis on a corpus sample (see :mod:`advdla.erasure`).
 
-Tables (or JSON with the same content): the writers, each writer's erasers and strongest downstream
-components (PR median [q25, q75] without and with V-composition patching, DLA slope), the residual PR by
-hook point, the writer-vs-eraser DLA fits, and the components DLA overrates (DLA - TE). ``--plot-dir`` adds
-PNGs of the paper's Figures 1-4.
+Tables (or JSON with the same content): the writers (by mean |DLA| per prompt), each writer's erasers and
+strongest downstream components (PR median [q25, q75] without and with V-composition patching, DLA slope),
+the residual PR by hook point, the writer-vs-eraser DLA fits, the components DLA overrates (DLA - TE), the
+auto targets (compensated direct effect: ``erasure.rank_targets``) and the writer -> eraser pairs (JSON
+``erasers``). ``--scan`` adds every pair found without the logit direction (``erasure.scan_erasers``).
+``--plot-dir`` adds PNGs of the paper's Figures 1-4.
 """
 
 from __future__ import annotations
@@ -38,6 +40,10 @@ def register(subparsers: Any) -> None:
                    help="raw outputs in PR (default: centred over batch x position)")
     p.add_argument("--corpus", default="builtin", help="builtin (default), local files or an HF dataset")
     p.add_argument("--seed", type=int, default=0, help="sampling seed (default: 0)")
+    p.add_argument("--scan", action="store_true",
+                   help="also scan every earlier head for erasers: centred PR of every later component onto it, "
+                        "reliably negative pairs confirmed by V-composition patching")
+    p.add_argument("--scan-prompts", type=int, default=16, help="prompts the --scan uses (default: 16)")
     p.add_argument("--plot-dir", default=None, help="write PNGs of the paper's Figures 1-4 here")
     p.add_argument("--device", default="cpu", help="cpu or cuda (default: cpu)")
     add_format_arg(p)
@@ -45,7 +51,7 @@ def register(subparsers: Any) -> None:
 
 
 def cmd_analyze(args: Any) -> int:
-    for name in ("prompts", "resamples", "te_prompts", "overrated_top", "n_writers"):
+    for name in ("prompts", "resamples", "te_prompts", "overrated_top", "n_writers", "scan_prompts"):
         if getattr(args, name) < 1:
             raise AdvdlaError(f"--{name.replace('_', '-')} must be at least 1, got {getattr(args, name)}")
     analysis = _run(args)
@@ -68,7 +74,8 @@ def _run(args: Any) -> Any:
                    else [check_writer(c, bridge.cfg) for c in parse_components(args.writer, bridge.cfg)])
         tokens, resamples = sample_prompts(bridge, n=args.prompts, seq_len=args.seq_len, resamples=args.resamples,
                                            seed=args.seed, corpus=args.corpus)
-        total = 3 + 2 * (len(writers) if writers else args.n_writers)  # analyze's notes: 3 + 2 per writer
+        # analyze's notes: 4 + 2 per writer (+ 2 for the scan)
+        total = 4 + 2 * (len(writers) if writers else args.n_writers) + 2 * args.scan
         done = 0
 
         def step(msg: str) -> None:
@@ -77,7 +84,8 @@ def _run(args: Any) -> Any:
             tick(Step("analysing", done=min(done, total), total=total, info=msg))
 
         return analyze(bridge, tokens, resamples, writers=writers, n_writers=args.n_writers, centre=args.centre,
-                       overrated_top=args.overrated_top, te_prompts=args.te_prompts, seed=args.seed, step=step)
+                       overrated_top=args.overrated_top, te_prompts=args.te_prompts, seed=args.seed, step=step,
+                       scan=args.scan, scan_prompts=args.scan_prompts)
 
 
 # ------------------------------------------------------------------------------------------- tables
@@ -92,14 +100,33 @@ def _q(q: dict[str, float]) -> str:
 def tables(p: dict[str, Any]) -> list[tuple[str, list[dict[str, Any]]]]:
     """The payload as (title, rows) tables."""
     head = f"{p['model']}: {p['prompts']} prompts x {p['seq_len']} tokens, mean |LD| {p['mean_ld']:.3g}"
-    out = [(f"{head}: writers (mean DLA / mean LD)", [{**w, "skipped": w["skipped"] or "-"} for w in p["writers"]])]
+    out = [(f"{head}: writers (by mean |DLA| / mean |LD|)",
+            [{**w, "skipped": w["skipped"] or "-"} for w in p["writers"]])]
     for wa in p["analyses"]:
         out.append((_component_title(wa), _component_rows(wa)))
         out.append((f"{wa['writer']}: PR(residual, writer) by hook point", _residual_rows(wa)))
         out.append((f"{wa['writer']}: writer-vs-eraser DLA fits over (prompt, position)", _fit_rows(wa)))
     out.append((f"DLA overstatement (DLA - TE; {p['te_prompts']} prompts x {p['resamples']} resamples)",
                 _overrated_rows(p)))
+    out.append((f"auto targets: compensated direct effect (|DE| share high, |TE| share low; {p['te_prompts']} prompts)",
+                _target_rows(p)))
+    scan = p.get("scan")
+    title = "writer -> eraser pairs" + (f" (scan of {scan['prompts']} prompts: {scan['pairs_confirmed']} confirmed of "
+                                        f"{scan['pairs_tested']} reliably negative pairs)" if scan else "")
+    out.append((title, _pair_rows(p)))
     return out
+
+
+def _target_rows(p: dict[str, Any]) -> list[dict[str, Any]]:
+    return [{"component": r["component"], "DLA": r["dla"], "DE": r["de"], "TE": r["te"], "|DE| share": r["de_share"],
+             "|TE| share": r["te_share"], "holds": f"{r['holds']}/{r['prompts']}", "score": r["score"]}
+            for r in p.get("targets", [])]
+
+
+def _pair_rows(p: dict[str, Any]) -> list[dict[str, Any]]:
+    return [{"writer": e["writer"], "eraser": e["eraser"], "PR median [q25, q75]": _q(e["pr"]),
+             "PR with V-comp": _q(e["pr_vcomp"]), "recovery": _num(e["recovery"]), "found by": e["source"]}
+            for e in p.get("erasers", [])]
 
 
 def _component_title(wa: dict[str, Any]) -> str:
