@@ -168,6 +168,25 @@ class TokenWindows:
         return self.ids[doc][start:start + n_tokens]
 
 
+def split_documents(windows: TokenWindows, *, seed: int) -> dict[str, set[int]]:
+    """The corpus documents cut into two seeded halves, ``dev`` and ``test``: a suite draws each split's prompts,
+    controls and resamples from its own half only, so the splits share no text by construction."""
+    order = np.random.default_rng(seed).permutation(len(windows.ids))
+    half = len(order) // 2
+    return {"dev": {int(d) for d in order[:half]}, "test": {int(d) for d in order[half:]}}
+
+
+def disjoint_resamples(windows: TokenWindows, n_tokens: int, sizes: list[int], *, seed: int,
+                       exclude: set[int] = frozenset()) -> list[Int[Tensor, "r pos"]]:
+    """Several resample sets (``sizes[i]`` texts each) from pairwise distinct documents, none in ``exclude``.
+
+    One seeded draw of ``sum(sizes)`` windows from distinct documents, cut in order: no two sets (the truth's,
+    the methods', a panel screen's) can hold text from the same document.
+    """
+    drawn = windows.sample(n_tokens, sum(sizes), seed=seed, exclude=exclude)[0]
+    return list(torch.split(drawn, sizes))
+
+
 def resamples_for(windows: TokenWindows, n_tokens: int, r: int, *, seed: int, exclude: set[int] = frozenset()
                   ) -> Int[Tensor, "r pos"]:
     """R unrelated texts with exactly ``n_tokens`` tokens: the resamples that ground truth averages over."""

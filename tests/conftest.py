@@ -43,13 +43,14 @@ def planted():
 def build_planted_suite(bridge, *, n_adversarial=8, n_natural=8, n_tokens=12, n_resamples=3, seed=0):
     """A suite-shaped object (``.examples``: typed :class:`advdla.suites.Example` list; ``.manifest``) from ground
     truth computed on the planted model. Adversarial examples target the erased writer, natural ones the honest
-    head; splits alternate dev/test. Every head is in every panel (the model has 12)."""
+    head; splits alternate dev/test. Every head and MLP is in every panel (12 + 3), as in a v3 suite."""
     from types import SimpleNamespace
 
-    from advdla.components import head_components
-    from advdla.corpus import TokenWindows, load_corpus, resamples_for
+    from advdla.corpus import TokenWindows, disjoint_resamples, load_corpus
     from advdla.models.planted import PLANTED
+    from advdla.search.objectives import Thresholds
     from advdla.suites import Example, ground_truth
+    from advdla.suites.truth import panel_candidates, target_mechanism
 
     windows = TokenWindows(load_corpus(), bridge.tokenizer)
     n = n_adversarial + n_natural
@@ -57,20 +58,15 @@ def build_planted_suite(bridge, *, n_adversarial=8, n_natural=8, n_tokens=12, n_
     examples = []
     for i in range(n):
         kind = "adversarial" if i < n_adversarial else "natural"
-        res = resamples_for(windows, n_tokens, n_resamples, seed=seed + 1000 + i, exclude=set(docs))
-        truth = ground_truth(bridge, prompts[i], res, head_components(bridge.cfg))
-        examples.append(
-            Example(
-                example_id=f"planted-{i:03d}",
-                split=("dev", "test")[i % 2],
-                kind=kind,
-                text=bridge.tokenizer.decode(prompts[i].tolist()),
-                tokens=prompts[i],
-                resamples=res,
-                target=PLANTED.writer if kind == "adversarial" else PLANTED.honest,
-                truth=truth,
-            )
-        )
+        res, method_res = disjoint_resamples(windows, n_tokens, [n_resamples, n_resamples], seed=seed + 1000 + i,
+                                             exclude=set(docs))
+        truth = ground_truth(bridge, prompts[i], res, panel_candidates(bridge.cfg))
+        target = PLANTED.writer if kind == "adversarial" else PLANTED.honest
+        label = target_mechanism(truth, target, Thresholds(margin=0.5)) if kind == "adversarial" else "none"
+        examples.append(Example(example_id=f"planted-{i:03d}", split=("dev", "test")[i % 2], kind=kind,
+                                text=bridge.tokenizer.decode(prompts[i].tolist()), tokens=prompts[i], resamples=res,
+                                method_resamples=method_res, target=target, truth=truth, mechanism=label,
+                                source_doc=docs[i]))
     manifest = {
         "name": "planted-test",
         "version": "0.0.1",

@@ -17,6 +17,7 @@ from advdla.scoring import (
     ResultRecord,
     bootstrap_ci,
     example_metrics,
+    paired_interval,
     read_records,
     run_methods,
     write_records,
@@ -27,29 +28,13 @@ from advdla.suites import Example, Truth
 def _row(te, target=0, ld=2.0):
     """A hand-made example: only the truth's te_mean, panel, target and LD matter to the metrics."""
     zeros = torch.zeros(len(te), dtype=torch.float64)
-    truth = Truth(
-        t1=0,
-        t2=1,
-        ld=ld,
-        panel=[f"L0H{i}" for i in range(len(te))],
-        dla=zeros,
-        te_mean=torch.tensor(te, dtype=torch.float64),
-        te_std=zeros,
-        oe_mean=zeros,
-        oe_std=zeros,
-        de_mean=zeros,
-        de_std=zeros,
-    )
-    return Example(
-        example_id="hand",
-        split="dev",
-        kind="adversarial",
-        text="",
-        tokens=torch.zeros(2, dtype=torch.long),
-        resamples=torch.zeros(1, 2, dtype=torch.long),
-        target=f"L0H{target}",
-        truth=truth,
-    )
+    truth = Truth(t1=0, t2=1, ld=ld, panel=[f"L0H{i}" for i in range(len(te))], dla=zeros,
+                  te_mean=torch.tensor(te, dtype=torch.float64), te_std=zeros, de_mean=zeros, de_std=zeros,
+                  ie_mean=zeros, te_zero=zeros)
+    tokens = torch.zeros(2, dtype=torch.long)
+    return Example(example_id="hand", split="dev", kind="adversarial", text="", tokens=tokens,
+                   resamples=torch.zeros(1, 2, dtype=torch.long), method_resamples=torch.ones(1, 2, dtype=torch.long),
+                   target=f"L0H{target}", truth=truth, mechanism="compensation")
 
 
 def test_metrics_on_hand_made_numbers():
@@ -64,7 +49,80 @@ def test_metrics_on_hand_made_numbers():
     flipped = example_metrics([0.0, -2.0, 1.0, -0.5], row, k=2)
     assert flipped["sign_agreement"] == 0.0 and flipped["spearman"] == pytest.approx(-1.0)
     assert math.isnan(example_metrics([1.0, 1.0, 1.0, 1.0], row)["spearman"])  # constant: undefined, not 0
-    assert set(METRICS) == {"spearman", "kendall", "topk_recall", "sign_agreement", "mae_norm", "fooled"}
+    assert set(METRICS) == {"spearman", "kendall", "topk_recall", "sign_agreement", "mae_norm", "fooled", "spearman_w",
+                            "auroc"}
+
+
+def _weighted_spearman_reference(est, truth):
+    """The obvious implementation: average ranks by counting, weighted means and covariance by loops."""
+    def ranks(x):
+        return [sum(1.0 for y in x if y < v) + (sum(1.0 for y in x if y == v) + 1) / 2 for v in x]
+
+    rx, ry, w = ranks(est), ranks(truth), [abs(t) for t in truth]
+    w = [v / sum(w) for v in w]
+    mx, my = sum(a * b for a, b in zip(w, rx)), sum(a * b for a, b in zip(w, ry))
+    cov = sum(wi * (a - mx) * (b - my) for wi, a, b in zip(w, rx, ry))
+    vx, vy = sum(wi * (a - mx) ** 2 for wi, a in zip(w, rx)), sum(wi * (b - my) ** 2 for wi, b in zip(w, ry))
+    return cov / math.sqrt(vx * vy)
+
+
+def test_weighted_spearman_weighs_what_matters_and_matches_its_reference():
+    truth = [5.0, 0.01, -0.02, 0.03, 2.0]
+    est = [4.0, 3.0, -1.0, -2.0, 1.0]  # the two that matter in the right order, the near-zero ones scrambled
+    m = example_metrics(est, _row(truth), k=2)
+    assert m["spearman_w"] > 0.9 > 0.5 > m["spearman"]
+    rng = np.random.default_rng(0)
+    for _ in range(20):
+        t, e = rng.normal(size=9), rng.normal(size=9)
+        assert example_metrics(e, _row(list(t)))["spearman_w"] == pytest.approx(_weighted_spearman_reference(e, t))
+
+
+def test_auroc_matches_counting_pairs():
+    truth, ld = [2.0, 0.0, 0.05, 1.0, -0.5], 2.0  # |TE| >= 0.2 matters: components 0, 3, 4
+    assert example_metrics([3.0, 0.1, 0.2, 1.0, -0.9], _row(truth, ld=ld))["auroc"] == 1.0
+    assert example_metrics([0.0, 1.0, 2.0, 0.0, 0.0], _row(truth, ld=ld))["auroc"] == 0.0
+    rng = np.random.default_rng(1)
+    for _ in range(20):
+        t, e = rng.normal(size=8), np.round(rng.normal(size=8), 1)  # rounding makes ties
+        pos, neg = np.abs(e)[np.abs(t) >= 0.2], np.abs(e)[np.abs(t) < 0.2]
+        if len(pos) and len(neg):
+            want = np.mean([1.0 if p > q else 0.5 if p == q else 0.0 for p in pos for q in neg])
+            assert example_metrics(e, _row(list(t), ld=2.0))["auroc"] == pytest.approx(want)
+
+
+def test_cluster_bootstrap_counts_a_document_once():
+    """Five copies of each of 10 documents' values: the cluster interval is that of the 10, the naive one narrower."""
+    rng = np.random.default_rng(2)
+    ten = rng.normal(size=10)
+    values, clusters = np.repeat(ten, 5), np.repeat(np.arange(10), 5)
+    naive, clustered, of_ten = bootstrap_ci(values), bootstrap_ci(values, clusters=clusters), bootstrap_ci(ten)
+    assert clustered == pytest.approx(of_ten)
+    assert (clustered[1] - clustered[0]) > 1.8 * (naive[1] - naive[0])
+
+
+def test_cluster_bootstrap_matches_a_loop_reference():
+    values = np.array([0.1, 0.5, np.nan, 0.9, 0.3, 0.7, 0.2])
+    clusters = np.array(["a", "a", "b", "b", "c", "d", "d"])
+    lo, hi = bootstrap_ci(values, clusters=clusters, n_boot=200, seed=4)
+    ids = ["a", "b", "c", "d"]  # np.unique order; every cluster has a defined value
+    draws = np.random.default_rng(4).integers(0, 4, size=(200, 4))
+    means = []
+    for row in draws:
+        picked = [v for i in row for v, c in zip(values, clusters) if c == ids[i] and not np.isnan(v)]
+        means.append(sum(picked) / len(picked))
+    assert (lo, hi) == pytest.approx((np.quantile(means, 0.025), np.quantile(means, 0.975)))
+
+
+def test_paired_interval_sees_a_difference_that_separate_intervals_hide():
+    rng = np.random.default_rng(3)
+    base = rng.normal(scale=1.0, size=40)  # large between-example spread, shared by both methods
+    a, b = base + 0.2 + rng.normal(scale=0.05, size=40), base
+    clusters = np.arange(40) // 2
+    lo_a, hi_a = bootstrap_ci(a, clusters=clusters)
+    lo_b, hi_b = bootstrap_ci(b, clusters=clusters)
+    assert lo_a < hi_b  # the two methods' own intervals overlap ...
+    mean, lo, hi = paired_interval(a, b, clusters)
+    assert mean == pytest.approx(0.2, abs=0.05) and lo > 0  # ... the paired one excludes 0
 
 
 def test_bootstrap_is_seeded_and_brackets_the_mean():
@@ -90,7 +148,11 @@ def _value(frame, method, metric, kind="all"):
 
 def test_frame_is_tidy(scored):
     assert list(scored.columns) == FRAME_COLUMNS
-    assert set(scored["kind"]) == {"adversarial", "natural", "all"}
+    assert {"adversarial", "natural", "all"} <= set(scored["kind"]) <= {"adversarial", "natural", "all", "compensation",
+                                                                         "baseline", "mixed", "none"}
+    n = scored[(scored.method == "dla") & (scored.metric == "spearman")].set_index("kind")["n"]
+    mechanisms = [g for g in ("compensation", "baseline", "mixed", "none") if g in n]
+    assert sum(n[g] for g in mechanisms) == n["adversarial"] and n["adversarial"] + n["natural"] == n["all"]
     assert (scored["lo"] <= scored["value"] + 1e-12).all() and (scored["value"] <= scored["hi"] + 1e-12).all()
 
 
@@ -149,36 +211,26 @@ def test_harness_names_and_skips_bad_methods(planted, planted_suite, monkeypatch
 
 
 def _record(frame=None):
-    return ResultRecord(
-        method={"name": "dla", "version": "1", "params": {"seed": 0}},
-        suite={"name": "s", "version": "1", "fingerprint": "f", "model": "planted-erasure"},
-        split="dev",
-        k=3,
-        n_examples=2,
-        metrics=[
-            {
-                "kind": "all",
-                "metric": "spearman",
-                "value": float("nan"),
-                "lo": float("nan"),
-                "hi": float("nan"),
-                "n": 0,
-                "higher_is_better": True,
-            }
-        ],
-        environment={"git_commit": None, "versions": {}, "device": "cpu"},
-        wall_time_s=0.1,
-        created="now",
-    )
+    nan = float("nan")
+    metric = {"kind": "all", "metric": "spearman", "value": nan, "lo": nan, "hi": nan, "n": 0, "higher_is_better": True}
+    per = [{"example_id": "e1", "kind": "adversarial", "mechanism": "compensation", "cluster": "doc3", "spearman": nan,
+            "fooled": 1.0}]
+    return ResultRecord(method={"name": "dla", "version": "1", "params": {"seed": 0}},
+                        suite={"name": "s", "version": "1", "fingerprint": "f", "model": "planted-erasure"},
+                        split="dev", k=3, n_examples=2, metrics=[metric], per_example=per,
+                        environment={"git_commit": None, "versions": {}, "device": "cpu"}, wall_time_s=0.1,
+                        created="now")
 
 
 def test_records_round_trip_through_json(tmp_path):
     path = tmp_path / "out" / "records.json"
     write_records(path, [_record()])
     raw = json.loads(path.read_text())
-    assert raw[0]["metrics"][0]["value"] is None and raw[0]["schema_version"] == 1
+    assert raw[0]["metrics"][0]["value"] is None and raw[0]["schema_version"] == 2
+    assert raw[0]["per_example"][0]["spearman"] is None and raw[0]["per_example"][0]["cluster"] == "doc3"
     back = read_records(path)[0]
     assert back.method == _record().method and math.isnan(back.metrics[0]["value"])
+    assert math.isnan(back.per_example[0]["spearman"]) and back.per_example[0]["fooled"] == 1.0
     assert list(back.frame().columns) == FRAME_COLUMNS
     assert [p.name for p in path.parent.iterdir()] == ["records.json"]  # no temp file left behind
 
@@ -230,7 +282,8 @@ def test_score_cli_writes_one_record_per_method(tmp_path, fake_suite_module, cap
     records = read_records(out)
     assert [r.method["name"] for r in records] == ["dla", "oracle"]
     assert records[0].suite["fingerprint"] == "test-0-16" and records[0].split == "dev" and records[0].n_examples == 8
-    assert {m["kind"] for m in records[0].metrics} == {"adversarial", "natural", "all"}
+    assert {"adversarial", "natural", "all"} <= {m["kind"] for m in records[0].metrics}
+    assert len(records[0].per_example) == 8 and {"cluster", "mechanism", "spearman_w"} <= set(records[0].per_example[0])
     assert records[0].environment["versions"]["torch"] == torch.__version__
     assert json.loads(capsys.readouterr().out)["records"][1]["method"]["name"] == "oracle"
 

@@ -30,9 +30,9 @@ from advdla.suites.store import rows_fingerprint_args
 SHIPPED = Path(__file__).resolve().parents[1] / "suites"
 
 
-def corpus_finder(bridge, target, *, cfg, seed, n, windows, out_dir, progress=None):
-    """Stub search: n corpus windows (each from its own document)."""
-    tokens, docs = windows.sample(cfg.seq_len, n, seed=seed + 99)
+def corpus_finder(bridge, target, *, cfg, seed, n, windows, out_dir, exclude_docs=frozenset(), progress=None):
+    """Stub search: n corpus windows (each from its own document, none of the documents excluded)."""
+    tokens, docs = windows.sample(cfg.seq_len, n, seed=seed + 99, exclude=set(exclude_docs))
     return [Candidate(tuple(t.tolist()), target.name, d) for t, d in zip(tokens, docs)], {"engine": "stub"}
 
 
@@ -45,6 +45,7 @@ def small_config(**changes):
         targets=["L0H1"],
         search=dict(trials=4, batch=8),
         resamples=2,
+        method_resamples=2,
         splits=dict(n_dev=3, n_test=2, n_natural=1),
     )
     base.update(changes)
@@ -90,7 +91,9 @@ def test_shipped_configs_load():
     "changes, message",
     [
         ({"seed_value": 1}, "unknown key 'seed_value'; allowed keys: name, version"),
-        ({"resamples": 0}, "resamples must be an integer >= 1"),
+        ({"resamples": 1}, "resamples must be an integer >= 2"),  # a spread needs two
+        ({"method_resamples": 0}, "method_resamples must be an integer >= 1"),
+        ({"search": {"objective": "compensate"}}, "Did you mean 'compensation'"),
         ({"splits": {"n_dev": 0}}, "splits.n_dev must be an integer >= 1"),
         ({"splits": {"n_devs": 2}}, "splits: unknown key 'n_devs'"),
         ({"search": {"sampler": "tpee"}}, "Did you mean 'tpe'"),
@@ -142,9 +145,14 @@ def test_readable_without_advdla_and_shaped_as_promised(built):
     dev, test = suite.rows(split="dev"), suite.rows(split="test")
     assert not {r["example_id"] for r in dev} & {r["example_id"] for r in test}
     assert [r["kind"] for r in dev] == ["adversarial"] * 3 + ["natural"]
+    panel = [c for l in range(3) for c in [f"L{l}H{h}" for h in range(4)] + [f"MLP{l}"]]
     for r in dev + test:
         assert len(r["resamples"]) == 2 and all(len(x) == len(r["tokens"]) == 12 for x in r["resamples"])
-        assert r["panel"] == [f"L{l}H{h}" for l in range(3) for h in range(4)]  # 12 heads <= 64: all of them
+        assert len(r["method_resamples"]) == 2 and all(len(x) == 12 for x in r["method_resamples"])
+        assert not {tuple(x) for x in r["resamples"]} & {tuple(x) for x in r["method_resamples"]}
+        assert r["panel"] == panel  # 12 heads + 3 MLPs <= 512: all of them
+        assert r["ie_mean"] == pytest.approx([t - d for t, d in zip(r["te_mean"], r["de_mean"])], abs=1e-9)
+        assert r["mechanism"] in (("compensation", "baseline", "mixed") if r["kind"] == "adversarial" else ("none",))
     manifest = suite.manifest
     assert manifest["splits"] == {"dev": {"adversarial": 3, "natural": 1}, "test": {"adversarial": 2, "natural": 1}}
     assert manifest["thresholds"]["max_te_share"] == 0.1 and manifest["version"] == 1
@@ -163,7 +171,7 @@ def test_planted_writer_truth_lies_for_dla(built):
 def test_resamples_avoid_the_example_document(built):
     suite = load_suite(built)
     for r in suite.rows(kind="natural"):
-        assert all(res != r["tokens"] for res in r["resamples"]) and r["doc"] >= 0
+        assert all(res != r["tokens"] for res in r["resamples"]) and r["source_doc"] >= 0
 
 
 def test_existing_suite_is_never_overwritten_silently(planted, built, tmp_path):
@@ -186,7 +194,7 @@ def test_failed_build_leaves_nothing(planted, tmp_path):
     def finds_too_few(bridge, target, **kw):
         return [], {"engine": "stub"}
 
-    with pytest.raises(AdvdlaError, match="the search found 0 distinct adversarial examples"):
+    with pytest.raises(AdvdlaError, match="0 of 0 candidates hold on the final truth, 3 needed"):
         build_suite(small_config(), tmp_path / "s", find=finds_too_few, bridge=planted)
     assert list(tmp_path.iterdir()) == []
 
@@ -218,16 +226,44 @@ def test_verify_catches_a_changed_truth_value_even_with_hashes_redone(planted, b
     """A forger who also rewrites the hashes and the chain is still caught by re-deriving the truth."""
     suite = load_suite(built)
     rows = suite.dataset.to_list()
-    for r in rows:
+    for r in rows:  # a careful forger keeps ie_mean = te_mean - de_mean
         r["te_mean"] = [v + 0.01 for v in r["te_mean"]]
+        r["ie_mean"] = [v + 0.01 for v in r["ie_mean"]]
+    forged = _forge(suite, rows, tmp_path / "forged")
+    verify_suite(forged, sample=0, bridge=planted)  # hashes, chain and each example's consistency hold
+    with pytest.raises(AdvdlaError, match=r"te_mean\[L0H0\] is .* on the model, .* in the suite"):
+        verify_suite(forged, sample=1, bridge=planted)
+
+
+def _forge(suite, rows, dest):
+    """Save ``rows`` as a suite with its hashes and fingerprint chain redone, as a forger would."""
     manifest = dict(suite.manifest)
     chain = Chain.replay(manifest["fingerprints"][:-1])
     chain.add("examples", rows_fingerprint_args(rows))
     manifest.update(fingerprints=chain.to_list(), fingerprint=chain.fingerprint)
-    forged = save_suite([Example.from_row(r) for r in rows], manifest, tmp_path / "forged", readme="forged\n")
-    verify_suite(forged, sample=0, bridge=planted)  # hashes and chain are consistent
-    with pytest.raises(AdvdlaError, match=r"te_mean\[L0H0\] is .* on the model, .* in the suite"):
-        verify_suite(forged, sample=1, bridge=planted)
+    return save_suite([Example.from_row(r) for r in rows], manifest, dest, readme="forged\n")
+
+
+def test_verify_catches_inconsistent_examples_and_leaking_splits(planted, built, tmp_path):
+    suite = load_suite(built)
+    rows = suite.dataset.to_list()
+    rows[0]["te_mean"] = [v + 0.01 for v in rows[0]["te_mean"]]  # IE no longer TE - DE
+    with pytest.raises(AdvdlaError, match="ie_mean is not te_mean - de_mean"):
+        verify_suite(_forge(suite, rows, tmp_path / "a"), sample=0, bridge=planted)
+    rows = suite.dataset.to_list()
+    rows[1]["method_resamples"][0] = rows[1]["resamples"][0]  # a method sees one of the truth's counterfactuals
+    with pytest.raises(AdvdlaError, match="a method resample equals a truth resample"):
+        verify_suite(_forge(suite, rows, tmp_path / "b"), sample=0, bridge=planted)
+    rows = suite.dataset.to_list()
+    rows[0]["mechanism"] = "baseline" if rows[0]["mechanism"] != "baseline" else "compensation"
+    with pytest.raises(AdvdlaError, match="stored mechanism"):
+        verify_suite(_forge(suite, rows, tmp_path / "c"), sample=0, bridge=planted)
+    rows = suite.dataset.to_list()
+    test_row = next(r for r in rows if r["split"] == "test")
+    dev_row = next(r for r in rows if r["split"] == "dev" and r["kind"] == test_row["kind"])
+    test_row["tokens"] = dev_row["tokens"][:4] + test_row["tokens"][4:]  # 4 of 12 positions shared: 33% > 30%
+    with pytest.raises(AdvdlaError, match="share 33% of their tokens"):
+        verify_suite(_forge(suite, rows, tmp_path / "d"), sample=0, bridge=planted)
 
 
 def test_verify_catches_rows_that_do_not_match_the_chain(planted, built, tmp_path):
@@ -316,7 +352,8 @@ def test_real_search_builds_are_deterministic(planted, tmp_path):
     b = build_suite(cfg, tmp_path / "b", bridge=planted)
     ma, mb = load_suite(a).manifest, load_suite(b).manifest
     assert (
-        ma["fingerprint"] == mb["fingerprint"] and ma["search"]["per_target"][0]["engine"] == "advdla.search.run_search"
+        ma["fingerprint"] == mb["fingerprint"]
+        and ma["search"]["dev"]["per_target"][0]["engine"] == "advdla.search.run_search"
     )
 
 

@@ -16,9 +16,9 @@ from advdla.suites.build import Candidate
 SHIPPED = Path(__file__).resolve().parents[1] / "suites"
 
 
-def corpus_finder(bridge, target, *, cfg, seed, n, windows, out_dir, progress=None):
-    """Stub search: n corpus windows (each from its own document)."""
-    tokens, docs = windows.sample(cfg.seq_len, n, seed=seed + 99)
+def corpus_finder(bridge, target, *, cfg, seed, n, windows, out_dir, exclude_docs=frozenset(), progress=None):
+    """Stub search: n corpus windows (each from its own document, none of the excluded ones)."""
+    tokens, docs = windows.sample(cfg.seq_len, n, seed=seed + 99, exclude=set(exclude_docs))
     return [Candidate(tuple(t.tolist()), target.name, d) for t, d in zip(tokens, docs)], {"engine": "stub"}
 
 CONFIG = """\
@@ -87,7 +87,7 @@ def test_build_info_verify_regenerate(tmp_path, capsys, stub_search):
 
 @pytest.mark.parametrize("text, message", [
     ("name: x\nmodel: planted-erasure\nbogus: 1\n", "unknown key 'bogus'; allowed keys:"),
-    ("name: x\nresamples: -1\n", "resamples must be an integer >= 1"),
+    ("name: x\nresamples: -1\n", "resamples must be an integer >= 2"),
     ("name: [unclosed\n", "not valid YAML"),
 ])
 def test_bad_config_exits_2_with_one_line(tmp_path, capsys, text, message):
@@ -115,3 +115,76 @@ def test_shipped_smollm2_suite_verifies_one_example(capsys):
         pytest.skip("suites/smollm2-135m-erasure has not been built yet")
     assert main(["suite", "verify", str(path), "--sample", "1", "--format", "json"]) == 0
     assert json.loads(capsys.readouterr().out)["ok"] is True
+
+
+KILL_CONFIG = """\
+name: killed
+model: planted-erasure
+seq_len: 12
+targets: [L0H1]
+search: {trials: 4, batch: 8}
+resamples: 2
+method_resamples: 2
+thresholds: {margin: 0.5}
+splits: {n_dev: 3, n_test: 3, n_natural: 2, natural_scan: 200}
+"""
+
+
+def test_a_build_killed_with_sigkill_resumes_to_the_same_fingerprint(tmp_path):
+    """SIGKILL a real build (search included) once some examples are written; the rerun computes only the rest and
+    ends with the fingerprint of an uninterrupted build."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    config = tmp_path / "killed.yaml"
+    config.write_text(KILL_CONFIG)
+    cmd = [sys.executable, "-m", "advdla.cli", "suite", "build", str(config), "--out"]
+    env = {**os.environ, "ADVDLA_HOME": os.environ.get("ADVDLA_HOME", str(Path.home() / ".cache/advdla"))}
+    proc = subprocess.Popen([*cmd, str(tmp_path / "k")], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    done = tmp_path / ".k.partial" / "examples"
+    deadline = time.time() + 600
+    while time.time() < deadline and proc.poll() is None and len(list(done.glob("*.json"))) < 3:
+        time.sleep(0.2)
+    assert proc.poll() is None, "the build finished before it could be killed: make it bigger"
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    before = {p.name: p.stat().st_mtime_ns for p in done.glob("*.json")}
+    assert len(before) >= 3 and not (tmp_path / "k").exists()
+    subprocess.run([*cmd, str(tmp_path / "k")], env=env, check=True, capture_output=True)
+    subprocess.run([*cmd, str(tmp_path / "ref")], env=env, check=True, capture_output=True)
+    resumed = json.loads((tmp_path / "k" / "manifest.json").read_text())
+    reference = json.loads((tmp_path / "ref" / "manifest.json").read_text())
+    assert resumed["fingerprint"] == reference["fingerprint"]
+    assert not (tmp_path / ".k.partial").exists() and not (tmp_path / ".ref.partial").exists()
+
+
+def test_resume_recomputes_nothing_finished(tmp_path, planted, monkeypatch):
+    """In process: a build stopped after its fourth example (Ctrl-C) computes exactly the remaining ones on rerun."""
+    import advdla.suites.build as build
+    from advdla.suites import build_suite, config_from_dict
+
+    cfg = config_from_dict({"name": "r", "model": "planted-erasure", "seq_len": 12, "targets": ["L0H1"],
+                            "resamples": 2, "method_resamples": 2, "thresholds": {"margin": 0.5},
+                            "splits": {"n_dev": 2, "n_test": 2, "n_natural": 1, "natural_scan": 200}})
+    computed, real = [], build._truth_example
+
+    def counting(ctx, split, kind, cand, eid):
+        if len(computed) == 4 and not ctx.partial.root.joinpath("resumed").exists():
+            ctx.partial.root.joinpath("resumed").touch()
+            raise KeyboardInterrupt
+        computed.append(eid)
+        return real(ctx, split, kind, cand, eid)
+
+    monkeypatch.setattr(build, "_truth_example", counting)
+    with pytest.raises(KeyboardInterrupt):
+        build_suite(cfg, tmp_path / "r", find=corpus_finder, bridge=planted)
+    assert len(computed) == 4 and (tmp_path / ".r.partial").is_dir()
+    build_suite(cfg, tmp_path / "r", find=corpus_finder, bridge=planted)
+    assert len(computed) == len(set(computed))  # nothing computed twice
+    monkeypatch.setattr(build, "_truth_example", real)
+    reference = build_suite(cfg, tmp_path / "ref", find=corpus_finder, bridge=planted)
+    fingerprint = json.loads((tmp_path / "r" / "manifest.json").read_text())["fingerprint"]
+    assert fingerprint == json.loads((reference / "manifest.json").read_text())["fingerprint"]

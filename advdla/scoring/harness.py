@@ -43,10 +43,12 @@ class MethodRun:
     estimates: dict[str, list[float]] = field(default_factory=dict)
     wall_time_s: float = 0.0
     error: str | None = None
+    per_example: pd.DataFrame | None = None  # per (example, metric) values once scored
 
 
 def to_batch(examples: list[Example], cfg: Any, *, with_truth: bool = False) -> ExampleBatch:
-    """The batch a method reads: tokens, resamples, t1/t2, panels, targets (and ``te_mean`` only ``with_truth``).
+    """The batch a method reads: tokens, the *method* resamples, t1/t2, panels, targets (and ``te_mean`` only
+    ``with_truth``, for the oracle sanity row). The truth's own resamples never reach a method.
 
     Raises AdvdlaError when the examples cannot share a batch (different lengths, resample counts or panel sizes).
     """
@@ -55,7 +57,8 @@ def to_batch(examples: list[Example], cfg: Any, *, with_truth: bool = False) -> 
     _check_uniform(examples)
     te = torch.stack([e.truth.te_mean.float() for e in examples]) if with_truth else None
     return ExampleBatch(
-        tokens=torch.stack([e.tokens for e in examples]), resamples=torch.stack([e.resamples for e in examples]),
+        tokens=torch.stack([e.tokens for e in examples]),
+        resamples=torch.stack([e.method_resamples for e in examples]),  # never the truth's
         t1=torch.tensor([e.truth.t1 for e in examples]), t2=torch.tensor([e.truth.t2 for e in examples]),
         panels=[parse_components(e.truth.panel, cfg) for e in examples],
         targets=[parse_components([e.target], cfg)[0] for e in examples],
@@ -64,7 +67,7 @@ def to_batch(examples: list[Example], cfg: Any, *, with_truth: bool = False) -> 
 
 
 def _shape_key(e: Example) -> tuple[int, int, int]:
-    return len(e.tokens), len(e.resamples), len(e.truth.panel)
+    return len(e.tokens), len(e.method_resamples), len(e.truth.panel)
 
 
 def _check_uniform(examples: list[Example]) -> None:
@@ -137,7 +140,8 @@ def run_methods(model: Any, names: list[str], examples: list[Example], *, batch_
         if run.error:
             warn(run.error)
             continue
-        frames.append(score_estimates(name, run.estimates, examples, k=k, seed=seed))
+        frame, run.per_example = score_estimates(name, run.estimates, examples, k=k, seed=seed)
+        frames.append(frame)
     frame = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=FRAME_COLUMNS)
     return frame, runs
 

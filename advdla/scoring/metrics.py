@@ -2,9 +2,10 @@
 
 Context: for every suite example a method returns one estimate per panel component (:mod:`advdla.methods`);
 the suite holds the truth ``te_mean`` (the total effect, averaged over resamples). Scoring compares the two
-per example, then averages per split and per kind (adversarial vs natural), with a seeded percentile
-bootstrap over examples for 95% intervals. The result is a tidy pandas frame with the columns
-``method, split, kind, metric, value, lo, hi, n``.
+per example, then averages per split and per group (adversarial, natural, all, and the adversarial examples'
+mechanisms), with a seeded percentile bootstrap over *base documents* (clusters) for 95% intervals. The result
+is a tidy pandas frame with the columns ``method, split, kind, metric, value, lo, hi, n``; methods are compared
+with paired cluster-bootstrap intervals (:func:`paired_interval`).
 
 Metrics (per example, over its panel; registered with ``higher_is_better`` like lm-eval's metrics):
 
@@ -12,6 +13,9 @@ Metrics (per example, over its panel; registered with ``higher_is_better`` like 
 - ``topk_recall``: share of the true top k (below) that are among the k largest |estimate|;
 - ``sign_agreement``: share of |truth| carried by components whose estimate has the truth's sign;
 - ``mae_norm``: mean |estimate - truth| over the panel, divided by |LD| (lower is better);
+- ``spearman_w``: Spearman weighted by |truth| (a weighted Pearson correlation of the ranks): the order among
+  near-zero effects hardly counts;
+- ``auroc``: how well |estimate| separates the components that matter (|truth| >= 0.1 |LD|) from the rest;
 - ``fooled``: 1 when the method puts the example's target in its top k by |estimate| (with |estimate| >=
   floor * |LD|) while the target is not in the true top k, else 0. Averaged, it is the fooled rate (lower is better).
 
@@ -31,21 +35,14 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+import torch
 from scipy import stats
 
+from advdla.attribution import magnitude_rank
 from advdla.suites import Example
 
-__all__ = [
-    "METRICS",
-    "FRAME_COLUMNS",
-    "MetricSpec",
-    "register_metric",
-    "example_metrics",
-    "bootstrap_ci",
-    "per_example_frame",
-    "aggregate",
-    "score_estimates",
-]
+__all__ = ["METRICS", "FRAME_COLUMNS", "MetricSpec", "register_metric", "example_metrics", "bootstrap_ci",
+           "paired_interval", "cluster_of", "per_example_frame", "aggregate", "score_estimates"]
 
 FRAME_COLUMNS = ["method", "split", "kind", "metric", "value", "lo", "hi", "n"]
 
@@ -75,8 +72,10 @@ def register_metric(name: str, *, higher_is_better: bool, description: str) -> C
 
 
 def _topk(x: np.ndarray, k: int) -> set[int]:
-    """Indices of the k largest |x|; ties broken by panel order (stable), so results are deterministic."""
-    return set(np.argsort(-np.abs(x), kind="stable")[:k].tolist())
+    """Components in the top k of ``x``: advdla's one rule (:func:`advdla.attribution.magnitude_rank`: by |x|,
+    ties to the earlier panel component), the rule the search and the suite thresholds use too."""
+    values = torch.from_numpy(np.asarray(x, dtype=float))
+    return {i for i in range(len(values)) if int(magnitude_rank(values, i)) <= k}
 
 
 def _true_topk(truth: np.ndarray, k: int, ld: float, floor: float) -> set[int]:
@@ -131,6 +130,34 @@ def fooled(est: np.ndarray, truth: np.ndarray, *, target: int, k: int, ld: float
     return float(target in claimed and target not in _true_topk(truth, k, ld, floor))
 
 
+@register_metric("spearman_w", higher_is_better=True,
+                 description="Spearman rank correlation weighted by |TE|: the order of the components that matter")
+def spearman_w(est: np.ndarray, truth: np.ndarray, **_: Any) -> float:
+    w = np.abs(truth)
+    if w.sum() == 0 or np.ptp(est) == 0 or np.ptp(truth) == 0:
+        return float("nan")
+    return _weighted_pearson(stats.rankdata(est), stats.rankdata(truth), w / w.sum())
+
+
+def _weighted_pearson(x: np.ndarray, y: np.ndarray, w: np.ndarray) -> float:
+    mx, my = (w * x).sum(), (w * y).sum()
+    cov = (w * (x - mx) * (y - my)).sum()
+    var = (w * (x - mx) ** 2).sum() * (w * (y - my) ** 2).sum()
+    return float(cov / np.sqrt(var)) if var > 0 else float("nan")
+
+
+@register_metric("auroc", higher_is_better=True,
+                 description="AUROC of |estimate| for 'this component matters' (|TE| >= 0.1 |LD|)")
+def auroc(est: np.ndarray, truth: np.ndarray, *, ld: float, **_: Any) -> float:
+    matters = np.abs(truth) >= 0.1 * abs(ld)
+    pos, neg = np.abs(est)[matters], np.abs(est)[~matters]
+    if len(pos) == 0 or len(neg) == 0:
+        return float("nan")
+    greater = (pos[:, None] > neg[None, :]).mean()
+    ties = (pos[:, None] == neg[None, :]).mean()
+    return float(greater + 0.5 * ties)
+
+
 def example_metrics(est: Iterable[float], example: Example, *, k: int = 3, floor: float = 0.05) -> dict[str, float]:
     """Every registered metric for one example: ``est`` in panel order against the example's ``te_mean``."""
     truth = example.truth
@@ -142,73 +169,94 @@ def example_metrics(est: Iterable[float], example: Example, *, k: int = 3, floor
 # ------------------------------------------------------------------------------------------- aggregation
 
 
-def bootstrap_ci(values: np.ndarray, *, n_boot: int = 1000, seed: int = 0, level: float = 0.95) -> tuple[float, float]:
-    """Seeded percentile bootstrap interval of the mean over examples (NaNs dropped; a single value: (v, v))."""
-    v = values[~np.isnan(values)]
-    if len(v) == 0:
+def _cluster_stats(values: np.ndarray, clusters: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per cluster: the sum of its defined (non-NaN) values and how many there are."""
+    ok = ~np.isnan(values)
+    ids, inverse = np.unique(clusters, return_inverse=True)
+    sums = np.bincount(inverse[ok], weights=values[ok], minlength=len(ids))
+    counts = np.bincount(inverse[ok], minlength=len(ids)).astype(float)
+    return sums, counts
+
+
+def bootstrap_ci(values: np.ndarray, *, clusters: np.ndarray | None = None, n_boot: int = 1000, seed: int = 0,
+                 level: float = 0.95) -> tuple[float, float]:
+    """Seeded percentile bootstrap interval of the mean over examples (NaNs dropped; a single value: (v, v)).
+
+    With ``clusters`` (one label per value: the base document an example was built on) whole clusters are
+    resampled, so near-duplicate prompts from one document count once, not as independent evidence.
+    """
+    values = np.asarray(values, dtype=float)
+    clusters = np.arange(len(values)) if clusters is None else np.asarray(clusters)
+    sums, counts = _cluster_stats(values, clusters)
+    keep = counts > 0
+    sums, counts = sums[keep], counts[keep]
+    if len(sums) == 0:
         return float("nan"), float("nan")
-    rng = np.random.default_rng(seed)
-    means = v[rng.integers(0, len(v), size=(n_boot, len(v)))].mean(1)
+    idx = np.random.default_rng(seed).integers(0, len(sums), size=(n_boot, len(sums)))
+    means = sums[idx].sum(1) / counts[idx].sum(1)
     alpha = (1 - level) / 2
     return float(np.quantile(means, alpha)), float(np.quantile(means, 1 - alpha))
 
 
-def per_example_frame(
-    method: str, estimates: Mapping[str, Iterable[float]], examples: list[Example], *, k: int = 3
-) -> pd.DataFrame:
-    """One row per (example, metric): columns method, example_id, split, kind, metric, value."""
+def paired_interval(a: np.ndarray, b: np.ndarray, clusters: np.ndarray, *, n_boot: int = 1000, seed: int = 0,
+                    level: float = 0.95) -> tuple[float, float, float]:
+    """Mean of a - b over the examples where both are defined, with a paired cluster-bootstrap interval.
+
+    ``a`` and ``b`` are two methods' values of one metric on the same examples (aligned), ``clusters`` the
+    examples' base documents. Pairing removes the between-example variance both methods share, so a real
+    difference shows even where the two methods' own intervals overlap.
+    """
+    diff = np.asarray(a, dtype=float) - np.asarray(b, dtype=float)
+    ok = ~np.isnan(diff)
+    if not ok.any():
+        return float("nan"), float("nan"), float("nan")
+    lo, hi = bootstrap_ci(diff[ok], clusters=np.asarray(clusters)[ok], n_boot=n_boot, seed=seed, level=level)
+    return float(diff[ok].mean()), lo, hi
+
+
+def cluster_of(example: Example) -> str:
+    """The bootstrap cluster of an example: its base document, or itself when the document is unknown."""
+    return f"doc{example.source_doc}" if example.source_doc >= 0 else example.example_id
+
+
+def per_example_frame(method: str, estimates: Mapping[str, Iterable[float]], examples: list[Example], *,
+                      k: int = 3) -> pd.DataFrame:
+    """One row per (example, metric): method, example_id, split, kind, mechanism, cluster, metric, value."""
     out = []
     for ex in examples:
+        base = {"method": method, "example_id": ex.example_id, "split": ex.split, "kind": ex.kind,
+                "mechanism": ex.mechanism, "cluster": cluster_of(ex)}
         for metric, value in example_metrics(estimates[ex.example_id], ex, k=k).items():
-            out.append(
-                {
-                    "method": method,
-                    "example_id": ex.example_id,
-                    "split": ex.split,
-                    "kind": ex.kind,
-                    "metric": metric,
-                    "value": value,
-                }
-            )
+            out.append({**base, "metric": metric, "value": value})
     return pd.DataFrame(out)
 
 
 def aggregate(per_example: pd.DataFrame, *, n_boot: int = 1000, seed: int = 0) -> pd.DataFrame:
-    """Mean per (method, split, kind, metric) with bootstrap 95% intervals; kind 'all' pools both kinds.
+    """Mean per (method, split, group, metric) with cluster-bootstrap 95% intervals.
 
-    ``n`` counts the examples whose metric is defined (not NaN).
+    The groups (column ``kind``): 'adversarial', 'natural', 'all' (both), and each mechanism of the
+    adversarial examples ('compensation', 'baseline', 'mixed'). ``n`` counts the examples whose metric is
+    defined (not NaN).
     """
-    pooled = (
-        pd.concat([per_example, per_example.assign(kind="all")]) if per_example["kind"].nunique() > 1 else per_example
-    )
+    rows = per_example.to_dict("records")
+    grouped = pd.DataFrame([{**r, "kind": g} for r in rows for g in _groups(r)], columns=list(per_example.columns))
     out = []
-    for (method, split, kind, metric), g in pooled.groupby(["method", "split", "kind", "metric"], sort=False):
+    for (method, split, kind, metric), g in grouped.groupby(["method", "split", "kind", "metric"], sort=False):
         vals = g["value"].to_numpy(dtype=float)
-        lo, hi = bootstrap_ci(vals, n_boot=n_boot, seed=seed)
+        lo, hi = bootstrap_ci(vals, clusters=g["cluster"].to_numpy(), n_boot=n_boot, seed=seed)
         n = int((~np.isnan(vals)).sum())
-        out.append(
-            {
-                "method": method,
-                "split": split,
-                "kind": kind,
-                "metric": metric,
-                "value": float(np.nanmean(vals)) if n else float("nan"),
-                "lo": lo,
-                "hi": hi,
-                "n": n,
-            }
-        )
+        mean = float(np.nanmean(vals)) if n else float("nan")
+        out.append({"method": method, "split": split, "kind": kind, "metric": metric, "value": mean, "lo": lo,
+                    "hi": hi, "n": n})
     return pd.DataFrame(out, columns=FRAME_COLUMNS)
 
 
-def score_estimates(
-    method: str,
-    estimates: Mapping[str, Iterable[float]],
-    examples: list[Example],
-    *,
-    k: int = 3,
-    n_boot: int = 1000,
-    seed: int = 0,
-) -> pd.DataFrame:
-    """The tidy frame (``FRAME_COLUMNS``) for one method's estimates keyed by example_id."""
-    return aggregate(per_example_frame(method, estimates, examples, k=k), n_boot=n_boot, seed=seed)
+def _groups(row: Mapping[str, Any]) -> list[str]:
+    return [row["kind"], "all"] + ([row["mechanism"]] if row["kind"] == "adversarial" else [])
+
+
+def score_estimates(method: str, estimates: Mapping[str, Iterable[float]], examples: list[Example], *, k: int = 3,
+                    n_boot: int = 1000, seed: int = 0) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The tidy aggregated frame (``FRAME_COLUMNS``) and the per-example frame of one method's estimates."""
+    per = per_example_frame(method, estimates, examples, k=k)
+    return aggregate(per, n_boot=n_boot, seed=seed), per

@@ -10,19 +10,18 @@ from __future__ import annotations
 
 import importlib.metadata as md
 import json
-import math
 import platform
 import subprocess
 import time
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 import torch
 
-from advdla.atomic import write_json_atomic
+from advdla.atomic import nan_to_none, write_json_atomic
 from advdla.errors import AdvdlaError
 from advdla.scoring.metrics import FRAME_COLUMNS, METRICS
 
@@ -36,21 +35,23 @@ __all__ = [
     "read_records",
 ]
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: per-example values, mechanism groups, cluster intervals
 
 
 @dataclass
 class ResultRecord:
-    """One method's scores on one suite split, self-describing. JSON schema (``to_dict``), version 1:
+    """One method's scores on one suite split, self-describing. JSON schema (``to_dict``), version 2:
 
-    - ``schema_version`` (int, 1); ``created`` (ISO 8601 UTC time the record was made)
+    - ``schema_version`` (int, 2); ``created`` (ISO 8601 UTC time the record was made)
     - ``method``: {``name``, ``version``, ``params`` (dict: seed, steps ...)}
     - ``suite``: {``name``, ``version``, ``fingerprint``, ``model``} from the suite manifest
     - ``split`` ('dev' | 'test' | 'all'); ``k`` (top-k used by topk_recall and fooled); ``floor`` (the true top k
       only holds components with |TE| >= floor * |LD|); ``n_examples``
-    - ``metrics``: list of {``kind`` ('adversarial' | 'natural' | 'all'), ``metric``, ``value``, ``lo``, ``hi``
-      (bootstrap 95% interval of the mean over examples), ``n`` (examples where the metric is defined),
-      ``higher_is_better``}
+    - ``metrics``: list of {``kind`` (a group: 'adversarial' | 'natural' | 'all' | 'compensation' | 'baseline' |
+      'mixed'), ``metric``, ``value``, ``lo``, ``hi`` (cluster-bootstrap 95% interval of the mean over
+      examples), ``n`` (examples where the metric is defined), ``higher_is_better``}
+    - ``per_example``: list of {``example_id``, ``kind``, ``mechanism``, ``cluster`` (the example's base
+      document), and every metric's value}: what paired comparisons between methods are computed from
     - ``environment``: {``git_commit`` (or null), ``versions`` {python, torch, transformer_lens, advdla},
       ``device``, ``platform``}
     - ``wall_time_s``: seconds the method took on the split (attribution only, not scoring)
@@ -66,76 +67,57 @@ class ResultRecord:
     metrics: list[dict[str, Any]]
     environment: dict[str, Any]
     wall_time_s: float
+    per_example: list[dict[str, Any]] = field(default_factory=list)
     created: str = ""
     floor: float = 0.05
     schema_version: int = SCHEMA_VERSION
 
     def to_dict(self) -> dict[str, Any]:
-        d = asdict(self)
-        d["metrics"] = [
-            {k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in m.items()} for m in self.metrics
-        ]
-        return d
+        return nan_to_none(asdict(self))
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> ResultRecord:
         if d.get("schema_version") != SCHEMA_VERSION:
-            raise AdvdlaError(
-                f"result record schema version {d.get('schema_version')!r} is not {SCHEMA_VERSION}: "
-                f"rescore with this advdla"
-            )
-        metrics = [
-            {k: (float("nan") if v is None and k in ("value", "lo", "hi") else v) for k, v in m.items()}
-            for m in d["metrics"]
-        ]
-        fields = {
-            k: d[k]
-            for k in ("method", "suite", "split", "k", "n_examples", "environment", "wall_time_s", "created", "floor")
-        }
-        return cls(metrics=metrics, schema_version=d["schema_version"], **fields)
+            raise AdvdlaError(f"result record schema version {d.get('schema_version')!r} is not {SCHEMA_VERSION}: "
+                              f"rescore with this advdla (`advdla score --suite PATH --out FILE`)")
+        metrics = [{k: _nan(v) if k in ("value", "lo", "hi") else v for k, v in m.items()} for m in d["metrics"]]
+        per = [{k: _nan(v) if k in METRICS else v for k, v in row.items()} for row in d.get("per_example", [])]
+        keys = ("method", "suite", "split", "k", "n_examples", "environment", "wall_time_s", "created", "floor")
+        return cls(metrics=metrics, per_example=per, schema_version=d["schema_version"], **{k: d[k] for k in keys})
 
     def frame(self) -> pd.DataFrame:
         """The record's metrics as the tidy frame (``FRAME_COLUMNS``)."""
-        rows = [
-            {
-                "method": self.method["name"],
-                "split": self.split,
-                **{k: m[k] for k in ("kind", "metric", "value", "lo", "hi", "n")},
-            }
-            for m in self.metrics
-        ]
+        rows = [{"method": self.method["name"], "split": self.split,
+                 **{k: m[k] for k in ("kind", "metric", "value", "lo", "hi", "n")}} for m in self.metrics]
         return pd.DataFrame(rows, columns=FRAME_COLUMNS)
 
 
-def make_record(
-    run: Any, frame: pd.DataFrame, manifest: Mapping[str, Any], *, split: str, k: int, n_examples: int, device: str
-) -> ResultRecord:
-    """The record of one successful :class:`advdla.scoring.harness.MethodRun` and its rows of the scored frame."""
+def _nan(v: Any) -> Any:
+    return float("nan") if v is None else v
+
+
+def make_record(run: Any, frame: pd.DataFrame, manifest: Mapping[str, Any], *, split: str, k: int, n_examples: int,
+                device: str) -> ResultRecord:
+    """The record of one successful :class:`advdla.scoring.harness.MethodRun`: its rows of the scored frame and
+    its per-example values (``run.per_example``, the frame :func:`advdla.scoring.per_example_frame` made)."""
     mine = frame[frame["method"] == run.name]
-    metrics = [
-        {
-            "kind": r.kind,
-            "metric": r.metric,
-            "value": float(r.value),
-            "lo": float(r.lo),
-            "hi": float(r.hi),
-            "n": int(r.n),
-            "higher_is_better": METRICS[r.metric].higher_is_better,
-        }
-        for r in mine.itertuples()
-    ]
+    metrics = [{"kind": r.kind, "metric": r.metric, "value": float(r.value), "lo": float(r.lo), "hi": float(r.hi),
+                "n": int(r.n), "higher_is_better": METRICS[r.metric].higher_is_better} for r in mine.itertuples()]
     suite = {key: manifest.get(key) for key in ("name", "version", "fingerprint", "model")}
-    return ResultRecord(
-        method={"name": run.name, "version": run.version, "params": run.params},
-        suite=suite,
-        split=split,
-        k=k,
-        n_examples=n_examples,
-        metrics=metrics,
-        environment=environment(device),
-        wall_time_s=round(run.wall_time_s, 4),
-        created=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-    )
+    return ResultRecord(method={"name": run.name, "version": run.version, "params": run.params}, suite=suite,
+                        split=split, k=k, n_examples=n_examples, metrics=metrics, per_example=_per_example(run),
+                        environment=environment(device), wall_time_s=round(run.wall_time_s, 4),
+                        created=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()))
+
+
+def _per_example(run: Any) -> list[dict[str, Any]]:
+    """One dict per example (identity, then each metric's value), from the long per-(example, metric) frame."""
+    per = getattr(run, "per_example", None)
+    rows: dict[str, dict[str, Any]] = {}
+    for r in ([] if per is None else per.to_dict("records")):
+        row = rows.setdefault(r["example_id"], {k: r[k] for k in ("example_id", "kind", "mechanism", "cluster")})
+        row[r["metric"]] = float(r["value"])
+    return list(rows.values())
 
 
 def environment(device: str) -> dict[str, Any]:

@@ -66,7 +66,8 @@ from advdla.search.objectives import (
 from advdla.search.space import SearchSpace, build_prompt, build_space, suggest
 
 __all__ = ["SearchConfig", "SearchResult", "run_search", "resolve_target", "open_storage", "SAMPLERS",
-           "corpus_baseline", "verified_examples"]
+           "corpus_baseline", "verified_examples", "search_resamples", "verify_resamples", "slow_scores",
+           "check_lengths"]
 
 SAMPLERS = ("tpe", "nsga2", "random")
 
@@ -486,7 +487,7 @@ def run_search(bridge: Any, config: SearchConfig, *, out_dir: str | Path, storag
     t_setup0 = time.perf_counter()
     space = build_space(bridge, windows, target, seq_len=config.seq_len, seed=config.seed, n_base=config.n_base,
                         pool_size=config.pool_size, n_slots=config.n_slots, exclude=set(config.exclude_docs))
-    evaluator = Evaluator(bridge, target, _search_resamples(windows, space, config))
+    evaluator = Evaluator(bridge, target, search_resamples(windows, space, config))
     t_setup = time.perf_counter() - t_setup0
     t_loop0 = time.perf_counter()
     tally = _loop(study, space, evaluator, config, os.getpid() if shared else 0, _reporter(progress, config))
@@ -500,7 +501,7 @@ def run_search(bridge: Any, config: SearchConfig, *, out_dir: str | Path, storag
     return SearchResult(target.name, frame, summary, out_dir)
 
 
-def _search_resamples(windows: Any, space: SearchSpace, config: SearchConfig) -> torch.Tensor:
+def search_resamples(windows: Any, space: SearchSpace, config: SearchConfig) -> torch.Tensor:
     """The R fixed resamples every candidate's TE is averaged over (other documents than the bases)."""
     return windows.sample(config.seq_len, config.resamples, seed=config.seed + 2,
                           exclude=set(space.base_docs) | set(config.exclude_docs))[0]
@@ -549,7 +550,7 @@ def corpus_baseline(bridge: Any, config: SearchConfig, *, n: int, target: Compon
     target = target or resolve_target(bridge, config.target, windows, seq_len=config.seq_len, seed=config.seed)
     space = build_space(bridge, windows, target, seq_len=config.seq_len, seed=config.seed, n_base=config.n_base,
                         pool_size=8, exclude=set(config.exclude_docs))
-    evaluator = Evaluator(bridge, target, _search_resamples(windows, space, config))
+    evaluator = Evaluator(bridge, target, search_resamples(windows, space, config))
     tokens = windows.sample(config.seq_len, n, seed=config.seed + 7,
                             exclude=set(space.base_docs) | set(config.exclude_docs))[0]
     hits = sum(int(is_hit(evaluator(tokens[i:i + config.batch]), config.thresholds, config.objective).sum())

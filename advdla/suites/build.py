@@ -1,21 +1,28 @@
-"""Build a suite from its config: search for adversarial prompts, draw natural controls, compute ground truth.
+"""Build a suite from its config: per split, search for adversarial prompts, find natural controls, compute truth.
 
 Context: the steps, in order (each a short function below):
 
-1. load the model and the corpus; resolve the targets (a list, or ``auto``: the heads with the largest mean
-   DLA share on corpus text);
-2. adversarial candidates per target from the search (:func:`advdla.search.run_search`, re-verified there);
-   the candidate step is a parameter (``find=``) so tests can hand in a stub;
-3. a seeded shuffle assigns them to ``dev`` and ``test`` (disjoint); natural controls are corpus windows of
-   the same length from documents the adversarial prompts did not come from;
-4. per example: R fresh resamples (seeded by the example's id, never from its own document), the panel
-   (:func:`advdla.suites.truth.choose_panel`: every head on small models), and the ground truth on it;
-5. examples + manifest (fingerprint chain, versions, thresholds) + README, written atomically
-   (:func:`advdla.suites.store.save_suite`).
+1. load the model and the corpus; cut the corpus's documents into two seeded halves, one per split
+   (:func:`advdla.corpus.split_documents`): dev and test never share a document, by construction;
+2. resolve the targets (a list, or ``auto``: :func:`advdla.erasure.rank_targets`);
+3. per split, adversarial candidates per target from the search (:func:`advdla.search.run_search`, told to
+   keep off the other split's documents, re-verified there); the candidate step is a parameter (``find=``) so
+   tests can hand in a stub;
+4. per candidate, in a seeded order: two disjoint resample sets (the truth's and the methods', from documents
+   neither the prompt's nor the other split's), the panel, the ground truth, and the mechanism label
+   (:func:`advdla.search.objectives.mechanism`) checked on that final truth: a candidate that no longer meets
+   the adversarial thresholds is counted and left out, never kept as adversarial;
+5. per split, natural controls: unmanipulated windows of the split's documents that pass the same LD margin and
+   put a target in DLA's top k by the same rule (:func:`advdla.attribution.magnitude_rank`), nothing asked of
+   their TE; how many windows were scanned is recorded;
+6. examples + manifest (fingerprint chain, versions, thresholds, mechanism counts) + README, written
+   atomically (:func:`advdla.suites.store.save_suite`).
 
-Progress goes through a callback (:mod:`advdla.progress`): one step per example whose truth is done.
+Every finished step and example is written at once (:class:`advdla.suites.partial.PartialBuild`): a build
+killed at any point resumes without recomputing what was done, and ends with the same fingerprint.
+Progress goes through a callback (:mod:`advdla.progress`).
 
-``regenerate_test`` redoes steps 2-4 for the test split only, with a new seed, keeping ``dev`` as it is:
+``regenerate_test`` redoes steps 3-5 for the test split only, with a new seed, keeping ``dev`` as it is:
 a held-out set that nothing could have been tuned on.
 """
 
@@ -24,10 +31,10 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import importlib.metadata as md
+import json
 import math
 import platform
 import random
-import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -37,102 +44,100 @@ from typing import Any
 import torch
 
 import advdla
-from advdla.attribution import dla
-from advdla.components import Component, head_components, parse_component
-from advdla.corpus import TokenWindows, load_corpus, resamples_for
+from advdla.attribution import dla, magnitude_rank
+from advdla.components import Component, parse_component
+from advdla.corpus import TokenWindows, disjoint_resamples, load_corpus, split_documents
 from advdla.erasure import rank_targets
 from advdla.errors import AdvdlaError
-from advdla.methods import ExampleBatch, get_method
 from advdla.models import load_model
 from advdla.progress import Progress, Step, silent
 from advdla.search import SearchConfig, run_search, verified_examples
 from advdla.suites.config import SuiteConfig, config_from_dict
 from advdla.suites.fingerprint import Chain
+from advdla.suites.partial import PartialBuild
 from advdla.suites.store import (
     MANIFEST_FIELDS,
     SCHEMA_VERSION,
+    SPLITS,
     Example,
     check_destination,
     example_id,
     load_suite,
-    read_manifest,
     rows_fingerprint_args,
     save_suite,
     split_counts,
 )
-from advdla.suites.truth import choose_panel, ground_truth
+from advdla.suites.truth import choose_panel, ground_truth, panel_candidates, target_mechanism
 
-__all__ = [
-    "Candidate",
-    "build_suite",
-    "regenerate_test",
-    "search_candidates",
-    "candidates_from_search",
-    "resolve_targets",
-    "Finder",
-]
+__all__ = ["Candidate", "build_suite", "regenerate_test", "search_candidates", "candidates_from_search",
+           "resolve_targets", "Finder"]
 
 
 @dataclass(frozen=True)
 class Candidate:
-    """A prompt to put in the suite: its tokens, target, the corpus document it came from (-1: unknown), its trial."""
+    """A prompt to put in the suite: its tokens, target, the document it is built on (-1: unknown), its trial."""
 
     tokens: tuple[int, ...]
     target: str
-    doc: int = -1
+    source_doc: int = -1
     trial: int = -1
-    near_docs: tuple[int, ...] = ()  # documents the prompt may have borrowed from: resamples and controls avoid them
+    near_docs: tuple[int, ...] = ()  # documents the prompt may have borrowed from: resamples avoid them
 
     @property
     def docs(self) -> set[int]:
-        return ({self.doc} if self.doc >= 0 else set()) | set(self.near_docs)
+        return ({self.source_doc} if self.source_doc >= 0 else set()) | set(self.near_docs)
+
+    def to_json(self) -> list[Any]:
+        return [list(self.tokens), self.target, self.source_doc, self.trial, list(self.near_docs)]
+
+    @classmethod
+    def from_json(cls, x: list[Any]) -> Candidate:
+        return cls(tuple(x[0]), x[1], x[2], x[3], tuple(x[4]))
 
 
-# find(bridge, target, *, cfg, seed, n, windows, out_dir) -> (candidates, info for the manifest)
+# find(bridge, target, *, cfg, seed, n, windows, out_dir, exclude_docs, progress) -> (candidates, manifest info)
 Finder = Callable[..., tuple[list[Candidate], dict[str, Any]]]
 
 
 @dataclass
 class _Context:
-    """What every step needs: config, model, corpus windows, targets, the candidate finder, the progress callback."""
+    """What every step needs: config, model, corpus windows, the splits' documents, targets, finder, progress."""
 
     cfg: SuiteConfig
     bridge: Any
     corpus: Any
     windows: Any
+    docs: dict[str, set[int]]
     targets: list[Component]
     find: Finder
     progress: Progress
+    partial: PartialBuild | None = None
 
 
-def build_suite(
-    cfg: SuiteConfig,
-    dest: str | Path,
-    *,
-    force: bool = False,
-    find: Finder | None = None,
-    bridge: Any = None,
-    progress: Progress | None = None,
-) -> Path:
-    """Build the suite described by ``cfg`` into ``dest`` (atomically; an existing ``dest`` needs ``force``)."""
+def build_suite(cfg: SuiteConfig, dest: str | Path, *, force: bool = False, find: Finder | None = None,
+                bridge: Any = None, progress: Progress | None = None) -> Path:
+    """Build the suite described by ``cfg`` into ``dest`` (atomically; an existing ``dest`` needs ``force``).
+
+    A build of the same config interrupted earlier resumes from ``.NAME.partial`` beside ``dest``.
+    """
     dest = Path(dest)
     check_destination(dest, force=force)
     ctx = _context(cfg, bridge, find or search_candidates, progress or silent)
-    n_nat = cfg.splits.n_natural
-    adversarial, search_info = _adversarial(ctx, seed=cfg.seed, n=cfg.splits.n_dev + cfg.splits.n_test, avoid=set())
-    dev_adv, test_adv = adversarial[: cfg.splits.n_dev], adversarial[cfg.splits.n_dev :]
-    used_docs = set().union(*(c.docs for c in adversarial))
-    natural = _natural(ctx, seed=cfg.seed, n=2 * n_nat, exclude=used_docs)
-    specs = [("dev", "adversarial", c) for c in dev_adv] + [("dev", "natural", c) for c in natural[:n_nat]]
-    specs += [("test", "adversarial", c) for c in test_adv] + [("test", "natural", c) for c in natural[n_nat:]]
-    examples = _truth_examples(ctx, specs)
-    manifest = _manifest(ctx, examples, test_seed=cfg.seed, search_info=search_info, previous=_previous(dest))
-    return save_suite(examples, manifest, dest, force=force, readme=render_readme(manifest))
+    ctx.partial = PartialBuild(dest, _build_key(ctx, test_seed=cfg.seed))
+    examples, search_info, build_info = [], {}, {}
+    with ctx.partial.removed_on_error():
+        for split in SPLITS:
+            part, search_info[split], build_info[split] = _split_examples(ctx, split, seed=cfg.seed, avoid=set())
+            examples += part
+    manifest = _manifest(ctx, examples, test_seed=cfg.seed, search_info=search_info, build_info=build_info,
+                         previous=_previous(dest))
+    path = save_suite(examples, manifest, dest, force=force, readme=render_readme(manifest))
+    ctx.partial.remove()
+    return path
 
 
-def regenerate_test(
-    path: str | Path, *, seed: int, find: Finder | None = None, bridge: Any = None, progress: Progress | None = None
-) -> Path:
+def regenerate_test(path: str | Path, *, seed: int, find: Finder | None = None, bridge: Any = None,
+                    progress: Progress | None = None) -> Path:
     """Replace the suite's test split by a fresh one (search and natural draws with ``seed``); dev is kept."""
     path = Path(path)
     suite = load_suite(path)
@@ -143,17 +148,17 @@ def regenerate_test(
     dev = suite.examples(split="dev")
     ctx = _context(cfg, bridge, find or search_candidates, progress or silent)
     if ctx.bridge.advdla_card.weights_fingerprint != old["model_card"]["weights_fingerprint"]:
-        raise AdvdlaError(
-            f"model {cfg.model!r} now has other weights than the suite was built on; rebuild the suite instead"
-        )
+        raise AdvdlaError(f"model {cfg.model!r} now has other weights than the suite was built on; "
+                          f"rebuild the suite instead")
+    ctx.partial = PartialBuild(path, _build_key(ctx, test_seed=seed))
     avoid = {tuple(e.tokens.tolist()) for e in dev}
-    adversarial, search_info = _adversarial(ctx, seed=seed, n=cfg.splits.n_test, avoid=avoid)
-    used_docs = set().union(*(c.docs for c in adversarial)) | {e.doc for e in dev}
-    natural = _natural(ctx, seed=seed, n=cfg.splits.n_natural, exclude=used_docs)
-    specs = [("test", "adversarial", c) for c in adversarial] + [("test", "natural", c) for c in natural]
-    examples = dev + _truth_examples(ctx, specs)
-    manifest = _manifest(ctx, examples, test_seed=seed, search_info=search_info, previous=old)
-    return save_suite(examples, manifest, path, force=True, readme=render_readme(manifest))
+    with ctx.partial.removed_on_error():
+        test, search_info, build_info = _split_examples(ctx, "test", seed=seed, avoid=avoid)
+    manifest = _manifest(ctx, dev + test, test_seed=seed, search_info={**old.get("search", {}), "test": search_info},
+                         build_info={**old.get("build", {}), "test": build_info}, previous=old)
+    out = save_suite(dev + test, manifest, path, force=True, readme=render_readme(manifest))
+    ctx.partial.remove()
+    return out
 
 
 def _context(cfg: SuiteConfig, bridge: Any, find: Finder, progress: Progress) -> _Context:
@@ -162,11 +167,17 @@ def _context(cfg: SuiteConfig, bridge: Any, find: Finder, progress: Progress) ->
         raise AdvdlaError(f"the config names model {cfg.model!r} but the bridge given is {bridge.advdla_card.name!r}")
     corpus = load_corpus(cfg.corpus)
     windows = TokenWindows(corpus, bridge.tokenizer)
-    return _Context(cfg, bridge, corpus, windows, resolve_targets(bridge, cfg, windows), find, progress)
+    docs = split_documents(windows, seed=cfg.seed)
+    return _Context(cfg, bridge, corpus, windows, docs, resolve_targets(bridge, cfg, windows), find, progress)
+
+
+def _build_key(ctx: _Context, *, test_seed: int) -> dict[str, Any]:
+    return {"config": ctx.cfg.to_dict(), "weights": ctx.bridge.advdla_card.weights_fingerprint,
+            "corpus": ctx.corpus.fingerprint, "test_seed": test_seed}
 
 
 def resolve_targets(bridge: Any, cfg: SuiteConfig, windows: Any) -> list[Component]:
-    """The config's target heads; ``auto``: the analysis' top heads (:func:`advdla.erasure.rank_targets`)."""
+    """The config's targets (heads or MLPs); ``auto``: the analysis' top ones (:func:`advdla.erasure.rank_targets`)."""
     if cfg.targets != "auto":
         targets = [parse_component(t, bridge.cfg) for t in cfg.targets]
     else:
@@ -174,46 +185,68 @@ def resolve_targets(bridge: Any, cfg: SuiteConfig, windows: Any) -> list[Compone
         resamples = windows.sample(cfg.seq_len, 4, seed=cfg.seed + 1001, exclude=set(docs))[0]
         frame = rank_targets(bridge, tokens, resamples)
         targets = [parse_component(n, bridge.cfg) for n in frame["component"][: cfg.n_auto_targets]]
-    bad = [t.name for t in targets if t.kind != "head"]
+    bad = [t.name for t in targets if t.kind not in ("head", "mlp")]
     if bad or not targets:
-        raise AdvdlaError(f"suite targets must be attention heads (L<l>H<h>), got {bad or 'none'}")
+        raise AdvdlaError(f"suite targets must be attention heads (L<l>H<h>) or MLPs (MLP<l>), got {bad or 'none'}")
     return targets
 
 
-# --------------------------------------------------------------------------------------------- candidates
+# --------------------------------------------------------------------------------------------- one split
 
 
-def _adversarial(
-    ctx: _Context, *, seed: int, n: int, avoid: set[tuple[int, ...]]
-) -> tuple[list[Candidate], dict[str, Any]]:
-    """n distinct adversarial candidates spread over the targets, seeded-shuffled; raise if the search found fewer."""
-    per_target = math.ceil(n / len(ctx.targets))
-    pools, info = [], {"seed": seed, "per_target": []}
-    with tempfile.TemporaryDirectory(prefix="advdla-suite-search-") as tmp:
+def _split_examples(ctx: _Context, split: str, *, seed: int, avoid: set[tuple[int, ...]]
+                    ) -> tuple[list[Example], dict[str, Any], dict[str, Any]]:
+    """A split's adversarial examples (checked on their final truth) and its natural controls."""
+    n_adv = ctx.cfg.splits.n_dev if split == "dev" else ctx.cfg.splits.n_test
+    cands, search_info = _adversarial_candidates(ctx, split, seed=seed, n=n_adv, avoid=avoid)
+    adversarial, rejected = _checked_adversarial(ctx, split, cands, n_adv)
+    used = set().union(*(c.docs for c in cands)) if cands else set()
+    natural, scanned = _natural_candidates(ctx, split, seed=seed, exclude=used)
+    examples = adversarial + [_example(ctx, split, "natural", c) for c in natural]
+    return examples, search_info, {"candidates_rejected_on_truth": rejected, "natural_windows_scanned": scanned,
+                                   "natural_found": len(natural)}
+
+
+def _other_docs(ctx: _Context, split: str) -> set[int]:
+    return ctx.docs["test" if split == "dev" else "dev"]
+
+
+def _adversarial_candidates(ctx: _Context, split: str, *, seed: int, n: int, avoid: set[tuple[int, ...]]
+                            ) -> tuple[list[Candidate], dict[str, Any]]:
+    """Up to 4n distinct candidates per split (spare ones replace those the final truth rejects), seeded order."""
+    def compute() -> dict[str, Any]:
+        per_target, pools, info = math.ceil(4 * n / len(ctx.targets)), [], {"seed": seed, "per_target": []}
         for i, target in enumerate(ctx.targets):
-            found, meta = ctx.find(
-                ctx.bridge,
-                target,
-                cfg=ctx.cfg,
-                seed=seed + 1000 * i,
-                n=per_target,
-                windows=ctx.windows,
-                out_dir=Path(tmp) / target.name,
-                progress=ctx.progress,
-            )
+            found, meta = ctx.find(ctx.bridge, target, cfg=ctx.cfg, seed=seed + 1000 * i + SPLITS.index(split) * 500,
+                                   n=per_target, windows=ctx.windows, exclude_docs=_other_docs(ctx, split),
+                                   out_dir=ctx.partial.search_dir(f"{split}-{target}"), progress=ctx.progress)
             fresh = _distinct([c for c in found if c.tokens not in avoid])
             random.Random(seed).shuffle(fresh)
             pools.append(fresh)
             info["per_target"].append({"target": target.name, "found": len(fresh), **meta})
-    picked = _interleave(pools, n)
-    if len(picked) < n:
-        counts = ", ".join(f"{t.name}: {len(p)}" for t, p in zip(ctx.targets, pools))
-        raise AdvdlaError(
-            f"the search found {len(picked)} distinct adversarial examples ({counts}), {n} needed: raise "
-            f"search.trials, loosen thresholds, or lower splits.n_dev/n_test"
-        )
-    random.Random(seed + 1).shuffle(picked)
-    return picked, info
+        picked = _interleave(pools, 4 * n)
+        random.Random(seed + 1).shuffle(picked)
+        return {"candidates": [c.to_json() for c in picked], "info": info}
+
+    done = ctx.partial.step(f"candidates-{split}", compute)
+    return [Candidate.from_json(c) for c in done["candidates"]], done["info"]
+
+
+def _checked_adversarial(ctx: _Context, split: str, cands: list[Candidate], n: int) -> tuple[list[Example], int]:
+    """The first n candidates whose final truth still meets the adversarial thresholds; the others are counted."""
+    kept, rejected = [], 0
+    for cand in cands:
+        if len(kept) == n:
+            break
+        ex = _example(ctx, split, "adversarial", cand)
+        if ex.mechanism == "none":
+            rejected += 1
+        else:
+            kept.append(ex)
+    if len(kept) < n:
+        raise AdvdlaError(f"{split}: {len(kept)} of {len(cands)} candidates hold on the final truth, {n} needed: raise "
+                          f"search.trials, loosen thresholds, or lower splits.n_{split}")
+    return kept, rejected
 
 
 def _distinct(cands: list[Candidate]) -> list[Candidate]:
@@ -237,73 +270,76 @@ def _interleave(pools: list[list[Candidate]], n: int) -> list[Candidate]:
     return out
 
 
-def search_candidates(
-    bridge: Any,
-    target: Component,
-    *,
-    cfg: SuiteConfig,
-    seed: int,
-    n: int,
-    windows: Any,
-    out_dir: Path,
-    progress: Progress = silent,
-) -> tuple[list[Candidate], dict[str, Any]]:
+def search_candidates(bridge: Any, target: Component, *, cfg: SuiteConfig, seed: int, n: int, windows: Any,
+                      out_dir: Path, exclude_docs: set[int] = frozenset(), progress: Progress = silent
+                      ) -> tuple[list[Candidate], dict[str, Any]]:
     """The search engine's verified adversarial examples for one target (:func:`advdla.search.run_search`)."""
-    sc = SearchConfig(
-        target=target.name,
-        trials=cfg.search.trials,
-        batch=cfg.search.batch,
-        sampler=cfg.search.sampler,
-        resamples=cfg.resamples,
-        seq_len=cfg.seq_len,
-        seed=seed,
-        thresholds=cfg.threshold_values(),
-        max_examples=4 * n,
-        max_verify=n + 4,
-        corpus=cfg.corpus,
-    )
+    sc = SearchConfig(target=target.name, trials=cfg.search.trials, batch=cfg.search.batch, sampler=cfg.search.sampler,
+                      objective=cfg.search.objective, resamples=cfg.method_resamples, seq_len=cfg.seq_len, seed=seed,
+                      thresholds=cfg.threshold_values(), max_examples=n, max_verify=n + 4, corpus=cfg.corpus,
+                      exclude_docs=tuple(sorted(exclude_docs)))
     result = run_search(bridge, sc, out_dir=out_dir, progress=progress)
-    return candidates_from_search(result, sc, windows, target.name)
+    return candidates_from_search(result, target.name)
 
 
-def candidates_from_search(
-    result: Any, sc: Any, windows: Any, target: str, *, engine: str = "advdla.search.run_search"
-) -> tuple[list[Candidate], dict[str, Any]]:
+def candidates_from_search(result: Any, target: str, *, engine: str = "advdla.search.run_search"
+                           ) -> tuple[list[Candidate], dict[str, Any]]:
     """A search result's verified examples as suite candidates, and what the manifest records about the search."""
     frame = verified_examples(result.examples)
-    near = tuple(sorted(_search_docs(windows, sc, result.summary)))
-    cands = [
-        Candidate(tuple(int(t) for t in row["tokens"]), target, -1, int(row["trial"]), near)
-        for _, row in frame.iterrows()
-    ]
+    near = tuple(sorted(result.summary.get("docs", [])))
+    cands = [Candidate(tuple(int(t) for t in row["tokens"]), target, int(row["source_doc"]), int(row["trial"]), near)
+             for _, row in frame.iterrows()]
     counts = result.summary.get("counts", {})
-    return cands, {
-        "engine": engine,
-        "trials": counts.get("study_complete_trials"),
-        "adversarial_fast": counts.get("study_adversarial_fast"),
-        "verified": len(frame),
-        "rejected_on_verify": counts.get("rejected_on_verify"),
-    }
+    return cands, {"engine": engine, "objective": result.summary.get("objective"),
+                   "trials": counts.get("study_complete_trials"),
+                   "adversarial_fast": counts.get("study_adversarial_fast"), "verified": len(frame),
+                   "rejected_on_verify": counts.get("rejected_on_verify")}
 
 
-def _search_docs(windows: Any, sc: Any, summary: dict[str, Any]) -> set[int]:
-    """The corpus documents the search built prompts from (re-drawn as advdla.search.space.build_space draws them)."""
-    space = summary.get("space", {})
-    docs = windows.sample(2 * sc.seq_len, space.get("n_base", sc.n_base), seed=sc.seed)[1]
-    spans = (
-        windows.sample(sc.seq_len, space["n_span"], seed=sc.seed + 1, exclude=set(docs))[1]
-        if space.get("n_span")
-        else []
-    )
-    return set(docs) | set(spans)
+# --------------------------------------------------------------------------------------------- natural controls
 
 
-def _natural(ctx: _Context, *, seed: int, n: int, exclude: set[int]) -> list[Candidate]:
-    """n corpus windows of the prompts' length from unused documents; targets assigned round-robin."""
-    if n == 0:
-        return []
-    tokens, docs = ctx.windows.sample(ctx.cfg.seq_len, n, seed=seed + 7, exclude=exclude)
-    return [Candidate(tuple(tokens[i].tolist()), ctx.targets[i % len(ctx.targets)].name, docs[i]) for i in range(n)]
+def _natural_candidates(ctx: _Context, split: str, *, seed: int, exclude: set[int]) -> tuple[list[Candidate], int]:
+    """Unmanipulated windows of the split's documents where LD > margin and a target is in DLA's top k."""
+    def compute() -> dict[str, Any]:
+        found, scanned = _scan(ctx, split, seed=seed, exclude=exclude)
+        return {"candidates": [c.to_json() for c in found], "scanned": scanned}
+
+    done = ctx.partial.step(f"natural-{split}", compute)
+    return [Candidate.from_json(c) for c in done["candidates"]], done["scanned"]
+
+
+def _scan(ctx: _Context, split: str, *, seed: int, exclude: set[int], batch: int = 32) -> tuple[list[Candidate], int]:
+    cfg, need = ctx.cfg, ctx.cfg.splits.n_natural
+    if need == 0:
+        return [], 0
+    eligible = ctx.docs[split] - exclude
+    n = min(cfg.splits.natural_scan, sum(1 for d in eligible if ctx.windows.lengths[d] >= cfg.seq_len))
+    tokens, docs = ctx.windows.sample(cfg.seq_len, n, seed=seed + 7, exclude=_other_docs(ctx, split) | exclude)
+    comps, thr, found = panel_candidates(ctx.bridge.cfg), cfg.threshold_values(), []
+    for start in range(0, n, batch):
+        d = dla(ctx.bridge, tokens[start:start + batch], components=comps)
+        for j in range(d.values.shape[0]):
+            target = _natural_target(ctx, d.values[j], float(d.ld[j]), comps, thr, turn=len(found))
+            if target is not None:
+                found.append(Candidate(tuple(tokens[start + j].tolist()), target.name, docs[start + j]))
+                if len(found) == need:
+                    return found, start + j + 1
+        ctx.progress(Step(f"natural controls ({split})", done=len(found), total=need, info=f"{start + batch} scanned"))
+    raise AdvdlaError(f"{split}: {len(found)} of {need} natural controls found in {n} corpus windows (LD > margin and "
+                      f"a target in DLA's top {thr.top_k}): raise splits.natural_scan or lower splits.n_natural")
+
+
+def _natural_target(ctx: _Context, values: torch.Tensor, ld: float, comps: list[Component], thr: Any, *, turn: int
+                    ) -> Component | None:
+    """The first target, in round-robin order from ``turn``, that this window puts in DLA's top k (LD > margin)."""
+    if not ld > thr.margin:
+        return None
+    k = len(ctx.targets)
+    for target in (ctx.targets[(turn + i) % k] for i in range(k)):
+        if int(magnitude_rank(values, comps.index(target))) <= thr.top_k:
+            return target
+    return None
 
 
 # --------------------------------------------------------------------------------------------- ground truth
@@ -314,64 +350,42 @@ def _example_seed(cfg: SuiteConfig, eid: str) -> int:
     return int(hashlib.sha256(f"{cfg.seed}/{eid}".encode()).hexdigest()[:8], 16)
 
 
-def _truth_examples(ctx: _Context, specs: list[tuple[str, str, Candidate]]) -> list[Example]:
-    examples = []
-    for i, (split, kind, cand) in enumerate(specs):
-        examples.append(_truth_example(ctx, split, kind, cand))
-        ctx.progress(Step("ground truth", done=i + 1, total=len(specs), info=f"{split}/{kind}"))
-    return examples
-
-
-def _truth_example(ctx: _Context, split: str, kind: str, cand: Candidate) -> Example:
-    """One example: seeded resamples avoiding its document, its panel, and its ground truth."""
+def _example(ctx: _Context, split: str, kind: str, cand: Candidate) -> Example:
+    """The example's truth, read back from the partial build or computed now (and written at once)."""
     eid = example_id(list(cand.tokens), cand.target, kind)
-    seed = _example_seed(ctx.cfg, eid)
-    tokens = torch.tensor(cand.tokens)
-    resamples = resamples_for(ctx.windows, len(cand.tokens), ctx.cfg.resamples, seed=seed, exclude=cand.docs)
-    target = parse_component(cand.target, ctx.bridge.cfg)
-    panel = _panel(ctx, tokens, resamples, target, seed)
-    truth = ground_truth(ctx.bridge, tokens, resamples, panel)
-    return Example(
-        example_id=eid,
-        split=split,
-        kind=kind,
-        text=ctx.bridge.tokenizer.decode(list(cand.tokens)),
-        tokens=tokens,
-        resamples=resamples,
-        target=target.name,
-        truth=truth,
-        doc=cand.doc,
-        trial=cand.trial,
-        resample_seed=seed,
-    )
+    example = ctx.partial.example(eid, lambda: _truth_example(ctx, split, kind, cand, eid))
+    sizes = ctx.cfg.splits
+    total = sizes.n_dev + sizes.n_test + 2 * sizes.n_natural  # rejected candidates come on top
+    ctx.progress(Step("ground truth", done=ctx.partial.examples_done, total=total, info=f"{split} {kind}"))
+    return example
 
 
-def _panel(ctx: _Context, tokens: Any, resamples: Any, target: Component, seed: int) -> list[Component]:
-    heads = head_components(ctx.bridge.cfg)
-    if len(heads) <= ctx.cfg.panel.max_full:
-        return heads
-    d = dla(ctx.bridge, tokens[None], components=heads)
-    atp = _atp_heads(ctx, tokens, resamples, target, heads, d)
-    return choose_panel(ctx.bridge, target, d.values[0], policy=ctx.cfg.panel, seed=seed, atp_heads=atp)
-
-
-def _atp_heads(ctx: _Context, tokens: Any, resamples: Any, target: Any, heads: list[Any], d: Any) -> Any:
-    """AtP estimates of every head (advdla.methods 'atp')."""
-    batch = ExampleBatch(
-        tokens=tokens[None], resamples=resamples[None], t1=d.t1, t2=d.t2, panels=[heads], targets=[target]
-    )
-    return get_method("atp").attribute(ctx.bridge, batch)[0]
+def _truth_example(ctx: _Context, split: str, kind: str, cand: Candidate, eid: str) -> Example:
+    """One example: two disjoint resample sets avoiding its documents and the other split's, its panel, its truth."""
+    cfg, seed = ctx.cfg, _example_seed(ctx.cfg, eid)
+    tokens, target = torch.tensor(cand.tokens), parse_component(cand.target, ctx.bridge.cfg)
+    sizes = [cfg.resamples, cfg.method_resamples, cfg.panel.screen_resamples]
+    truth_res, method_res, screen = disjoint_resamples(ctx.windows, len(cand.tokens), sizes, seed=seed,
+                                                       exclude=cand.docs | _other_docs(ctx, split))
+    panel = choose_panel(ctx.bridge, tokens, target, policy=cfg.panel, screen=screen)
+    truth = ground_truth(ctx.bridge, tokens, truth_res, panel)
+    label = target_mechanism(truth, target.name, cfg.threshold_values()) if kind == "adversarial" else "none"
+    return Example(example_id=eid, split=split, kind=kind, text=ctx.bridge.tokenizer.decode(list(cand.tokens)),
+                   tokens=tokens, resamples=truth_res, method_resamples=method_res, target=target.name, truth=truth,
+                   mechanism=label, source_doc=cand.source_doc, trial=cand.trial, resample_seed=seed)
 
 
 # --------------------------------------------------------------------------------------------- manifest, README
 
 
 def _previous(dest: Path) -> dict[str, Any] | None:
-    """The manifest of the suite about to be replaced (for its changelog), if it is readable."""
+    """The manifest of the suite about to be replaced (for its changelog), read as plain JSON so that a suite of
+    an older schema still hands its changelog on; None when there is none or it is unreadable."""
     try:
-        return read_manifest(dest) if dest.exists() else None
-    except AdvdlaError:
+        m = json.loads((dest / "manifest.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
         return None
+    return m if isinstance(m, dict) else None
 
 
 def _chain(ctx: _Context, rows: list[dict[str, Any]], test_seed: int) -> Chain:
@@ -391,6 +405,7 @@ def _manifest(
     *,
     test_seed: int,
     search_info: dict[str, Any],
+    build_info: dict[str, Any],
     previous: dict[str, Any] | None,
 ) -> dict[str, Any]:
     rows = [e.to_row() for e in examples]
@@ -418,6 +433,8 @@ def _manifest(
         "splits": split_counts(rows),
         "targets": [t.name for t in ctx.targets],
         "search": search_info,
+        "mechanisms": _mechanism_counts(examples),
+        "build": build_info,
         "fingerprint": chain.fingerprint,
         "fingerprints": chain.to_list(),
         "files": {},
@@ -425,6 +442,14 @@ def _manifest(
     m["changelog"] = _changelog(previous, m, regenerated=test_seed != cfg.seed)
     assert set(m) <= set(MANIFEST_FIELDS)
     return m
+
+
+def _mechanism_counts(examples: list[Example]) -> dict[str, dict[str, int]]:
+    out: dict[str, dict[str, int]] = {split: {} for split in SPLITS}
+    for e in examples:
+        if e.kind == "adversarial":
+            out[e.split][e.mechanism] = out[e.split].get(e.mechanism, 0) + 1
+    return out
 
 
 def _changelog(previous: dict[str, Any] | None, m: dict[str, Any], *, regenerated: bool) -> list[dict[str, Any]]:

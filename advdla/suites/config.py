@@ -5,12 +5,13 @@ search budget, resamples R, adversarial thresholds, panel policy, split sizes, s
 the canonical config is one link of the suite's fingerprint chain. Example (``suites/planted-erasure.yaml``)::
 
     name: planted-erasure
-    version: 1
+    version: 3
     model: planted-erasure
-    targets: [L0H1]          # or: auto (the n_auto_targets heads with the largest mean DLA share on corpus text)
+    targets: [L0H1]          # or: auto (the analysis' auto-target ranking, advdla.erasure.rank_targets)
     search: {trials: 48, batch: 16, sampler: tpe}
-    resamples: 4
-    splits: {n_dev: 12, n_test: 12, n_natural: 6}
+    resamples: 8             # R_truth: the truth's resamples
+    method_resamples: 4      # R_method: the only counterfactuals a method sees (disjoint from the truth's)
+    splits: {n_dev: 12, n_test: 12, n_natural: 12}
 
 Validation is strict: an unknown key or an impossible value stops with one line naming the key and the
 allowed keys or values, before anything expensive runs.
@@ -27,19 +28,18 @@ import yaml
 
 from advdla.errors import AdvdlaError, did_you_mean
 from advdla.search import SAMPLERS
-from advdla.search.objectives import Thresholds
+from advdla.search.objectives import OBJECTIVES, Thresholds
 
 __all__ = ["SuiteConfig", "SearchBudget", "SplitSizes", "load_config", "config_from_dict", "PanelPolicy"]
 
 
 @dataclass
 class PanelPolicy:
-    """How panels are chosen (:func:`advdla.suites.truth.choose_panel`); recorded in suite manifests."""
+    """Which components carry truth (:func:`advdla.suites.truth.choose_panel`); recorded in suite manifests."""
 
-    max_full: int = 64  # models with at most this many heads get every head in every panel
-    top_dla: int = 8  # else: the target, the top heads by |DLA| ...
-    top_atp: int = 8  # ... by |AtP| ...
-    n_random: int = 8  # ... and a seeded random sample of the rest
+    max_full: int = 512     # models with at most this many heads + MLPs get all of them in every panel
+    size: int = 64          # else: the target and the largest |TE| on a separate screen resample set, this many
+    screen_resamples: int = 2
 
 
 @dataclass(frozen=True)
@@ -49,15 +49,22 @@ class SearchBudget:
     trials: int = 64  # Optuna trials (each scores ``batch`` candidate prompts)
     batch: int = 16
     sampler: str = "tpe"
+    objective: str = "compensation"  # which gap the search opens (advdla.search.objectives)
 
 
 @dataclass(frozen=True)
 class SplitSizes:
-    """Examples per split: adversarial ones (dev and test) and natural controls (per split)."""
+    """Examples per split: adversarial ones (dev and test) and natural controls (per split).
+
+    Natural controls are unmanipulated corpus windows of the split's documents that pass the same LD margin
+    and put the target in DLA's top k by the same rule as adversarial examples; at most ``natural_scan``
+    windows per split are scanned to find them (how many were scanned is recorded: the natural rate).
+    """
 
     n_dev: int = 12
     n_test: int = 12
-    n_natural: int = 6
+    n_natural: int = 12
+    natural_scan: int = 4000
 
 
 @dataclass(frozen=True)
@@ -72,7 +79,8 @@ class SuiteConfig:
     targets: Any = "auto"  # "auto" or a list of component names
     n_auto_targets: int = 2
     search: SearchBudget = field(default_factory=SearchBudget)
-    resamples: int = 4
+    resamples: int = 8  # R_truth: resamples the truth averages over
+    method_resamples: int = 4  # R_method: the counterfactuals methods receive (disjoint documents)
     thresholds: dict = field(default_factory=dict)  # keys of advdla.search.objectives.Thresholds; missing -> defaults
     panel: PanelPolicy = field(default_factory=PanelPolicy)
     splits: SplitSizes = field(default_factory=SplitSizes)
@@ -150,16 +158,17 @@ def _check_values(cfg: SuiteConfig, where: str) -> None:
         "seq_len": (cfg.seq_len, 2),
         "seed": (cfg.seed, 0),
         "n_auto_targets": (cfg.n_auto_targets, 1),
-        "resamples": (cfg.resamples, 1),
+        "resamples": (cfg.resamples, 2),
+        "method_resamples": (cfg.method_resamples, 1),
         "search.trials": (cfg.search.trials, 1),
         "search.batch": (cfg.search.batch, 1),
         "splits.n_dev": (cfg.splits.n_dev, 1),
         "splits.n_test": (cfg.splits.n_test, 1),
         "splits.n_natural": (cfg.splits.n_natural, 0),
-        "panel.max_full": (cfg.panel.max_full, 0),
-        "panel.top_dla": (cfg.panel.top_dla, 0),
-        "panel.top_atp": (cfg.panel.top_atp, 0),
-        "panel.n_random": (cfg.panel.n_random, 0),
+        "splits.natural_scan": (cfg.splits.natural_scan, 0),
+        "panel.max_full": (cfg.panel.max_full, 1),
+        "panel.size": (cfg.panel.size, 2),
+        "panel.screen_resamples": (cfg.panel.screen_resamples, 1),
     }
     for key, (value, lo) in ints.items():
         if not isinstance(value, int) or isinstance(value, bool) or value < lo:
@@ -175,6 +184,11 @@ def _check_values(cfg: SuiteConfig, where: str) -> None:
         raise AdvdlaError(
             f"{where}: search.sampler {cfg.search.sampler!r} is unknown; use one of {', '.join(SAMPLERS)}"
             f"{did_you_mean(str(cfg.search.sampler), SAMPLERS)}"
+        )
+    if cfg.search.objective not in OBJECTIVES:
+        raise AdvdlaError(
+            f"{where}: search.objective {cfg.search.objective!r} is unknown; use one of {', '.join(OBJECTIVES)}"
+            f"{did_you_mean(str(cfg.search.objective), OBJECTIVES)}"
         )
     _check_targets(cfg.targets, where)
     _check_thresholds(cfg.thresholds, where)

@@ -43,7 +43,7 @@ __all__ = ["SCHEMA_VERSION", "Example", "Suite", "load_suite", "save_suite", "re
            "VALUE_COLUMNS", "ROW_COLUMNS", "MANIFEST_FIELDS", "SPLITS", "KINDS", "DATA_FILES",
            "check_destination", "check_choice", "read_dataset", "rows_fingerprint_args", "split_counts", "suite_info"]
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: two disjoint resample sets, DE/IE/zero-ablation columns, mechanism, source_doc
 SPLITS = ("dev", "test")
 KINDS = ("adversarial", "natural")
 DATA_FILES = {split: f"data/{split}.parquet" for split in SPLITS}
@@ -53,9 +53,12 @@ DATA_FILES = {split: f"data/{split}.parquet" for split in SPLITS}
 class Example:
     """One suite example: the only definition of a suite row (a Parquet row is :meth:`to_row` of one).
 
-    ``tokens`` is the prompt, ``resamples`` its R same-length counterfactual texts, ``target`` the component
-    the example was built around, ``truth`` what the model does on it (:class:`advdla.suites.truth.Truth`).
-    ``doc`` is the corpus document it came from (-1: a search prompt), ``trial`` the search trial (-1: none),
+    ``tokens`` is the prompt; ``resamples`` the truth's R_truth same-length counterfactual texts and
+    ``method_resamples`` the R_method texts methods receive (pairwise distinct documents, none the prompt's: a
+    method never sees the truth's counterfactuals). ``target`` is the component the example was built around,
+    ``truth`` what the model does on it (:class:`advdla.suites.truth.Truth`), ``mechanism`` why DLA misleads on
+    it (``compensation`` | ``baseline`` | ``mixed``; ``none`` for natural controls). ``source_doc`` is the corpus
+    document the prompt was built on (the cluster of the bootstrap), ``trial`` the search trial (-1: none),
     ``resample_seed`` the seed its resamples were drawn with.
     """
 
@@ -65,9 +68,11 @@ class Example:
     text: str
     tokens: Int[Tensor, " pos"]
     resamples: Int[Tensor, "r pos"]
+    method_resamples: Int[Tensor, "rm pos"]
     target: str
     truth: Truth
-    doc: int = -1
+    mechanism: str = "none"
+    source_doc: int = -1
     trial: int = -1
     resample_seed: int = -1
 
@@ -75,28 +80,33 @@ class Example:
         """The flat Parquet row: identity, tokens, resamples, target, then every Truth field as plain lists."""
         t = self.truth
         row = {"example_id": self.example_id, "split": self.split, "kind": self.kind, "text": self.text,
-               "tokens": self.tokens.tolist(), "resamples": self.resamples.tolist(), "t1": t.t1, "t2": t.t2,
-               "ld": t.ld, "target": self.target, "panel": list(t.panel)}
+               "tokens": self.tokens.tolist(), "resamples": self.resamples.tolist(),
+               "method_resamples": self.method_resamples.tolist(), "t1": t.t1, "t2": t.t2, "ld": t.ld,
+               "target": self.target, "mechanism": self.mechanism, "panel": list(t.panel)}
         row.update({c: getattr(t, c).tolist() for c in VALUE_COLUMNS})
-        return row | {"doc": self.doc, "trial": self.trial, "resample_seed": self.resample_seed}
+        return row | {"source_doc": self.source_doc, "trial": self.trial, "resample_seed": self.resample_seed}
 
     @classmethod
     def from_row(cls, row: dict[str, Any]) -> Example:
-        """Read a row (a dict with :data:`ROW_COLUMNS`; doc, trial and resample_seed optional)."""
+        """Read a row (a dict with :data:`ROW_COLUMNS`; trial and resample_seed optional)."""
         values = {c: torch.tensor(list(row[c]), dtype=torch.float64) for c in VALUE_COLUMNS}
         truth = Truth(t1=int(row["t1"]), t2=int(row["t2"]), ld=float(row["ld"]), panel=list(row["panel"]), **values)
         return cls(example_id=str(row["example_id"]), split=row["split"], kind=row["kind"], text=row["text"],
                    tokens=torch.tensor(list(row["tokens"]), dtype=torch.long),
-                   resamples=torch.tensor([list(x) for x in row["resamples"]], dtype=torch.long),
-                   target=row["target"], truth=truth, doc=int(row.get("doc", -1)), trial=int(row.get("trial", -1)),
-                   resample_seed=int(row.get("resample_seed", -1)))
+                   resamples=_int_rows(row["resamples"]), method_resamples=_int_rows(row["method_resamples"]),
+                   target=row["target"], truth=truth, mechanism=row["mechanism"], source_doc=int(row["source_doc"]),
+                   trial=int(row.get("trial", -1)), resample_seed=int(row.get("resample_seed", -1)))
 
     def with_split(self, split: str) -> Example:
         return dataclasses.replace(self, split=split)
 
 
-ROW_COLUMNS = ("example_id", "split", "kind", "text", "tokens", "resamples", "t1", "t2", "ld", "target", "panel",
-               *VALUE_COLUMNS)
+def _int_rows(rows: Any) -> Int[Tensor, "r pos"]:
+    return torch.tensor([list(x) for x in rows], dtype=torch.long)
+
+
+ROW_COLUMNS = ("example_id", "split", "kind", "text", "tokens", "resamples", "method_resamples", "t1", "t2", "ld",
+               "target", "mechanism", "panel", *VALUE_COLUMNS, "source_doc")
 MANIFEST_FIELDS = {
     "schema_version": "integer; this code reads up to SCHEMA_VERSION",
     "name": "the suite's name", "version": "integer, from the config; a new version adds a changelog line",
@@ -110,6 +120,9 @@ MANIFEST_FIELDS = {
     "splits": "{split: {kind: count}}", "targets": "target components", "search": "what the search did",
     "fingerprint": "the chain's last link", "fingerprints": "the chain: [{step, args, fingerprint}]",
     "files": "{relative path: sha256}", "changelog": "[{version, date, note, fingerprint}]",
+    "mechanisms": "{split: {mechanism: count}} of the adversarial examples",
+    "build": "what the build scanned and rejected: natural windows scanned per split, candidates whose final truth "
+             "failed the adversarial thresholds",
 }
 
 
@@ -190,6 +203,10 @@ def _check_manifest(m: Any, path: Path) -> None:
     schema = m.get("schema_version")
     if not isinstance(schema, int):
         raise AdvdlaError(f"suite {path}: manifest.json has no integer schema_version")
+    if schema < SCHEMA_VERSION:
+        raise AdvdlaError(f"suite {path} has schema version {schema}, from an older advdla (one resample set, no "
+                          f"direct/indirect columns): rebuild it with `advdla suite build suites/{m.get('name')}.yaml "
+                          f"--force`")
     if schema > SCHEMA_VERSION:
         raise AdvdlaError(f"suite {path}: schema version {schema} is newer than this advdla understands "
                           f"({SCHEMA_VERSION}); upgrade advdla")
@@ -273,11 +290,13 @@ def _write_files(tmp: Path, rows: list[dict[str, Any]], manifest: dict[str, Any]
 def _features() -> Any:
     """Explicit column types, so an empty split still has the full schema and ints stay ints."""
     ints, floats, strs = datasets.Value("int64"), datasets.Value("float64"), datasets.Value("string")
+    token_rows = datasets.Sequence(datasets.Sequence(ints))
     spec: dict[str, Any] = {"example_id": strs, "split": strs, "kind": strs, "text": strs,
-                            "tokens": datasets.Sequence(ints), "resamples": datasets.Sequence(datasets.Sequence(ints)),
-                            "t1": ints, "t2": ints, "ld": floats, "target": strs, "panel": datasets.Sequence(strs)}
+                            "tokens": datasets.Sequence(ints), "resamples": token_rows, "method_resamples": token_rows,
+                            "t1": ints, "t2": ints, "ld": floats, "target": strs, "mechanism": strs,
+                            "panel": datasets.Sequence(strs)}
     spec.update({c: datasets.Sequence(floats) for c in VALUE_COLUMNS})
-    spec.update({"doc": ints, "trial": ints, "resample_seed": ints})
+    spec.update({"source_doc": ints, "trial": ints, "resample_seed": ints})
     return datasets.Features(spec)
 
 

@@ -1,19 +1,27 @@
-"""Causal ground truth for one prompt: per panel component, DLA and the patching effects over R resamples.
+"""Causal ground truth for one prompt: per panel component, DLA and what patching says it really does.
 
 Context: a benchmark example is a prompt plus what really happens inside the model on it. For each
-component of the example's *panel* advdla records its DLA and its total, output and direct effects on the
-logit difference (mean and spread over the example's R same-length resamples, see :mod:`advdla.patching`).
-Attribution methods are scored against ``te_mean``: the causal effect of replacing the component's input.
+component c of the example's *panel* advdla records (LD = logit[t1] - logit[t2] at the last position):
 
-The panel: every head where the model is small (at most ``max_full`` heads: GELU-4L has 32), otherwise the
-target, the top heads by |DLA|, the top heads by |AtP| (when an AtP estimate is given), and a seeded random
-sample of the rest. It is stored with the example, so every method is scored on the same components.
+- ``dla``: c's direct logit attribution (its output read through the clean final-norm scale; baseline: zero);
+- ``te_mean``, ``te_std``: the total effect, LD_clean - LD with c's output replaced by its output on a
+  resample, over the truth's R resamples (for a head this equals patching all of its q, k, v inputs);
+- ``de_mean``, ``de_std``: the direct effect, the same swap on the direct path to the logits only;
+- ``ie_mean`` = te_mean - de_mean: the indirect effect, what later components do with c's output;
+- ``te_zero``: the total effect of zeroing c's output (DLA's own baseline), so dla - te_zero is purely indirect.
+
+Intuition: DLA - TE = (DLA - DE) + (DE - TE). The first term is a *baseline offset* (c writes much the same
+on any text, so replacing it by a resample's output changes little even on the direct path); the second is the
+*indirect effect* (later components compensate or erase: the paper's phenomenon). Both are in the suite.
+
+The panel: every attention head and every MLP where the model has at most ``max_full`` of them (SmolLM2-135M:
+270 + 30, GELU-4L: 32 + 4); beyond that, the target plus the components with the largest |TE| on a separate
+*screen* resample set, an exact measurement that no attribution method under test takes part in.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import random
 from dataclasses import dataclass
 from typing import Any
 
@@ -21,12 +29,13 @@ import torch
 from jaxtyping import Float, Int
 from torch import Tensor
 
-from advdla.attribution import dla
-from advdla.components import Component, head_components
-from advdla.patching import direct_effects, total_effects
+from advdla.attribution import dla, magnitude_rank
+from advdla.components import Component, all_components
+from advdla.patching import direct_effects, total_effects, zero_effects
+from advdla.search.objectives import Thresholds, mechanism
 from advdla.suites.config import PanelPolicy
 
-__all__ = ["Truth", "VALUE_COLUMNS", "choose_panel", "ground_truth"]
+__all__ = ["Truth", "VALUE_COLUMNS", "panel_candidates", "choose_panel", "ground_truth", "target_mechanism"]
 
 
 @dataclass(frozen=True)
@@ -43,10 +52,10 @@ class Truth:
     dla: Float[Tensor, " panel"]
     te_mean: Float[Tensor, " panel"]
     te_std: Float[Tensor, " panel"]
-    oe_mean: Float[Tensor, " panel"]
-    oe_std: Float[Tensor, " panel"]
     de_mean: Float[Tensor, " panel"]
     de_std: Float[Tensor, " panel"]
+    ie_mean: Float[Tensor, " panel"]
+    te_zero: Float[Tensor, " panel"]
 
     def value(self, column: str, component: str) -> float:
         return float(getattr(self, column)[self.panel.index(component)])
@@ -56,36 +65,49 @@ class Truth:
 VALUE_COLUMNS = tuple(f.name for f in dataclasses.fields(Truth) if f.name not in ("t1", "t2", "ld", "panel"))
 
 
-def choose_panel(bridge: Any, target: Component, dla_heads: Float[Tensor, " head"], *, policy: PanelPolicy, seed: int,
-                 atp_heads: Float[Tensor, " head"] | None = None) -> list[Component]:
-    """The example's panel (layer-major order), from its head DLAs (and AtP estimates) in head_components order."""
-    heads = head_components(bridge.cfg)
-    if len(heads) <= policy.max_full:
-        return heads
-    chosen = {target} | {heads[i] for i in dla_heads.abs().topk(policy.top_dla).indices.tolist()}
-    if atp_heads is not None:
-        chosen |= {heads[i] for i in atp_heads.abs().topk(policy.top_atp).indices.tolist()}
-    # The random sample tops the panel up to one fixed size (overlaps between the lists would shrink it), so
-    # every example of a suite has the same panel size and methods can run them in one batch.
-    size = 1 + policy.top_dla + (policy.top_atp if atp_heads is not None else 0) + policy.n_random
-    rest = [h for h in heads if h not in chosen]
-    chosen |= set(random.Random(seed).sample(rest, min(size - len(chosen), len(rest))))
-    return sorted(chosen, key=heads.index)
+def panel_candidates(cfg: Any) -> list[Component]:
+    """Every attention head and MLP, in residual-stream order: what a full panel holds."""
+    return [c for c in all_components(cfg) if c.kind in ("head", "mlp")]
+
+
+def choose_panel(bridge: Any, tokens: Int[Tensor, " pos"], target: Component, *, policy: PanelPolicy,
+                 screen: Int[Tensor, "r pos"] | None = None) -> list[Component]:
+    """The example's panel: every head and MLP on models with at most ``policy.max_full`` of them; otherwise the
+    target and the ``policy.size - 1`` others with the largest |TE| on the ``screen`` resamples."""
+    comps = panel_candidates(bridge.cfg)
+    if len(comps) <= policy.max_full:
+        return comps
+    if screen is None:
+        raise ValueError("a model with more components than panel.max_full needs screen resamples")
+    te = total_effects(bridge, tokens[None], screen, comps).mean[0].abs()
+    te[comps.index(target)] = float("inf")  # the target is always in
+    keep = set(te.topk(min(policy.size, len(comps))).indices.tolist())
+    return [c for i, c in enumerate(comps) if i in keep]
 
 
 def ground_truth(bridge: Any, tokens: Int[Tensor, " pos"], resamples: Int[Tensor, "r pos"], panel: list[Component], *,
                  t1: int | None = None, t2: int | None = None, batch_size: int = 64) -> Truth:
-    """DLA, TE, OE and DE of every panel component on one prompt (TE and OE coincide for heads: see patching)."""
+    """DLA, TE, DE, IE and zero-ablation TE of every panel component on one prompt."""
     tt1 = None if t1 is None else torch.tensor([t1])
     tt2 = None if t2 is None else torch.tensor([t2])
     d = dla(bridge, tokens[None], components=panel, t1=tt1, t2=tt2)
     te = total_effects(bridge, tokens[None], resamples, panel, t1=d.t1, t2=d.t2, batch_size=batch_size)
     de = direct_effects(bridge, tokens[None], resamples, panel, t1=d.t1, t2=d.t2)
+    zero = zero_effects(bridge, tokens[None], panel, t1=d.t1, t2=d.t2, batch_size=batch_size)
+    te_mean, de_mean = _row(te.mean), _row(de.mean)
     return Truth(
         t1=int(d.t1[0]), t2=int(d.t2[0]), ld=float(d.ld[0]), panel=[c.name for c in panel], dla=_row(d.values),
-        te_mean=_row(te.mean), te_std=_row(te.std), oe_mean=_row(te.mean), oe_std=_row(te.std),
-        de_mean=_row(de.mean), de_std=_row(de.std),
+        te_mean=te_mean, te_std=_row(te.std), de_mean=de_mean, de_std=_row(de.std), ie_mean=te_mean - de_mean,
+        te_zero=_row(zero.mean),
     )
+
+
+def target_mechanism(truth: Truth, target: str, thresholds: Thresholds) -> str:
+    """Why DLA misleads about ``target`` on this truth (:func:`advdla.search.objectives.mechanism`), its rank
+    by |DLA| taken within the panel (:func:`advdla.attribution.magnitude_rank`); ``none``: not adversarial."""
+    t = truth.panel.index(target)
+    rank = int(magnitude_rank(truth.dla, t))
+    return mechanism(truth.dla[t], truth.de_mean[t], truth.te_mean[t], truth.ld, thresholds, rank=rank)
 
 
 def _row(x: Float[Tensor, "1 panel"]) -> Float[Tensor, " panel"]:

@@ -11,16 +11,19 @@ import random
 from pathlib import Path
 from typing import Any
 
+from advdla.attribution import magnitude_rank
 from advdla.components import parse_components
 from advdla.errors import AdvdlaError
 from advdla.models import load_model
+from advdla.search.objectives import Thresholds
 from advdla.suites.fingerprint import Chain, sha256_file
 from advdla.suites.store import DATA_FILES, Example, read_dataset, read_manifest, rows_fingerprint_args
-from advdla.suites.truth import VALUE_COLUMNS, ground_truth
+from advdla.suites.truth import VALUE_COLUMNS, ground_truth, target_mechanism
 
-__all__ = ["verify_suite", "TOLERANCE"]
+__all__ = ["verify_suite", "check_splits", "check_example", "check_truth", "TOLERANCE", "MAX_SPLIT_OVERLAP"]
 
 TOLERANCE = 1e-4  # |re-derived - stored| allowed for every LD, DLA and effect value
+MAX_SPLIT_OVERLAP = 0.3  # share of positions at which a dev and a test prompt may hold the same token
 
 
 def verify_suite(path: str | Path, *, sample: int = 3, bridge: Any = None, seed: int = 0) -> dict[str, Any]:
@@ -28,8 +31,11 @@ def verify_suite(path: str | Path, *, sample: int = 3, bridge: Any = None, seed:
 
     1. every file's sha256 against the manifest; 2. the fingerprint chain, recomputed link by link, its
     'examples' step against the rows actually stored; 3. the model named in the manifest (or ``bridge``):
-    its weights and tokenizer fingerprints; 4. the ground truth of ``sample`` seeded-random examples,
-    re-derived on the model, within :data:`TOLERANCE`. Returns a summary of what was checked.
+    its weights and tokenizer fingerprints; 4. the splits: no dev prompt shares more than
+    :data:`MAX_SPLIT_OVERLAP` of its tokens, position by position, with a test prompt; 5. every example: its two
+    resample sets disjoint from each other and from the prompt, ie_mean = te_mean - de_mean, its mechanism label
+    what its stored truth says; 6. the ground truth of ``sample`` seeded-random examples, re-derived on the
+    model, within :data:`TOLERANCE`. Returns a summary of what was checked.
     """
     path = Path(path)
     manifest = read_manifest(path)
@@ -38,9 +44,14 @@ def verify_suite(path: str | Path, *, sample: int = 3, bridge: Any = None, seed:
     chain = _check_chain(manifest, rows)
     bridge = bridge if bridge is not None else load_model(manifest["model"])
     _check_model(bridge, manifest)
+    examples = [Example.from_row(r) for r in rows]
+    check_splits(examples)
+    thresholds = Thresholds(**manifest["thresholds"])
+    for e in examples:
+        check_example(e, thresholds)
     picked = random.Random(seed).sample(range(len(rows)), min(sample, len(rows)))
     for i in picked:
-        check_truth(bridge, Example.from_row(rows[i]))
+        check_truth(bridge, examples[i])
     return {
         "path": str(path),
         "files": len(manifest["files"]),
@@ -49,6 +60,38 @@ def verify_suite(path: str | Path, *, sample: int = 3, bridge: Any = None, seed:
         "model": manifest["model"],
         "examples_rederived": [rows[i]["example_id"] for i in picked],
     }
+
+
+def check_splits(examples: list[Example]) -> None:
+    """No dev prompt may share more than MAX_SPLIT_OVERLAP of its tokens, position by position, with a test prompt."""
+    dev = [e for e in examples if e.split == "dev"]
+    test = [e for e in examples if e.split == "test"]
+    for d in dev:
+        for t in test:
+            if len(d.tokens) == len(t.tokens):
+                share = float((d.tokens == t.tokens).float().mean())
+                if share > MAX_SPLIT_OVERLAP:
+                    raise AdvdlaError(f"dev example {d.example_id} and test example {t.example_id} share {share:.0%} "
+                                      f"of their tokens position by position (at most {MAX_SPLIT_OVERLAP:.0%}): "
+                                      f"the splits leak; rebuild the suite")
+
+
+def check_example(e: Example, thresholds: Thresholds) -> None:
+    """The example's own consistency: disjoint counterfactuals, IE = TE - DE, and the stored mechanism label."""
+    where = f"example {e.example_id} ({e.split}, {e.kind})"
+    truth_rows, method_rows = {tuple(r) for r in e.resamples.tolist()}, {tuple(r) for r in e.method_resamples.tolist()}
+    if truth_rows & method_rows or tuple(e.tokens.tolist()) in truth_rows | method_rows:
+        raise AdvdlaError(f"{where}: a method resample equals a truth resample or the prompt: the truth is not "
+                          f"independent of what methods see")
+    if (e.truth.ie_mean - (e.truth.te_mean - e.truth.de_mean)).abs().max() > TOLERANCE:
+        raise AdvdlaError(f"{where}: ie_mean is not te_mean - de_mean")
+    label = target_mechanism(e.truth, e.target, thresholds) if e.kind == "adversarial" else "none"
+    if label != e.mechanism or (e.kind == "adversarial" and label == "none"):
+        raise AdvdlaError(f"{where}: stored mechanism {e.mechanism!r}, its truth says {label!r}")
+    rank = int(magnitude_rank(e.truth.dla, e.truth.panel.index(e.target)))
+    if e.kind == "natural" and not (rank <= thresholds.top_k and e.truth.ld > thresholds.margin):
+        raise AdvdlaError(f"{where}: a natural control must have LD > {thresholds.margin} and its target in DLA's top "
+                          f"{thresholds.top_k}; it has LD {e.truth.ld:.3g} and rank {rank}")
 
 
 def _check_files(path: Path, manifest: dict[str, Any]) -> None:
