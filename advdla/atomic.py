@@ -3,18 +3,26 @@
 The text goes to a temporary file in the destination's folder (same filesystem, so the rename is atomic),
 is flushed to disk, and replaces the destination with ``os.replace``; on any failure the temporary file is
 removed. Every JSON or text result advdla writes goes through here.
+
+Commands also check here, before they create anything, that their destination can be written
+(:func:`check_writable`), and remove what a failed run created (:func:`removed_on_failure`), so that a refused
+command leaves the disk as it found it.
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import math
 import os
+import shutil
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
+
+from advdla.errors import AdvdlaError
 
 
 def write_text_atomic(path: str | os.PathLike, text: str) -> Path:
@@ -82,3 +90,82 @@ def nan_to_none(x: Any) -> Any:
     if isinstance(x, (list, tuple)):
         return [nan_to_none(v) for v in x]
     return None if isinstance(x, float) and not math.isfinite(x) else x
+
+
+# ------------------------------------------------------------------------------------------ destinations
+
+
+def check_writable(path: str | os.PathLike, *, flag: str, kind: str = "dir") -> Path:
+    """Refuse, before anything is created, a destination that cannot be written; returns it as an absolute path.
+
+    ``kind`` is ``"dir"`` (a folder, new or existing, that the command writes into) or ``"file"`` (a file, new or
+    existing, replaced atomically). ``flag`` names the option in the message (``--out``). The nearest existing
+    folder on the way to ``path`` must be a folder the user may write into; as root, where file modes do not
+    count, that is tried by creating and removing an empty folder in it. Nothing is left behind.
+    """
+    p = Path(os.path.abspath(Path(path).expanduser()))
+    what = f"{flag} {path}"
+    if os.path.lexists(p):
+        if kind == "file" and os.path.isdir(p):
+            raise AdvdlaError(f"{what} is a folder: give a file path there (e.g. {Path(path) / 'results.json'})")
+        if kind == "dir" and not os.path.isdir(p):
+            raise AdvdlaError(f"{what} is a file, not a folder: give a new or existing folder there")
+        folder = p if kind == "dir" else p.parent
+    else:
+        folder = p.parent
+        while not os.path.lexists(folder):
+            folder = folder.parent
+        if not os.path.isdir(folder):
+            raise AdvdlaError(f"cannot create {what}: {folder} is a file, not a folder; choose another {flag}")
+    if not _can_write(folder):
+        raise AdvdlaError(f"cannot write {what}: {folder} is not writable (permission denied or a read-only file "
+                          f"system); choose another {flag}")
+    return p
+
+
+def _can_write(folder: Path) -> bool:
+    if not os.access(folder, os.W_OK | os.X_OK):
+        return False
+    try:
+        if os.statvfs(folder).f_flag & os.ST_RDONLY:
+            return False
+    except (OSError, AttributeError):
+        pass
+    if hasattr(os, "geteuid") and os.geteuid() == 0:  # root passes os.access everywhere: try it
+        try:
+            os.rmdir(tempfile.mkdtemp(prefix=".advdla-probe-", dir=folder))
+        except OSError:
+            return False
+    return True
+
+
+@contextlib.contextmanager
+def removed_on_failure(path: str | os.PathLike) -> Iterator[Path]:
+    """Undo what the block created at ``path`` if it raises an exception (not on Ctrl-C, which keeps partial work
+    such as a search study to resume): the folder itself (and the parents it needed) if it did not exist before,
+    else the entries that are new at its top level. Files the block changed in place cannot be restored."""
+    p = Path(os.path.abspath(Path(path).expanduser()))
+    existed = os.path.isdir(p)
+    before = set(os.listdir(p)) if existed else set()
+    top = p
+    while not os.path.lexists(top.parent):
+        top = top.parent
+    created_top = not os.path.lexists(top)
+    try:
+        yield p
+    except Exception:
+        if existed:
+            with contextlib.suppress(OSError):
+                for name in set(os.listdir(p)) - before:
+                    _remove(p / name)
+        elif created_top:
+            _remove(top)
+        raise
+
+
+def _remove(path: Path) -> None:
+    if os.path.isdir(path) and not os.path.islink(path):
+        shutil.rmtree(path, ignore_errors=True)
+    else:
+        with contextlib.suppress(OSError):
+            os.unlink(path)

@@ -1,14 +1,20 @@
 """The ``advdla`` command: one entry point, one module per subcommand under :mod:`advdla.commands`.
 
 Each command module defines ``register(subparsers)``, which adds its parser and sets ``func``. Heavy
-imports (torch, transformer_lens) happen inside the commands, so ``advdla --help`` starts fast. Every
-:class:`~advdla.errors.AdvdlaError` becomes one line on stderr and exit status 2.
+imports (torch, transformer_lens) happen inside the commands, so ``advdla --help`` starts fast.
+
+A mistake the user can fix is one line on stderr and exit status 2, never a traceback: an
+:class:`~advdla.errors.AdvdlaError`, a bad option (argparse's usage block is left out: the line points at
+``--help``), and an :class:`OSError` (a path that cannot be read or written, a storage that cannot be
+reached). ``ADVDLA_DEBUG=1`` shows the traceback of the latter instead. Commands validate their arguments,
+inputs and destinations before they create anything (see :func:`advdla.atomic.check_writable`).
 """
 
 from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 
 from advdla import __version__
@@ -18,8 +24,15 @@ from advdla.errors import AdvdlaError
 COMMANDS = ("run", "models", "predict", "analyze", "search", "suite", "score", "leaderboard")
 
 
+class Parser(argparse.ArgumentParser):
+    """An ArgumentParser whose errors are one line (the subcommands' parsers are of this class too)."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        self.exit(2, f"{self.prog}: error: {message} (see `{self.prog} --help`)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="advdla", description="Adversarial benchmarks for direct logit attribution.")
+    parser = Parser(prog="advdla", description="Adversarial benchmarks for direct logit attribution.")
     parser.add_argument("--version", action="version", version=f"advdla {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name in COMMANDS:
@@ -42,11 +55,29 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return int(args.func(args) or 0)
     except AdvdlaError as exc:
-        print(f"advdla {args.command}: error: {exc}", file=sys.stderr)
+        print(f"advdla {args.command}: error: {_one_line(str(exc))}", file=sys.stderr)
+        return 2
+    except OSError as exc:
+        if os.environ.get("ADVDLA_DEBUG"):
+            raise
+        print(f"advdla {args.command}: error: {_os_error(exc)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print(f"advdla {args.command}: interrupted", file=sys.stderr)
         return 130
+
+
+def _one_line(text: str) -> str:
+    return " ".join(text.split()) if "\n" in text else text
+
+
+def _os_error(exc: OSError) -> str:
+    """An OSError as one line: what failed on which path, and what to check (ADVDLA_DEBUG=1 for the traceback)."""
+    what = exc.strerror or str(exc) or type(exc).__name__
+    paths = [str(p) for p in (exc.filename, exc.filename2) if p is not None]
+    where = f": {' -> '.join(paths)}" if paths else ""
+    return (f"{_one_line(what)}{where}: check that the path exists and that you may read (or write) it "
+            f"(ADVDLA_DEBUG=1 shows where this happened)")
 
 
 if __name__ == "__main__":

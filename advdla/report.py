@@ -7,8 +7,10 @@ JSON on stdout stays clean.
 
 from __future__ import annotations
 
+import argparse
 import json
 import math
+import re
 from collections.abc import Iterable
 from typing import Any
 
@@ -25,6 +27,36 @@ err_console = Console(stderr=True)
 
 def add_format_arg(parser: Any) -> None:
     parser.add_argument("--format", choices=("table", "json"), default="table", help="output format (default: table)")
+
+
+def device(value: str) -> str:
+    """The argparse type of ``--device``: ``cpu``, ``cuda``, ``cuda:N`` or ``mps``, and only one this machine has.
+
+    Checked while the arguments are parsed, so a missing GPU stops the command before it loads or writes anything.
+    """
+    if not re.fullmatch(r"cpu|cuda(:\d+)?|mps", value):
+        raise argparse.ArgumentTypeError(f"unknown device {value!r}: use cpu, cuda, cuda:N or mps")
+    if value == "cpu":
+        return value
+    import torch  # only for a GPU: `advdla --help` and CPU runs do not pay for it here
+
+    if value == "mps":
+        if not torch.backends.mps.is_available():
+            raise argparse.ArgumentTypeError("device 'mps' asked for but this machine has no MPS GPU: use --device cpu")
+        return value
+    count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+    index = int(value.split(":")[1]) if ":" in value else 0
+    if not count:
+        raise argparse.ArgumentTypeError(f"device {value!r} asked for but no CUDA GPU is visible: use --device cpu")
+    if index >= count:
+        raise argparse.ArgumentTypeError(
+            f"device {value!r} asked for but this machine has {count} CUDA GPU(s): use cuda:0 to cuda:{count - 1}"
+        )
+    return value
+
+
+def add_device_arg(parser: Any) -> None:
+    parser.add_argument("--device", type=device, default="cpu", help="cpu, cuda, cuda:N or mps (default: cpu)")
 
 
 def progress(*, transient: bool = True) -> Progress:

@@ -6,7 +6,7 @@ import time
 from typing import Any
 
 from advdla.errors import AdvdlaError
-from advdla.report import add_format_arg, emit, progress_bar
+from advdla.report import add_device_arg, add_format_arg, emit, progress_bar
 
 # advdla.models (and what uses it) imports torch: imported inside the commands, so `advdla --help` starts fast
 
@@ -21,7 +21,7 @@ def register(subparsers: Any) -> None:
                               ("info", cmd_info, "the model card: sizes and weights/tokenizer fingerprints")):
         q = sub.add_parser(name, help=help_)
         q.add_argument("name", metavar="NAME", help="registry name, HF hub name (org/name) or local directory")
-        q.add_argument("--device", default="cpu", help="cpu or cuda (default: cpu)")
+        add_device_arg(q)
         add_format_arg(q)
         q.set_defaults(func=func)
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from advdla.errors import AdvdlaError
-from advdla.report import add_format_arg, emit, progress_bar
+from advdla.report import add_device_arg, add_format_arg, emit, progress_bar
 
 # advdla.models (and what uses it) imports torch: imported inside the commands, so `advdla --help` starts fast
 
@@ -17,7 +17,7 @@ def register(subparsers: Any) -> None:
                    help="registry name, HF hub name or local directory (default: smollm2-135m)")
     p.add_argument("--top-k", type=int, default=10, help="how many tokens to show (default: 10)")
     p.add_argument("--bos", action="store_true", help="prepend the tokenizer's BOS token")
-    p.add_argument("--device", default="cpu", help="cpu or cuda (default: cpu)")
+    add_device_arg(p)
     add_format_arg(p)
     p.set_defaults(func=cmd_predict)
 
@@ -27,8 +27,13 @@ def cmd_predict(args: Any) -> int:
 
     if args.top_k < 1:
         raise AdvdlaError(f"--top-k must be at least 1, got {args.top_k}")
+    if not args.text and not args.bos:  # refused before the model loads
+        raise AdvdlaError("the text is empty: give the prompt to continue (or --bos to predict after BOS alone)")
     with progress_bar(transient=True) as tick:
         bridge = load_model(args.model or DEFAULT_MODEL, device=args.device, progress=tick)
+    if args.top_k > bridge.cfg.d_vocab:
+        raise AdvdlaError(f"--top-k {args.top_k} is more than the model's vocabulary of {bridge.cfg.d_vocab} tokens: "
+                          f"use at most {bridge.cfg.d_vocab}")
     rows = predict(bridge, args.text, top_k=args.top_k, bos=args.bos)
     payload = {"model": bridge.advdla_card.name, "text": args.text, "predictions": rows}
     shown = [{**r, "token": repr(r["token"])} for r in rows]  # quotes make leading spaces visible
@@ -47,7 +52,8 @@ def predict(bridge: Any, text: str, *, top_k: int = 10, bos: bool = False) -> li
     if not ids:
         raise AdvdlaError("the text is empty after tokenization: give some text (or --bos)")
     if len(ids) > bridge.cfg.n_ctx:
-        raise AdvdlaError(f"the text has {len(ids)} tokens, more than the model's context of {bridge.cfg.n_ctx}")
+        raise AdvdlaError(f"the text has {len(ids)} tokens, more than the model's context of {bridge.cfg.n_ctx}: "
+                          f"use a shorter text (at most {bridge.cfg.n_ctx} tokens)")
     device = next(bridge.parameters()).device
     with torch.no_grad():
         logits = bridge(torch.tensor([ids], device=device))[0, -1].float()

@@ -11,8 +11,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from advdla.errors import AdvdlaError
-from advdla.report import add_format_arg, emit, err_console, progress_bar
+from advdla.errors import AdvdlaError, did_you_mean, fix_hint
+from advdla.report import add_device_arg, add_format_arg, emit, err_console, progress_bar
 
 
 def register(subparsers: Any) -> None:
@@ -24,23 +24,38 @@ def register(subparsers: Any) -> None:
     p.add_argument("--batch-size", type=int, default=8, help="examples per method call (default: 8)")
     p.add_argument("--top-k", type=int, default=3, help="k of topk_recall and the fooled rate (default: 3)")
     p.add_argument("--seed", type=int, default=0, help="seed for seeded methods and the bootstrap (default: 0)")
-    p.add_argument("--device", default="cpu", help="cpu or cuda (default: cpu)")
+    add_device_arg(p)
     add_format_arg(p)
     p.set_defaults(func=cmd_score)
 
 
 def cmd_score(args: Any) -> int:
     # Lazy: the scoring stack imports torch and transformer_lens (about 4 s), which `advdla --help` must not pay.
+    from advdla.atomic import check_writable
     from advdla.methods import load_plugins, resolve_methods
     from advdla.scoring import open_suite, score_suite, split_examples, write_records
+    from advdla.scoring.harness import SCORE_SPLITS
 
-    if args.batch_size < 1 or args.top_k < 1:
-        raise AdvdlaError("--batch-size and --top-k must be at least 1")
+    for flag, value in (("--batch-size", args.batch_size), ("--top-k", args.top_k)):
+        if value < 1:
+            raise AdvdlaError(f"{flag} must be at least 1, got {value}")
+    if args.split not in SCORE_SPLITS:
+        raise AdvdlaError(f"unknown split {args.split!r}: use one of {', '.join(SCORE_SPLITS)}"
+                          f"{did_you_mean(args.split, SCORE_SPLITS)}")
+    if args.out:
+        check_writable(args.out, flag="--out", kind="file")  # before any work: the records are written last
+    problems = load_plugins()
     names = resolve_methods(args.methods)
-    for problem in load_plugins():
+    with fix_hint(f"the suite at {args.suite} is damaged or was edited: rebuild it (`advdla suite build CONFIG.yaml "
+                  f"--force`) or restore it"):
+        suite, model = open_suite(args.suite, device=args.device)
+        examples = split_examples(suite, args.split)
+    smallest = min(len(e.truth.panel) for e in examples)
+    if args.top_k >= smallest:
+        raise AdvdlaError(f"--top-k {args.top_k} leaves nothing outside the top k: the smallest panel of the "
+                          f"{args.split} split has {smallest} components; use at most {smallest - 1}")
+    for problem in problems:
         err_console.print(f"advdla score: warning: {problem}", highlight=False, markup=False)
-    suite, model = open_suite(args.suite, device=args.device)
-    examples = split_examples(suite, args.split)
     with progress_bar(transient=True) as tick:
         records = score_suite(model, suite.manifest, examples, names, split=args.split, batch_size=args.batch_size,
                               k=args.top_k, seed=args.seed, device=args.device, warn=_warn, progress=tick)

@@ -6,7 +6,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from advdla.errors import AdvdlaError
+from advdla.errors import AdvdlaError, fix_hint
 from advdla.report import add_format_arg, emit, progress_bar
 
 # The suite stack (advdla.suites) imports torch and transformer_lens (about 4 s): each command imports it when it
@@ -39,23 +39,45 @@ def register(subparsers: Any) -> None:
 
 
 def cmd_build(args: Any) -> int:
-    from advdla.suites import build_suite, load_config
+    from advdla.atomic import check_writable
+    from advdla.attribution import check_context
+    from advdla.models import load_model
+    from advdla.suites import build_suite, check_destination, load_config
 
+    if Path(args.config).is_dir():
+        raise AdvdlaError(f"{args.config} is a folder: give a suite config file, e.g. suites/planted-erasure.yaml")
     cfg = load_config(args.config)
     out = Path(args.out) if args.out else Path(args.config).resolve().parent / cfg.name
+    check_destination(out, force=args.force)
+    # the suite is written next to its destination and renamed into place: that folder must be writable
+    check_writable(out.parent, flag="--out" if args.out else "the suite's folder")
+    with progress_bar(transient=True) as tick:
+        bridge = load_model(cfg.model, progress=tick)
+    check_context(bridge, cfg.seq_len, f"{args.config}: seq_len {cfg.seq_len}")
     t0 = time.perf_counter()
     with progress_bar() as tick:
-        path = build_suite(cfg, out, force=args.force, progress=tick)
+        path = build_suite(cfg, out, force=args.force, bridge=bridge, progress=tick)
     _done(f"built {path} in {time.perf_counter() - t0:.1f} s", path)
     return 0
 
 
 def cmd_regenerate(args: Any) -> int:
-    from advdla.suites import regenerate_test
+    from advdla.atomic import check_writable
+    from advdla.models import load_model
+    from advdla.suites import read_manifest, regenerate_test, verify_suite
 
+    with fix_hint(_damaged(args.path)):
+        manifest = read_manifest(Path(args.path))
+    if args.seed in (manifest.get("test_seed"), manifest.get("seed")):
+        raise AdvdlaError(f"seed {args.seed} already made this suite's current or original split: pass a new --seed")
+    check_writable(Path(args.path).resolve().parent, flag="the folder of PATH")  # the new suite is renamed in there
+    with progress_bar(transient=True) as tick:
+        bridge = load_model(manifest["model"], progress=tick)
+    with fix_hint(_damaged(args.path)):
+        verify_suite(args.path, sample=0, bridge=bridge)  # a tampered suite is refused, not extended
     t0 = time.perf_counter()
     with progress_bar() as tick:
-        path = regenerate_test(args.path, seed=args.seed, progress=tick)
+        path = regenerate_test(args.path, seed=args.seed, bridge=bridge, progress=tick)
     _done(f"regenerated the test split of {path} with seed {args.seed} in {time.perf_counter() - t0:.1f} s", path)
     return 0
 
@@ -67,12 +89,30 @@ def _done(message: str, path: Path) -> None:
     print(f"{message}: {m['name']} v{m['version']}, fingerprint {m['fingerprint']}")
 
 
+def _damaged(path: str) -> str:
+    """What to do about a suite that fails a check (for a message that does not say)."""
+    return (f"the suite at {path} is damaged or was edited: rebuild it (`advdla suite build CONFIG.yaml --force`) or "
+            f"restore it")
+
+
+def _n_examples(manifest: dict[str, Any]) -> int | None:
+    """Examples in the suite by its manifest's split counts, or None when the manifest does not say."""
+    try:
+        return sum(int(n) for counts in manifest["splits"].values() for n in counts.values())
+    except (KeyError, TypeError, ValueError, AttributeError):
+        return None
+
+
 def cmd_verify(args: Any) -> int:
-    from advdla.suites import verify_suite
+    from advdla.suites import read_manifest, verify_suite
 
     if args.sample < 0:
         raise AdvdlaError(f"--sample must be >= 0, got {args.sample}")
-    report = verify_suite(args.path, sample=args.sample)
+    with fix_hint(_damaged(args.path)):
+        n = _n_examples(read_manifest(Path(args.path)))
+        if n is not None and args.sample > n:
+            raise AdvdlaError(f"--sample {args.sample} is more than the suite's {n} examples: use at most {n}")
+        report = verify_suite(args.path, sample=args.sample)
     rows = [{"check": k, "result": ", ".join(v) if isinstance(v, list) else v} for k, v in report.items()]
     emit({"ok": True, **report}, args.format, tables=[(f"suite {args.path}: verified", rows)])
     return 0
@@ -81,7 +121,8 @@ def cmd_verify(args: Any) -> int:
 def cmd_info(args: Any) -> int:
     from advdla.suites import load_suite, suite_info
 
-    info = suite_info(load_suite(args.path))
+    with fix_hint(_damaged(args.path)):
+        info = suite_info(load_suite(args.path))
     counts = [{"split": s, **c} for s, c in info["counts"].items()]
     about = [
         {"field": k, "value": info[k]}
