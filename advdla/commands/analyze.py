@@ -15,7 +15,7 @@ from typing import Any
 from advdla.components import parse_components
 from advdla.errors import AdvdlaError
 from advdla.progress import Step
-from advdla.report import add_format_arg, emit, progress_bar
+from advdla.report import add_format_arg, device, emit, progress_bar
 
 # advdla.models (and what uses it) imports torch: imported inside the commands, so `advdla --help` starts fast
 
@@ -45,7 +45,7 @@ def register(subparsers: Any) -> None:
                         "reliably negative pairs confirmed by V-composition patching")
     p.add_argument("--scan-prompts", type=int, default=16, help="prompts the --scan uses (default: 16)")
     p.add_argument("--plot-dir", default=None, help="write PNGs of the paper's Figures 1-4 here")
-    p.add_argument("--device", default="cpu", help="cpu or cuda (default: cpu)")
+    p.add_argument("--device", type=device, default="cpu", help="cpu, cuda, cuda:N or mps (default: cpu)")
     add_format_arg(p)
     p.set_defaults(func=cmd_analyze)
 
@@ -54,6 +54,10 @@ def cmd_analyze(args: Any) -> int:
     for name in ("prompts", "resamples", "te_prompts", "overrated_top", "n_writers", "scan_prompts"):
         if getattr(args, name) < 1:
             raise AdvdlaError(f"--{name.replace('_', '-')} must be at least 1, got {getattr(args, name)}")
+    if args.plot_dir:
+        from advdla.atomic import check_writable
+
+        check_writable(args.plot_dir, flag="--plot-dir")  # before the analysis, not after it
     analysis = _run(args)
     if args.plot_dir:
         from advdla.figures import write_figures
@@ -70,6 +74,10 @@ def _run(args: Any) -> Any:
 
     with progress_bar(transient=True) as tick:
         bridge = load_model(args.model or DEFAULT_MODEL, device=args.device, progress=tick)
+        n_comps = bridge.cfg.n_layers * (bridge.cfg.n_heads + 1)  # heads and MLPs
+        if args.writer == "auto" and args.n_writers > n_comps:
+            raise AdvdlaError(f"--n-writers {args.n_writers} is more than the model's {n_comps} heads and MLPs: "
+                              f"use at most {n_comps}")
         writers = (None if args.writer == "auto"
                    else [check_writer(c, bridge.cfg) for c in parse_components(args.writer, bridge.cfg)])
         tokens, resamples = sample_prompts(bridge, n=args.prompts, seq_len=args.seq_len, resamples=args.resamples,

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from advdla.atomic import nan_to_none
-from advdla.errors import AdvdlaError
+from advdla.errors import AdvdlaError, did_you_mean
 
 
 def register(subparsers: Any) -> None:
@@ -42,8 +42,12 @@ def cmd_leaderboard(args: Any) -> int:
         return _add(args)
     if args.files:
         raise AdvdlaError(f"files are only taken by `advdla leaderboard add`, got {' '.join(args.files)}")
+    _check_filters(args)
     if args.action == "render":
+        from advdla.atomic import check_writable
         from advdla.leaderboard import write_markdown
+
+        check_writable(Path(args.dir) / "LEADERBOARD.md", flag="--dir", kind="file")
 
         print(write_markdown(args.dir, suites_dir=args.suites, sort=args.sort))
         return 0
@@ -51,20 +55,63 @@ def cmd_leaderboard(args: Any) -> int:
     return 0
 
 
+def _check_filters(args: Any) -> None:
+    """A missing or empty leaderboard folder, a --suite or --split that matches no record and an unknown --sort are
+    errors (with a did-you-mean), not an empty table."""
+    from advdla.leaderboard import load_board, ranked_rows
+
+    d = Path(args.dir)
+    if not d.is_dir():
+        raise AdvdlaError(f"no leaderboard folder {d}: add result records (from `advdla score --out FILE`) with "
+                          f"`advdla leaderboard add FILE --dir {d}`")
+    board = load_board(d, suites_dir=args.suites)
+    entries = board.current + [e for e, _ in board.stale]
+    if not entries:
+        why = f" ({len(board.problems)} unreadable: {board.problems[0]})" if board.problems else ""
+        raise AdvdlaError(f"no records in {d}{why}: add some with `advdla leaderboard add FILE --dir {d}`")
+    for flag, value, attr in (("--suite", args.suite, "suite"), ("--split", args.split, "split")):
+        known = sorted({getattr(e, attr) for e in entries})
+        if value is not None and value not in known:
+            hint = did_you_mean(value, known) or (f" Did you mean {known[0]!r}?" if len(known) == 1 else "")
+            raise AdvdlaError(f"{flag} {value} matches no record in {d}: it holds {', '.join(known)}.{hint}")
+        entries = [e for e in entries if value is None or getattr(e, attr) == value]
+    kind = args.sort.rpartition(".")[0]
+    if kind not in ("", "adversarial", "natural"):
+        raise AdvdlaError(f"unknown kind {kind!r} in --sort {args.sort}: use METRIC, natural.METRIC or drop")
+    ranked_rows(entries, sort=args.sort)  # an unknown metric stops here, with the known ones
+
+
 def _add(args: Any) -> int:
-    from advdla.leaderboard import add_record
+    from advdla.atomic import check_writable
+    from advdla.leaderboard import add_record, check_current, parse_record
 
     if not args.files:
         raise AdvdlaError("give the result record files to add: advdla leaderboard add FILE [FILE...]")
+    if args.suites and not Path(args.suites).is_dir():
+        raise AdvdlaError(f"--suites {args.suites} is not a folder: give the folder that holds the suites "
+                          "(NAME/manifest.json), or leave it out for suites/ next to --dir")
+    # every record is checked before any is written: a bad file among several adds none of them
+    suites_dir = Path(args.suites) if args.suites else Path(args.dir).resolve().parent / "suites"  # add_record's
+    records = []
     for f in args.files:
         try:
             data = json.loads(Path(f).read_text())
         except OSError as exc:
             raise AdvdlaError(f"cannot read {f}: {exc.strerror}; give a file written by `advdla score --out`") from None
         except ValueError as exc:
-            raise AdvdlaError(f"{f} is not valid JSON ({exc})") from None
+            raise AdvdlaError(f"{f} is not valid JSON ({exc}): give a file written by `advdla score --out`") from None
         for record in data if isinstance(data, list) else [data]:  # score --out writes a list; one record also works
-            print(add_record(record, args.dir, suites_dir=args.suites))
+            try:
+                entry = parse_record(record)
+                reason = check_current(entry, suites_dir)
+            except AdvdlaError as exc:
+                raise AdvdlaError(f"{f}: {exc}") from None
+            if reason:
+                raise AdvdlaError(f"{f}: record for {entry.method} not added: {reason}")
+            records.append(record)
+    check_writable(args.dir, flag="--dir")
+    for record in records:
+        print(add_record(record, args.dir, suites_dir=args.suites))
     return 0
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
+from advdla.atomic import check_writable, removed_on_failure
 from advdla.commands.leaderboard import show
 from advdla.progress import Step
 from advdla.report import console, err_console, progress_bar, table
@@ -48,18 +49,39 @@ def cmd_run(args: Any) -> int:
         force=args.force,
         methods=args.methods,
     )
+    _check_before_writing(plan)
     for problem in load_plugins():
         err_console.print(f"advdla run: warning: {problem}", highlight=False, markup=False)
     err_console.print(f"[bold]advdla run[/] on {plan.model}{' (quick)' if args.quick else ''} -> {plan.out}")
     t0 = time.perf_counter()
     display = _StageDisplay(STAGES)
     try:
-        outputs = run_pipeline(plan, report=display.report, on_stage=display.stage, progress=display.progress)
+        with removed_on_failure(plan.out):  # a run that fails part-way leaves no half-written --out behind
+            outputs = run_pipeline(plan, report=display.report, on_stage=display.stage, progress=display.progress)
     finally:
         display.close()
     _print_leaderboard(outputs)
     _print_summary(outputs, time.perf_counter() - t0)
     return 0
+
+
+def _check_before_writing(plan: Any) -> None:
+    """Refuse, before anything is printed or written, a --out that cannot be written or already holds a run's suite
+    (without --force), and a local or hub model that does not load or whose context is shorter than the run's
+    lengths (loaded once here; the registry's models load in the model stage and all fit)."""
+    from pathlib import Path
+
+    from advdla.models import MODELS, load_model
+    from advdla.pipeline import suite_name
+    from advdla.search import SearchConfig
+    from advdla.search.engine import check_lengths
+    from advdla.suites import check_destination
+
+    check_writable(plan.out, flag="--out")
+    check_destination(Path(plan.out) / "suites" / suite_name(plan.model), force=plan.force)
+    if plan.model not in MODELS:
+        with progress_bar(transient=True) as tick:
+            check_lengths(load_model(plan.model, progress=tick), SearchConfig(seq_len=plan.seq_len))
 
 
 class _StageDisplay:

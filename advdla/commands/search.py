@@ -11,7 +11,9 @@ from __future__ import annotations
 from contextlib import nullcontext
 from typing import Any
 
-from advdla.report import add_format_arg, emit, progress_bar
+from advdla.atomic import check_writable, removed_on_failure
+from advdla.errors import AdvdlaError
+from advdla.report import add_format_arg, device, emit, progress_bar
 
 # advdla.models (and what uses it) imports torch: imported inside the commands, so `advdla --help` starts fast
 
@@ -42,7 +44,7 @@ def register(subparsers: Any) -> None:
     p.add_argument("--out", default="advdla-search", help="output directory (default: ./advdla-search)")
     p.add_argument("--corpus", default="builtin",
                    help="text source for base windows and resamples (default: builtin)")
-    p.add_argument("--device", default="cpu", help="cpu or cuda (default: cpu)")
+    p.add_argument("--device", type=device, default="cpu", help="cpu, cuda, cuda:N or mps (default: cpu)")
     p.add_argument("--threads", type=int, default=None,
                    help="torch CPU threads (default: torch's choice; 1 is fastest on a busy machine)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
@@ -61,6 +63,10 @@ def cmd_search(args: Any) -> int:
                           max_examples=args.max_examples, corpus=args.corpus, max_verify=args.max_verify,
                           verify_resamples=args.verify_resamples)
     validate(config)  # fail on a bad budget or sampler before loading a model
+    for flag, value in (("--threads", args.threads), ("--max-examples", args.max_examples)):
+        if value is not None and value < 1:
+            raise AdvdlaError(f"{flag} must be at least 1, got {value}")
+    check_writable(args.out, flag="--out")  # before anything is created
     if args.storage:
         open_storage(args.storage)  # and on an unreachable storage
     if args.threads:
@@ -69,7 +75,10 @@ def cmd_search(args: Any) -> int:
         torch.set_num_threads(args.threads)
     with _bar(args, transient=True) as tick:
         bridge = load_model(args.model or DEFAULT_MODEL, device=args.device, progress=tick)
-    with _bar(args) as tick:
+    if bridge.cfg.d_vocab < config.pool_size:
+        raise AdvdlaError(f"the model's vocabulary of {bridge.cfg.d_vocab} tokens is smaller than the search's pool "
+                          f"of {config.pool_size} candidate tokens per slot: search a model with a larger vocabulary")
+    with removed_on_failure(args.out), _bar(args) as tick:  # a refused search leaves no fresh study behind
         result = run_search(bridge, config, out_dir=args.out, storage=args.storage, study_name=args.study,
                             progress=tick)
     emit(result.summary, args.format, tables=_tables(result))
