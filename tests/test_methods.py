@@ -26,7 +26,7 @@ from advdla.methods import (
 )
 from advdla.scoring import to_batch
 
-FAST_PARAMS = {"ig": {"steps": 2}}  # fewer IG steps keep the test fast; the property does not depend on them
+FAST_PARAMS = {"ig": {"steps": 2}, "atp-star": {"budget": 2}}  # keep the test fast; the properties hold for any
 
 
 @pytest.fixture(scope="module")
@@ -37,6 +37,11 @@ def rows(planted_suite):
 @pytest.fixture(scope="module")
 def batch(rows, planted):
     return to_batch(rows, planted.cfg, with_truth=True)
+
+
+def test_the_conformance_batch_holds_heads_and_mlps(batch):
+    """Every method below is checked on panels with both kinds of component (suite v3 panels hold MLPs too)."""
+    assert {c.kind for panel in batch.panels for c in panel} == {"head", "mlp"}
 
 
 @pytest.mark.parametrize("name", list(available_methods()))
@@ -69,20 +74,29 @@ def test_method_follows_panel_order(name, planted, batch):
 
 def test_metadata_and_did_you_mean():
     specs = available_methods()
-    assert {"dla", "dla-erasure-aware", "atp", "atp-star", "ig", "output-patching", "random", "oracle"} <= set(specs)
+    assert {"dla", "dla-relative", "dla-erasure-aware", "atp", "atp-graddrop", "atp-star", "ig", "tl-dla", "tl-atp",
+            "output-patching", "random", "oracle"} <= set(specs)
     assert specs["atp"].needs_grad and not specs["dla"].needs_grad and specs["oracle"].uses_truth
     assert all(s.description and s.version for s in specs.values())
     with pytest.raises(AdvdlaError, match="Did you mean 'atp-star'"):
         get_method("atp_star")
     with pytest.raises(AdvdlaError, match="steps >= 1"):
         get_method("ig", steps=0)
+    with pytest.raises(AdvdlaError, match="unknown ig rule"):
+        get_method("ig", rule="simpson")
+    with pytest.raises(AdvdlaError, match="budget >= 0"):
+        get_method("atp-star", budget=-1)
 
 
 def test_ig_and_atp_agree_with_the_exact_effect_where_the_model_is_linear_enough(planted, batch):
-    """On the honest head and the eraser (no cancellation through them), gradient methods match the truth."""
-    truth = batch.te_mean
+    """On the honest head and the eraser (no cancellation through them), gradient methods match the exact effect
+    over the method resamples they are given."""
+    from advdla.patching import total_effects
+
+    truth = torch.stack([total_effects(planted, batch.tokens[i:i + 1], batch.resamples[i:i + 1], batch.panels[i],
+                                       t1=batch.t1[i:i + 1], t2=batch.t2[i:i + 1]).mean[0] for i in range(len(batch))])
     honest, eraser = batch.panels[0].index(_comp(planted, "L2H0")), batch.panels[0].index(_comp(planted, "L1H2"))
-    for name in ("atp", "ig"):
+    for name in ("atp", "ig", "tl-atp"):
         est = get_method(name, **FAST_PARAMS.get(name, {})).attribute(planted, batch)
         for i in (honest, eraser):
             torch.testing.assert_close(est[:, i], truth[:, i], atol=0.1 * truth[:, i].abs().max().item(), rtol=0)
@@ -143,6 +157,7 @@ def test_a_broken_plugin_is_reported_and_the_builtins_survive(monkeypatch, capsy
 
 def test_registered_params_are_the_harness_defaults():
     assert method_spec("ig").params == {"steps": 16} and method_spec("dla").params == {}
+    assert method_spec("atp-star").params == {"budget": 5}
     for name, spec in available_methods().items():
         assert get_method(name, seed=0, **spec.params).name == name  # every method takes its own defaults
 

@@ -1,4 +1,4 @@
-"""Shared machinery of the gradient methods (atp, atp-star, ig): component sites, cached activations, gradients.
+"""Shared machinery of the gradient methods (atp, atp-star, atp-graddrop, ig): sites, cached activations, gradients.
 
 Context: a panel component's activation "site" is where a method reads and perturbs it: a head's ``hook_z``
 slice (its output before W_O, [batch, pos, d_head]) or an MLP's ``hook_mlp_out``. Patching a head's whole
@@ -6,8 +6,8 @@ input makes it emit exactly its resample ``z``, so the difference ``z_res - z_cl
 gradient methods only linearise what happens *downstream* of it.
 
 Why not backward hooks: TransformerBridge's backward hooks can come back silently empty (TransformerLens
-#1680). Instead each forward hook adds a zero leaf tensor that requires grad (``act + delta``, or replaces the
-activation by a leaf for IG), and :func:`torch.autograd.grad` differentiates LD with respect to those leaves.
+#1680). Instead each forward hook adds a zero leaf tensor that requires grad (``act + delta``; IG's leaf is its
+path parameter alpha), and :func:`torch.autograd.grad` differentiates LD with respect to those leaves.
 The leaves stay inside the graph, so gradients include every downstream path. The bridge's parameters do not
 require grad; the leaves do, under :func:`torch.enable_grad` (callers elsewhere run in inference mode).
 """
@@ -49,13 +49,10 @@ def cache_sites(bridge: Any, tokens: Int[Tensor, "n pos"], names: list[str]) -> 
 
 
 def gradients(bridge: Any, tokens: Int[Tensor, "n pos"], t1: Tensor, t2: Tensor, names: list[str], *,
-              values: dict[str, Tensor] | None = None, masks: dict[str, Tensor] | None = None,
               hooks: list[Hook] = (), acts: dict[str, Tensor] | None = None) -> dict[str, Tensor]:
-    """d LD / d activation at each site in ``names`` (LD summed over rows; rows are independent).
-
-    Without ``values``: at the model's own activations. With ``values`` and ``masks``: the activation is
-    ``act * (1 - mask) + value * mask`` (a site's masked entries set to ``value``), and the gradient is taken
-    with respect to ``value``. ``hooks`` are extra forward hooks (GradDrop's detaching ones).
+    """d LD / d activation at each site in ``names`` at the model's own activations (LD summed over rows; rows are
+    independent). ``hooks``: extra forward hooks, run after the sites' own (GradDrop's detaching ones);
+    ``acts``: filled with the sites' clean activations when given.
     """
     leaves: dict[str, Tensor] = {}
 
@@ -63,11 +60,8 @@ def gradients(bridge: Any, tokens: Int[Tensor, "n pos"], t1: Tensor, t2: Tensor,
         def hook(act: Tensor, hook: Any) -> Tensor:
             if acts is not None:
                 acts[name] = act.detach().clone()
-            if values is None:
-                leaves[name] = torch.zeros_like(act).requires_grad_(True)
-                return act + leaves[name]
-            leaves[name] = values[name].clone().requires_grad_(True)
-            return act * (1 - masks[name]) + leaves[name] * masks[name]
+            leaves[name] = torch.zeros_like(act).requires_grad_(True)
+            return act + leaves[name]
 
         return hook
 
@@ -89,23 +83,6 @@ def dot_per_component(grads: dict[str, Tensor], delta: dict[str, Tensor], compon
         g, d = grads[name], delta[name]
         cols.append((g[:, :, head] * d[:, :, head]).sum((1, 2)) if head is not None else (g * d).sum((1, 2)))
     return torch.stack(cols, 1)
-
-
-def panel_masks(acts: dict[str, Tensor], panels: list[list[Component]], repeat: int) -> dict[str, Tensor]:
-    """Per site, a 0/1 mask selecting each row's own panel components (rows: examples, each repeated ``repeat``
-    times)."""
-    masks = {}
-    for name, act in acts.items():
-        m = torch.zeros(len(panels), *([1] * (act.ndim - 1)), dtype=act.dtype)
-        if act.ndim == 4:  # heads: [n, pos, head, d_head]
-            m = torch.zeros(len(panels), 1, act.shape[2], 1, dtype=act.dtype)
-        for b, panel in enumerate(panels):
-            for c in panel:
-                n, head = site(c)
-                if n == name:
-                    m[b, :, head if head is not None else slice(None)] = 1.0
-        masks[name] = m.repeat_interleave(repeat, 0).to(act.device)
-    return masks
 
 
 def resample_acts(bridge: Any, resamples: Int[Tensor, "batch r pos"], names: list[str]) -> dict[str, Tensor]:
