@@ -199,6 +199,9 @@ CASES: list[Case] = [
     C("models-info-bad-config", "models info {W}/models/bad-config", "bad-config", "config.json"),
     C("models-info-bad-weights", "models info {W}/models/bad-weights", "bad-weights", "transformers"),
     C("models-fetch-hub-offline", "models fetch nobody-advdla/no-such-model", "no-such-model", "local directory"),
+    C("models-info-file", "models info {W}/afile.txt", "afile.txt", "config.json"),
+    C("models-fetch-home-unwritable", "models fetch smollm2-135m", "/sys/advdla-home", "ADVDLA_HOME",
+      env={"ADVDLA_HOME": "/sys/advdla-home"}),
     C("models-list-format", "models list --format xml", "xml", "table"),
     C("models-no-action", "models", "ACTION", "--help"),
     C("models-info-gelu-dir-missing", "models info gelu-4l", "ADVDLA_GELU4L_DIR", "directory",
@@ -259,6 +262,7 @@ CASES: list[Case] = [
     C("suite-verify-tampered-parquet", "suite verify {W}/suites/bad-sha", "sha256", "rebuild"),
     C("suite-verify-truncated-parquet", "suite verify {W}/suites/truncated", "dev.parquet", "rebuild"),
     C("suite-verify-missing-data", "suite verify {W}/suites/no-data", "dev.parquet", "rebuild"),
+    C("suite-verify-manifest-model", "suite verify {W}/suites/other-model", "planted-erasur", "did you mean"),
     C("suite-info-empty-dir", "suite info {W}/empty", "manifest.json", "suite"),
     C("suite-info-manifest-fields", "suite info {W}/suites/manifest-fields", "manifest", "rebuild"),
     C("suite-info-truncated-parquet", "suite info {W}/suites/truncated", "dev.parquet", "rebuild"),
@@ -280,6 +284,16 @@ CASES: list[Case] = [
       "100000", "128"),
     C("search-short-context", f"search {SHORT} --target L0H1 --seq-len 16 --out {{CWD}}/s", "16", "context of 8"),
     C("search-storage-unreachable", f"search {PLANTED} --storage {PG} --out {{CWD}}/s", "127.0.0.1", "storage"),
+    C("search-storage-sqlite-uncreatable", f"search {PLANTED} --storage sqlite:///{{W}}/afile.txt/study.db "
+      "--out {CWD}/s", "afile.txt", "--storage"),
+    C("search-storage-not-a-database", f"search {PLANTED} --target L0H1 --storage sqlite:///{{W}}/afile.txt "
+      "--out {CWD}/s", "afile.txt", "storage"),
+    C("search-storage-then-bad-model", "search --model gpt3 --storage sqlite:///{CWD}/shared.db --out {CWD}/s",
+      "gpt3", "known models"),
+    C("search-journal-then-bad-target", f"search {PLANTED} --target L9H9 --storage journal:{{CWD}}/study.log "
+      "--out {CWD}/s", "L9H9", "layers"),
+    C("search-unknown-objective", f"search {PLANTED} --objective compensate --out {{CWD}}/s", "compensate",
+      "did you mean"),
     C("search-storage-scheme", f"search {PLANTED} --storage ftp://x/y --out {{CWD}}/s", "ftp", "sqlite"),
     C("search-out-is-file", f"search {PLANTED} --target L0H1 --out {{W}}/afile.txt", "afile.txt", "--out"),
     C("search-out-sys", f"search {PLANTED} --target L0H1 --out /sys/advdla-search", "/sys", "--out"),
@@ -310,6 +324,7 @@ CASES: list[Case] = [
     C("run-unknown-model", "run --model planted-erasur --out {CWD}/r", "planted-erasur", "did you mean"),
     C("run-empty-model-dir", "run --model {W}/models/empty --out {CWD}/r", "is not a model", "config.json"),
     C("run-short-context", f"run {SHORT} --quick --out {{CWD}}/r", "16", "context of 8"),
+    C("run-tiny-vocab", f"run {VOCAB} --quick --out {{CWD}}/r", "vocabulary", "4"),
     C("run-existing-suite", f"run {PLANTED} --out {{W}}/old-run", "already exists", "--force"),
     # ------------------------------------------------------------------------------------------- leaderboard
     C("leaderboard-unknown-suite", "leaderboard --dir {W}/board --suite bad-input", "bad-input",
@@ -317,6 +332,8 @@ CASES: list[Case] = [
     C("leaderboard-split-matches-nothing", "leaderboard --dir {W}/board --split test", "test", "did you mean 'dev'"),
     C("leaderboard-unknown-split", "leaderboard --dir {W}/board --split val", "val", "dev"),
     C("leaderboard-unknown-sort", "leaderboard --dir {W}/board --sort spearmann", "spearmann", "did you mean"),
+    C("leaderboard-sort-kind", "leaderboard --dir {W}/board --sort natral.spearman", "natral",
+      "did you mean 'natural'"),
     C("leaderboard-dir-missing", "leaderboard --dir {W}/no-board", "no-board", "leaderboard add"),
     C("leaderboard-dir-empty", "leaderboard --dir {W}/empty", "no records", "leaderboard add"),
     C("leaderboard-show-with-files", "leaderboard show {W}/records/good.json --dir {W}/board", "add", "good.json"),
@@ -331,6 +348,10 @@ CASES: list[Case] = [
     C("leaderboard-add-unknown-suite", "leaderboard add {W}/records/unknown-suite.json --dir {W}/board",
       "no-such-suite", "Known suites"),
     C("leaderboard-add-stale", "leaderboard add {W}/records/stale.json --dir {W}/board", "fingerprint", "re-score"),
+    C("leaderboard-add-empty-list", "leaderboard add {W}/records/empty-list.json --dir {W}/board",
+      "empty-list.json", "score --out"),
+    C("leaderboard-add-bad-value", "leaderboard add {W}/records/bad-value.json --dir {W}/board", "bad-value.json",
+      "ResultRecord"),
     C("leaderboard-add-half-bad", "leaderboard add {W}/records/good.json {W}/records/no-metrics.json "
       "--dir {W}/fresh-board --suites {W}/suites", "no-metrics.json", "ResultRecord"),
     C("leaderboard-add-dir-uncreatable", "leaderboard add {W}/records/good.json --dir {W}/afile.txt/board "
@@ -486,6 +507,8 @@ def build_world(w: Path) -> None:
     shutil.copytree(good, suites / "no-data")
     (suites / "no-data" / "data" / "dev.parquet").unlink()
     manifest = json.loads((good / "manifest.json").read_text())
+    shutil.copytree(good, suites / "other-model")
+    (suites / "other-model" / "manifest.json").write_text(json.dumps({**manifest, "model": "planted-erasur"}))
     shutil.copytree(good, suites / "manifest-fields")
     for key in ("fingerprints", "fingerprint", "model"):
         manifest.pop(key, None)
@@ -502,6 +525,9 @@ def build_world(w: Path) -> None:
     (records / "no-metrics.json").write_text(json.dumps({k: v for k, v in record.items() if k != "metrics"}))
     (records / "unknown-suite.json").write_text(json.dumps({**record, "suite": {**record["suite"],
                                                                                "name": "no-such-suite"}}))
+    (records / "empty-list.json").write_text("[]")
+    metrics = [{**m, "value": "high"} for m in record["metrics"]]
+    (records / "bad-value.json").write_text(json.dumps({**record, "metrics": metrics}))
     (records / "stale.json").write_text(json.dumps({**record, "suite": {**record["suite"], "fingerprint": "0" * 64}}))
     shutil.copytree(w / "board", w / "readonly-board")
 

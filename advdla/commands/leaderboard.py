@@ -100,6 +100,8 @@ def _add(args: Any) -> int:
             raise AdvdlaError(f"cannot read {f}: {exc.strerror}; give a file written by `advdla score --out`") from None
         except ValueError as exc:
             raise AdvdlaError(f"{f} is not valid JSON ({exc}): give a file written by `advdla score --out`") from None
+        if data == []:
+            raise AdvdlaError(f"{f} holds no result records: give a file written by `advdla score --out`")
         for record in data if isinstance(data, list) else [data]:  # score --out writes a list; one record also works
             try:
                 entry = parse_record(record)

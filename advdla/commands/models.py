@@ -58,7 +58,12 @@ def cmd_fetch(args: Any) -> int:
 
     t0 = time.perf_counter()
     if args.name == "smollm2-135m":  # fetch only: no need to build a bridge
+        from advdla.atomic import check_writable
         from advdla.models import smollm2
+        from advdla.models.cache import advdla_home
+
+        if not smollm2.is_cached():  # it is built into the cache: refuse an unwritable one before downloading
+            check_writable(advdla_home(), flag="ADVDLA_HOME")
 
         with progress_bar(transient=True) as tick:
             path = str(smollm2.ensure(progress=tick))

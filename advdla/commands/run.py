@@ -7,6 +7,7 @@ from typing import Any
 
 from advdla.atomic import check_writable, removed_on_failure
 from advdla.commands.leaderboard import show
+from advdla.errors import AdvdlaError
 from advdla.progress import Step
 from advdla.report import console, err_console, progress_bar, table
 
@@ -67,8 +68,8 @@ def cmd_run(args: Any) -> int:
 
 def _check_before_writing(plan: Any) -> None:
     """Refuse, before anything is printed or written, a --out that cannot be written or already holds a run's suite
-    (without --force), and a local or hub model that does not load or whose context is shorter than the run's
-    lengths (loaded once here; the registry's models load in the model stage and all fit)."""
+    (without --force), and a local or hub model that does not load, or whose context or vocabulary is smaller than
+    the run needs (loaded once here; the registry's models load in the model stage and all fit)."""
     from pathlib import Path
 
     from advdla.models import MODELS, load_model
@@ -81,7 +82,12 @@ def _check_before_writing(plan: Any) -> None:
     check_destination(Path(plan.out) / "suites" / suite_name(plan.model), force=plan.force)
     if plan.model not in MODELS:
         with progress_bar(transient=True) as tick:
-            check_lengths(load_model(plan.model, progress=tick), SearchConfig(seq_len=plan.seq_len))
+            bridge = load_model(plan.model, progress=tick)
+        check_lengths(bridge, SearchConfig(seq_len=plan.seq_len))
+        if bridge.cfg.d_vocab < plan.pool_size:
+            raise AdvdlaError(f"the model's vocabulary of {bridge.cfg.d_vocab} tokens is smaller than the run's "
+                              f"search pool of {plan.pool_size} candidate tokens per slot: use a model with a larger "
+                              f"vocabulary")
 
 
 class _StageDisplay:

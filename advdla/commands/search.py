@@ -67,7 +67,9 @@ def cmd_search(args: Any) -> int:
         if value is not None and value < 1:
             raise AdvdlaError(f"{flag} must be at least 1, got {value}")
     check_writable(args.out, flag="--out")  # before anything is created
-    if args.storage:
+    if args.storage and _storage_file(args.storage):  # a file storage is created by the search, not before it
+        check_writable(_storage_file(args.storage), flag="--storage", kind="file")
+    elif args.storage:
         open_storage(args.storage)  # and on an unreachable storage
     if args.threads:
         import torch
@@ -83,6 +85,14 @@ def cmd_search(args: Any) -> int:
                             progress=tick)
     emit(result.summary, args.format, tables=_tables(result))
     return 0
+
+
+def _storage_file(url: str) -> str | None:
+    """The file of a sqlite:///PATH or journal:PATH storage (None for a server)."""
+    for prefix in ("sqlite:///", "journal:"):
+        if url.startswith(prefix):
+            return url.removeprefix(prefix)
+    return None
 
 
 def _bar(args: Any, *, transient: bool = False) -> Any:
