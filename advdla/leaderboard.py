@@ -1,17 +1,24 @@
-"""The leaderboard: a folder of result records, validated on the way in, ranked on the way out.
+"""The leaderboard: a folder of result records, validated on the way in, ranked and judged on the way out.
 
 Context: ``advdla score`` writes one self-describing result record per attribution method (see
-:mod:`advdla.scoring`): which method and version, which suite (name, version, fingerprint) and split, and
-its metrics with bootstrap intervals, separately on adversarial and natural examples. The leaderboard is
-nothing but those records, one JSON file per (suite, suite version, split, method, method version), in a
-folder (``leaderboard/`` in the repository), plus ``LEADERBOARD.md`` rendered from them.
+:mod:`advdla.scoring`): which method and version with which parameters, which suite (name, version,
+fingerprint) and split, its metrics with cluster-bootstrap intervals per group of examples (adversarial,
+natural, all, and the adversarial examples' mechanisms: compensation, baseline, mixed), and its per-example
+values. The leaderboard is nothing but those records, one JSON file per (suite, suite version, split, method,
+method version), in a folder (``leaderboard/`` in the repository), plus ``LEADERBOARD.md`` rendered from them.
 
 Intuition: a score means something only for the exact suite it was computed on. Every record carries that
 suite's fingerprint; when the suite on disk (``suites/<name>/manifest.json``) is rebuilt, its fingerprint
 moves and the old records become *stale*: they are listed apart, never ranked next to current ones.
-The number a reader wants is the *drop*: how much worse a method does on adversarial examples than on
-natural ones (Spearman natural - Spearman adversarial; fooled rate adversarial vs natural). A method that
-erasure does not fool has a drop near 0.
+
+What a table shows (:func:`ranked_rows`): the *noise ceiling* on top, marked and not ranked: ``output-patching``
+run on the method resamples is exact, and differs from the truth only because the truth averages over other
+resamples, so no method can be expected to beat it; then the methods, ranked; then sanity rows that read the
+truth (``oracle``), not ranked. Per method: rank agreement and fooled rate per mechanism and on natural
+examples, the |TE|-weighted Spearman and the AUROC, and its *paired* difference from DLA on the same examples
+(:func:`paired`: a cluster bootstrap over base documents of the per-example differences, which is what tells a
+real improvement from overlapping intervals). :func:`verdict` turns those numbers into the three or four
+sentences that open ``LEADERBOARD.md``; no number in them is written by hand.
 
 Adding a record (:func:`add_record`) validates it (schema, known suite, matching fingerprint) and writes
 it atomically (temporary file + ``os.replace``) under a file lock, so concurrent ``advdla score`` runs
@@ -29,27 +36,29 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from advdla.atomic import jsonable, write_json_atomic, write_text_atomic
 from advdla.errors import AdvdlaError, did_you_mean
-from advdla.scoring import METRICS, ResultRecord
+from advdla.methods import METHODS
+from advdla.scoring import METRICS, ResultRecord, paired_interval
 from advdla.suites import KINDS
 
-__all__ = [
-    "Entry",
-    "Board",
-    "parse_record",
-    "record_filename",
-    "add_record",
-    "load_board",
-    "ranked_rows",
-    "render_markdown",
-    "write_markdown",
-    "suite_fingerprint",
-    "KINDS",
-]
+__all__ = ["Entry", "Board", "parse_record", "record_filename", "add_record", "load_board", "groups", "role",
+           "paired", "beats", "ranked_rows", "display_rows", "verdict", "render_markdown", "write_markdown",
+           "suite_fingerprint", "check_current", "KINDS", "GROUPS", "CEILING", "BASELINE"]
 
 LOCK_NAME = ".leaderboard.lock"
 MARKDOWN_NAME = "LEADERBOARD.md"
+# The groups of examples a record scores, with the abbreviation of their columns (``spearman_comp`` ...).
+GROUPS = {"adversarial": "adv", "compensation": "comp", "baseline": "base", "mixed": "mixed", "natural": "nat",
+          "all": "all"}
+CEILING = "output-patching"  # exact on the method resamples: the noise ceiling
+BASELINE = "dla"  # what every method is compared with, pairwise
+RELATIVE = "dla-relative"  # the verdict asks whether it fixes baseline examples
+COMPARED = (("spearman", "adversarial"), ("fooled", "adversarial"), ("spearman", "compensation"),
+            ("fooled", "compensation"), ("spearman", "baseline"), ("fooled", "baseline"), ("spearman", "natural"),
+            ("fooled", "natural"))  # (metric, group) pairs each row carries a paired difference from DLA for
 
 
 @dataclass
@@ -265,32 +274,97 @@ def groups(entries: list[Entry]) -> dict[tuple[str, int, str], list[Entry]]:
     return dict(sorted(out.items()))
 
 
+# ------------------------------------------------------------------------------------------------ roles
+
+
+def role(entry: Entry) -> str:
+    """``ceiling`` (the noise ceiling: :data:`CEILING` on the method resamples, shown on top, not ranked),
+    ``sanity`` (a row that reads the truth, like ``oracle``: shown below, not ranked) or ``method``."""
+    if entry.method == CEILING:
+        return "ceiling"
+    spec = METHODS.get(entry.method)
+    return "sanity" if (spec is not None and spec.uses_truth) or entry.method == "oracle" else "method"
+
+
+# ------------------------------------------------------------------------------------- paired comparisons
+
+
+def per_example(entry: Entry) -> dict[str, dict[str, Any]]:
+    """The record's per-example rows (example_id -> {kind, mechanism, cluster, metric: value...})."""
+    return {row["example_id"]: row for row in entry.record.get("per_example") or []}
+
+
+def _in_group(row: dict[str, Any], group: str) -> bool:
+    if group == "all":
+        return True
+    if group in ("adversarial", "natural"):
+        return row.get("kind") == group
+    return row.get("kind") == "adversarial" and row.get("mechanism") == group
+
+
+def paired(entry: Entry, base: Entry, metric: str, group: str) -> tuple[float, float, float, int]:
+    """Mean of (entry - base) for ``metric`` over the ``group`` examples both were scored on, with the paired
+    cluster-bootstrap 95% interval (:func:`advdla.scoring.paired_interval`) and the number of examples used."""
+    mine, theirs = per_example(entry), per_example(base)
+    ids = [i for i, row in theirs.items() if i in mine and _in_group(row, group)]
+    a = np.array([_num(mine[i].get(metric)) for i in ids], dtype=float)
+    b = np.array([_num(theirs[i].get(metric)) for i in ids], dtype=float)
+    clusters = np.array([str(theirs[i].get("cluster", i)) for i in ids])
+    n = int((~np.isnan(a - b)).sum()) if ids else 0
+    if n == 0:
+        return math.nan, math.nan, math.nan, 0
+    mean, lo, hi = paired_interval(a, b, clusters, seed=0)
+    return mean, lo, hi, n
+
+
+def beats(entry: Entry, base: Entry, metric: str, group: str) -> bool | None:
+    """True when ``entry`` is better than ``base`` with a paired interval that excludes 0, False when it is
+    not, None when there is nothing to compare (no shared examples in the group)."""
+    mean, lo, hi, n = paired(entry, base, metric, group)
+    if n == 0 or math.isnan(lo):
+        return None
+    return lo > 0 if _higher_is_better(metric) else hi < 0
+
+
+# ----------------------------------------------------------------------------------------------- ranking
+
+
 def sort_key(sort: str) -> tuple[str, str]:
-    """``spearman`` -> (adversarial, spearman); ``natural.kendall`` -> (natural, kendall); ``drop`` allowed."""
+    """``spearman`` -> (adversarial, spearman); ``compensation.fooled`` -> (compensation, fooled); ``drop``."""
     kind, _, metric = sort.rpartition(".")
     return (kind or "adversarial"), metric
 
 
 def ranked_rows(entries: list[Entry], *, sort: str = "spearman") -> list[dict[str, Any]]:
-    """One row per method, best first by ``sort`` (on adversarial examples unless prefixed ``natural.``).
+    """One row per method: the noise ceiling first (``rank`` 'ceiling'), then the methods best first by ``sort``
+    (a metric on adversarial examples, or ``GROUP.METRIC``), then sanity rows (``rank`` 'sanity', e.g. oracle).
 
-    Each row: rank, method, version, every metric per kind as ``value`` plus ``[low, high]``, and the drops.
-    ``drop_spearman`` = Spearman natural - Spearman adversarial (positive: erasure hurts the method).
+    Each row: rank, method, version, role, params, wall_time_s, every metric per group as ``{metric}_{abbr}``
+    plus ``..._ci`` [low, high] (abbreviations in :data:`GROUPS`), the drops, and for every method but DLA its
+    paired difference from DLA ``vs_dla_{metric}_{abbr}`` = [mean, low, high] (per-example records needed).
     """
     kind, metric = sort_key(sort)
+    if kind not in GROUPS:
+        raise AdvdlaError(f"unknown group {kind!r} in --sort {sort}: use METRIC or GROUP.METRIC with GROUP one of "
+                          f"{', '.join(GROUPS)}{did_you_mean(kind, list(GROUPS))}")
     known = {m for e in entries for k in e.metrics.values() for m in k} | {"drop"}
     if entries and metric not in known:
         raise AdvdlaError(
             f"unknown --sort metric {metric!r}: known are {', '.join(sorted(known))}."
             f"{did_you_mean(metric, sorted(known))}"
         )
-    rows = [_row(e) for e in entries]
-    col = "drop_spearman" if metric == "drop" else f"{metric}_{kind[:3]}"
+    base = next((e for e in entries if e.method == BASELINE), None)
+    rows = [_row(e, base) for e in entries]
+    col = "drop_spearman" if metric == "drop" else f"{metric}_{GROUPS[kind]}"
     higher = next((e.higher_is_better[metric] for e in entries if metric in e.higher_is_better), True)
     sign = 1.0 if metric == "drop" or not higher else -1.0
-    rows.sort(key=lambda r: (math.isnan(r.get(col, math.nan)), sign * _nan0(r.get(col, math.nan)), r["method"]))
-    for i, r in enumerate(rows, 1):
-        r["rank"] = i
+    order = {"ceiling": 0, "method": 1, "sanity": 2}
+    rows.sort(key=lambda r: (order[r["role"]], math.isnan(r.get(col, math.nan)), sign * _nan0(r.get(col, math.nan)),
+                             r["method"]))
+    n = 0
+    for r in rows:
+        n += r["role"] == "method"
+        r["rank"] = n if r["role"] == "method" else r["role"]
     return [{"rank": r.pop("rank"), **r} for r in rows]
 
 
@@ -298,46 +372,89 @@ def _nan0(x: float) -> float:
     return 0.0 if math.isnan(x) else x
 
 
-def _row(e: Entry) -> dict[str, Any]:
-    row: dict[str, Any] = {"method": e.method, "version": e.method_version}
-    for kind in KINDS:
-        row[f"n_{kind[:3]}"] = e.n.get(kind)
+def _row(e: Entry, base: Entry | None) -> dict[str, Any]:
+    params = {k: v for k, v in (e.record.get("method", {}).get("params") or {}).items() if k != "seed"}
+    row: dict[str, Any] = {"method": e.method, "version": e.method_version, "role": role(e), "params": params,
+                           "wall_time_s": _num(e.record.get("wall_time_s"))}
+    for kind, abbr in GROUPS.items():
+        row[f"n_{abbr}"] = e.n.get(kind)
         for metric, (v, lo, hi) in sorted(e.metrics.get(kind, {}).items()):
-            row[f"{metric}_{kind[:3]}"] = v
-            row[f"{metric}_{kind[:3]}_ci"] = [lo, hi]
+            row[f"{metric}_{abbr}"] = v
+            row[f"{metric}_{abbr}_ci"] = [lo, hi]
     row["drop_spearman"] = e.value("natural", "spearman") - e.value("adversarial", "spearman")
     row["drop_fooled"] = e.value("adversarial", "fooled") - e.value("natural", "fooled")
+    if base is not None and e is not base and role(e) == "method":
+        for metric, kind in COMPARED:
+            mean, lo, hi, n = paired(e, base, metric, kind)
+            if n:
+                row[f"vs_dla_{metric}_{GROUPS[kind]}"] = [mean, lo, hi]
     return row
 
 
 # --------------------------------------------------------------------------------------------- rendering
 
-# Columns shown in the markdown: (header, row key, with interval). The terminal table shows those marked True
-# in COMPACT (the rest are in --format markdown and json), each interval on its own line to stay narrow.
+# Columns shown in the markdown: (header, row key, with interval). The terminal table shows those in COMPACT
+# (everything is in --format markdown and json), each interval on its own line to stay narrow.
 DISPLAY = (
     ("Spearman adv", "spearman_adv", True),
+    ("Spearman comp", "spearman_comp", True),
+    ("Spearman base", "spearman_base", True),
     ("Spearman nat", "spearman_nat", True),
-    ("drop", "drop_spearman", False),
-    ("Kendall adv", "kendall_adv", True),
-    ("top-k recall adv", "topk_recall_adv", True),
-    ("fooled adv", "fooled_adv", True),
+    ("TE-weighted Spearman adv", "spearman_w_adv", True),
+    ("AUROC adv", "auroc_adv", True),
+    ("fooled comp", "fooled_comp", True),
+    ("fooled base", "fooled_base", True),
     ("fooled nat", "fooled_nat", True),
+    ("vs DLA: Spearman adv", "vs_dla_spearman_adv", True),
+    ("vs DLA: fooled adv", "vs_dla_fooled_adv", True),
+    ("time s", "wall_time_s", False),
 )
-COMPACT = {"spearman_adv", "spearman_nat", "drop_spearman", "fooled_adv", "fooled_nat"}
+COMPACT = {"spearman_comp", "spearman_base", "spearman_nat", "fooled_comp", "fooled_base", "fooled_nat",
+           "vs_dla_spearman_adv"}
 
 
 def display_rows(rows: list[dict[str, Any]], *, compact: bool = False) -> list[dict[str, str]]:
-    """Rows as strings, ``0.52 [0.41, 0.63]`` (``compact``: fewer columns, the interval on a second line)."""
+    """Rows as strings, ``0.52 [0.41, 0.63]`` (``compact``: fewer columns, the interval on a second line).
+
+    The ceiling's and sanity rows' method cells say what they are; paired differences from DLA are marked
+    ``*`` where their interval excludes 0.
+    """
     present = [(h, k, ci) for h, k, ci in DISPLAY if any(k in r for r in rows) and (not compact or k in COMPACT)]
     out = []
     for r in rows:
-        d = {"#": str(r["rank"]), "method": r["method"] if compact else f"{r['method']} v{r['version']}"}
+        d = {"#": "" if r["role"] != "method" else str(r["rank"]), "method": _method_cell(r, compact)}
         for header, key, ci in present:
-            d[header] = _cell(r.get(key, math.nan), r.get(f"{key}_ci") if ci else None, sep="\n" if compact else " ")
+            d[header] = _value_cell(r, key, ci, sep="\n" if compact else " ")
         if not compact:  # the terminal table says it in its title
-            d["n adv/nat"] = f"{r.get('n_adv') or '?'}/{r.get('n_nat') or '?'}"
+            d["n comp/base/nat"] = "/".join(str(r.get(f"n_{a}") or 0) for a in ("comp", "base", "nat"))
         out.append(d)
     return out
+
+
+def _method_cell(r: dict[str, Any], compact: bool) -> str:
+    name = r["method"] if compact else f"{r['method']} v{r['version']}"
+    if not compact and r["params"]:
+        name += " (" + ", ".join(f"{k}={v}" for k, v in sorted(r["params"].items())) + ")"
+    tag = {"ceiling": "noise ceiling", "sanity": "sanity, not ranked"}.get(r["role"])
+    return f"{name} [{tag}]" if tag else name
+
+
+def _value_cell(r: dict[str, Any], key: str, ci: bool, *, sep: str) -> str:
+    v = r.get(key, math.nan)
+    if key.startswith("vs_dla_"):
+        return _diff_cell(v, sep=sep)
+    if key == "wall_time_s":
+        return "-" if v is None or math.isnan(v) else f"{v:.1f}"
+    return _cell(v, r.get(f"{key}_ci") if ci else None, sep=sep)
+
+
+def _diff_cell(v: Any, *, sep: str) -> str:
+    if not isinstance(v, list) or any(x is None or math.isnan(x) for x in v):
+        return "-"
+    mean, lo, hi = v
+    star = "*" if lo > 0 or hi < 0 else ""
+    interval = f"[{lo:+.2f},{hi:+.2f}]" if sep == "\n" else f"[{lo:+.2f}, {hi:+.2f}]"
+    return f"{mean:+.2f}{star}{sep}{interval}"
 
 
 def _cell(v: float, ci: list[float] | None, *, sep: str = " ") -> str:
@@ -349,22 +466,132 @@ def _cell(v: float, ci: list[float] | None, *, sep: str = " ") -> str:
     return s
 
 
+# ----------------------------------------------------------------------------------------------- verdict
+
+
+def verdict(entries: list[Entry]) -> list[str]:
+    """Three or four sentences stating what one (suite, split) table says, every number read from the records:
+    how often DLA is fooled (per mechanism), which methods beat DLA on compensation examples with a paired
+    interval that excludes 0, whether dla-relative fixes baseline examples, and the ceiling against the best."""
+    by = {e.method: e for e in entries}
+    dla = by.get(BASELINE)
+    if dla is None:
+        return [f"DLA was not scored on this split, so nothing is compared with it; {len(entries)} methods were."]
+    out = [_dla_sentence(dla)]
+    out.append(_compensation_sentence(entries, dla))
+    if "baseline" in dla.metrics:
+        out.append(_baseline_sentence(by.get(RELATIVE), dla))
+    ceiling = _ceiling_sentence(entries)
+    if ceiling:
+        out.append(ceiling)
+    return out
+
+
+def _pct(x: float) -> str:
+    return "-" if math.isnan(x) else f"{100 * x:.0f}%"
+
+
+def _dla_sentence(dla: Entry) -> str:
+    per = [f"{_pct(dla.value(g, 'fooled'))} of {dla.n.get(g, 0)} {g}" for g in ("compensation", "baseline", "mixed")
+           if dla.n.get(g)]
+    detail = f" ({'; '.join(per)})" if per else ""
+    return (f"DLA is fooled on {_pct(dla.value('adversarial', 'fooled'))} of the {dla.n.get('adversarial', 0)} "
+            f"adversarial examples{detail} and on {_pct(dla.value('natural', 'fooled'))} of the "
+            f"{dla.n.get('natural', 0)} natural ones.")
+
+
+def _compensation_sentence(entries: list[Entry], dla: Entry) -> str:
+    group = "compensation" if dla.n.get("compensation") else "adversarial"
+    methods = [e for e in entries if role(e) == "method" and e is not dla]
+    verdicts = {e.method: beats(e, dla, "spearman", group) for e in methods}
+    if all(v is None for v in verdicts.values()):
+        return f"No per-example results on {group} examples to compare the methods with DLA."
+    better = [f"{m} ({paired(next(e for e in methods if e.method == m), dla, 'spearman', group)[0]:+.2f})"
+              for m, v in verdicts.items() if v]
+    if not better:
+        return (f"On {group} examples no method ranks components better than DLA with a paired 95% interval of "
+                f"the Spearman difference that excludes 0.")
+    rest = [m for m, v in verdicts.items() if v is False]
+    tail = f"; {', '.join(rest)} do not" if rest else ""
+    return (f"On {group} examples {_join(better)} rank components better than DLA (paired 95% interval of the "
+            f"Spearman difference above 0, mean difference in brackets){tail}.")
+
+
+def _baseline_sentence(relative: Entry | None, dla: Entry) -> str:
+    if relative is None:
+        return f"{RELATIVE} was not scored, so whether it fixes DLA's baseline examples is open."
+    f_rel, f_dla = relative.value("baseline", "fooled"), dla.value("baseline", "fooled")
+    mean, lo, hi, n = paired(relative, dla, "fooled", "baseline")
+    interval = f" (paired difference {mean:+.2f} [{lo:+.2f}, {hi:+.2f}])" if n else ""
+    if math.isnan(f_rel) or math.isnan(f_dla):
+        return f"The fooled rates of {RELATIVE} and DLA on baseline examples are undefined here."
+    if f_dla == 0:
+        how = "DLA is not fooled there to begin with"
+    elif f_rel <= 0.5 * f_dla:
+        how = "at most half of DLA's: it fixes most of them" if f_rel > 0 else "it fixes all of them"
+    else:
+        how = "more than half of DLA's: it does not fix them"
+    return (f"On the {dla.n.get('baseline', 0)} baseline examples {RELATIVE} is fooled on {_pct(f_rel)} against "
+            f"DLA's {_pct(f_dla)}{interval}, {how}.")
+
+
+def _ceiling_sentence(entries: list[Entry]) -> str | None:
+    ceiling = next((e for e in entries if role(e) == "ceiling"), None)
+    methods = [e for e in entries if role(e) == "method" and not math.isnan(e.value("adversarial", "spearman"))]
+    if ceiling is None or not methods:
+        return None
+    best = max(methods, key=lambda e: e.value("adversarial", "spearman"))
+    c, b = ceiling.value("adversarial", "spearman"), best.value("adversarial", "spearman")
+    above = " (above it: resampling noise, not a better method)" if b > c else ""
+    return (f"The noise ceiling ({CEILING} on the method resamples) reaches a Spearman of {c:.2f} on adversarial "
+            f"examples; the best method, {best.method}, reaches {b:.2f}{above}.")
+
+
+def _join(items: list[str]) -> str:
+    return items[0] if len(items) == 1 else ", ".join(items[:-1]) + " and " + items[-1]
+
+
+def _headline_groups(board: Board) -> list[tuple[tuple[str, int, str], list[Entry]]]:
+    """Per suite (latest version), the split the verdict speaks for: test if scored, else all, else dev."""
+    grouped = groups(board.current)
+    out = []
+    for suite in sorted({s for s, _, _ in grouped}):
+        version = max(v for s, v, _ in grouped if s == suite)
+        for split in ("test", "all", "dev"):
+            if (suite, version, split) in grouped:
+                out.append(((suite, version, split), grouped[(suite, version, split)]))
+                break
+    return out
+
+
+INTRO = (
+    "Attribution methods scored against causal ground truth (each component's total effect: its output resampled, "
+    "averaged over the truth's resamples) on advdla suites. Methods see only their own resamples, disjoint from "
+    "the truth's. Values are means over examples with cluster-bootstrap 95% intervals (clusters: the base "
+    "documents); *adv* = adversarial examples (prompts on which DLA misleads), split by mechanism: *comp* = "
+    "compensation (later components undo the target's direct effect), *base* = baseline (DLA's zero baseline "
+    "overstates an output that hardly depends on the context); *nat* = natural corpus examples. *fooled* = share "
+    "of examples where the method puts the target in its top k although its true effect is not. *TE-weighted "
+    "Spearman* weighs each component by its |TE|; *AUROC* separates the components with |TE| >= 0.1 |LD| from "
+    "the rest. *vs DLA* = the paired difference from DLA on the same examples with its paired cluster-bootstrap "
+    "interval (`*`: the interval excludes 0). The *noise ceiling* (`output-patching` on the method resamples: "
+    "exact, but on other resamples than the truth's) is shown on top and not ranked; `oracle` (the truth itself) "
+    "is a sanity row, not ranked. *time s*: the method's wall time on the split (its cost, with its parameters "
+    "in brackets). Rendered by `advdla leaderboard render`; the verdict sentences are generated from the records."
+)
+
+
 def render_markdown(board: Board, *, sort: str = "spearman") -> str:
-    """The leaderboard as markdown: one ranked table per (suite, version, split), then stale records and problems."""
-    lines = [
-        "# advdla leaderboard",
-        "",
-        "Attribution methods scored against causal ground truth (head-input patching over resamples) on advdla "
-        "suites. Values are means over examples with bootstrap 95% intervals; *adv* = adversarial examples "
-        "(prompts on which DLA overstates the target's effect), *nat* = natural corpus examples. "
-        "*drop* = Spearman natural - Spearman adversarial: how much erasure hurts the method. "
-        "*fooled* = share of examples where the method puts the target in its top k although its true effect "
-        f"is not. Ranked by {sort} on adversarial examples. Rendered by `advdla leaderboard render`.",
-        "",
-    ]
+    """The leaderboard as markdown: the generated verdict, then one table per (suite, version, split), then stale
+    records and problems."""
+    lines = ["# advdla leaderboard", ""]
+    for (suite, version, split), entries in _headline_groups(board):
+        lines += [f"**{suite} v{version}, {split} split.** " + " ".join(verdict(entries)), ""]
+    lines += [INTRO, "", f"Methods ranked by {sort} ({sort_key(sort)[0]} examples).", ""]
     for (suite, version, split), entries in groups(board.current).items():
         fp = entries[0].suite_fingerprint
         lines += [f"## {suite} v{version}, {split} split", "", f"Suite fingerprint `{fp[:16]}`.", ""]
+        lines += [" ".join(verdict(entries)), ""]
         lines += _md_table(display_rows(ranked_rows(entries, sort=sort))) + [""]
     if not board.current:
         lines += ["No current records.", ""]

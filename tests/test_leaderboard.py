@@ -6,6 +6,7 @@ import json
 import multiprocessing as mp
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from advdla.cli import main
@@ -75,17 +76,19 @@ def lb(tmp_path):
 
 
 def test_ranking_and_drop(lb):
-    for rec in (make_record("dla", 0.2, 0.8), make_record("oracle", 1.0, 1.0), make_record("random", 0.0, 0.0)):
+    for rec in (make_record("dla", 0.2, 0.8), make_record("oracle", 1.0, 1.0), make_record("random", 0.0, 0.0),
+                make_record("output-patching", 0.9, 0.9)):
         add_record(rec, lb)
     rows = ranked_rows(load_board(lb).current)
-    assert [r["method"] for r in rows] == ["oracle", "dla", "random"]
+    # the noise ceiling on top (not ranked), then the methods ranked, then the oracle (a sanity row, not ranked)
+    assert [(r["rank"], r["method"]) for r in rows] == [("ceiling", "output-patching"), (1, "dla"), (2, "random"),
+                                                        ("sanity", "oracle")]
     assert rows[1]["drop_spearman"] == pytest.approx(0.6)
     assert rows[1]["spearman_adv_ci"] == pytest.approx([0.1, 0.3])
     # the fooled rate is lower-is-better (the record says so), so ranking by it puts the least-fooled first
-    add_record(make_record("oracle", 1.0, 1.0, fooled_adv=0.0), lb)
+    add_record(make_record("random", 0.0, 0.0, fooled_adv=0.0), lb)
     rows = ranked_rows(load_board(lb).current, sort="fooled")
-    assert [r["method"] for r in rows] == ["oracle", "random", "dla"] or rows[0]["method"] == "oracle"
-    assert rows[0]["fooled_adv"] == 0.0 and rows[-1]["fooled_adv"] == 0.5
+    assert [r["method"] for r in rows if r["role"] == "method"] == ["random", "dla"]
 
 
 def test_file_name_and_replacement(lb):
@@ -136,8 +139,8 @@ def test_bad_records_are_one_line_each_and_the_rest_render(lb, capsys):
 
 def test_empty_and_missing_folder(lb, tmp_path, capsys):
     lb.mkdir()
-    assert main(["leaderboard", "--dir", str(lb)]) == 0
-    assert "no current records" in capsys.readouterr().err
+    assert main(["leaderboard", "--dir", str(lb)]) == 2  # an empty folder is an error with the way out
+    assert "no records" in capsys.readouterr().err
     assert main(["leaderboard", "--dir", str(tmp_path / "nope")]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "no leaderboard folder" in err
@@ -151,8 +154,8 @@ def test_cli_add_json_markdown_and_render(lb, tmp_path, capsys):
     out = capsys.readouterr().out
     payload = json.loads(out.split("\n", 2)[2])  # first lines: the paths `add` printed
     assert payload["boards"][0]["rows"][0]["method"] == "dla" and payload["boards"][0]["fingerprint"] == FP
-    assert main(["leaderboard", "--dir", str(lb), "--split", "test", "--format", "json"]) == 0
-    assert json.loads(capsys.readouterr().out)["boards"] == []
+    assert main(["leaderboard", "--dir", str(lb), "--split", "test", "--format", "json"]) == 2  # matches nothing
+    assert "Did you mean 'dev'" in capsys.readouterr().err
     assert main(["leaderboard", "render", "--dir", str(lb)]) == 0
     assert "| 1 | dla v1 |" in (lb / "LEADERBOARD.md").read_text()
     assert main(["leaderboard", "--dir", str(lb), "--sort", "spearmann"]) == 2
@@ -175,3 +178,144 @@ def test_concurrent_adds_lose_nothing(lb, tmp_path):
     assert len(board.current) == 20 and not board.problems
     assert {e.method for e in board.current} == {f"m{w}-{i}" for w in range(4) for i in range(5)}
     assert not list(lb.glob(".*.tmp"))
+
+
+# ------------------------------------------------------------------- v2: groups, paired intervals, the verdict
+
+
+def _v2_record(method: str, per: dict[str, dict[str, float]], *, wall: float = 1.0, params: dict | None = None,
+               split: str = "test") -> dict:
+    """A record made by the real scoring code (aggregate + make_record) from hand-made per-example values.
+
+    ``per``: example_id -> {metric: value}; the examples' kinds and mechanisms come from :data:`EXAMPLES`.
+    """
+    from types import SimpleNamespace
+
+    import pandas as pd
+
+    from advdla.scoring import make_record as scoring_record
+    from advdla.scoring.metrics import aggregate
+
+    rows = [{"method": method, "example_id": i, "split": split, "kind": EXAMPLES[i][0], "mechanism": EXAMPLES[i][1],
+             "cluster": f"doc{i}", "metric": metric, "value": value}
+            for i, values in per.items() for metric, value in values.items()]
+    per_frame = pd.DataFrame(rows)
+    frame = aggregate(per_frame, n_boot=200)
+    run = SimpleNamespace(name=method, version="1", params={"seed": 0, **(params or {})}, wall_time_s=wall,
+                          per_example=per_frame)
+    manifest = {"name": "toy", "version": 1, "fingerprint": FP, "model": "planted-erasure"}
+    return scoring_record(run, frame, manifest, split=split, k=3, n_examples=len(per), device="cpu").to_dict()
+
+
+# 8 compensation and 4 baseline adversarial examples, 6 natural ones
+EXAMPLES = {**{f"c{i}": ("adversarial", "compensation") for i in range(8)},
+            **{f"b{i}": ("adversarial", "baseline") for i in range(4)},
+            **{f"n{i}": ("natural", "none") for i in range(6)}}
+
+
+def _values(spearman, fooled) -> dict[str, dict[str, float]]:
+    """Per example {spearman, fooled}: ``spearman(i, kind, mechanism)``, ``fooled(i, kind, mechanism)``."""
+    out = {ex: {"spearman": spearman(i, *EXAMPLES[ex]), "fooled": fooled(i, *EXAMPLES[ex])}
+           for i, ex in enumerate(EXAMPLES)}
+    return {ex: {**v, "spearman_w": v["spearman"], "auroc": 0.5 + v["spearman"] / 2} for ex, v in out.items()}
+
+
+def _noise(i: int) -> float:
+    return ((i * 37) % 11 - 5) / 100  # deterministic, in [-0.05, 0.05]
+
+
+def _dla_spearman(i, kind, mech):
+    return {"compensation": 0.2, "baseline": 0.3, "none": 0.8}[mech] + _noise(i)
+
+
+@pytest.fixture
+def v2board(tmp_path):
+    make_suite(tmp_path)
+    lb = tmp_path / "leaderboard"
+    records = {
+        "dla": _values(_dla_spearman, lambda i, kind, mech: float(kind == "adversarial")),
+        "atp": _values(lambda i, k, m: _dla_spearman(i, k, m) + (0.4 if m == "compensation" else 0.0) + _noise(i + 3),
+                       lambda i, kind, mech: 0.0),
+        "dla-relative": _values(lambda i, k, m: _dla_spearman(i, k, m) + _noise(i + 5),
+                                lambda i, kind, mech: float(mech == "compensation" or (mech == "baseline" and i == 8))),
+        "random": _values(lambda i, k, m: _noise(i), lambda i, kind, mech: float(i % 4 == 0)),
+        "output-patching": _values(lambda i, k, m: 0.95, lambda i, kind, mech: 0.0),
+        "oracle": _values(lambda i, k, m: 1.0, lambda i, kind, mech: 0.0),
+    }
+    for method, per in records.items():
+        add_record(_v2_record(method, per, params={"budget": 5} if method == "atp" else None), lb)
+    return lb
+
+
+def test_rows_carry_groups_and_paired_differences_from_dla(v2board):
+    rows = {r["method"]: r for r in ranked_rows(load_board(v2board).current)}
+    assert rows["output-patching"]["rank"] == "ceiling" and rows["oracle"]["rank"] == "sanity"
+    atp, rel = rows["atp"], rows["dla-relative"]
+    assert (atp["n_comp"], atp["n_base"], atp["n_nat"]) == (8, 4, 6)
+    mean, lo, hi = atp["vs_dla_spearman_comp"]
+    assert mean == pytest.approx(0.4 + np.mean([_noise(i + 3) for i in range(8)])) and lo > 0
+    assert atp["vs_dla_fooled_comp"][0] == pytest.approx(-1.0)
+    _, lo, hi = rel["vs_dla_spearman_comp"]
+    assert lo < 0 < hi  # no real difference: the interval straddles 0
+    assert "vs_dla_spearman_adv" not in rows["dla"] and "vs_dla_spearman_adv" not in rows["oracle"]
+
+
+def test_paired_interval_is_narrower_than_the_two_separate_ones(v2board):
+    """Same examples, a constant shift plus small noise: the separate intervals overlap, the paired one does not."""
+    from advdla.leaderboard import beats
+
+    board = {e.method: e for e in load_board(v2board).current}
+    atp, dla = board["atp"], board["dla"]
+    assert beats(atp, dla, "spearman", "compensation") is True
+    assert beats(board["dla-relative"], dla, "spearman", "compensation") is False
+    assert beats(atp, dla, "fooled", "compensation") is True  # lower is better for fooled
+    assert beats(atp, dla, "spearman", "natural") is False
+
+
+def test_the_verdict_is_generated_from_the_numbers(v2board):
+    from advdla.leaderboard import verdict
+
+    entries = load_board(v2board).current
+    sentences = verdict(entries)
+    assert 3 <= len(sentences) <= 4
+    assert sentences[0].startswith("DLA is fooled on 100% of the 12 adversarial examples (100% of 8 compensation; "
+                                   "100% of 4 baseline) and on 0% of the 6 natural ones.")
+    assert "On compensation examples atp (+0.40) rank components better than DLA" in sentences[1]
+    assert "dla-relative, random do not" in sentences[1]
+    assert "dla-relative is fooled on 25% against DLA's 100%" in sentences[2] and "at most half" in sentences[2]
+    assert "noise ceiling (output-patching on the method resamples) reaches a Spearman of 0.95" in sentences[3]
+    md = render_markdown(load_board(v2board))
+    assert md.startswith("# advdla leaderboard\n\n**toy v1, test split.** DLA is fooled on 100%")
+    table = md[md.index("| # |"):]
+    assert "| TE-weighted Spearman adv | AUROC adv |" in table.splitlines()[0]
+    assert table.index("output-patching v1 [noise ceiling]") < table.index("| 1 | atp v1 (budget=5)")
+    assert table.index("| 1 | atp") < table.index("oracle v1 [sanity, not ranked]")
+    atp_line = next(line for line in table.splitlines() if line.startswith("| 1 | atp"))
+    assert "+0.26* [" in atp_line  # its paired Spearman difference on all 12 adversarial examples, significant
+
+
+def test_verdict_follows_the_records(v2board):
+    """Change dla-relative's baseline results and the sentence about it changes with them."""
+    from advdla.leaderboard import verdict
+
+    worse = _values(_dla_spearman, lambda i, kind, mech: float(kind == "adversarial"))
+    add_record(_v2_record("dla-relative", worse), v2board)
+    sentence = verdict(load_board(v2board).current)[2]
+    assert "dla-relative is fooled on 100% against DLA's 100%" in sentence and "does not fix them" in sentence
+
+
+def test_sort_by_a_mechanism_and_unknown_groups(v2board):
+    entries = load_board(v2board).current
+    rows = ranked_rows(entries, sort="compensation.fooled")
+    assert rows[1]["method"] == "atp" and rows[1]["fooled_comp"] == 0.0
+    with pytest.raises(AdvdlaError, match="unknown group 'compensaton'.*Did you mean 'compensation'"):
+        ranked_rows(entries, sort="compensaton.spearman")
+
+
+def test_cli_show_prints_the_verdict_and_json_carries_it(v2board, capsys):
+    assert main(["leaderboard", "--dir", str(v2board)]) == 0
+    out = capsys.readouterr().out
+    assert "noise ceiling" in out and "DLA is fooled on 100%" in " ".join(out.split())
+    assert main(["leaderboard", "--dir", str(v2board), "--format", "json"]) == 0
+    board = json.loads(capsys.readouterr().out)["boards"][0]
+    assert board["verdict"][0].startswith("DLA is fooled") and board["rows"][0]["rank"] == "ceiling"

@@ -30,8 +30,8 @@ def register(subparsers: Any) -> None:
     p.add_argument(
         "--sort",
         default="spearman",
-        help="rank by this metric on adversarial examples; "
-        "'natural.METRIC' for natural ones, 'drop' for the Spearman drop (default: spearman)",
+        help="rank by this metric on adversarial examples; 'GROUP.METRIC' for another group (compensation, "
+        "baseline, mixed, natural, all), 'drop' for the Spearman drop (default: spearman)",
     )
     p.add_argument("--format", choices=("table", "markdown", "json"), default="table", help="default: table")
     p.set_defaults(func=cmd_leaderboard)
@@ -75,10 +75,7 @@ def _check_filters(args: Any) -> None:
             hint = did_you_mean(value, known) or (f" Did you mean {known[0]!r}?" if len(known) == 1 else "")
             raise AdvdlaError(f"{flag} {value} matches no record in {d}: it holds {', '.join(known)}.{hint}")
         entries = [e for e in entries if value is None or getattr(e, attr) == value]
-    kind = args.sort.rpartition(".")[0]
-    if kind not in ("", "adversarial", "natural"):
-        raise AdvdlaError(f"unknown kind {kind!r} in --sort {args.sort}: use METRIC, natural.METRIC or drop")
-    ranked_rows(entries, sort=args.sort)  # an unknown metric stops here, with the known ones
+    ranked_rows(entries, sort=args.sort)  # an unknown group or metric stops here, with the known ones
 
 
 def _add(args: Any) -> int:
@@ -127,7 +124,7 @@ def show(
     fmt: str = "table",
 ) -> None:
     """Print the leaderboard in ``directory``: rich tables (or markdown / JSON), stale records and problems apart."""
-    from advdla.leaderboard import display_rows, groups, load_board, ranked_rows, render_markdown
+    from advdla.leaderboard import display_rows, groups, load_board, ranked_rows, render_markdown, verdict
     from advdla.report import console, err_console, table
 
     board = load_board(directory, suites_dir=suites_dir, suite=suite, split=split)
@@ -143,6 +140,7 @@ def show(
                 "version": v,
                 "split": sp,
                 "fingerprint": grouped[(s, v, sp)][0].suite_fingerprint,
+                "verdict": verdict(grouped[(s, v, sp)]),
                 "rows": rows,
             }
             for (s, v, sp), rows in ranked.items()
@@ -158,14 +156,18 @@ def show(
         where = f" for suite {suite}" if suite else ""
         err_console.print(f"no current records in {directory}{where}: run `advdla score --leaderboard {directory}`")
     for (s, v, sp), rows in ranked.items():
-        n = f"{rows[0].get('n_adv') or 0} adversarial + {rows[0].get('n_nat') or 0} natural examples"
+        r0 = rows[0]
+        n = (f"{r0.get('n_adv') or 0} adversarial ({r0.get('n_comp') or 0} compensation, {r0.get('n_base') or 0} "
+             f"baseline) + {r0.get('n_nat') or 0} natural examples")
         console.print(
             table(
                 display_rows(rows, compact=True),
                 title=f"{s} v{v} · {sp} split · {n} · ranked by {sort}\n"
-                "mean [95% CI]; drop = Spearman nat - adv; fooled = target wrongly in the top k",
+                "mean [95% CI]; fooled = target wrongly in the top k; vs DLA = paired difference (* excludes 0); "
+                "noise ceiling on top, not ranked",
             )
         )
+        console.print(" ".join(verdict(grouped[(s, v, sp)])))
     for e, why in board.stale:
         err_console.print(f"[yellow]stale[/]: {e.path.name if e.path else e.method}: {why}")
     for line in board.problems:
