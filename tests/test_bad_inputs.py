@@ -1,16 +1,23 @@
 """Bad input, everywhere: every subcommand against a corpus of bad inputs, each refused with exit status 2 and
-one stderr line that names the problem and the fix, no traceback, and nothing created or changed on disk.
+one stderr line that names the problem and the fix, no traceback, nothing on stdout, and nothing created,
+removed or changed on disk (issue 16).
 
 How it runs (to stay fast on a small, shared CPU machine): a fresh process that imports torch and
-transformer_lens costs ~5 s, so the cases run in a few *driver* subprocesses, each of which calls
-``advdla.cli.main(argv)`` once per case with file descriptors 1 and 2 redirected to files (so everything a
-command or a library prints is caught, not just ``sys.stderr``), snapshots the watched folders (names, kinds,
-sizes, modes and mtimes) before and after each case, and catches any exception that escapes ``main`` (which
-the real command would show as a traceback). ``TRUE_SUBPROCESS`` cases run the installed ``advdla`` script
-itself, one process each. When the tests run as root, the permission cases (unreadable and read-only folders)
-run in a driver started as the unprivileged user ``nobody``, since root ignores file modes.
+transformer_lens costs ~5 s, so most cases run in two *driver* subprocesses (this file run as a script), each
+calling ``advdla.cli.main(argv)`` once per case with file descriptors 1 and 2 redirected to files (so whatever a
+command or a library prints is caught, not only ``sys.stderr``), warnings shown every time, the watched folders
+snapshotted before and after (every entry's name, kind, size and mode, and each file's mtime; a folder's own
+mtime is left out, since an atomic write's temporary file or a failed run's clean-up changes it), and any
+exception that escapes ``main`` caught (the real command would show it as a traceback). A case still running
+after ``CASE_LIMIT_S`` did not refuse its input: it is stopped and fails. ``TRUE_SUBPROCESS`` cases run the
+installed ``advdla`` script itself, one fresh process each. The permission cases (unreadable files and folders,
+read-only folders) run in the second driver; as root, which ignores file modes, that driver is started by
+``setpriv`` without root's file-mode override (CAP_DAC_OVERRIDE, CAP_DAC_READ_SEARCH). ``CONTROLS`` are good
+inputs at the same places, which must still be accepted.
 
-Run a single case with ``pytest tests/test_bad_inputs.py -k ID``: only the selected cases are run.
+The world (models, a suite built on planted-erasure with a stub search, tampered copies of it, configs, result
+records, a leaderboard) is built once per session in a temporary folder; nothing is fetched (ADVDLA_HOME points
+into it, HF offline). Run a few cases with ``pytest tests/test_bad_inputs.py -k ID``: only those run.
 """
 
 from __future__ import annotations
@@ -28,7 +35,7 @@ import sys
 import tempfile
 import time
 import traceback
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -171,14 +178,14 @@ class Case:
     group: str = "main"
     env: tuple[tuple[str, str], ...] = ()
     watch: tuple[str, ...] = ()
-    why: str = ""
-    extra: dict = field(default_factory=dict, compare=False, hash=False)
+    ok: bool = False  # a control: good input that must still be accepted (exit 0), so the checks refuse no more
 
 
-def C(id: str, cmd: str, *match: str, group: str = "main", env: dict | None = None, watch: tuple = ()) -> Case:
+def C(id: str, cmd: str, *match: str, group: str = "main", env: dict | None = None, watch: tuple = (),
+      ok: bool = False) -> Case:
     """A case from a command line split on spaces ('~' stands for a space inside an argument)."""
     argv = tuple("" if a == "''" else a.replace("~", " ") for a in cmd.split())
-    return Case(id, argv, tuple(match), group=group, env=tuple((env or {}).items()), watch=watch)
+    return Case(id, argv, tuple(match), group=group, env=tuple((env or {}).items()), watch=watch, ok=ok)
 
 
 TINY = "--model tiny-gpt2"
@@ -382,6 +389,14 @@ CASES: list[Case] = [
       "locked-record.json", "permission", group="perm"),
 ]
 
+# Controls: the same places with good input are still accepted (the checks above refuse nothing more).
+CONTROLS: list[Case] = [
+    C("ok-predict", f"predict {TINY} hello --top-k 3", ok=True),
+    C("ok-suite-verify", f"suite verify {SUITE}", ok=True),
+    C("ok-leaderboard-filters", "leaderboard --dir {W}/board --suite bad-inputs --split dev", ok=True),
+    C("ok-score-out", f"score --suite {SUITE} --methods dla --out {{CWD}}/new/dev.json", ok=True),
+]
+
 # A few cases run the installed `advdla` script itself, one fresh process each (the rest go through drivers).
 TRUE_SUBPROCESS = {
     "models-list-format",
@@ -402,7 +417,7 @@ seq_len: 12
 targets: [L0H1]
 search: {trials: 4, batch: 4}
 resamples: 2
-splits: {n_dev: 1, n_test: 1, n_natural: 1}
+splits: {n_dev: 1, n_test: 1, n_natural: 0}
 """
 
 CONFIGS = {
@@ -544,7 +559,7 @@ def build_world(w: Path) -> None:
     for path, mode in LOCKED.items():
         (w / path).chmod(mode)
     (w / "cwd").mkdir()
-    for case in CASES:
+    for case in CASES + CONTROLS:
         (w / "cwd" / case.id).mkdir()
 
 
@@ -634,7 +649,7 @@ def results(world, request):
     """Run the selected driver cases: the main group, then the permission group."""
     selected = {item.callspec.params["case"].id for item in request.session.items
                 if getattr(item, "callspec", None) and "case" in item.callspec.params}
-    todo = [c for c in CASES if c.id in selected and c.id not in TRUE_SUBPROCESS]
+    todo = [c for c in CASES + CONTROLS if c.id in selected and c.id not in TRUE_SUBPROCESS]
     out = run_driver([c for c in todo if c.group == "main"], world, [])
     prefix = _perm_prefix()
     if prefix is not None:
@@ -654,6 +669,12 @@ def run_true_subprocess(case: Case, w: Path) -> dict:
     after = snapshot(s["watch"], tuple(s["skip"]))
     return {"id": case.id, "rc": proc.returncode, "stdout": proc.stdout, "stderr": proc.stderr, "crash": None,
             "changes": diff(before, after), "seconds": round(time.perf_counter() - t0, 2)}
+
+
+def check_control(case: Case, r: dict) -> None:
+    assert r["crash"] is None, f"{case.id}: an exception escaped:\n{r['crash']}"
+    assert r["rc"] == 0, f"{case.id}: good input refused (exit {r['rc']}): {r['stderr'][-2000:]}"
+    assert "Traceback" not in r["stderr"], r["stderr"]
 
 
 def check(case: Case, r: dict, w: Path) -> None:
@@ -676,7 +697,12 @@ def test_enough_cases():
     assert len(CASES) >= 60 and len({c.id for c in CASES}) == len(CASES)
     assert {c.argv[0] for c in CASES} >= {"run", "models", "predict", "analyze", "search", "suite", "score",
                                           "leaderboard"}
-    assert TRUE_SUBPROCESS <= {c.id for c in CASES}
+    assert TRUE_SUBPROCESS <= {c.id for c in CASES} and not {c.id for c in CASES} & {c.id for c in CONTROLS}
+
+
+@pytest.mark.parametrize("case", CONTROLS, ids=[c.id for c in CONTROLS])
+def test_good_input_still_accepted(case, world, results):
+    check_control(case, results[case.id])
 
 
 @pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])

@@ -25,7 +25,8 @@ def register(subparsers: Any) -> None:
     b.set_defaults(func=cmd_build)
     v = sub.add_parser("verify", help="check file hashes, the fingerprint chain, the model, and re-derive ground truth")
     v.add_argument("path", metavar="PATH", help="suite folder")
-    v.add_argument("--sample", type=int, default=3, help="examples whose ground truth is re-derived (default: 3)")
+    v.add_argument("--sample", type=int, default=None,
+                   help="examples whose ground truth is re-derived (default: 3, or all of a smaller suite)")
     add_format_arg(v)
     v.set_defaults(func=cmd_verify)
     i = sub.add_parser("info", help="counts per split and kind, targets, thresholds, fingerprints")
@@ -106,13 +107,14 @@ def _n_examples(manifest: dict[str, Any]) -> int | None:
 def cmd_verify(args: Any) -> int:
     from advdla.suites import read_manifest, verify_suite
 
-    if args.sample < 0:
+    if args.sample is not None and args.sample < 0:
         raise AdvdlaError(f"--sample must be >= 0, got {args.sample}")
     with fix_hint(_damaged(args.path)):
         n = _n_examples(read_manifest(Path(args.path)))
-        if n is not None and args.sample > n:
+        if n is not None and args.sample is not None and args.sample > n:
             raise AdvdlaError(f"--sample {args.sample} is more than the suite's {n} examples: use at most {n}")
-        report = verify_suite(args.path, sample=args.sample)
+        sample = args.sample if args.sample is not None else min(3, 3 if n is None else n)
+        report = verify_suite(args.path, sample=sample)
     rows = [{"check": k, "result": ", ".join(v) if isinstance(v, list) else v} for k, v in report.items()]
     emit({"ok": True, **report}, args.format, tables=[(f"suite {args.path}: verified", rows)])
     return 0
