@@ -478,19 +478,20 @@ def rank_targets(bridge: Any, tokens: Int[Tensor, "batch pos"], resamples: Tenso
     """Heads and MLPs ranked by compensated direct effect on ``tokens``: the ``auto`` targets.
 
     What the search's default objective (``compensation``) needs is a component with a real direct effect DE
-    that later components undo, so that its total effect TE stays small. Per candidate, over the prompts
-    (sign-aware: magnitudes per prompt, so a component whose effect takes either sign still counts):
+    in favour of the prediction that later components undo, so that its total effect TE stays small. Per
+    candidate, over the prompts (per prompt, so a component whose effect takes either sign still counts on the
+    prompts where it supports the prediction; LD > 0 always, t1 being the top-1):
 
-    - ``de_share`` = mean |DE| / mean |LD| (high) and ``te_share`` = mean |TE| / mean |LD| (low);
-    - ``holds``: prompts with LD > margin, |DE| >= min_de_share LD and |TE| <= max_te_share LD (``thresholds``, a
+    - ``de_share`` = mean max(DE, 0) / mean LD (high) and ``te_share`` = mean |TE| / mean LD (low);
+    - ``holds``: prompts with LD > margin, DE >= min_de_share LD and |TE| <= max_te_share LD (``thresholds``, a
       :class:`~advdla.search.objectives.Thresholds`; default its defaults);
     - ``score`` = min(de_share, 1) - 2 te_share (the compensation objective's shape, on means).
 
-    Candidates with at least ``min_holds`` prompts come first, then by ``score``. Only components of ``kinds``
-    with a downstream reader qualify (nothing can compensate what the others write); the candidates are the
-    ``top`` of them by mean |DLA| (TE costs a partial forward per component, prompt and resample). Columns:
-    component, dla, de, te (signed means over prompts), te_std, abs_dla, de_share, te_share, dla_share (mean |DLA|
-    / mean |LD|), holds, prompts, score, overstatement (= dla - te), most promising first.
+    Candidates with a positive score and at least ``min_holds`` prompts come first, then by ``score``. Only
+    components of ``kinds`` with a downstream reader qualify (nothing can compensate what the others write); the
+    candidates are the ``top`` of them by mean |DLA| (TE costs a partial forward per component, prompt and
+    resample). Columns: component, dla, de, te (signed means over prompts), te_std, abs_dla, de_share, te_share,
+    dla_share (mean |DLA| / mean LD), holds, prompts, score, overstatement (= dla - te), most promising first.
     """
     from advdla.search.objectives import Thresholds  # lazy: the search package imports this module
 
@@ -506,8 +507,8 @@ def rank_targets(bridge: Any, tokens: Int[Tensor, "batch pos"], resamples: Tenso
     te = total_effects(bridge, tokens, resamples, comps, t1=res.t1, t2=res.t2)
     de = direct_effects(bridge, tokens, resamples, comps, t1=res.t1, t2=res.t2).mean
     ld, mean_ld = res.ld[:, None], float(res.ld.abs().mean().clamp(min=1e-6))
-    holds = ((ld > thr.margin) & (de.abs() >= thr.min_de_share * ld) & (te.mean.abs() <= thr.max_te_share * ld))
-    de_share, te_share = de.abs().mean(0) / mean_ld, te.mean.abs().mean(0) / mean_ld
+    holds = ((ld > thr.margin) & (de >= thr.min_de_share * ld) & (te.mean.abs() <= thr.max_te_share * ld))
+    de_share, te_share = de.clamp(min=0).mean(0) / mean_ld, te.mean.abs().mean(0) / mean_ld
     frame = pd.DataFrame({"component": [c.name for c in comps], "dla": values.mean(0).tolist(),
                           "de": de.mean(0).tolist(), "te": te.mean.mean(0).tolist(), "te_std": te.std.mean(0).tolist(),
                           "abs_dla": values.abs().mean(0).tolist(), "de_share": de_share.tolist(),
@@ -515,7 +516,7 @@ def rank_targets(bridge: Any, tokens: Int[Tensor, "batch pos"], resamples: Tenso
                           "holds": holds.sum(0).tolist(), "prompts": tokens.shape[0],
                           "score": (de_share.clamp(max=1.0) - 2 * te_share).tolist()})
     frame["overstatement"] = frame["dla"] - frame["te"]
-    frame["qualified"] = frame["holds"] >= min_holds
+    frame["qualified"] = (frame["holds"] >= min_holds) & (frame["score"] > 0)
     frame = frame.sort_values(["qualified", "score"], ascending=False, ignore_index=True)
     return frame.drop(columns="qualified")
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import math
 
 import optuna
 import pandas as pd
@@ -130,23 +129,24 @@ def test_thresholds_each_condition_can_fail(change, adversarial):
     assert bool(is_adversarial(_scores(**change), Thresholds())[0]) is adversarial
 
 
-def test_scalar_objective_penalises_rank_and_margin():
-    ok = scalar_objective(_scores(), Thresholds(), "dla")
-    assert float(ok) == pytest.approx(0.5 - 2 * 0.05)
-    # DLA share capped at 1
-    assert float(scalar_objective(_scores(dla=torch.tensor([4.0])), Thresholds(), "dla")) == pytest.approx(1 - 0.1)
-    rank6 = float(scalar_objective(_scores(rank=torch.tensor([6])), Thresholds(), "dla"))
-    assert rank6 == pytest.approx(0.4 - math.log(2) / 2)
-    assert float(scalar_objective(_scores(rank=torch.tensor([60])), Thresholds(), "dla")) < float(
-        scalar_objective(_scores(rank=torch.tensor([6])), Thresholds(), "dla")
-    )
-    assert float(
-        scalar_objective(
-            _scores(ld=torch.tensor([0.5]), dla=torch.tensor([0.25]), te=torch.tensor([[0.025, 0.025]])),
-            Thresholds(),
-            "dla",
-        )
-    ) == pytest.approx(0.5 - 0.1 - 0.5)
+@pytest.mark.parametrize("objective", ["dla", "compensation", "baseline"])
+def test_scalar_objective_is_positive_exactly_on_hits_and_ranks_near_misses(objective):
+    torch.manual_seed(0)
+    n = 4000
+    s = Scores(tokens=torch.zeros(n, 4, dtype=torch.long), t1=torch.zeros(n, dtype=torch.long),
+               t2=torch.ones(n, dtype=torch.long), ld=torch.rand(n) * 3, dla=torch.rand(n) * 3 - 1,
+               rank=torch.randint(1, 8, (n,)), te=torch.randn(n, 2) * 0.3, naturalness=torch.zeros(n),
+               de=torch.rand(n, 1).expand(n, 2) * 2 - 0.5)
+    thr = Thresholds()
+    value, hit = scalar_objective(s, thr, objective), is_hit(s, thr, objective)
+    assert hit.any() and not hit.all()
+    assert torch.equal(value > 0, hit) or ((value > 0) != hit).sum() <= 2  # ties exactly at a threshold aside
+    # farther from a hit is worse: a TE share of 0.25 loses to 0.15, rank 60 to rank 6
+    one = _scores(de=torch.tensor([[0.9, 0.9]]), te=torch.tensor([[0.5, 0.5]]))
+    two = _scores(de=torch.tensor([[0.9, 0.9]]), te=torch.tensor([[0.3, 0.3]]))
+    assert float(scalar_objective(one, thr, objective)) < float(scalar_objective(two, thr, objective)) < 0
+    far, near = _scores(rank=torch.tensor([60])), _scores(rank=torch.tensor([6]))
+    assert float(scalar_objective(far, thr, objective)) < float(scalar_objective(near, thr, objective)) < 0
 
 
 @pytest.fixture(scope="module")
@@ -182,6 +182,7 @@ def test_every_candidate_has_the_fixed_length_and_uses_the_pool(space):
 def _fixed(space, **over):
     p = {"context": 0, "insert": "none", "ins_span": 0, "ins_len": 3, "ins_at": 5, "repeat_len": 0, "repeat_from": 0,
          "n_swaps": 0, "swap0_a": 0, "swap0_b": 1, "swap1_a": 2, "swap1_b": 3}
+    p.update({f"gcg{i}_pos": 0 for i in range(space.n_gcg)} | {f"gcg{i}_rank": -1 for i in range(space.n_gcg)})
     p.update({f"slot{i}_pos": i for i in range(space.n_slots)})
     p.update({f"slot{i}_tok": -1 for i in range(space.n_slots)})
     return {**p, **over}
@@ -203,6 +204,22 @@ def test_manipulations_do_what_they_say(space):
     assert swapped[0] == base[17] and swapped[1] == base[16]
     slotted = build_prompt(_fixed(space, slot0_tok=space.pool[0], slot1_tok=space.pool[1]), space)
     assert slotted[-1] == space.pool[0] and slotted[-2] == space.pool[1] and torch.equal(slotted[:-2], base[16:30])
+
+
+def test_gcg_swaps_are_gradient_ranked_per_context_and_position(planted, windows):
+    writer = parse_component(PLANTED.writer, planted.cfg)
+    space = build_space(planted, windows, writer, seq_len=16, seed=0, n_base=8, n_span=4, pool_size=24, n_slots=1,
+                        n_context=6, n_gcg=2, gcg_k=4)
+    assert space.gcg.shape == (6, 16, 4) and space.describe()["n_gcg"] == 2
+    prompts = torch.stack([space.context_prompt(i) for i in range(6)])
+    assert not (space.gcg == prompts[..., None]).any()  # never the token already there
+    # rank 0 at the last position is the swap that raises the writer's DLA most (to first order): it does raise it
+    p = {**_fixed(space), "slot0_tok": -1, "gcg0_pos": 0, "gcg0_rank": 0, "gcg1_pos": 3, "gcg1_rank": -1}
+    swapped = torch.stack([build_prompt({**p, "context": i}, space) for i in range(6)])
+    assert torch.equal(swapped[:, :-1], prompts[:, :-1]) and torch.equal(swapped[:, -1], space.gcg[:, -1, 0])
+    before = attribution.dla(planted, prompts, components=[writer]).values[:, 0]
+    after = attribution.dla(planted, swapped, components=[writer], t1=None).values[:, 0]
+    assert (after > before - 1e-4).float().mean() >= 0.8
 
 
 def test_search_finds_planted_writer_examples_and_each_reverifies(planted, tmp_path):

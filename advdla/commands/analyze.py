@@ -116,7 +116,7 @@ def tables(p: dict[str, Any]) -> list[tuple[str, list[dict[str, Any]]]]:
         out.append((f"{wa['writer']}: writer-vs-eraser DLA fits over (prompt, position)", _fit_rows(wa)))
     out.append((f"DLA overstatement (DLA - TE; {p['te_prompts']} prompts x {p['resamples']} resamples)",
                 _overrated_rows(p)))
-    out.append((f"auto targets: compensated direct effect (|DE| share high, |TE| share low; {p['te_prompts']} prompts)",
+    out.append((f"auto targets: compensated direct effect (DE share high, |TE| share low; {p['te_prompts']} prompts)",
                 _target_rows(p)))
     scan = p.get("scan")
     title = "writer -> eraser pairs" + (f" (scan of {scan['prompts']} prompts: {scan['pairs_confirmed']} confirmed of "
@@ -126,7 +126,7 @@ def tables(p: dict[str, Any]) -> list[tuple[str, list[dict[str, Any]]]]:
 
 
 def _target_rows(p: dict[str, Any]) -> list[dict[str, Any]]:
-    return [{"component": r["component"], "DLA": r["dla"], "DE": r["de"], "TE": r["te"], "|DE| share": r["de_share"],
+    return [{"component": r["component"], "DLA": r["dla"], "DE": r["de"], "TE": r["te"], "DE+ share": r["de_share"],
              "|TE| share": r["te_share"], "holds": f"{r['holds']}/{r['prompts']}", "score": r["score"]}
             for r in p.get("targets", [])]
 

@@ -87,6 +87,8 @@ class SearchConfig:
     thresholds: Thresholds = field(default_factory=Thresholds)
     n_slots: int = 4  # free token slots
     pool_size: int = 96  # candidate tokens per slot
+    n_gcg: int = 2  # gradient-ranked token swaps per candidate (GCG-style, per context and position; 0: none)
+    gcg_k: int = 16  # swap tokens ranked per (context, position)
     n_base: int = 64  # base corpus windows
     max_examples: int | None = None  # also stop once the study holds this many adversarial trials
     corpus: str = "builtin"
@@ -101,7 +103,7 @@ class SearchConfig:
         return "multi" if self.sampler == "nsga2" else "scalar"
 
     def space_key(self, model: str, target: str) -> dict[str, Any]:
-        keys = ("resamples", "seq_len", "seed", "n_slots", "pool_size", "n_base", "corpus")
+        keys = ("resamples", "seq_len", "seed", "n_slots", "pool_size", "n_base", "corpus", "n_gcg", "gcg_k")
         key = {"model": model, "target": target, "mode": self.mode, "objective": self.objective,
                **{k: getattr(self, k) for k in keys}}
         if self.exclude_docs:  # a hash: the list can be long, and old studies (no exclusion) keep their key
@@ -126,6 +128,8 @@ def validate(config: SearchConfig) -> None:
     """One clear line for each impossible setting."""
     if config.trials < 1:
         raise AdvdlaError(f"--trials must be at least 1, got {config.trials}: the search needs a budget")
+    if config.n_gcg < 0 or config.gcg_k < 1:
+        raise AdvdlaError(f"--n-gcg must be at least 0 and --gcg-k at least 1, got {config.n_gcg} and {config.gcg_k}")
     for name in ("batch", "resamples", "n_base", "pool_size", "verify_resamples"):
         if getattr(config, name) < 1:
             raise AdvdlaError(f"--{name.replace('_', '-')} must be at least 1, got {getattr(config, name)}")
@@ -486,7 +490,8 @@ def run_search(bridge: Any, config: SearchConfig, *, out_dir: str | Path, storag
     study = _open_study(config, store, study_name, config.space_key(model, target.name))
     t_setup0 = time.perf_counter()
     space = build_space(bridge, windows, target, seq_len=config.seq_len, seed=config.seed, n_base=config.n_base,
-                        pool_size=config.pool_size, n_slots=config.n_slots, exclude=set(config.exclude_docs))
+                        pool_size=config.pool_size, n_slots=config.n_slots, exclude=set(config.exclude_docs),
+                        n_gcg=config.n_gcg, gcg_k=config.gcg_k)
     evaluator = Evaluator(bridge, target, search_resamples(windows, space, config))
     t_setup = time.perf_counter() - t_setup0
     t_loop0 = time.perf_counter()

@@ -16,8 +16,8 @@ objective's mechanism by the rules of :func:`mechanism`) and a scalar shape (:fu
 cut-offs live in :class:`Thresholds`, which is recorded in every output.
 
 Two modes:
-- scalar (default): ``min(gain, 1) - 2 |loss|`` minus penalties for a violated rank, margin or DLA-share
-  constraint (:func:`scalar_objective` says why this shape). Maximised.
+- scalar (default): the summed violations of the objective's conditions, each relative to its threshold
+  (:func:`slacks`), positive exactly on hits (:func:`scalar_objective` says why this shape). Maximised.
 - multi-objective: (gain up, loss down, naturalness up), with the rank, margin and DLA-share constraints
   handed to NSGA-II as constraint values (<= 0 means satisfied). Its Pareto front is kept.
 """
@@ -28,12 +28,13 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 import torch
+from jaxtyping import Float
 from torch import Tensor
 
 from advdla.search.evaluate import Scores
 
-__all__ = ["Thresholds", "mechanism", "MECHANISMS", "OBJECTIVES", "check_objective", "is_hit", "scalar_objective",
-           "multi_objectives", "constraints", "is_adversarial", "DIRECTIONS", "SHARE_CLIP"]
+__all__ = ["Thresholds", "mechanism", "MECHANISMS", "OBJECTIVES", "check_objective", "is_hit", "slacks",
+           "scalar_objective", "multi_objectives", "constraints", "is_adversarial", "DIRECTIONS", "SHARE_CLIP"]
 
 SHARE_CLIP = 3.0  # |share| beyond this only means LD is near zero: clip, so no candidate wins by a tiny denominator
 DIRECTIONS = {"scalar": ["maximize"], "multi": ["maximize", "minimize", "maximize"]}
@@ -141,29 +142,49 @@ def constraints(s: Scores, thr: Thresholds) -> Tensor:
                         (thr.min_dla_share - s.dla_share).clamp(min=0)], 1)
 
 
-def scalar_objective(s: Scores, thr: Thresholds, objective: str) -> Tensor:
-    """min(gain, 1) - 2 loss, minus ln(rank / k) / 2 beyond the top k, 1 per logit below the margin, and the DLA
-    share's shortfall below min_dla_share (``compensation`` and ``baseline``, whose gain is not the DLA share).
+def slacks(s: Scores, thr: Thresholds, objective: str) -> Float[Tensor, "batch condition"]:
+    """How far each condition of :func:`is_hit` holds, relative to its threshold: >= 0 where it holds, up to 1.
 
-    gain and loss (shares of LD): ``dla``: DLA share and |TE| share; ``compensation``: DE share and |TE| share;
-    ``baseline``: DLA share and |TE| share + |DE| share / 2.
-
-    Why this shape: the gain is capped at 1 because a larger one does not make an example more adversarial
-    (without the cap the sampler chases huge shares whose TE share is just as huge), and the loss weighs
-    double because a small TE is the hard part. The rank penalty is logarithmic so that it keeps a slope over
-    the whole range (rank 200 vs 20 still differs): a flat penalty would leave most candidates tied and give
-    the sampler nothing to learn from.
+    rank: (k + 1 - rank) / k if within the top k, else -ln(rank / k) / 2; margin: (LD - margin) / margin; DLA share:
+    (share - min) / min; TE share: (max - |share|) / max; ``compensation`` adds the DE share, (share - min) / min,
+    and DE carrying the DLA, (|DE| / |DLA| - de_share) / de_share; ``baseline`` adds DE not carrying it,
+    (de_share - |DE| / |DLA|) / de_share, and a small indirect effect, (ie_share - |DE - TE| / |DLA|) / ie_share.
+    Each is clipped to [-SHARE_CLIP, 1].
     """
-    gain, loss = _gain_loss(s, objective)
-    value = gain.clamp(max=1.0) - 2 * loss
-    rank_pen = (s.rank.float() / thr.top_k).clamp(min=1.0).log() / 2
-    value = value - rank_pen - (thr.margin - s.ld).clamp(min=0, max=SHARE_CLIP)
-    if objective != "dla":
-        value = value - (thr.min_dla_share - s.dla_share.clamp(-SHARE_CLIP, SHARE_CLIP)).clamp(min=0)
-    return value
+    k = float(thr.top_k)
+    rank = s.rank.float()
+    cols = [torch.where(rank <= k, (k + 1 - rank) / k, -(rank / k).log() / 2),
+            (s.ld - thr.margin) / max(thr.margin, 1e-6),
+            (s.dla_share - thr.min_dla_share) / max(thr.min_dla_share, 1e-6),
+            (thr.max_te_share - s.te_share) / max(thr.max_te_share, 1e-6)]
+    carried = s.de_mean.abs() / s.dla.abs().clamp(min=1e-6)
+    if objective == "compensation":
+        cols += [(s.de_share - thr.min_de_share) / max(thr.min_de_share, 1e-6),
+                 (carried - thr.de_share) / max(thr.de_share, 1e-6)]
+    elif objective == "baseline":
+        ie = (s.de_mean - s.te_mean).abs() / s.dla.abs().clamp(min=1e-6)
+        cols += [(thr.de_share - carried) / max(thr.de_share, 1e-6), (thr.ie_share - ie) / max(thr.ie_share, 1e-6)]
+    return torch.stack(cols, 1).clamp(-SHARE_CLIP, 1.0)
+
+
+def scalar_objective(s: Scores, thr: Thresholds, objective: str) -> Tensor:
+    """The sum of the violated :func:`slacks` (each <= 0), plus 0.2 x the smallest slack where none is violated.
+
+    Positive exactly where :func:`is_hit` holds (up to ties at a threshold), so the sampler's "good" trials are the
+    hits and the near-misses, ranked by how far they miss. Why not a gain minus a loss (such as DE share - 2 TE
+    share): where later components undo a fixed fraction of a direct effect (about 60-90% for SmolLM2's late
+    heads), a larger DE share means a larger TE share too, and such an objective chases large shares that can
+    never pass ``max_te_share``; the hits lie in a band of moderate shares that the slacks point to. Violations
+    are summed so that every condition keeps a slope; the rank slack is logarithmic so that rank 200 vs 20
+    still differs.
+    """
+    sl = slacks(s, thr, objective)
+    return sl.clamp(max=0).sum(1) + 0.2 * sl.min(1).values.clamp(min=0)
 
 
 def multi_objectives(s: Scores, objective: str) -> Tensor:
-    """[batch, 3]: (gain, loss, naturalness) as :func:`scalar_objective` defines them; ``DIRECTIONS['multi']``."""
+    """[batch, 3]: (gain, loss, naturalness); ``DIRECTIONS['multi']``. gain and loss (shares of LD): ``dla``: DLA
+    share and |TE| share; ``compensation``: DE share and |TE| share; ``baseline``: DLA share and |TE| share + |DE|
+    share / 2."""
     gain, loss = _gain_loss(s, objective)
     return torch.stack([gain, loss, s.naturalness], 1)

@@ -14,7 +14,12 @@ tensor and the resamples fit every candidate):
    drop out), which invites copying and induction at the predicted position;
 4. ``n_swaps`` swaps of two positions each;
 5. ``n_slots`` free slots: slot i writes token ``slot{i}_tok`` (or keeps the token, -1) at ``slot{i}_pos``
-   positions before the end.
+   positions before the end;
+6. ``n_gcg`` gradient-ranked swaps (GCG-style): swap i writes, ``gcg{i}_pos`` positions before the end, the
+   ``gcg{i}_rank``-th best token for that position of the chosen context (-1: none), from a table built once per
+   context (:func:`gcg_table`): the first-order change of the target's DLA (even ranks) and of the rest of the
+   logit difference, LD - DLA (odd ranks), when that one token is swapped. TPE learns which swaps of which
+   contexts pay, through the same ask/tell as every other parameter.
 
 Intuition: never a categorical over the whole vocabulary (TPE then spends about 0.8 s per trial). Each slot
 chooses from one pool of ``pool_size`` tokens the model itself suggests (:func:`token_pool`): tokens
@@ -53,6 +58,8 @@ class SearchSpace:
     pool_sources: dict[str, list[int]]  # which builder proposed which tokens (for the record)
     n_slots: int
     base_docs: list[int]  # corpus documents the bases (then the spans) come from (resamples avoid them)
+    gcg: Int[Tensor, "n_context seq_len k"] | None = None  # per (context, position): gradient-ranked swap tokens
+    n_gcg: int = 0
 
     def source_doc(self, context: int) -> int:
         """The corpus document a trial's prompt is built on (its base window's), from its ``context`` parameter."""
@@ -61,7 +68,13 @@ class SearchSpace:
     def describe(self) -> dict[str, Any]:
         return {"seq_len": self.seq_len, "n_base": len(self.bases), "n_context": len(self.contexts),
                 "n_span": len(self.spans), "pool_size": len(self.pool), "n_slots": self.n_slots,
-                "pool_sources": {k: len(v) for k, v in self.pool_sources.items()}}
+                "pool_sources": {k: len(v) for k, v in self.pool_sources.items()}, "n_gcg": self.n_gcg,
+                "gcg_k": 0 if self.gcg is None else self.gcg.shape[-1]}
+
+    def context_prompt(self, context: int) -> Int[Tensor, " seq_len"]:
+        """The unmanipulated prompt of a context: the seq_len tokens of its base window ending at its truncation."""
+        base, end = self.contexts[context]
+        return self.bases[base][end - self.seq_len:end]
 
 
 def suggest(trial: Any, space: SearchSpace) -> dict[str, Any]:
@@ -81,6 +94,9 @@ def suggest(trial: Any, space: SearchSpace) -> dict[str, Any]:
     for i in range(space.n_slots):
         p[f"slot{i}_pos"] = trial.suggest_int(f"slot{i}_pos", 0, L - 1)
         p[f"slot{i}_tok"] = trial.suggest_categorical(f"slot{i}_tok", [-1, *space.pool])
+    for i in range(space.n_gcg):
+        p[f"gcg{i}_pos"] = trial.suggest_int(f"gcg{i}_pos", 0, L - 1)
+        p[f"gcg{i}_rank"] = trial.suggest_int(f"gcg{i}_rank", -1, space.gcg.shape[-1] - 1)
     return p
 
 
@@ -105,20 +121,29 @@ def build_prompt(p: dict[str, Any], space: SearchSpace) -> Int[Tensor, " seq_len
     for i in range(space.n_slots):
         if p[f"slot{i}_tok"] >= 0:
             seq[L - 1 - p[f"slot{i}_pos"]] = p[f"slot{i}_tok"]
+    for i in range(space.n_gcg):
+        if p[f"gcg{i}_rank"] >= 0:
+            at = L - 1 - p[f"gcg{i}_pos"]
+            seq[at] = space.gcg[p["context"], at, p[f"gcg{i}_rank"]]
     return seq
 
 
 def build_space(bridge: Any, windows: TokenWindows, target: Component, *, seq_len: int, seed: int, n_base: int = 64,
                 n_span: int = 32, pool_size: int = 96, n_slots: int = 4, n_context: int = 64,
-                exclude: set[int] = frozenset()) -> SearchSpace:
-    """Draw the base windows and insertion spans with ``seed``, pre-screen contexts, build the model's token pool."""
+                exclude: set[int] = frozenset(), n_gcg: int = 0, gcg_k: int = 16) -> SearchSpace:
+    """Draw the base windows and insertion spans with ``seed``, pre-screen contexts, build the model's token pool
+    (and, with ``n_gcg``, the per-context table of ``gcg_k`` gradient-ranked swaps per position)."""
     check_context(bridge, 2 * seq_len, f"search --seq-len {seq_len} (pre-screen windows of 2 x {seq_len})")
     bases, docs = windows.sample(2 * seq_len, n_base, seed=seed, exclude=exclude)
     contexts = prescreen_contexts(bridge, target, bases, seq_len=seq_len, n_keep=n_context)
     spans, span_docs = windows.sample(seq_len, n_span, seed=seed + 1, exclude=set(docs) | set(exclude))
     sources = token_pool(bridge, target, bases[:, -seq_len:][:8], pool_size=pool_size)
     pool = _merge(sources, pool_size)
-    return SearchSpace(seq_len, bases, contexts, spans, pool, sources, n_slots, docs + span_docs)
+    space = SearchSpace(seq_len, bases, contexts, spans, pool, sources, n_slots, docs + span_docs)
+    if n_gcg:
+        prompts = torch.stack([space.context_prompt(i) for i in range(len(contexts))])
+        space.gcg, space.n_gcg = gcg_table(bridge, target, prompts, k=gcg_k), n_gcg
+    return space
 
 
 def prescreen_contexts(bridge: Any, target: Component, bases: Int[Tensor, "n two_l"], *, seq_len: int, n_keep: int,
@@ -231,3 +256,62 @@ def _eraser_attention_scores(bridge: Any, target: Component, tokens: Tensor, n_e
         mass = cache[c.pattern_hook][:, c.head, -1].float().cpu()  # [batch, key_pos]
         scores.index_add_(0, tokens.cpu().reshape(-1), mass.reshape(-1))
     return scores
+
+
+def gcg_table(bridge: Any, target: Component, prompts: Int[Tensor, "n pos"], *, k: int = 16, batch: int = 8
+              ) -> Int[Tensor, "n pos k"]:
+    """Per prompt and position, ``k`` swap tokens ranked by the first-order change a one-token swap makes (GCG):
+    even ranks raise the target's DLA most, odd ranks the rest of the logit difference (LD - DLA) most; the
+    current token and special tokens are never proposed."""
+    banned = sorted(set(getattr(bridge.tokenizer, "all_special_ids", []) or []))
+    out = []
+    for i in range(0, len(prompts), batch):
+        tokens = prompts[i:i + batch].to(bridge.W_U.device)
+        grads = _position_grads(bridge, target, tokens)  # two [b, pos, d_model]
+        picks = []
+        for g in grads:
+            gain = g @ bridge.W_E.detach().T  # [b, pos, vocab]: first-order change of swapping in each token
+            gain = gain - gain.gather(2, tokens[..., None])  # relative to the current token
+            gain.scatter_(2, tokens[..., None], float("-inf"))
+            if banned:
+                gain[..., banned] = float("-inf")
+            picks.append(gain.topk(k, dim=-1).indices)
+        out.append(_interleave(picks[0], picks[1], k))
+    return torch.cat(out).cpu()
+
+
+def _interleave(a: Tensor, b: Tensor, k: int) -> Tensor:
+    """[..., k]: a's first, b's first, a's second, ... skipping b's tokens already taken from a (then a's next)."""
+    rows = []
+    for ra, rb in zip(a.reshape(-1, k).tolist(), b.reshape(-1, k).tolist()):
+        merged: list[int] = []
+        for x, y in zip(ra, rb):
+            merged += [t for t in (x, y) if t not in merged]
+        rows.append((merged + [t for t in ra if t not in merged])[:k])
+    return torch.tensor(rows).reshape(a.shape)
+
+
+def _position_grads(bridge: Any, target: Component, tokens: Tensor) -> tuple[Tensor, Tensor]:
+    """Gradients of the target's DLA and of LD - DLA at the last position wrt the input embeddings."""
+    got: dict[str, Tensor] = {}
+
+    def leaf(x: Tensor, hook: Any) -> Tensor:
+        got["embed"] = x.detach().requires_grad_(True)
+        return got["embed"]
+
+    def grab(key: str):
+        def hook(x: Tensor, hook: Any) -> Tensor:
+            got[key] = x
+            return x
+        return hook
+
+    hooks = [(EMBED_HOOK, leaf), (target.output_hook, grab("out")), (LN_FINAL_SCALE, grab("scale"))]
+    with torch.enable_grad():
+        logits = bridge.run_with_hooks(tokens, fwd_hooks=hooks)
+        t1, t2 = top2(logits[:, -1].detach())
+        out = got["out"][:, -1, target.head] if target.kind == "head" else got["out"][:, -1]
+        dla_t = ((out / got["scale"][:, -1]) * logit_direction(bridge, t1, t2)).sum(-1)
+        ld = logits[:, -1].gather(1, t1[:, None])[:, 0] - logits[:, -1].gather(1, t2[:, None])[:, 0]
+        g_dla = torch.autograd.grad(dla_t.sum(), got["embed"], retain_graph=True)[0]
+        g_rest = torch.autograd.grad((ld - dla_t).sum(), got["embed"])[0]
+    return g_dla.detach(), g_rest.detach()
