@@ -27,6 +27,7 @@ from typing import Any
 
 from advdla.atomic import write_json_atomic
 from advdla.components import Component, parse_component
+from advdla.corpus import TokenWindows, load_corpus, split_documents
 from advdla.erasure import analyze, rank_targets, sample_prompts
 from advdla.errors import AdvdlaError
 from advdla.leaderboard import add_record, write_markdown
@@ -55,7 +56,8 @@ class RunPlan:
     seed: int = 0
     prompts: int = 12  # analysis: corpus windows
     seq_len: int = 16  # tokens per prompt (analysis, search and suite)
-    resamples: int = 2  # R: resamples per example for ground truth
+    resamples: int = 2  # R_truth: the truth's resamples per example (the analysis uses as many)
+    method_resamples: int = 2  # R_method: the methods' own resamples (other documents)
     overrated_top: int = 6  # analysis: components whose total effect is measured
     trials: int = 96  # search: Optuna trials (one candidate prompt each), asked and scored `batch` at a time
     batch: int = 16
@@ -71,7 +73,8 @@ class RunPlan:
     n_dev: int = 6  # suite: adversarial examples per split ...
     n_test: int = 4
     n_natural: int = 4  # ... and natural controls per split
-    max_panel: int = 10  # suite: panel size on large models (target + top |DLA| + top |AtP| + random)
+    max_full: int = 64  # suite: every head and MLP in the panel up to this many (planted: 15) ...
+    panel_size: int = 24  # ... else the target and the largest |TE| on one screen resample (SmolLM2: 24 of 300)
     n_base: int = 24  # search: base corpus windows (each pre-screened: one forward per window)
     pool_size: int = 48  # search: candidate tokens per free slot
     verify_resamples: int = 4  # search: fresh resamples for the slow-path re-verification of each example
@@ -104,7 +107,6 @@ def plan_run(
             n_dev=3,
             n_test=2,
             n_natural=2,
-            max_panel=7,
             method_params=(("ig", (("steps", 4),)),),
             n_base=16,
             pool_size=32,
@@ -129,8 +131,8 @@ class RunState:
     out: Path
     bridge: Any = None  # model
     target: Component | None = None  # analysis
-    search: SearchResult | None = None  # search
-    search_config: SearchConfig | None = None
+    docs: dict[str, set[int]] = field(default_factory=dict)  # search: the corpus documents of each split
+    search: dict[str, SearchResult] = field(default_factory=dict)  # search, per split
     suite: Path | None = None  # suite
     records: list[ResultRecord] = field(default_factory=list)  # scores
     outputs: RunOutputs = field(default_factory=RunOutputs)
@@ -211,88 +213,67 @@ def suite_name(model: str) -> str:
 
 
 def stage_search(plan: RunPlan, state: RunState, report: Report, progress: Progress) -> None:
-    """A short search on the target; extended (the same study resumes) while it has too few verified examples."""
-    need = 2  # at least one dev and one test example
-    config = SearchConfig(
-        target=state.target.name,
-        trials=plan.trials,
-        batch=plan.batch,
-        resamples=plan.resamples,
-        seq_len=plan.seq_len,
-        seed=plan.seed,
-        max_examples=2 * (plan.n_dev + plan.n_test),
-        max_verify=plan.n_dev + plan.n_test + 2,
-        thresholds=Thresholds(**dict(plan.thresholds)),
-        n_base=plan.n_base,
-        pool_size=plan.pool_size,
-        verify_resamples=plan.verify_resamples,
-    )
-    for attempt in range(3):
-        result = run_search(state.bridge, config, out_dir=state.out / "search", progress=progress)
-        found = verified_examples(result.examples)
-        if len(found) >= plan.n_dev + plan.n_test or (len(found) >= need and attempt > 0):
-            break
-        report(f"{len(found)} verified examples after {config.trials} trials: extending the search")
-        config = dataclasses.replace(config, trials=2 * config.trials)
-    if len(found) < need:
-        raise AdvdlaError(
-            f"the search found {len(found)} verified adversarial examples for {state.target} in "
-            f"{config.trials} trials, at least {need} needed: try `advdla run --seed 1` or more --trials"
-        )
-    state.search, state.search_config = result, config
+    """One short search per split, each kept off the other split's documents; a split's search is extended (its
+    study resumes with twice the trials, at most twice) while it has too few verified examples."""
+    windows = TokenWindows(load_corpus(), state.bridge.tokenizer)
+    state.docs = split_documents(windows, seed=plan.seed)
+    for split, n in (("dev", plan.n_dev), ("test", plan.n_test)):
+        other = state.docs["test" if split == "dev" else "dev"]
+        config = SearchConfig(target=state.target.name, trials=plan.trials, batch=plan.batch,
+                              resamples=plan.method_resamples, seq_len=plan.seq_len, seed=plan.seed + len(split),
+                              max_examples=2 * n, max_verify=n + 2, thresholds=Thresholds(**dict(plan.thresholds)),
+                              n_base=plan.n_base, pool_size=plan.pool_size, verify_resamples=plan.verify_resamples,
+                              exclude_docs=tuple(sorted(other)))
+        state.search[split] = _search_until(state, config, n, state.out / "search" / split, report, progress)
     state.outputs.paths["search"] = state.out / "search"
-    counts = result.summary.get("counts", {})
-    state.outputs.notes["search"] = (
-        f"{len(found)} verified adversarial examples for {state.target} in {counts.get('study_complete_trials')} trials"
-    )
+    found = {s: len(verified_examples(r.examples)) for s, r in state.search.items()}
+    state.outputs.notes["search"] = (f"{found['dev']} + {found['test']} verified adversarial examples (dev + test) "
+                                     f"for {state.target}")
+
+
+def _search_until(state: RunState, config: SearchConfig, n: int, out: Path, report: Report,
+                  progress: Progress) -> SearchResult:
+    for attempt in range(3):
+        result = run_search(state.bridge, config, out_dir=out, progress=progress)
+        found = len(verified_examples(result.examples))
+        if found >= n or (found >= 1 and attempt > 0):
+            return result
+        report(f"{found} verified examples after {config.trials} trials: extending the search")
+        config = dataclasses.replace(config, trials=2 * config.trials)
+    raise AdvdlaError(f"the search found {found} verified adversarial examples for {state.target} in "
+                      f"{config.trials // 2} trials, at least 1 needed per split: try `advdla run --seed 1`")
 
 
 def stage_suite(plan: RunPlan, state: RunState, report: Report, progress: Progress) -> None:
-    """A small suite from the search's examples (no second search), then verified on the model."""
-    found = len(verified_examples(state.search.examples))
-    n_test = min(plan.n_test, found // 2)
-    n_dev = min(plan.n_dev, found - n_test)
-    per = max(plan.max_panel - 1, 3) // 3  # the target, then equal shares: top |DLA|, top |AtP|, random
-    sc = state.search_config
-    cfg = SuiteConfig(
-        name=suite_name(plan.model),
-        model=plan.model,
-        seq_len=plan.seq_len,
-        seed=plan.seed,
-        description=f"a small suite made by `advdla run` on {plan.model}",
-        targets=[state.target.name],
-        search=SearchBudget(trials=sc.trials, batch=sc.batch, sampler=sc.sampler),
-        resamples=plan.resamples,
-        thresholds=dict(plan.thresholds),
-        panel=PanelPolicy(top_dla=per, top_atp=per, n_random=per),
-        splits=SplitSizes(n_dev=n_dev, n_test=n_test, n_natural=plan.n_natural),
-    )
+    """A small suite from the searches' examples (no second search), then verified on the model."""
+    found = {s: len(verified_examples(r.examples)) for s, r in state.search.items()}
+    n_dev, n_test = min(plan.n_dev, found["dev"]), min(plan.n_test, found["test"])
+    sc = state.search["dev"].summary["config"]
+    cfg = SuiteConfig(name=suite_name(plan.model), model=plan.model, seq_len=plan.seq_len, seed=plan.seed,
+                      description=f"a small suite made by `advdla run` on {plan.model}", targets=[state.target.name],
+                      search=SearchBudget(trials=sc["trials"], batch=sc["batch"], sampler=sc["sampler"],
+                                          objective=sc["objective"]),
+                      resamples=plan.resamples, method_resamples=plan.method_resamples,
+                      thresholds=dict(plan.thresholds),
+                      panel=PanelPolicy(max_full=plan.max_full, size=plan.panel_size, screen_resamples=1),
+                      splits=SplitSizes(n_dev=n_dev, n_test=n_test, n_natural=plan.n_natural))
     dest = state.out / "suites" / cfg.name
-    build_suite(cfg, dest, bridge=state.bridge, find=_reuse(state.search, sc), force=plan.force, progress=progress)
+    build_suite(cfg, dest, bridge=state.bridge, find=_reuse(state), force=plan.force, progress=progress)
     report("verifying the suite (hashes, fingerprint chain, one example re-derived)")
     verify_suite(dest, sample=1, bridge=state.bridge, seed=plan.seed)
     state.suite = dest
     state.outputs.paths["suite"] = dest
-    state.outputs.notes["suite"] = (
-        f"dev {n_dev} adversarial + {plan.n_natural} natural, test {n_test} + {plan.n_natural}"
-    )
+    nat = plan.n_natural
+    state.outputs.notes["suite"] = f"dev {n_dev} adversarial + {nat} natural, test {n_test} + {nat}"
 
 
-def _reuse(result: SearchResult, sc: SearchConfig) -> Callable[..., Any]:
-    """A suite-build candidate finder that hands over the search's verified examples instead of searching again."""
+def _reuse(state: RunState) -> Callable[..., Any]:
+    """A suite-build candidate finder that hands over each split's search examples instead of searching again
+    (the split is the one whose documents the build does not exclude)."""
 
-    def find(
-        bridge: Any,
-        target: Component,
-        *,
-        cfg: Any,
-        seed: int,
-        n: int,
-        windows: Any,
-        out_dir: Path,
-        progress: Progress = silent,
-    ) -> tuple[list[Any], dict[str, Any]]:
-        return candidates_from_search(result, sc, windows, target.name, engine="advdla.search.run_search (advdla run)")
+    def find(bridge: Any, target: Component, *, exclude_docs: set[int], **_: Any) -> tuple[list[Any], dict[str, Any]]:
+        split = "dev" if set(exclude_docs) == state.docs["test"] else "test"
+        return candidates_from_search(state.search[split], target.name, engine="advdla.search.run_search (advdla run)")
 
     return find
 

@@ -34,7 +34,7 @@ def test_every_stage_ran_and_wrote(run_out):
     for key in ("analysis", "search", "suite", "results", "leaderboard", "leaderboard_md"):
         assert outputs.paths[key].exists(), key
     assert json.loads((out / "analysis.json").read_text())["model"] == "planted-erasure"
-    assert (out / "search" / "examples.parquet").is_file()
+    assert all((out / "search" / split / "examples.parquet").is_file() for split in ("dev", "test"))
     manifest = json.loads((outputs.paths["suite"] / "manifest.json").read_text())
     assert manifest["targets"] == ["L0H1"]  # the analysis picked the planted writer as the most overrated head
     assert manifest["splits"]["dev"]["adversarial"] == 6

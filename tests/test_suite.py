@@ -288,6 +288,8 @@ def test_verify_catches_a_different_model(built, tiny):
     [
         (lambda m: m.update(extra_field=1), "unknown manifest field.*extra_field"),
         (lambda m: m.update(schema_version=99), "schema version 99 is newer"),
+        (lambda m: m.update(schema_version=1), r"schema version 1, from an older advdla .*rebuild it with "
+                                               r"`advdla suite build suites/planted-small.yaml --force`"),
         (lambda m: m.pop("schema_version"), "no integer schema_version"),
         (lambda m: m.pop("fingerprint"), "lacks fingerprint"),
     ],
@@ -365,6 +367,10 @@ def test_shipped_planted_suite_verifies(planted):
     suite = load_suite(path)
     assert report["fingerprint"] == suite.fingerprint
     assert suite.manifest["splits"] == {
-        "dev": {"adversarial": 12, "natural": 6},
-        "test": {"adversarial": 12, "natural": 6},
+        "dev": {"adversarial": 12, "natural": 12},
+        "test": {"adversarial": 12, "natural": 12},
     }
+    assert suite.manifest["schema_version"] == 2 and suite.version == 3
+    for split in ("dev", "test"):  # every adversarial example is labelled, by its final truth
+        assert sum(suite.manifest["mechanisms"][split].values()) == 12
+        assert "none" not in suite.manifest["mechanisms"][split]

@@ -173,7 +173,7 @@ def _context(cfg: SuiteConfig, bridge: Any, find: Finder, progress: Progress) ->
 
 def _build_key(ctx: _Context, *, test_seed: int) -> dict[str, Any]:
     return {"config": ctx.cfg.to_dict(), "weights": ctx.bridge.advdla_card.weights_fingerprint,
-            "corpus": ctx.corpus.fingerprint, "test_seed": test_seed}
+            "corpus": ctx.corpus.fingerprint, "test_seed": test_seed, "schema_version": SCHEMA_VERSION}
 
 
 def resolve_targets(bridge: Any, cfg: SuiteConfig, windows: Any) -> list[Component]:
@@ -477,25 +477,56 @@ def _libraries() -> dict[str, str]:
     return out
 
 
+COLUMNS_DOC = """\
+| column | per | what it holds |
+|---|---|---|
+| `example_id`, `split`, `kind` | example | stable id; `dev` or `test`; `adversarial` (searched) or `natural` |
+| `text`, `tokens` | example | the prompt |
+| `resamples` | example | the truth's R_truth counterfactual texts (same length, other documents) |
+| `method_resamples` | example | the R_method texts methods receive: other documents again, never the truth's |
+| `t1`, `t2`, `ld` | example | the clean run's top-2 tokens and LD = logit[t1] - logit[t2] (last position) |
+| `target` | example | the component the example is about |
+| `mechanism` | example | why DLA misleads: `compensation`, `baseline`, `mixed`; `none` for natural controls |
+| `source_doc` | example | the corpus document the prompt is built on (the cluster of the bootstrap) |
+| `panel` | example | the components that carry truth: every head and MLP (up to 512) |
+| `dla` | panel component | direct logit attribution (baseline: a zero output) |
+| `te_mean`, `te_std` | panel component | total effect: LD_clean - LD, output from a resample, over `resamples` |
+| `de_mean`, `de_std` | panel component | direct effect: the same swap on the direct path to the logits only |
+| `ie_mean` | panel component | indirect effect: te_mean - de_mean (what later components do with the output) |
+| `te_zero` | panel component | total effect of a zero output (DLA's baseline): dla - te_zero is purely indirect |
+"""
+
+
 def render_readme(m: dict[str, Any]) -> str:
-    """The suite folder's README: what it is, how to load it without advdla, and the changelog."""
-    counts = "\n".join(f"| {s} | {c['adversarial']} | {c['natural']} |" for s, c in m["splits"].items())
+    """The suite folder's README: what it is, its columns, how to load it without advdla, and the changelog."""
+    counts = "\n".join(f"| {s} | {c['adversarial']} | {c['natural']} | "
+                       f"{', '.join(f'{k} {v}' for k, v in m.get('mechanisms', {}).get(s, {}).items())} |"
+                       for s, c in m["splits"].items())
     log = "\n".join(
         f"- v{e['version']} ({e['date']}): {e['note']} (fingerprint {e['fingerprint'][:12]})" for e in m["changelog"]
     )
     thr = ", ".join(f"{k}={v}" for k, v in m["thresholds"].items())
+    cfg = m["config"]
     return f"""# {m["name"]} (version {m["version"]})
 
 {m["description"]}
 
 Model `{m["model"]}` (weights {m["model_card"]["weights_fingerprint"][:12]}), corpus `{m["corpus"]["name"]}`,
-targets {", ".join(m["targets"])}, R = {m["config"]["resamples"]} resamples, seed {m["seed"]},
-test seed {m["test_seed"]}.
-Adversarial thresholds: {thr}. Fingerprint: `{m["fingerprint"]}`.
+targets {", ".join(m["targets"])}, R_truth = {cfg["resamples"]}, R_method = {cfg["method_resamples"]},
+seed {m["seed"]}, test seed {m["test_seed"]}. Adversarial thresholds: {thr}. Fingerprint: `{m["fingerprint"]}`.
 
-| split | adversarial | natural |
-|---|---|---|
+| split | adversarial | natural | mechanisms |
+|---|---|---|---|
 {counts}
+
+## Columns
+
+{COLUMNS_DOC}
+`compensation`: the direct effect carries the DLA (|DE| >= de_share |DLA|) and later components undo it;
+`baseline`: the direct effect is small (the output hardly depends on the context) and little happens downstream;
+`mixed`: the rest. The truth is independent of what it judges: methods receive only `method_resamples`; the
+panel is every head and MLP (no method chooses it); dev and test come from disjoint halves of the corpus's
+documents.
 
 Load it without advdla:
 
@@ -504,7 +535,8 @@ import datasets
 ds = datasets.load_dataset("parquet", data_files={{"dev": "data/dev.parquet", "test": "data/test.parquet"}})
 ```
 
-Check it with advdla: `advdla suite verify PATH` (file hashes, fingerprint chain, model weights, ground truth).
+Check it with advdla: `advdla suite verify PATH` (file hashes, fingerprint chain, model weights, split overlap,
+each example's consistency, and ground truth re-derived on the model).
 
 ## Changelog
 {log}
