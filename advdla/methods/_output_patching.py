@@ -2,9 +2,11 @@
 
 For an attention head this IS the total effect: a head's output is a function of its q, k, v inputs alone,
 so resampling all of them (the ground truth's definition) makes it emit exactly its resample output
-(:mod:`advdla.patching`). Its scores therefore equal the oracle's up to float error; it stays in the table as
-the exact, expensive reference row (one forward per component and resample). For MLPs too the output is a
-function of the MLP's input only, so the same holds.
+(:mod:`advdla.patching`). For MLPs too the output is a function of the MLP's input only, so the same holds.
+
+It runs on the resamples a method is given (a suite's method resamples, disjoint from the truth's), so it
+differs from the truth only by resampling noise: the leaderboard shows it on top as the *noise ceiling*, what
+any method can reach with those counterfactuals. Cost: one forward per component and resample.
 """
 
 from __future__ import annotations
@@ -19,8 +21,8 @@ from advdla.methods.registry import register_method
 from advdla.patching import output_effects
 
 
-@register_method("output-patching", version="1", exact=True, description="exact resample of each component's output: "
-                 "equals the total effect for heads and MLPs (the exact, expensive reference row)")
+@register_method("output-patching", version="1", exact=True, description="exact resample of each component's output "
+                 "over the method resamples: the total effect on other resamples than the truth's (the noise ceiling)")
 class OutputPatching(AttributionMethod):
     def __init__(self, *, seed: int = 0, batch_size: int = 64) -> None:
         super().__init__(seed=seed)
