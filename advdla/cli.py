@@ -57,6 +57,9 @@ def main(argv: list[str] | None = None) -> int:
     except AdvdlaError as exc:
         print(f"advdla {args.command}: error: {_one_line(str(exc))}", file=sys.stderr)
         return 2
+    except BrokenPipeError:  # whoever read stdout stopped (advdla ... | head): nothing went wrong here
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
     except OSError as exc:
         if os.environ.get("ADVDLA_DEBUG"):
             raise
@@ -73,11 +76,15 @@ def _one_line(text: str) -> str:
 
 def _os_error(exc: OSError) -> str:
     """An OSError as one line: what failed on which path, and what to check (ADVDLA_DEBUG=1 for the traceback)."""
-    what = exc.strerror or str(exc) or type(exc).__name__
+    what = _one_line(exc.strerror or str(exc) or type(exc).__name__)
     paths = [str(p) for p in (exc.filename, exc.filename2) if p is not None]
-    where = f": {' -> '.join(paths)}" if paths else ""
-    return (f"{_one_line(what)}{where}: check that the path exists and that you may read (or write) it "
-            f"(ADVDLA_DEBUG=1 shows where this happened)")
+    if paths:
+        fix = f"{' -> '.join(paths)}: check that the path exists and that you may read (or write) it"
+    elif isinstance(exc, ConnectionError | TimeoutError):
+        fix = "check the network, or the server's address"
+    else:
+        fix = f"{type(exc).__name__} from the system: check free disk space, memory and open-file limits"
+    return f"{what}: {fix} (ADVDLA_DEBUG=1 shows where this happened)"
 
 
 if __name__ == "__main__":
