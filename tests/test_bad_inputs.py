@@ -290,6 +290,10 @@ CASES: list[Case] = [
     C("search-seq-len-over-context", f"search {PLANTED} --seq-len 100000 --target L0H1 --out {{CWD}}/s",
       "100000", "128"),
     C("search-short-context", f"search {SHORT} --target L0H1 --seq-len 16 --out {{CWD}}/s", "16", "context of 8"),
+    C("search-prescreen-over-context", f"search {SHORT} --target L0H1 --seq-len 6 --out {{CWD}}/s", "2 x 6",
+      "context of 8"),
+    C("search-registry-short-context", "search --model planted-words --target L0H1 --seq-len 24 --out {CWD}/s",
+      "48", "context of 32"),
     C("search-storage-unreachable", f"search {PLANTED} --storage {PG} --out {{CWD}}/s", "127.0.0.1", "storage"),
     C("search-storage-sqlite-uncreatable", f"search {PLANTED} --storage sqlite:///{{W}}/afile.txt/study.db "
       "--out {CWD}/s", "afile.txt", "--storage"),
@@ -318,6 +322,7 @@ CASES: list[Case] = [
     C("analyze-prompts-zero", f"analyze {PLANTED} --prompts 0", "--prompts", "at least 1"),
     C("analyze-seq-len-negative", f"analyze {PLANTED} --seq-len -4", "--seq-len", "at least"),
     C("analyze-short-context", f"analyze {SHORT} --seq-len 32", "32", "context of 8"),
+    C("analyze-registry-short-context", "analyze --model planted-words --seq-len 40", "40", "context of 32"),
     C("analyze-n-writers-over", f"analyze {PLANTED} --n-writers 500", "--n-writers 500", "at most"),
     C("analyze-corpus-missing", f"analyze {PLANTED} --corpus {{W}}/no-corpus", "no-corpus", "builtin"),
     C("analyze-plot-dir-uncreatable", f"analyze {PLANTED} --plot-dir {{W}}/afile.txt/figs", "afile.txt",
