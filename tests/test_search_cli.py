@@ -136,3 +136,20 @@ def test_bad_input_is_one_line_and_exit_2(tmp_path, args, message):
     lines = [ln for ln in proc.stderr.splitlines() if ln.strip() and "Warning" not in ln and not ln.startswith(" ")]
     assert len(lines) == 1 and message in lines[0], proc.stderr[-800:]
     assert not (tmp_path / "o" / "examples.parquet").exists()
+
+
+def test_yield_table_in_process(capsys, tmp_path):
+    """``advdla search --yield``: three arms at equal budgets per seed, verified per 100 with intervals, as JSON."""
+    from advdla import cli
+
+    argv = ["search", *ARGS, "--yield", "--seeds", "0", "--trials", "16", "--max-verify", "4", "--objectives",
+            "compensation", "--out", str(tmp_path / "y"), "--format", "json"]
+    assert cli.main(argv) == 0
+    out = json.loads(capsys.readouterr().out)
+    arms = {(r["objective"], r["arm"]) for r in out["yield"]}
+    assert arms == {("compensation", a) for a in ("tpe", "random", "natural")}
+    for r in out["yield"]:
+        assert r["candidates"] == 16 and 0 <= r["ci_low"] <= r["per_100"] <= r["ci_high"] <= 100
+    assert all(r["target"] == PLANTED.writer for r in out["runs"]) and (tmp_path / "y" / "yield.csv").exists()
+    assert cli.main([*argv[:-4], "--seeds", "x", "--out", str(tmp_path / "z")]) == 2
+    assert "--seeds" in capsys.readouterr().err and not (tmp_path / "z").exists()

@@ -13,6 +13,7 @@ from typing import Any
 
 from advdla.atomic import check_writable, removed_on_failure
 from advdla.errors import AdvdlaError
+from advdla.progress import Step
 from advdla.report import add_format_arg, device, emit, progress_bar
 
 # advdla.models (and what uses it) imports torch: imported inside the commands, so `advdla --help` starts fast
@@ -48,6 +49,15 @@ def register(subparsers: Any) -> None:
     p.add_argument("--threads", type=int, default=None,
                    help="torch CPU threads (default: torch's choice; 1 is fastest on a busy machine)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.add_argument("--n-gcg", type=int, default=2,
+                   help="gradient-ranked token swaps per candidate (GCG-style, per context and position; default: 2)")
+    p.add_argument("--gcg-k", type=int, default=16, help="swap tokens ranked per context and position (default: 16)")
+    p.add_argument("--yield", dest="yield_", action="store_true",
+                   help="measure yield instead: TPE, random search and unmanipulated corpus windows at --trials "
+                        "candidates each, per seed and objective; verified examples per 100 candidates with intervals")
+    p.add_argument("--seeds", default="0,1,2", help="with --yield: comma-separated seeds (default: 0,1,2)")
+    p.add_argument("--objectives", default=None,
+                   help="with --yield: comma-separated objectives (default: the --objective)")
     add_format_arg(p)
     p.set_defaults(func=cmd_search)
 
@@ -61,7 +71,7 @@ def cmd_search(args: Any) -> int:
                           sampler=args.sampler,
                           resamples=args.resamples, seq_len=args.seq_len, seed=args.seed,
                           max_examples=args.max_examples, corpus=args.corpus, max_verify=args.max_verify,
-                          verify_resamples=args.verify_resamples)
+                          verify_resamples=args.verify_resamples, n_gcg=args.n_gcg, gcg_k=args.gcg_k)
     validate(config)  # fail on a bad budget or sampler before loading a model
     for flag, value in (("--threads", args.threads), ("--max-examples", args.max_examples)):
         if value is not None and value < 1:
@@ -80,11 +90,47 @@ def cmd_search(args: Any) -> int:
     if bridge.cfg.d_vocab < config.pool_size:
         raise AdvdlaError(f"the model's vocabulary of {bridge.cfg.d_vocab} tokens is smaller than the search's pool "
                           f"of {config.pool_size} candidate tokens per slot: search a model with a larger vocabulary")
+    if args.yield_:
+        return _yield(args, bridge, config)
     with removed_on_failure(args.out), _bar(args) as tick:  # a refused search leaves no fresh study behind
         result = run_search(bridge, config, out_dir=args.out, storage=args.storage, study_name=args.study,
                             progress=tick)
     emit(result.summary, args.format, tables=_tables(result))
     return 0
+
+
+def _yield(args: Any, bridge: Any, config: Any) -> int:
+    """``--yield``: :func:`advdla.search.yields.measure_yield` into OUT (yield.csv, one search folder per arm)."""
+    from advdla.search.objectives import check_objective
+    from advdla.search.yields import measure_yield, summarise
+
+    try:
+        seeds = [int(x) for x in args.seeds.split(",")]
+    except ValueError:
+        raise AdvdlaError(f"--seeds must be comma-separated integers, got {args.seeds!r}") from None
+    objectives = [check_objective(o) for o in (args.objectives or args.objective).split(",")]
+    with removed_on_failure(args.out), _bar(args, transient=True) as tick:
+        def note(msg: str) -> None:
+            if tick:
+                tick(Step("yield", done=0, total=None, info=msg))
+
+        frame = measure_yield(bridge, config, seeds=seeds, objectives=objectives, out_dir=args.out, note=note)
+    rows = summarise(frame)
+    emit({"yield": rows, "runs": frame.to_dict("records")}, args.format, tables=[
+        (f"yield: verified examples per 100 candidates, target {frame.target.iloc[0]}, seeds {args.seeds}",
+         [_yield_row(r) for r in rows])])
+    return 0
+
+
+def _ratio(r: dict[str, Any], key: str) -> str:
+    return f"{r[key]:.1f}x [{r[key + '_ci'][0]:.1f}, {r[key + '_ci'][1]:.1f}]" if key in r else ""
+
+
+def _yield_row(r: dict[str, Any]) -> dict[str, Any]:
+    return {"objective": r["objective"], "arm": r["arm"], "candidates": r["candidates"], "verified": r["verified"],
+            "per 100 [95% CI]": f"{r['per_100']:.2f} [{r['ci_low']:.2f}, {r['ci_high']:.2f}]",
+            "per seed": ", ".join(map(str, r["per_seed"])), "documents per 100": round(r["docs_per_100"], 2),
+            "vs random": _ratio(r, "x_random"), "vs natural": _ratio(r, "x_natural")}
 
 
 def _storage_file(url: str) -> str | None:
