@@ -151,15 +151,17 @@ def check_tokens(bridge: Any, tokens: Tensor) -> Tensor:
     return tokens.to(bridge.W_U.device)
 
 
-def check_context(bridge: Any, n_tokens: int, what: str) -> None:
+def check_context(bridge: Any, n_tokens: int, what: str, *, per_unit: int = 1) -> None:
     """Refuse, before any forward, a stage that would feed the model more positions than it has.
 
-    ``what`` names the stage's length in the message (e.g. "search --seq-len 24 (pre-screen windows of 2 x 24)").
+    ``what`` names the stage's length in the message (e.g. "search --seq-len 24 (pre-screen windows of 2 x 24)");
+    ``per_unit`` is how many positions one unit of the user's length costs (2 for windows of 2 x --seq-len), so
+    the fix names the largest length that fits.
     """
     n_ctx = int(bridge.cfg.n_ctx)
     if n_tokens > n_ctx:
         raise AdvdlaError(f"{what} needs {n_tokens} positions but the model has a context of {n_ctx}: "
-                          f"use a length of at most {n_ctx} there")
+                          f"use a length of at most {n_ctx // per_unit} there")
 
 
 def magnitude_rank(values: Float[Tensor, "... comp"], index: int) -> Int[Tensor, "..."]:
