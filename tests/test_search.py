@@ -385,3 +385,20 @@ def test_mechanism_rules(dla, de, te, ld, rank, expected):
     assert mechanism(dla, de, te, ld, Thresholds(), rank=rank) == expected
     assert mechanism(torch.tensor(dla), torch.tensor(de), torch.tensor(te), torch.tensor(ld), Thresholds(),
                      rank=rank) == expected
+
+
+def test_yield_summary_intervals_and_ratios():
+    from advdla.search.yields import summarise, wilson
+
+    lo, hi = wilson(10, 100)
+    assert 5 < lo < 10 < hi < 18 and wilson(0, 50)[0] == 0.0
+    rows = [{"objective": "compensation", "arm": arm, "seed": seed, "target": "L0H1", "candidates": 100,
+             "fast_hits": k, "verified": k, "distinct_docs": min(k, 3), "seconds": 1.0, "per_100": float(k)}
+            for arm, ks in (("tpe", (20, 30, 25)), ("random", (5, 4, 6)), ("natural", (2, 3, 1)))
+            for seed, k in enumerate(ks)]
+    out = {r["arm"]: r for r in summarise(pd.DataFrame(rows))}
+    tpe = out["tpe"]
+    assert tpe["per_100"] == pytest.approx(25.0) and tpe["per_seed"] == [20.0, 30.0, 25.0]
+    assert tpe["x_random"] == pytest.approx(5.0) and tpe["x_natural"] == pytest.approx(12.5)
+    assert tpe["x_random_ci"][0] < 5.0 < tpe["x_random_ci"][1]
+    assert out["natural"]["ci_low"] < 2.0 < out["natural"]["ci_high"] and "x_random" not in out["random"]

@@ -164,19 +164,19 @@ def wilson(k: int, n: int, z: float = 1.96) -> tuple[float, float]:
 
 def _ratio_interval(num: pd.DataFrame, den: pd.DataFrame, *, draws: int = 4000, seed: int = 0) -> tuple[float, float]:
     """95% bootstrap interval of (pooled rate of ``num``) / (pooled rate of ``den``): seeds resampled, then
-    candidates within each seed (binomially). A zero denominator draw counts as infinity."""
+    candidates within each seed (binomially). A draw with a zero denominator counts as infinity."""
     rng = np.random.default_rng(seed)
     seeds = sorted(set(num["seed"]) & set(den["seed"]))
     if not seeds:
         return float("nan"), float("nan")
-    ratios = []
-    for _ in range(draws):
-        pick = rng.choice(seeds, size=len(seeds), replace=True)
-        k = [sum(rng.binomial(int(f[f.seed == s].candidates.iloc[0]),
-                              f[f.seed == s].verified.iloc[0] / max(int(f[f.seed == s].candidates.iloc[0]), 1))
-                 for s in pick) for f in (num, den)]
-        n = [sum(int(f[f.seed == s].candidates.iloc[0]) for s in pick) for f in (num, den)]
-        ratios.append((k[0] / n[0]) / (k[1] / n[1]) if k[1] else math.inf)
+    per = [f.set_index("seed").loc[seeds] for f in (num, den)]
+    n = [f["candidates"].to_numpy() for f in per]  # [seeds]
+    p = [f["verified"].to_numpy() / np.maximum(c, 1) for f, c in zip(per, n)]
+    pick = rng.integers(0, len(seeds), size=(draws, len(seeds)))
+    k = [rng.binomial(c[pick], q[pick]).sum(1) for c, q in zip(n, p)]
+    total = [c[pick].sum(1) for c in n]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        ratios = np.where(k[1] > 0, (k[0] / total[0]) / (k[1] / total[1]), np.inf)
     lo, hi = np.quantile(ratios, [0.025, 0.975])
     return float(lo), float(hi)
 
