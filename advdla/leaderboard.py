@@ -54,6 +54,7 @@ MARKDOWN_NAME = "LEADERBOARD.md"
 GROUPS = {"adversarial": "adv", "compensation": "comp", "baseline": "base", "mixed": "mixed", "natural": "nat",
           "all": "all"}
 CEILING = "output-patching"  # exact on the method resamples: the noise ceiling
+HIDDEN_PARAMS = {"seed", "batch_size"}  # knobs that do not change a method's numbers: not shown with its name
 BASELINE = "dla"  # what every method is compared with, pairwise
 RELATIVE = "dla-relative"  # the verdict asks whether it fixes baseline examples
 COMPARED = (("spearman", "adversarial"), ("fooled", "adversarial"), ("spearman", "compensation"),
@@ -235,7 +236,8 @@ def load_board(
     directory = Path(directory)
     if not directory.is_dir():
         raise AdvdlaError(
-            f"no leaderboard folder {directory}: score a suite with `advdla score --leaderboard {directory}`"
+            f"no leaderboard folder {directory}: score a suite with `advdla score --suite PATH --out FILE`, "
+            f"then `advdla leaderboard add FILE --dir {directory}`"
         )
     sdir = Path(suites_dir) if suites_dir else _default_suites_dir(directory)
     board = Board(current=[], stale=[], problems=[])
@@ -373,7 +375,8 @@ def _nan0(x: float) -> float:
 
 
 def _row(e: Entry, base: Entry | None) -> dict[str, Any]:
-    params = {k: v for k, v in (e.record.get("method", {}).get("params") or {}).items() if k != "seed"}
+    params = {k: v for k, v in (e.record.get("method", {}).get("params") or {}).items()
+              if k not in HIDDEN_PARAMS and v is not None}
     row: dict[str, Any] = {"method": e.method, "version": e.method_version, "role": role(e), "params": params,
                            "wall_time_s": _num(e.record.get("wall_time_s"))}
     for kind, abbr in GROUPS.items():
