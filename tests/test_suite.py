@@ -190,6 +190,26 @@ def test_existing_suite_is_never_overwritten_silently(planted, built, tmp_path):
     assert not list(tmp_path.glob(".s.tmp-*"))
 
 
+def test_test_candidates_close_to_dev_prompts_are_left_out(planted, tmp_path):
+    """A finder that offers the test split copies of dev prompts (as shared token pools could): the build drops them,
+    takes spare candidates instead, counts them, and the suite verifies (no dev/test pair over 30% overlap)."""
+    offered = {}
+
+    def leaky(bridge, target, *, cfg, seed, n, windows, out_dir, exclude_docs=frozenset(), progress=None):
+        cands, info = corpus_finder(bridge, target, cfg=cfg, seed=seed, n=n, windows=windows, out_dir=out_dir,
+                                    exclude_docs=exclude_docs)
+        split = "test" if "dev" in offered else "dev"
+        offered[split] = cands
+        return (cands if split == "dev" else offered["dev"] + cands), info  # every dev candidate offered again
+
+    path = build_suite(small_config(), tmp_path / "s", find=leaky, bridge=planted)
+    suite = load_suite(path)
+    dev_tokens = {tuple(r["tokens"]) for r in suite.rows(split="dev")}
+    assert not dev_tokens & {tuple(r["tokens"]) for r in suite.rows(split="test")}
+    assert suite.manifest["build"]["test"]["candidates_too_close_to_other_split"] >= 3  # the 3 dev prompts at least
+    verify_suite(path, sample=0, bridge=planted)
+
+
 def test_failed_build_leaves_nothing(planted, tmp_path):
     def finds_too_few(bridge, target, **kw):
         return [], {"engine": "stub"}

@@ -68,6 +68,7 @@ from advdla.suites.store import (
     split_counts,
 )
 from advdla.suites.truth import choose_panel, ground_truth, panel_candidates, target_mechanism
+from advdla.suites.verify import MAX_SPLIT_OVERLAP
 
 __all__ = ["Candidate", "build_suite", "regenerate_test", "search_candidates", "candidates_from_search",
            "resolve_targets", "Finder"]
@@ -127,7 +128,8 @@ def build_suite(cfg: SuiteConfig, dest: str | Path, *, force: bool = False, find
     examples, search_info, build_info = [], {}, {}
     with ctx.partial.removed_on_error():
         for split in SPLITS:
-            part, search_info[split], build_info[split] = _split_examples(ctx, split, seed=cfg.seed, avoid=set())
+            near = [e.tokens for e in examples]  # the test split keeps its distance from dev
+            part, search_info[split], build_info[split] = _split_examples(ctx, split, seed=cfg.seed, near=near)
             examples += part
     manifest = _manifest(ctx, examples, test_seed=cfg.seed, search_info=search_info, build_info=build_info,
                          previous=_previous(dest))
@@ -151,9 +153,8 @@ def regenerate_test(path: str | Path, *, seed: int, find: Finder | None = None, 
         raise AdvdlaError(f"model {cfg.model!r} now has other weights than the suite was built on; "
                           f"rebuild the suite instead")
     ctx.partial = PartialBuild(path, _build_key(ctx, test_seed=seed))
-    avoid = {tuple(e.tokens.tolist()) for e in dev}
     with ctx.partial.removed_on_error():
-        test, search_info, build_info = _split_examples(ctx, "test", seed=seed, avoid=avoid)
+        test, search_info, build_info = _split_examples(ctx, "test", seed=seed, near=[e.tokens for e in dev])
     manifest = _manifest(ctx, dev + test, test_seed=seed, search_info={**old.get("search", {}), "test": search_info},
                          build_info={**old.get("build", {}), "test": build_info}, previous=old)
     out = save_suite(dev + test, manifest, path, force=True, readme=render_readme(manifest))
@@ -194,25 +195,36 @@ def resolve_targets(bridge: Any, cfg: SuiteConfig, windows: Any) -> list[Compone
 # --------------------------------------------------------------------------------------------- one split
 
 
-def _split_examples(ctx: _Context, split: str, *, seed: int, avoid: set[tuple[int, ...]]
+def _split_examples(ctx: _Context, split: str, *, seed: int, near: list[torch.Tensor]
                     ) -> tuple[list[Example], dict[str, Any], dict[str, Any]]:
-    """A split's adversarial examples (checked on their final truth) and its natural controls."""
+    """A split's adversarial examples (checked on their final truth) and its natural controls.
+
+    ``near``: the other split's prompts. A candidate sharing more than MAX_SPLIT_OVERLAP of its tokens, position by
+    position, with one of them is left out (the search's token pools are shared, so disjoint documents alone do
+    not guarantee it): the build enforces the overlap rule that verify checks.
+    """
     n_adv = ctx.cfg.splits.n_dev if split == "dev" else ctx.cfg.splits.n_test
-    cands, search_info = _adversarial_candidates(ctx, split, seed=seed, n=n_adv, avoid=avoid)
+    found, search_info = _adversarial_candidates(ctx, split, seed=seed, n=n_adv)
+    cands = [c for c in found if not _too_close(c.tokens, near)]
     adversarial, rejected = _checked_adversarial(ctx, split, cands, n_adv)
     used = set().union(*(c.docs for c in cands)) if cands else set()
-    natural, scanned = _natural_candidates(ctx, split, seed=seed, exclude=used)
+    natural, scanned = _natural_candidates(ctx, split, seed=seed, exclude=used, near=near)
     examples = adversarial + [_example(ctx, split, "natural", c) for c in natural]
-    return examples, search_info, {"candidates_rejected_on_truth": rejected, "natural_windows_scanned": scanned,
-                                   "natural_found": len(natural)}
+    return examples, search_info, {"candidates_rejected_on_truth": rejected,
+                                   "candidates_too_close_to_other_split": len(found) - len(cands),
+                                   "natural_windows_scanned": scanned, "natural_found": len(natural)}
+
+
+def _too_close(tokens: tuple[int, ...], near: list[torch.Tensor]) -> bool:
+    t = torch.tensor(tokens)
+    return any(len(o) == len(t) and float((o == t).float().mean()) > MAX_SPLIT_OVERLAP for o in near)
 
 
 def _other_docs(ctx: _Context, split: str) -> set[int]:
     return ctx.docs["test" if split == "dev" else "dev"]
 
 
-def _adversarial_candidates(ctx: _Context, split: str, *, seed: int, n: int, avoid: set[tuple[int, ...]]
-                            ) -> tuple[list[Candidate], dict[str, Any]]:
+def _adversarial_candidates(ctx: _Context, split: str, *, seed: int, n: int) -> tuple[list[Candidate], dict[str, Any]]:
     """Up to 4n distinct candidates per split (spare ones replace those the final truth rejects), seeded order."""
     def compute() -> dict[str, Any]:
         per_target, pools, info = math.ceil(4 * n / len(ctx.targets)), [], {"seed": seed, "per_target": []}
@@ -220,7 +232,7 @@ def _adversarial_candidates(ctx: _Context, split: str, *, seed: int, n: int, avo
             found, meta = ctx.find(ctx.bridge, target, cfg=ctx.cfg, seed=seed + 1000 * i + SPLITS.index(split) * 500,
                                    n=per_target, windows=ctx.windows, exclude_docs=_other_docs(ctx, split),
                                    out_dir=ctx.partial.search_dir(f"{split}-{target}"), progress=ctx.progress)
-            fresh = _distinct([c for c in found if c.tokens not in avoid])
+            fresh = _distinct(found)
             random.Random(seed).shuffle(fresh)
             pools.append(fresh)
             info["per_target"].append({"target": target.name, "found": len(fresh), **meta})
@@ -299,17 +311,19 @@ def candidates_from_search(result: Any, target: str, *, engine: str = "advdla.se
 # --------------------------------------------------------------------------------------------- natural controls
 
 
-def _natural_candidates(ctx: _Context, split: str, *, seed: int, exclude: set[int]) -> tuple[list[Candidate], int]:
+def _natural_candidates(ctx: _Context, split: str, *, seed: int, exclude: set[int], near: list[torch.Tensor]
+                        ) -> tuple[list[Candidate], int]:
     """Unmanipulated windows of the split's documents where LD > margin and a target is in DLA's top k."""
     def compute() -> dict[str, Any]:
-        found, scanned = _scan(ctx, split, seed=seed, exclude=exclude)
+        found, scanned = _scan(ctx, split, seed=seed, exclude=exclude, near=near)
         return {"candidates": [c.to_json() for c in found], "scanned": scanned}
 
     done = ctx.partial.step(f"natural-{split}", compute)
     return [Candidate.from_json(c) for c in done["candidates"]], done["scanned"]
 
 
-def _scan(ctx: _Context, split: str, *, seed: int, exclude: set[int], batch: int = 32) -> tuple[list[Candidate], int]:
+def _scan(ctx: _Context, split: str, *, seed: int, exclude: set[int], near: list[torch.Tensor], batch: int = 32
+          ) -> tuple[list[Candidate], int]:
     cfg, need = ctx.cfg, ctx.cfg.splits.n_natural
     if need == 0:
         return [], 0
@@ -321,7 +335,7 @@ def _scan(ctx: _Context, split: str, *, seed: int, exclude: set[int], batch: int
         d = dla(ctx.bridge, tokens[start:start + batch], components=comps)
         for j in range(d.values.shape[0]):
             target = _natural_target(ctx, d.values[j], float(d.ld[j]), comps, thr, turn=len(found))
-            if target is not None:
+            if target is not None and not _too_close(tuple(tokens[start + j].tolist()), near):
                 found.append(Candidate(tuple(tokens[start + j].tolist()), target.name, docs[start + j]))
                 if len(found) == need:
                     return found, start + j + 1
