@@ -402,3 +402,27 @@ def test_yield_summary_intervals_and_ratios():
     assert tpe["x_random"] == pytest.approx(5.0) and tpe["x_natural"] == pytest.approx(12.5)
     assert tpe["x_random_ci"][0] < 5.0 < tpe["x_random_ci"][1]
     assert out["natural"]["ci_low"] < 2.0 < out["natural"]["ci_high"] and "x_random" not in out["random"]
+
+
+def test_mutations_stay_near_the_best_hits_and_within_the_space(space):
+    from advdla.search.engine import mutations
+
+    study = optuna.create_study(direction="maximize", sampler=optuna.samplers.RandomSampler(seed=0))
+    for i in range(12):
+        trial = study.ask()
+        suggest(trial, space)
+        trial.set_user_attr("scores", {"adversarial": i in (3, 7)})
+        study.tell(trial, float(i))
+    import random
+
+    done = study.get_trials(deepcopy=False)
+    out = mutations(done, 6, random.Random(0))
+    parents = {7: done[7].params, 3: done[3].params}
+    assert len(out) == 6
+    for i, params in enumerate(out):
+        parent = parents[7 if i % 2 == 0 else 3]  # best hit first, in turn
+        changed = [k for k in params if params[k] != parent[k]]
+        assert params["context"] == parent["context"] and len(changed) <= 2
+        for k in changed:
+            assert done[7].distributions[k]._contains(done[7].distributions[k].to_internal_repr(params[k]))
+    assert mutations([t for t in done if t.number not in (3, 7)], 4, random.Random(0)) == []

@@ -3,7 +3,8 @@
 Context: each trial is one candidate prompt (:mod:`advdla.search.space`). The engine asks the study for B
 trials, builds B prompts, scores them in one batched evaluation (:class:`~advdla.search.evaluate.Evaluator`),
 and tells the B values back. Samplers: ``tpe`` (default; constant liar, so the trials of a batch and of
-other workers that are still running are not proposed twice), ``random`` (the baseline: same space, no
+other workers that are still running are not proposed twice; once there are hits, half of each batch is
+one- or two-parameter mutations of the best hits, :func:`mutations`), ``random`` (the baseline: same space, no
 model of it), ``nsga2`` (multi-objective: DLA share up, |TE| share down, naturalness up; its Pareto front
 is kept).
 
@@ -27,6 +28,7 @@ from __future__ import annotations
 import hashlib
 import importlib.util
 import os
+import random
 import socket
 import sqlite3
 import time
@@ -67,7 +69,7 @@ from advdla.search.space import SearchSpace, build_prompt, build_space, suggest
 
 __all__ = ["SearchConfig", "SearchResult", "run_search", "resolve_target", "open_storage", "SAMPLERS",
            "corpus_baseline", "verified_examples", "search_resamples", "verify_resamples", "slow_scores",
-           "check_lengths"]
+           "check_lengths", "space_for", "mutations"]
 
 SAMPLERS = ("tpe", "nsga2", "random")
 
@@ -88,6 +90,7 @@ class SearchConfig:
     n_slots: int = 4  # free token slots
     pool_size: int = 96  # candidate tokens per slot
     n_gcg: int = 2  # gradient-ranked token swaps per candidate (GCG-style, per context and position; 0: none)
+    exploit: float = 0.5  # tpe: share of each batch spent on one- or two-parameter mutations of the best hits
     gcg_k: int = 16  # swap tokens ranked per (context, position)
     n_base: int = 64  # base corpus windows
     max_examples: int | None = None  # also stop once the study holds this many adversarial trials
@@ -128,6 +131,8 @@ def validate(config: SearchConfig) -> None:
     """One clear line for each impossible setting."""
     if config.trials < 1:
         raise AdvdlaError(f"--trials must be at least 1, got {config.trials}: the search needs a budget")
+    if not 0 <= config.exploit <= 1:
+        raise AdvdlaError(f"--exploit must be between 0 and 1, got {config.exploit}")
     if config.n_gcg < 0 or config.gcg_k < 1:
         raise AdvdlaError(f"--n-gcg must be at least 0 and --gcg-k at least 1, got {config.n_gcg} and {config.gcg_k}")
     for name in ("batch", "resamples", "n_base", "pool_size", "verify_resamples"):
@@ -146,7 +151,7 @@ def check_lengths(bridge: Any, config: SearchConfig) -> None:
     pre-screen's windows (2 x seq_len). One line naming both numbers, before any forward."""
     what = f"search --seq-len {config.seq_len}"
     check_context(bridge, config.seq_len, f"{what} (candidates and resamples)")
-    check_context(bridge, 2 * config.seq_len, f"{what} (pre-screen windows of 2 x {config.seq_len})")
+    check_context(bridge, 2 * config.seq_len, f"{what} (pre-screen windows of 2 x {config.seq_len})", per_unit=2)
 
 
 # ------------------------------------------------------------------------------------------------ target
@@ -296,8 +301,17 @@ class _Mirror:
         return stored
 
     def ask(self, n: int, salt: int) -> list[Any]:
-        """``n`` trials from a sampler seeded by the seed and the history size: a resumed run replays the same batch."""
-        self.local.sampler = _make_sampler(self.config, self.config.seed * 1_000_003 + len(self.local.trials) + salt)
+        """``n`` trials from a sampler seeded by the seed and the history size: a resumed run replays the same batch.
+
+        With ``tpe`` and hits in the history, the first ``exploit`` share of them are mutations of the best hits
+        (:func:`mutations`), enqueued so that the same ask hands them out; TPE samples the rest.
+        """
+        seed = self.config.seed * 1_000_003 + len(self.local.trials) + salt
+        self.local.sampler = _make_sampler(self.config, seed)
+        if self.config.sampler == "tpe":
+            done = self.local.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+            for params in mutations(done, round(n * self.config.exploit), random.Random(seed)):
+                self.local.enqueue_trial(params)
         return [self.local.ask() for _ in range(n)]
 
     def finish(self, trials: list[Any], values: Any, records: list[dict]) -> list[Any]:
@@ -315,6 +329,28 @@ class _Mirror:
             self.uids.add(uid)
             out.append(self.local._storage.get_trial(trial._trial_id))
         return out
+
+
+def mutations(trials: list[Any], n: int, rng: random.Random, *, parents: int = 8) -> list[dict[str, Any]]:
+    """``n`` parameter sets, each a copy of one of the best ``parents`` hits (in turn, best first) with one or two
+    parameters other than its context redrawn from their distributions: a local search around what works.
+
+    Why: a hit's neighbours (the same context with another swap, slot token or insertion) are hits far more often
+    than a draw from the whole space, and TPE alone, which models each parameter's marginal good/bad densities,
+    is slow to find them. Empty without hits.
+    """
+    hits = sorted((t for t in trials if t.user_attrs.get("scores", {}).get("adversarial")),
+                  key=lambda t: t.values[0], reverse=True)[:parents]
+    out = []
+    for i in range(n if hits else 0):
+        parent = hits[i % len(hits)]
+        params = dict(parent.params)
+        for name in rng.sample([k for k in params if k != "context"], rng.choice((1, 2))):
+            dist = parent.distributions[name]
+            params[name] = (rng.choice(dist.choices) if hasattr(dist, "choices")
+                            else rng.randint(int(dist.low), int(dist.high)))
+        out.append(params)
+    return out
 
 
 def _counts(stored: list[Any], mode: str) -> tuple[int, int, float]:
@@ -489,9 +525,7 @@ def run_search(bridge: Any, config: SearchConfig, *, out_dir: str | Path, storag
     study_name = study_name or "advdla-search"
     study = _open_study(config, store, study_name, config.space_key(model, target.name))
     t_setup0 = time.perf_counter()
-    space = build_space(bridge, windows, target, seq_len=config.seq_len, seed=config.seed, n_base=config.n_base,
-                        pool_size=config.pool_size, n_slots=config.n_slots, exclude=set(config.exclude_docs),
-                        n_gcg=config.n_gcg, gcg_k=config.gcg_k)
+    space = space_for(bridge, windows, target, config)
     evaluator = Evaluator(bridge, target, search_resamples(windows, space, config))
     t_setup = time.perf_counter() - t_setup0
     t_loop0 = time.perf_counter()
@@ -504,6 +538,25 @@ def run_search(bridge: Any, config: SearchConfig, *, out_dir: str | Path, storag
     summary = _summary(config, model, target, storage_url, study_name, space, tally, rows, rejected, timings)
     frame = _write_outputs(out_dir, rows, summary)
     return SearchResult(target.name, frame, summary, out_dir)
+
+
+_SPACES: dict[tuple, SearchSpace] = {}  # the last few spaces built, by what determines them (searches in one process)
+
+
+def space_for(bridge: Any, windows: Any, target: Component, config: SearchConfig) -> SearchSpace:
+    """:func:`~advdla.search.space.build_space` for ``config``, reused when a search in this process already built
+    the same one (same model object, target and space fields): the yield's TPE and random arms share it."""
+    card = getattr(bridge, "advdla_card", None)
+    key = (id(bridge), getattr(card, "weights_fingerprint", None), target.name, config.corpus, config.seq_len,
+           config.seed, config.n_base, config.pool_size, config.n_slots, tuple(sorted(config.exclude_docs)),
+           config.n_gcg, config.gcg_k)
+    if key not in _SPACES:
+        while len(_SPACES) >= 4:
+            _SPACES.pop(next(iter(_SPACES)))
+        _SPACES[key] = build_space(bridge, windows, target, seq_len=config.seq_len, seed=config.seed,
+                                   n_base=config.n_base, pool_size=config.pool_size, n_slots=config.n_slots,
+                                   exclude=set(config.exclude_docs), n_gcg=config.n_gcg, gcg_k=config.gcg_k)
+    return _SPACES[key]
 
 
 def search_resamples(windows: Any, space: SearchSpace, config: SearchConfig) -> torch.Tensor:
@@ -553,8 +606,7 @@ def corpus_baseline(bridge: Any, config: SearchConfig, *, n: int, target: Compon
     check_lengths(bridge, config)
     windows = TokenWindows(load_corpus(config.corpus), bridge.tokenizer)
     target = target or resolve_target(bridge, config.target, windows, seq_len=config.seq_len, seed=config.seed)
-    space = build_space(bridge, windows, target, seq_len=config.seq_len, seed=config.seed, n_base=config.n_base,
-                        pool_size=8, exclude=set(config.exclude_docs))
+    space = space_for(bridge, windows, target, config)
     evaluator = Evaluator(bridge, target, search_resamples(windows, space, config))
     tokens = windows.sample(config.seq_len, n, seed=config.seed + 7,
                             exclude=set(space.base_docs) | set(config.exclude_docs))[0]

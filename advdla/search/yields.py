@@ -41,12 +41,12 @@ from advdla.search.engine import (
     run_search,
     search_resamples,
     slow_scores,
+    space_for,
     validate,
     verify_resamples,
 )
 from advdla.search.evaluate import Evaluator, verify
 from advdla.search.objectives import is_hit
-from advdla.search.space import build_space
 
 __all__ = ["ARMS", "ArmRun", "measure_yield", "natural_arm", "summarise", "wilson"]
 
@@ -76,8 +76,7 @@ def natural_arm(bridge: Any, config: SearchConfig, target: Component) -> tuple[i
     """``config.trials`` corpus windows of ``seq_len`` tokens, scored like candidates; fast hits re-verified on the slow
     path with the search's fresh verification resamples. Returns (candidates, fast hits, verified, distinct docs)."""
     windows = TokenWindows(load_corpus(config.corpus), bridge.tokenizer)
-    space = build_space(bridge, windows, target, seq_len=config.seq_len, seed=config.seed, n_base=config.n_base,
-                        pool_size=8, exclude=set(config.exclude_docs))
+    space = space_for(bridge, windows, target, config)  # the searches' own (built once per seed)
     evaluator = Evaluator(bridge, target, search_resamples(windows, space, config))
     fresh = verify_resamples(windows, space, config)
     avoid = set(space.base_docs) | set(config.exclude_docs)
