@@ -62,8 +62,10 @@ def test_auto_target_is_the_planted_writer(variant):
 
 def test_search_finds_verified_examples_for_the_planted_writer(variant, tmp_path):
     bridge, spec, _ = variant
+    # every distinct hit is re-verified: on fresh resamples, DE (the writer's output here minus its mean output on
+    # the resamples) carries the DLA only where the prompt's last-token feature differs from the resamples' mean
     cfg = SearchConfig(target="auto", trials=24, batch=8, resamples=3, seq_len=16, n_base=8, pool_size=24,
-                       max_verify=3)
+                       max_verify=24)
     result = run_search(bridge, cfg, out_dir=tmp_path)
     assert result.target == spec.writer
     assert len(result.examples) >= 1 and (result.examples["mechanism"] == "compensation").all()
