@@ -8,10 +8,11 @@ target:
 - ``random``: the same space, sampled at random (no model of it);
 - ``natural``: unmanipulated corpus windows of the same length (documents the search does not use).
 
-Every fast hit of every arm (adversarial and of the objective's mechanism, :func:`~advdla.search.objectives.is_hit`)
-is re-verified on the slow reference path with fresh resamples, as the search's reported examples are; the yield
-is verified hits per 100 candidates. Near-duplicates count (a search that found a context keeps varying it), so
-each row also counts the distinct base documents among its verified examples, the conservative count.
+Every distinct fast hit of every arm (adversarial and of the objective's mechanism,
+:func:`~advdla.search.objectives.is_hit`) is re-scored against fresh resamples, the ones a search verifies its
+examples with (:func:`reverify`: on the batched fast path, a few also on the slow reference path as a check); the
+yield is verified hits per 100 candidates. Near-duplicates count (a search that found a context keeps varying
+it), so each row also counts the distinct base documents among its verified examples, the conservative count.
 
 Intervals: per arm, a Wilson 95% interval on the pooled proportion (seeds together); per ratio (tpe / random,
 tpe / natural), a 95% interval from a bootstrap over seeds and, within a seed, over candidates. Both treat
@@ -29,14 +30,17 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import optuna
 import pandas as pd
 import torch
+from optuna.trial import TrialState
 
-from advdla.components import Component
+from advdla.components import Component, parse_component
 from advdla.corpus import TokenWindows, load_corpus
 from advdla.search.engine import (
     SearchConfig,
     check_lengths,
+    open_storage,
     resolve_target,
     run_search,
     search_resamples,
@@ -62,9 +66,11 @@ class ArmRun:
     seed: int
     target: str
     candidates: int
-    fast_hits: int
+    fast_hits: int  # distinct token sequences
     verified: int
     distinct_docs: int
+    slow_checked: int  # verified hits also re-scored on the slow reference path ...
+    slow_agreed: int  # ... and how many of those agreed with the fast path
     seconds: float
 
     @property
@@ -72,25 +78,42 @@ class ArmRun:
         return 100.0 * self.verified / max(self.candidates, 1)
 
 
-def natural_arm(bridge: Any, config: SearchConfig, target: Component) -> tuple[int, int, int, int]:
-    """``config.trials`` corpus windows of ``seq_len`` tokens, scored like candidates; fast hits re-verified on the slow
-    path with the search's fresh verification resamples. Returns (candidates, fast hits, verified, distinct docs)."""
+def natural_arm(bridge: Any, config: SearchConfig, target: Component) -> tuple[int, int, int, int, int, int]:
+    """``config.trials`` corpus windows of ``seq_len`` tokens, scored like candidates, fast hits re-verified as the
+    searches' are (:func:`reverify`). Returns (candidates, fast hits, verified, distinct docs, slow checked, slow
+    agreed)."""
     windows = TokenWindows(load_corpus(config.corpus), bridge.tokenizer)
     space = space_for(bridge, windows, target, config)  # the searches' own (built once per seed)
     evaluator = Evaluator(bridge, target, search_resamples(windows, space, config))
-    fresh = verify_resamples(windows, space, config)
     avoid = set(space.base_docs) | set(config.exclude_docs)
     tokens, docs = _windows(windows, config, avoid)
-    fast, verified, good_docs = 0, 0, set()
+    hit_rows: list[int] = []
     for i in range(0, len(tokens), config.batch):
         hits = is_hit(evaluator(tokens[i:i + config.batch]), config.thresholds, config.objective)
-        for j in torch.nonzero(hits).flatten().tolist():
-            fast += 1
-            v = verify(bridge, target, tokens[i + j], fresh)
-            if is_hit(slow_scores(v), config.thresholds, config.objective):
-                verified += 1
-                good_docs.add(docs[i + j])
-    return len(tokens), fast, verified, len(good_docs)
+        hit_rows += [i + j for j in torch.nonzero(hits).flatten().tolist()]
+    ok, checked, agreed = reverify(bridge, target, tokens[hit_rows], verify_resamples(windows, space, config), config)
+    return len(tokens), len(hit_rows), int(ok.sum()), len({docs[r] for r, good in zip(hit_rows, ok) if good}), \
+        checked, agreed
+
+
+def reverify(bridge: Any, target: Component, tokens: torch.Tensor, fresh: torch.Tensor, config: SearchConfig, *,
+             slow: int = 3) -> tuple[torch.Tensor, int, int]:
+    """Which of ``tokens`` (distinct fast hits) are still hits against ``fresh`` resamples (the searches'
+    verification resamples, never optimised against), scored on the batched fast path; the first ``slow`` of them
+    are re-scored on the slow reference path (:func:`~advdla.search.evaluate.verify`) as well, and the count
+    that agrees comes back: (ok per row, slow-checked, agreed).
+
+    Why the fast path: the slow one costs about 40 single-prompt forwards per example, which on SmolLM2 and two
+    busy cores is half a minute, more than the search itself once it finds dozens of hits.
+    """
+    if not len(tokens):
+        return torch.zeros(0, dtype=torch.bool), 0, 0
+    evaluator = Evaluator(bridge, target, fresh)
+    ok = torch.cat([is_hit(evaluator(tokens[i:i + config.batch]), config.thresholds, config.objective)
+                    for i in range(0, len(tokens), config.batch)])
+    agreed = sum(bool(is_hit(slow_scores(verify(bridge, target, tokens[i], fresh)), config.thresholds,
+                             config.objective)) == bool(ok[i]) for i in range(min(slow, len(tokens))))
+    return ok, min(slow, len(tokens)), agreed
 
 
 def _windows(windows: TokenWindows, config: SearchConfig, avoid: set[int]) -> tuple[torch.Tensor, list[int]]:
@@ -106,13 +129,24 @@ def _windows(windows: TokenWindows, config: SearchConfig, avoid: set[int]) -> tu
     return torch.cat(out), docs
 
 
-def _search_arm(bridge: Any, config: SearchConfig, out_dir: Path) -> tuple[int, int, int, int]:
-    """A search with every distinct fast hit re-verified: (candidates, fast hits, verified, distinct docs)."""
-    cfg = dataclasses.replace(config, max_verify=config.trials, max_examples=None)
+def _search_arm(bridge: Any, config: SearchConfig, out_dir: Path) -> tuple[int, int, int, int, int, int]:
+    """A search (its own slow verification off), then every distinct fast hit re-verified by :func:`reverify`:
+    (candidates, distinct fast hits, verified, distinct docs, slow checked, slow agreed)."""
+    cfg = dataclasses.replace(config, max_verify=0, max_examples=None)
     result = run_search(bridge, cfg, out_dir=out_dir)
-    c = result.summary["counts"]
-    docs = int(result.examples["source_doc"].nunique()) if len(result.examples) else 0
-    return c["study_complete_trials"], c["study_adversarial_fast"], c["verified_examples"], docs
+    study = optuna.load_study(study_name="advdla-search", storage=open_storage(f"sqlite:///{out_dir / 'study.db'}"))
+    trials = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+    seen: dict[tuple[int, ...], Any] = {}
+    for t in trials:
+        if t.user_attrs["scores"]["adversarial"]:
+            seen.setdefault(tuple(t.user_attrs["scores"]["tokens"]), t)
+    windows = TokenWindows(load_corpus(config.corpus), bridge.tokenizer)
+    target = parse_component(result.target, bridge.cfg)
+    space = space_for(bridge, windows, target, config)
+    tokens = torch.tensor(list(seen), dtype=torch.long).reshape(len(seen), config.seq_len)
+    ok, checked, agreed = reverify(bridge, target, tokens, verify_resamples(windows, space, config), config)
+    docs = {space.source_doc(t.params["context"]) for t, good in zip(seen.values(), ok) if good}
+    return len(trials), len(seen), int(ok.sum()), len(docs), checked, agreed
 
 
 def measure_yield(bridge: Any, config: SearchConfig, *, seeds: list[int], objectives: list[str],
@@ -144,7 +178,8 @@ def measure_yield(bridge: Any, config: SearchConfig, *, seeds: list[int], object
                                          out_dir / objective / f"seed{seed}" / arm)
                 rows.append(ArmRun(objective, arm, seed, target.name, *counts, time.perf_counter() - t0))
                 note(f"{objective} seed {seed} {arm}: {rows[-1].verified} verified of {rows[-1].candidates} "
-                     f"({rows[-1].fast_hits} fast, {rows[-1].distinct_docs} documents, {rows[-1].seconds:.0f} s)")
+                     f"({rows[-1].fast_hits} fast, {rows[-1].distinct_docs} documents, slow path agreed on "
+                     f"{rows[-1].slow_agreed}/{rows[-1].slow_checked}, {rows[-1].seconds:.0f} s)")
                 frame = pd.DataFrame([dataclasses.asdict(r) | {"per_100": r.per_100} for r in rows])
                 out_dir.mkdir(parents=True, exist_ok=True)
                 frame.to_csv(out_dir / "yield.csv", index=False)
@@ -192,6 +227,8 @@ def summarise(frame: pd.DataFrame) -> list[dict[str, Any]]:
                "per_seed": [round(x, 2) for x in f.per_100],
                "docs_per_100": 100 * int(f.distinct_docs.sum()) / max(n, 1),
                "seconds": float(f.seconds.sum())}
+        if "slow_checked" in f:
+            row["slow_agreed_of"] = [int(f.slow_agreed.sum()), int(f.slow_checked.sum())]
         if arm == "tpe":
             for base in ("random", "natural"):
                 other = frame[(frame.objective == objective) & (frame.arm == base)]
