@@ -288,3 +288,19 @@ def offline(tmp_path, monkeypatch):
 def test_hub_only_offline(offline, advdla_home, name, match):
     with pytest.raises(AdvdlaError, match=match):
         load_model(name)
+
+
+def test_planted_weights_do_not_depend_on_the_thread_count():
+    """The planted model's gains come from means over many floats; the thread count must not change its weights
+    (it did: a 1-thread and a 2-thread process built different models, and a suite failed to verify)."""
+    from advdla.models.planted import build_planted_erasure
+
+    before = torch.get_num_threads()
+    try:
+        states = []
+        for threads in (1, 2):
+            torch.set_num_threads(threads)
+            states.append(build_planted_erasure()[0].state_dict())
+    finally:
+        torch.set_num_threads(before)
+    assert all(torch.equal(states[0][k], states[1][k]) for k in states[0])

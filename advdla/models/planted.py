@@ -246,10 +246,12 @@ def _nominal_rms(model: Any, d: dict[str, Tensor], s_w: Tensor, config: PlantedC
     and decoy's outputs and the junk heads' outputs are ignored: the first is what this gain is for, the others
     are about 1% of the norm.
     """
-    emb = model.transformer.wte.weight[:, None, :] + model.transformer.wpe.weight[None, :, :]
-    written = emb + (A * s_w)[:, None, None] * d["u"]
-    rms0 = emb.pow(2).mean(-1).sqrt().mean().item()
-    rms1 = written.pow(2).mean(-1).sqrt().mean().item()
+    emb = (model.transformer.wte.weight[:, None, :] + model.transformer.wpe.weight[None, :, :]).double()
+    written = emb + (A * s_w.double())[:, None, None] * d["u"].double()
+    # Rounded: a mean over this many floats depends on the reduction order, which changes with the thread count;
+    # unrounded, the weights (and the fingerprint) would differ between a 1-thread and a 2-thread process.
+    rms0 = round(emb.pow(2).mean(-1).sqrt().mean().item(), 6)
+    rms1 = round(written.pow(2).mean(-1).sqrt().mean().item(), 6)
     return [rms0 if layer <= config.writer[0] else rms1 for layer in range(config.n_layers)]
 
 
