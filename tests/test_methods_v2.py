@@ -81,7 +81,8 @@ def test_ig_converges_to_the_exact_total_effect(planted, batch, exact, ld):
         return float(((est - exact).abs().amax(1) / ld.abs()).max())
 
     gauss = {s: error(s, "gauss") for s in (4, 16, 32)}
-    assert gauss[4] > gauss[16] > gauss[32] and gauss[32] <= 1e-3
+    # shrinking until float32 precision: 16 and 32 points can both sit at ~2e-6, in either order
+    assert gauss[4] > gauss[16] and gauss[32] <= gauss[16] + 1e-5 and gauss[32] <= 1e-3
     assert error(64, "midpoint") <= 1e-3
     assert gauss[16] < error(16, "midpoint")
 
