@@ -126,7 +126,7 @@ search: {trials: 4, batch: 8}
 resamples: 2
 method_resamples: 2
 thresholds: {margin: 0.5}
-splits: {n_dev: 3, n_test: 3, n_natural: 2, natural_scan: 200}
+splits: {n_dev: 3, n_test: 2, n_natural: 2, natural_scan: 200}
 """
 
 
