@@ -154,7 +154,8 @@ def show(
         return
     if not ranked:
         where = f" for suite {suite}" if suite else ""
-        err_console.print(f"no current records in {directory}{where}: run `advdla score --leaderboard {directory}`")
+        err_console.print(f"no current records in {directory}{where}: score a suite with `advdla score --suite PATH "
+                          f"--out FILE`, then `advdla leaderboard add FILE --dir {directory}`")
     for (s, v, sp), rows in ranked.items():
         r0 = rows[0]
         n = (f"{r0.get('n_adv') or 0} adversarial ({r0.get('n_comp') or 0} compensation, {r0.get('n_base') or 0} "

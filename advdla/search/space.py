@@ -133,7 +133,8 @@ def build_space(bridge: Any, windows: TokenWindows, target: Component, *, seq_le
                 exclude: set[int] = frozenset(), n_gcg: int = 0, gcg_k: int = 16) -> SearchSpace:
     """Draw the base windows and insertion spans with ``seed``, pre-screen contexts, build the model's token pool
     (and, with ``n_gcg``, the per-context table of ``gcg_k`` gradient-ranked swaps per position)."""
-    check_context(bridge, 2 * seq_len, f"search --seq-len {seq_len} (pre-screen windows of 2 x {seq_len})")
+    check_context(bridge, 2 * seq_len, f"search --seq-len {seq_len} (pre-screen windows of 2 x {seq_len})",
+                  per_unit=2)
     bases, docs = windows.sample(2 * seq_len, n_base, seed=seed, exclude=exclude)
     contexts = prescreen_contexts(bridge, target, bases, seq_len=seq_len, n_keep=n_context)
     spans, span_docs = windows.sample(seq_len, n_span, seed=seed + 1, exclude=set(docs) | set(exclude))
