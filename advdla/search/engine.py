@@ -551,7 +551,7 @@ def space_for(bridge: Any, windows: Any, target: Component, config: SearchConfig
            config.seed, config.n_base, config.pool_size, config.n_slots, tuple(sorted(config.exclude_docs)),
            config.n_gcg, config.gcg_k)
     if key not in _SPACES:
-        while len(_SPACES) >= 4:
+        while len(_SPACES) >= 8:
             _SPACES.pop(next(iter(_SPACES)))
         _SPACES[key] = build_space(bridge, windows, target, seq_len=config.seq_len, seed=config.seed,
                                    n_base=config.n_base, pool_size=config.pool_size, n_slots=config.n_slots,
