@@ -405,24 +405,32 @@ def test_yield_summary_intervals_and_ratios():
 
 
 def test_mutations_stay_near_the_best_hits_and_within_the_space(space):
+    import random
+
     from advdla.search.engine import mutations
 
     study = optuna.create_study(direction="maximize", sampler=optuna.samplers.RandomSampler(seed=0))
-    for i in range(12):
+    for i in range(40):
         trial = study.ask()
-        suggest(trial, space)
-        trial.set_user_attr("scores", {"adversarial": i in (3, 7)})
-        study.tell(trial, float(i))
-    import random
-
+        params = suggest(trial, space)
+        trial.set_user_attr("scores", {"adversarial": i in (3, 7, 9)})
+        study.tell(trial, float(i if i != 9 else -1) + 100 * (params["context"] == -1))
     done = study.get_trials(deepcopy=False)
+    # parents: the best hit of each context, best first (9 shares 7's context here only by chance: handled)
+    parents = list({t.params["context"]: t for t in sorted((done[9], done[3], done[7]), key=lambda t: t.values[0])
+                    }.values())[::-1]
     out = mutations(done, 6, random.Random(0))
-    parents = {7: done[7].params, 3: done[3].params}
     assert len(out) == 6
     for i, params in enumerate(out):
-        parent = parents[7 if i % 2 == 0 else 3]  # best hit first, in turn
+        parent = parents[i % len(parents)].params
         changed = [k for k in params if params[k] != parent[k]]
         assert params["context"] == parent["context"] and len(changed) <= 2
         for k in changed:
-            assert done[7].distributions[k]._contains(done[7].distributions[k].to_internal_repr(params[k]))
-    assert mutations([t for t in done if t.number not in (3, 7)], 4, random.Random(0)) == []
+            dist = done[7].distributions[k]
+            assert dist._contains(dist.to_internal_repr(params[k]))
+    # no hit: the best trials by value are the parents once the warm-up is over, none before it
+    misses = [t for t in done if t.number not in (3, 7, 9)]
+    assert mutations(misses[:20], 4, random.Random(0)) == []
+    assert {p["context"] for p in mutations(misses, 4, random.Random(0))} <= {t.params["context"] for t in misses}
+    assert mutations(misses, 1, random.Random(0))[0]["context"] == max(misses, key=lambda t: t.values[0]).params[
+        "context"]

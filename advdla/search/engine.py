@@ -3,8 +3,9 @@
 Context: each trial is one candidate prompt (:mod:`advdla.search.space`). The engine asks the study for B
 trials, builds B prompts, scores them in one batched evaluation (:class:`~advdla.search.evaluate.Evaluator`),
 and tells the B values back. Samplers: ``tpe`` (default; constant liar, so the trials of a batch and of
-other workers that are still running are not proposed twice; once there are hits, half of each batch is
-one- or two-parameter mutations of the best hits, :func:`mutations`), ``random`` (the baseline: same space, no
+other workers that are still running are not proposed twice; half of each batch is one- or two-parameter
+mutations of the best hit of each of the best contexts, or before the first hit of the best trials,
+:func:`mutations`), ``random`` (the baseline: same space, no
 model of it), ``nsga2`` (multi-objective: DLA share up, |TE| share down, naturalness up; its Pareto front
 is kept).
 
@@ -90,7 +91,7 @@ class SearchConfig:
     n_slots: int = 4  # free token slots
     pool_size: int = 96  # candidate tokens per slot
     n_gcg: int = 2  # gradient-ranked token swaps per candidate (GCG-style, per context and position; 0: none)
-    exploit: float = 0.5  # tpe: share of each batch spent on one- or two-parameter mutations of the best hits
+    exploit: float = 0.5  # tpe: share of each batch spent on one- or two-parameter mutations of the best trials
     gcg_k: int = 16  # swap tokens ranked per (context, position)
     n_base: int = 64  # base corpus windows
     max_examples: int | None = None  # also stop once the study holds this many adversarial trials
@@ -303,8 +304,8 @@ class _Mirror:
     def ask(self, n: int, salt: int) -> list[Any]:
         """``n`` trials from a sampler seeded by the seed and the history size: a resumed run replays the same batch.
 
-        With ``tpe`` and hits in the history, the first ``exploit`` share of them are mutations of the best hits
-        (:func:`mutations`), enqueued so that the same ask hands them out; TPE samples the rest.
+        With ``tpe``, the first ``exploit`` share of them are mutations of the best hits (before the first hit, of
+        the best trials; :func:`mutations`), enqueued so that the same ask hands them out; TPE samples the rest.
         """
         seed = self.config.seed * 1_000_003 + len(self.local.trials) + salt
         self.local.sampler = _make_sampler(self.config, seed)
@@ -331,19 +332,28 @@ class _Mirror:
         return out
 
 
-def mutations(trials: list[Any], n: int, rng: random.Random, *, parents: int = 8) -> list[dict[str, Any]]:
-    """``n`` parameter sets, each a copy of one of the best ``parents`` hits (in turn, best first) with one or two
-    parameters other than its context redrawn from their distributions: a local search around what works.
+def mutations(trials: list[Any], n: int, rng: random.Random, *, parents: int = 8, warmup: int = 32
+              ) -> list[dict[str, Any]]:
+    """``n`` parameter sets, each a copy of a parent trial with one or two parameters other than its context redrawn
+    from their distributions: a local search around what works, in turn over the parents.
+
+    Parents: the best trial of each of the ``parents`` best contexts among the hits; with no hit yet (and at
+    least ``warmup`` trials), among all trials by objective value, so that the search climbs from its nearest
+    misses to a first hit. One parent per context spreads the search over every context that works.
 
     Why: a hit's neighbours (the same context with another swap, slot token or insertion) are hits far more often
     than a draw from the whole space, and TPE alone, which models each parameter's marginal good/bad densities,
-    is slow to find them. Empty without hits.
+    is slow to find them. Empty before the warm-up.
     """
-    hits = sorted((t for t in trials if t.user_attrs.get("scores", {}).get("adversarial")),
-                  key=lambda t: t.values[0], reverse=True)[:parents]
+    hits = [t for t in trials if t.user_attrs.get("scores", {}).get("adversarial")]
+    pool = hits or (trials if len(trials) >= warmup else [])
+    best: dict[Any, Any] = {}
+    for t in sorted(pool, key=lambda t: t.values[0], reverse=True):
+        best.setdefault(t.params.get("context"), t)
+    chosen = list(best.values())[:parents]
     out = []
-    for i in range(n if hits else 0):
-        parent = hits[i % len(hits)]
+    for i in range(n if chosen else 0):
+        parent = chosen[i % len(chosen)]
         params = dict(parent.params)
         for name in rng.sample([k for k in params if k != "context"], rng.choice((1, 2))):
             dist = parent.distributions[name]
