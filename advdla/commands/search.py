@@ -11,7 +11,7 @@ from __future__ import annotations
 from contextlib import nullcontext
 from typing import Any
 
-from advdla.atomic import check_writable, removed_on_failure
+from advdla.atomic import check_writable, nan_to_none, removed_on_failure
 from advdla.errors import AdvdlaError
 from advdla.progress import Step
 from advdla.report import add_format_arg, device, emit, progress_bar
@@ -116,7 +116,7 @@ def _yield(args: Any, bridge: Any, config: Any) -> int:
 
         frame = measure_yield(bridge, config, seeds=seeds, objectives=objectives, out_dir=args.out, note=note)
     rows = summarise(frame)
-    emit({"yield": rows, "runs": frame.to_dict("records")}, args.format, tables=[
+    emit(nan_to_none({"yield": rows, "runs": frame.to_dict("records")}), args.format, tables=[
         (f"yield: verified examples per 100 candidates, target {frame.target.iloc[0]}, seeds {args.seeds}",
          [_yield_row(r) for r in rows])])
     return 0

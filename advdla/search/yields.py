@@ -211,7 +211,7 @@ def _ratio_interval(num: pd.DataFrame, den: pd.DataFrame, *, draws: int = 4000, 
     total = [c[pick].sum(1) for c in n]
     with np.errstate(divide="ignore", invalid="ignore"):
         ratios = np.where(k[1] > 0, (k[0] / total[0]) / (k[1] / total[1]), np.inf)
-    lo, hi = np.quantile(ratios, [0.025, 0.975])
+    lo, hi = np.quantile(ratios, [0.025, 0.975], method="inverted_cdf")  # no interpolation: inf stays inf
     return float(lo), float(hi)
 
 
@@ -234,7 +234,7 @@ def summarise(frame: pd.DataFrame) -> list[dict[str, Any]]:
                 other = frame[(frame.objective == objective) & (frame.arm == base)]
                 if len(other):
                     rate = other.verified.sum() / max(other.candidates.sum(), 1)
-                    row[f"x_{base}"] = (k / max(n, 1)) / rate if rate else math.inf
+                    row[f"x_{base}"] = float((k / max(n, 1)) / rate) if rate else math.inf
                     row[f"x_{base}_ci"] = _ratio_interval(f, other)
         out.append(row)
     return out
