@@ -434,3 +434,7 @@ def test_mutations_stay_near_the_best_hits_and_within_the_space(space):
     assert {p["context"] for p in mutations(misses, 4, random.Random(0))} <= {t.params["context"] for t in misses}
     assert mutations(misses, 1, random.Random(0))[0]["context"] == max(misses, key=lambda t: t.values[0]).params[
         "context"]
+    # a context holding `cap` hits is no parent any more: the best trial of another context is
+    best_hit = max((done[3], done[7], done[9]), key=lambda t: t.values[0])
+    capped = mutations(done, 3, random.Random(0), cap=1)
+    assert best_hit.params["context"] not in {p["context"] for p in capped}

@@ -35,6 +35,7 @@ import sqlite3
 import time
 import uuid
 import warnings
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -332,21 +333,25 @@ class _Mirror:
         return out
 
 
-def mutations(trials: list[Any], n: int, rng: random.Random, *, parents: int = 8, warmup: int = 32
+def mutations(trials: list[Any], n: int, rng: random.Random, *, parents: int = 8, warmup: int = 32, cap: int = 16
               ) -> list[dict[str, Any]]:
     """``n`` parameter sets, each a copy of a parent trial with one or two parameters other than its context redrawn
     from their distributions: a local search around what works, in turn over the parents.
 
     Parents: the best trial of each of the ``parents`` best contexts among the hits; with no hit yet (and at
     least ``warmup`` trials), among all trials by objective value, so that the search climbs from its nearest
-    misses to a first hit. One parent per context spreads the search over every context that works.
+    misses to a first hit. A context that already holds ``cap`` hits is no parent any more: the local search then
+    climbs toward hits in other contexts (other documents), instead of varying one prompt without end. One parent
+    per context spreads the search over every context that works.
 
     Why: a hit's neighbours (the same context with another swap, slot token or insertion) are hits far more often
     than a draw from the whole space, and TPE alone, which models each parameter's marginal good/bad densities,
     is slow to find them. Empty before the warm-up.
     """
     hits = [t for t in trials if t.user_attrs.get("scores", {}).get("adversarial")]
-    pool = hits or (trials if len(trials) >= warmup else [])
+    per_context = Counter(t.params.get("context") for t in hits)
+    is_open = lambda t: per_context[t.params.get("context")] < cap  # noqa: E731
+    pool = [t for t in hits if is_open(t)] or ([t for t in trials if is_open(t)] if len(trials) >= warmup else [])
     best: dict[Any, Any] = {}
     for t in sorted(pool, key=lambda t: t.values[0], reverse=True):
         best.setdefault(t.params.get("context"), t)
