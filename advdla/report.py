@@ -11,6 +11,7 @@ import argparse
 import json
 import math
 import re
+import time
 from collections.abc import Iterable
 from typing import Any
 
@@ -69,23 +70,57 @@ class progress_bar:
     """A :data:`advdla.progress.Progress` callback that draws one rich bar per task on stderr.
 
     Use it as a context manager: ``with progress_bar() as tick: run_search(..., progress=tick)``.
+    When stderr is not a terminal (a build in the background, output in a log) a bar cannot redraw, so each
+    task instead writes one plain line at most every ``log_every`` seconds, and a last line when it ends if it
+    ran that long: short work stays silent, long work leaves a readable trail with its rate and ETA.
     """
 
-    def __init__(self, *, transient: bool = False) -> None:
-        self._bar = progress(transient=transient)
+    def __init__(self, *, transient: bool = False, log_every: float = 30.0) -> None:
+        self._plain = not err_console.is_terminal
+        self._bar = None if self._plain else progress(transient=transient)
         self._tasks: dict[str, Any] = {}
+        self._log_every = log_every
+        self._started: dict[str, float] = {}
+        self._logged: dict[str, float] = {}
 
     def __enter__(self) -> progress_bar:
-        self._bar.__enter__()
+        if self._bar is not None:
+            self._bar.__enter__()
         return self
 
     def __exit__(self, *exc: Any) -> None:
-        self._bar.__exit__(*exc)
+        if self._bar is not None:
+            self._bar.__exit__(*exc)
 
     def __call__(self, step: Step) -> None:
+        if self._plain:
+            self._log(step)
+            return
         if step.task not in self._tasks:
             self._tasks[step.task] = self._bar.add_task(step.task, total=step.total, info="")
         self._bar.update(self._tasks[step.task], completed=step.done, total=step.total, info=step.info)
+
+    def _log(self, step: Step) -> None:
+        now = time.monotonic()
+        start = self._started.setdefault(step.task, now)
+        last = self._logged.get(step.task, start)
+        finished = step.total is not None and step.done >= step.total
+        if last == -1.0 or (now - last < self._log_every and not (finished and now - start >= self._log_every)):
+            return
+        self._logged[step.task] = -1.0 if finished else now
+        err_console.print(plain_progress_line(step, now - start), highlight=False, soft_wrap=True)
+
+
+def plain_progress_line(step: Step, elapsed: float) -> str:
+    """``task done/total elapsed, rate/min, ETA, info`` for logs (the bar's content as one line of text)."""
+    rate = step.done / elapsed if elapsed > 0 else 0.0
+    parts = [f"{step.task} {step.done}" + (f"/{step.total}" if step.total is not None else ""),
+             f"{elapsed:.0f} s", f"{rate * 60:.1f}/min"]
+    if step.total is not None and rate > 0 and step.done < step.total:
+        parts.append(f"ETA {(step.total - step.done) / rate:.0f} s")
+    if step.info:
+        parts.append(step.info)
+    return " · ".join(parts)
 
 
 def fmt_value(v: Any) -> str:
