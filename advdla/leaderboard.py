@@ -41,12 +41,12 @@ import numpy as np
 from advdla.atomic import jsonable, write_json_atomic, write_text_atomic
 from advdla.errors import AdvdlaError, did_you_mean
 from advdla.methods import METHODS
-from advdla.scoring import METRICS, ResultRecord, paired_interval
+from advdla.scoring import METRICS, ResultRecord, group_difference, paired_interval
 from advdla.suites import KINDS
 
 __all__ = ["Entry", "Board", "parse_record", "record_filename", "add_record", "load_board", "groups", "role",
-           "paired", "beats", "ranked_rows", "display_rows", "verdict", "render_markdown", "write_markdown",
-           "suite_fingerprint", "check_current", "KINDS", "GROUPS", "CEILING", "BASELINE"]
+           "paired", "beats", "ranked_rows", "display_rows", "verdict", "run_verdict", "group_gap", "render_markdown",
+           "write_markdown", "suite_fingerprint", "check_current", "KINDS", "GROUPS", "CEILING", "BASELINE"]
 
 LOCK_NAME = ".leaderboard.lock"
 MARKDOWN_NAME = "LEADERBOARD.md"
@@ -319,6 +319,18 @@ def paired(entry: Entry, base: Entry, metric: str, group: str) -> tuple[float, f
     return mean, lo, hi, n
 
 
+def adv_vs_natural(entry: Entry, metric: str) -> tuple[float, float, float]:
+    """One method's ``metric`` on adversarial minus natural examples, with the document-cluster bootstrap
+    interval of :func:`advdla.scoring.group_difference` (NaN where a kind is missing)."""
+    rows = [r for r in per_example(entry).values() if r.get("kind") in ("adversarial", "natural")]
+    if not rows:
+        return math.nan, math.nan, math.nan
+    values = np.array([_num(r.get(metric)) for r in rows], dtype=float)
+    in_adv = np.array([r["kind"] == "adversarial" for r in rows])
+    clusters = np.array([str(r.get("cluster", i)) for i, r in enumerate(rows)])
+    return group_difference(values, in_adv, clusters, seed=0)
+
+
 def beats(entry: Entry, base: Entry, metric: str, group: str) -> bool | None:
     """True when ``entry`` is better than ``base`` with a paired interval that excludes 0, False when it is
     not, None when there is nothing to compare (no shared examples in the group)."""
@@ -386,6 +398,8 @@ def _row(e: Entry, base: Entry | None) -> dict[str, Any]:
             row[f"{metric}_{abbr}_ci"] = [lo, hi]
     row["drop_spearman"] = e.value("natural", "spearman") - e.value("adversarial", "spearman")
     row["drop_fooled"] = e.value("adversarial", "fooled") - e.value("natural", "fooled")
+    for metric in ("spearman", "fooled"):
+        row[f"adv_vs_nat_{metric}"] = list(adv_vs_natural(e, metric))
     if base is not None and e is not base and role(e) == "method":
         for metric, kind in COMPARED:
             mean, lo, hi, n = paired(e, base, metric, kind)
@@ -490,6 +504,62 @@ def verdict(entries: list[Entry]) -> list[str]:
     return out
 
 
+def group_gap(entry: Entry, metric: str, a: str = "adversarial", b: str = "natural", *, n_boot: int = 1000,
+              seed: int = 0) -> tuple[float, float, float]:
+    """Mean of ``metric`` on the ``a`` examples minus on the ``b`` examples of one method, with a 95% cluster
+    bootstrap interval (each group's base documents resampled on their own: the two groups are different prompts,
+    so nothing pairs them). ``(nan, nan, nan)`` when a group is empty."""
+    rows = per_example(entry).values()
+    vals = [np.array([_num(r.get(metric)) for r in rows if _in_group(r, g)], dtype=float) for g in (a, b)]
+    clus = [np.array([str(r.get("cluster", i)) for i, r in enumerate(rows) if _in_group(r, g)]) for g in (a, b)]
+    stats = []
+    for v, c in zip(vals, clus):
+        ok = ~np.isnan(v)
+        if not ok.any():
+            return math.nan, math.nan, math.nan
+        ids, inverse = np.unique(c[ok], return_inverse=True)
+        stats.append((np.bincount(inverse, weights=v[ok]), np.bincount(inverse).astype(float)))
+    rng = np.random.default_rng(seed)
+    means = []
+    for sums, counts in stats:
+        idx = rng.integers(0, len(sums), size=(n_boot, len(sums)))
+        means.append(sums[idx].sum(1) / counts[idx].sum(1))
+    diff = means[0] - means[1]
+    point = float(np.nanmean(vals[0]) - np.nanmean(vals[1]))
+    return point, float(np.quantile(diff, 0.025)), float(np.quantile(diff, 0.975))
+
+
+def run_verdict(entries: list[Entry]) -> list[str]:
+    """Two interval lines and one verdict sentence for one (suite, split) table, every number read from the records:
+    DLA on adversarial minus natural examples (Spearman below 0 or fooled above 0, interval excluding 0: the
+    adversarial examples do mislead it), the best method by adversarial Spearman minus DLA (paired), and what
+    the two say together."""
+    by = {e.method: e for e in entries}
+    dla = by.get(BASELINE)
+    methods = [e for e in entries if role(e) == "method" and e is not dla
+               and not math.isnan(e.value("adversarial", "spearman"))]
+    if dla is None or not methods:
+        return ["No verdict: DLA and at least one other method must be scored on the split."]
+    rho, fooled = group_gap(dla, "spearman"), group_gap(dla, "fooled")
+    best = max(methods, key=lambda e: e.value("adversarial", "spearman"))
+    diff = paired(best, dla, "spearman", "adversarial")
+    lines = [f"DLA, adversarial minus natural examples: Spearman {_interval(rho)}, fooled {_interval(fooled)} "
+             f"(95% cluster bootstrap, the two groups resampled apart).",
+             f"{best.method} (best Spearman on adversarial examples) minus DLA there: Spearman {_interval(diff[:3])} "
+             f"(paired 95% interval over {diff[3]} examples)."]
+    misled = rho[2] < 0 or fooled[1] > 0
+    first = ("DLA misleads measurably more on the adversarial examples than on natural text" if misled
+             else "DLA does not mislead measurably more on the adversarial examples than on natural text")
+    second = (f"{best.method} ranks components measurably better than DLA there" if diff[1] > 0
+              else f"no method, not even {best.method}, ranks components measurably better than DLA there")
+    lines.append(f"Verdict: {first}, and {second}.")
+    return lines
+
+
+def _interval(v: tuple[float, ...]) -> str:
+    return f"{v[0]:+.2f} [{v[1]:+.2f}, {v[2]:+.2f}]"
+
+
 def _pct(x: float) -> str:
     return "-" if math.isnan(x) else f"{100 * x:.0f}%"
 
@@ -498,9 +568,15 @@ def _dla_sentence(dla: Entry) -> str:
     per = [f"{_pct(dla.value(g, 'fooled'))} of {dla.n.get(g, 0)} {g}" for g in ("compensation", "baseline", "mixed")
            if dla.n.get(g)]
     detail = f" ({'; '.join(per)})" if per else ""
-    return (f"DLA is fooled on {_pct(dla.value('adversarial', 'fooled'))} of the {dla.n.get('adversarial', 0)} "
-            f"adversarial examples{detail} and on {_pct(dla.value('natural', 'fooled'))} of the "
-            f"{dla.n.get('natural', 0)} natural ones.")
+    out = (f"DLA is fooled on {_pct(dla.value('adversarial', 'fooled'))} of the {dla.n.get('adversarial', 0)} "
+           f"adversarial examples{detail} and on {_pct(dla.value('natural', 'fooled'))} of the "
+           f"{dla.n.get('natural', 0)} natural ones")
+    diffs = [(m, adv_vs_natural(dla, m)) for m in ("fooled", "spearman")]
+    shown = [f"{m} {d:+.2f} [{lo:+.2f}, {hi:+.2f}]" for m, (d, lo, hi) in diffs if not math.isnan(lo)]
+    if shown:
+        out += (f"; adversarial minus natural, with 95% intervals that resample whole documents: "
+                f"{', '.join(shown)}")
+    return out + "."
 
 
 def _compensation_sentence(entries: list[Entry], dla: Entry) -> str:

@@ -279,7 +279,13 @@ def test_the_verdict_is_generated_from_the_numbers(v2board):
     sentences = verdict(entries)
     assert 3 <= len(sentences) <= 4
     assert sentences[0].startswith("DLA is fooled on 100% of the 12 adversarial examples (100% of 8 compensation; "
-                                   "100% of 4 baseline) and on 0% of the 6 natural ones.")
+                                   "100% of 4 baseline) and on 0% of the 6 natural ones; adversarial minus natural, "
+                                   "with 95% intervals that resample whole documents: fooled +1.00 [+1.00, +1.00], "
+                                   "spearman -0.5")
+    d, lo, hi = next(r for r in ranked_rows(entries) if r["method"] == "dla")["adv_vs_nat_spearman"]
+    nat = np.mean([_dla_spearman(i, "natural", "none") for i in range(12, 18)])
+    adv = np.mean([_dla_spearman(i, *EXAMPLES[ex]) for i, ex in enumerate(EXAMPLES) if i < 12])
+    assert d == pytest.approx(adv - nat) and lo < d < hi < 0
     assert "On compensation examples atp (+0.40) rank components better than DLA" in sentences[1]
     assert "dla-relative, random do not" in sentences[1]
     assert "dla-relative is fooled on 25% against DLA's 100%" in sentences[2] and "at most half" in sentences[2]

@@ -17,6 +17,7 @@ from advdla.scoring import (
     ResultRecord,
     bootstrap_ci,
     example_metrics,
+    group_difference,
     paired_interval,
     read_records,
     run_methods,
@@ -123,6 +124,32 @@ def test_paired_interval_sees_a_difference_that_separate_intervals_hide():
     assert lo_a < hi_b  # the two methods' own intervals overlap ...
     mean, lo, hi = paired_interval(a, b, clusters)
     assert mean == pytest.approx(0.2, abs=0.05) and lo > 0  # ... the paired one excludes 0
+
+
+def test_group_difference_fast_path_agrees_with_the_literal_loop():
+    from advdla.scoring.metrics import group_difference_reference
+    rng = np.random.default_rng(5)
+    for seed in range(25):
+        n = int(rng.integers(4, 30))
+        values = rng.normal(size=n)
+        values[rng.random(n) < 0.1] = np.nan
+        in_a = rng.random(n) < 0.5
+        in_a[:2], values[:2] = (True, False), (1.0, 0.0)  # both groups present
+        clusters = rng.integers(0, max(2, n // 3), n).astype(str)
+        fast = group_difference(values, in_a, clusters, n_boot=200, seed=seed)
+        assert fast == pytest.approx(group_difference_reference(values, in_a, clusters, n_boot=200, seed=seed),
+                                     abs=1e-12)
+
+
+def test_group_difference_shifts_with_group_a_and_sees_a_real_gap():
+    rng = np.random.default_rng(7)
+    values, in_a = rng.normal(size=60), np.arange(60) % 2 == 0
+    clusters = np.arange(60) // 4  # each document holds adversarial and natural examples
+    d0, lo0, hi0 = group_difference(values, in_a, clusters)
+    d1, lo1, hi1 = group_difference(values + 0.8 * in_a, in_a, clusters)
+    assert (d1 - d0, lo1 - lo0, hi1 - hi0) == pytest.approx((0.8, 0.8, 0.8))
+    assert lo0 < d0 < hi0 and lo1 > 0  # a gap of 0.8 against unit noise over 15 documents is seen
+    assert all(math.isnan(x) for x in group_difference(values, np.ones(60, bool), clusters))
 
 
 def test_bootstrap_is_seeded_and_brackets_the_mean():

@@ -24,6 +24,7 @@ from advdla.scoring.metrics import (
                                     bootstrap_ci,
                                     cluster_of,
                                     example_metrics,
+                                    group_difference,
                                     paired_interval,
                                     per_example_frame,
                                     register_metric,
@@ -42,5 +43,5 @@ from advdla.scoring.records import (
 __all__ = ["MethodRun", "batches", "check_estimates", "open_suite", "run_method", "run_methods", "score_suite",
            "split_examples", "to_batch", "FRAME_COLUMNS", "METRICS", "MetricSpec", "aggregate", "bootstrap_ci",
            "example_metrics", "per_example_frame",
-           "paired_interval", "cluster_of", "register_metric", "score_estimates", "SCHEMA_VERSION",
+           "paired_interval", "group_difference", "cluster_of", "register_metric", "score_estimates", "SCHEMA_VERSION",
            "ResultRecord", "environment", "git_commit", "make_record", "read_records", "write_records"]

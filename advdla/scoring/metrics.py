@@ -42,7 +42,8 @@ from advdla.attribution import magnitude_rank
 from advdla.suites import Example
 
 __all__ = ["METRICS", "FRAME_COLUMNS", "MetricSpec", "register_metric", "example_metrics", "bootstrap_ci",
-           "paired_interval", "cluster_of", "per_example_frame", "aggregate", "score_estimates"]
+           "paired_interval", "group_difference", "group_difference_reference",
+           "cluster_of", "per_example_frame", "aggregate", "score_estimates"]
 
 FRAME_COLUMNS = ["method", "split", "kind", "metric", "value", "lo", "hi", "n"]
 
@@ -212,6 +213,52 @@ def paired_interval(a: np.ndarray, b: np.ndarray, clusters: np.ndarray, *, n_boo
         return float("nan"), float("nan"), float("nan")
     lo, hi = bootstrap_ci(diff[ok], clusters=np.asarray(clusters)[ok], n_boot=n_boot, seed=seed, level=level)
     return float(diff[ok].mean()), lo, hi
+
+
+def group_difference(values: np.ndarray, in_a: np.ndarray, clusters: np.ndarray, *, n_boot: int = 1000,
+                     seed: int = 0, level: float = 0.95) -> tuple[float, float, float]:
+    """Mean over group A minus mean over group B (one method, two kinds of examples), with a cluster-bootstrap
+    interval that keeps documents whole across both groups.
+
+    ``values``: one metric per example (NaNs dropped); ``in_a``: True for A (e.g. adversarial), False for B
+    (natural); ``clusters``: the examples' base documents. Each draw resamples documents with replacement and
+    takes both groups' means over the drawn documents, so an adversarial prompt and a natural window cut from
+    the same document move together (paired through their document) and near-duplicates never count twice.
+    Draws that miss a group are dropped. :func:`group_difference_reference` is the literal loop.
+    """
+    values, in_a = np.asarray(values, dtype=float), np.asarray(in_a, dtype=bool)
+    ok = ~np.isnan(values)
+    if not (ok & in_a).any() or not (ok & ~in_a).any():
+        return float("nan"), float("nan"), float("nan")
+    ids, inverse = np.unique(np.asarray(clusters)[ok], return_inverse=True)
+    v, a = values[ok], in_a[ok]
+    sa = np.bincount(inverse[a], weights=v[a], minlength=len(ids))
+    ca = np.bincount(inverse[a], minlength=len(ids)).astype(float)
+    sb = np.bincount(inverse[~a], weights=v[~a], minlength=len(ids))
+    cb = np.bincount(inverse[~a], minlength=len(ids)).astype(float)
+    idx = np.random.default_rng(seed).integers(0, len(ids), size=(n_boot, len(ids)))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        diffs = sa[idx].sum(1) / ca[idx].sum(1) - sb[idx].sum(1) / cb[idx].sum(1)
+    diffs = diffs[np.isfinite(diffs)]
+    alpha = (1 - level) / 2
+    return (float(v[a].mean() - v[~a].mean()), float(np.quantile(diffs, alpha)), float(np.quantile(diffs, 1 - alpha)))
+
+
+def group_difference_reference(values: np.ndarray, in_a: np.ndarray, clusters: np.ndarray, *, n_boot: int = 1000,
+                               seed: int = 0, level: float = 0.95) -> tuple[float, float, float]:
+    """:func:`group_difference` the slow, obvious way: per draw, collect the examples of the drawn documents."""
+    keep = [i for i, x in enumerate(values) if not np.isnan(x)]
+    docs = sorted({clusters[i] for i in keep})
+    idx = np.random.default_rng(seed).integers(0, len(docs), size=(n_boot, len(docs)))
+    diffs = []
+    for draw in idx:
+        a = [values[i] for d in draw for i in keep if clusters[i] == docs[d] and in_a[i]]
+        b = [values[i] for d in draw for i in keep if clusters[i] == docs[d] and not in_a[i]]
+        if a and b:
+            diffs.append(sum(a) / len(a) - sum(b) / len(b))
+    point = np.mean([values[i] for i in keep if in_a[i]]) - np.mean([values[i] for i in keep if not in_a[i]])
+    alpha = (1 - level) / 2
+    return float(point), float(np.quantile(diffs, alpha)), float(np.quantile(diffs, 1 - alpha))
 
 
 def cluster_of(example: Example) -> str:
