@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import argparse
+import os
+import subprocess
+import sys
+import threading
 import time
 from pathlib import Path
 from typing import Any
 
 from advdla.errors import AdvdlaError, fix_hint
-from advdla.report import add_format_arg, emit, progress_bar
+from advdla.report import add_device_arg, add_format_arg, emit, progress_bar
 
 # The suite stack (advdla.suites) imports torch and transformer_lens (about 4 s): each command imports it when it
 # runs, so that `advdla --help` stays fast.
@@ -22,11 +27,19 @@ def register(subparsers: Any) -> None:
     b.add_argument(
         "--force", action="store_true", help="replace an existing suite (the old one is moved aside, not deleted)"
     )
+    b.add_argument("--workers", type=_workers, default=1,
+                   help="worker processes on this machine (default 1); they share --db, or a SQLite file beside --out")
+    b.add_argument("--db", default=None, metavar="URL",
+                   help="database shared by every worker of this build, on this machine or others: sqlite:///PATH or "
+                        "postgresql://USER@HOST/DB (start the same command on each machine)")
+    b.add_argument("--quiet-worker", action="store_true", help=argparse.SUPPRESS)  # a worker --workers started
+    add_device_arg(b)
     b.set_defaults(func=cmd_build)
     v = sub.add_parser("verify", help="check file hashes, the fingerprint chain, the model, and re-derive ground truth")
     v.add_argument("path", metavar="PATH", help="suite folder")
     v.add_argument("--sample", type=int, default=None,
                    help="examples whose ground truth is re-derived (default: 3, or all of a smaller suite)")
+    add_device_arg(v)
     add_format_arg(v)
     v.set_defaults(func=cmd_verify)
     i = sub.add_parser("info", help="counts per split and kind, targets, thresholds, fingerprints")
@@ -36,7 +49,19 @@ def register(subparsers: Any) -> None:
     r = sub.add_parser("regenerate-test", help="replace the test split by a fresh one built with a new seed")
     r.add_argument("path", metavar="PATH", help="suite folder")
     r.add_argument("--seed", type=int, required=True, help="seed of the new test split (recorded in the manifest)")
+    add_device_arg(r)
     r.set_defaults(func=cmd_regenerate)
+
+
+def _workers(value: str) -> int:
+    """The argparse type of ``--workers``: a whole number >= 1."""
+    try:
+        n = int(value)
+    except ValueError:
+        n = 0
+    if n < 1:
+        raise argparse.ArgumentTypeError(f"--workers must be a whole number >= 1, got {value!r}")
+    return n
 
 
 def cmd_build(args: Any) -> int:
@@ -44,22 +69,68 @@ def cmd_build(args: Any) -> int:
     from advdla.attribution import check_context
     from advdla.models import load_model
     from advdla.suites import build_suite, check_destination, load_config
+    from advdla.suites.workers import check_database_url
 
     if Path(args.config).is_dir():
         raise AdvdlaError(f"{args.config} is a folder: give a suite config file, e.g. suites/planted-erasure.yaml")
     cfg = load_config(args.config)
     out = Path(args.out) if args.out else Path(args.config).resolve().parent / cfg.name
-    check_destination(out, force=args.force)
+    if not args.quiet_worker:  # a worker started by --workers may find the suite already saved by the others
+        check_destination(out, force=args.force)
     # the suite is written next to its destination and renamed into place: that folder must be writable
     check_writable(out.parent, flag="--out" if args.out else "the suite's folder")
-    with progress_bar(transient=True) as tick:
-        bridge = load_model(cfg.model, progress=tick)
-    check_context(bridge, cfg.seq_len, f"{args.config}: seq_len {cfg.seq_len}")
-    t0 = time.perf_counter()
-    with progress_bar() as tick:
-        path = build_suite(cfg, out, force=args.force, bridge=bridge, progress=tick)
-    _done(f"built {path} in {time.perf_counter() - t0:.1f} s", path)
+    local_db = args.db is None and args.workers > 1  # local workers without --db share a SQLite file beside --out
+    db = f"sqlite:///{out.parent.resolve() / f'.{out.name}.workers.db'}" if local_db else args.db
+    if db is not None:
+        check_database_url(db)
+    children = _start_workers(args, out, db) if args.workers > 1 else []
+    try:
+        with progress_bar(transient=True) as tick:
+            bridge = load_model(cfg.model, device=args.device, progress=None if args.quiet_worker else tick)
+        check_context(bridge, cfg.seq_len, f"{args.config}: seq_len {cfg.seq_len}")
+        t0 = time.perf_counter()
+        with progress_bar() as tick:
+            path = build_suite(cfg, out, force=args.force, bridge=bridge, db=db,
+                               progress=None if args.quiet_worker else tick)
+    except BaseException:
+        _stop_workers(children, failed=True)
+        raise
+    _stop_workers(children, failed=False)
+    if local_db:
+        for suffix in ("", "-wal", "-shm"):
+            Path(db.removeprefix("sqlite:///") + suffix).unlink(missing_ok=True)
+    if not args.quiet_worker:
+        _done(f"built {path} in {time.perf_counter() - t0:.1f} s" + (f" by {args.workers} workers" if children else ""),
+              path)
     return 0
+
+
+def _start_workers(args: Any, out: Path, db: str) -> list[subprocess.Popen]:
+    """``--workers N``: N - 1 more processes running this build on ``db`` (this one is the N-th), each with its
+    share of the CPU threads. Each is reaped as soon as it ends, so a killed one's claims are taken over at once."""
+    import torch
+
+    threads = max(1, (os.cpu_count() or 1) // args.workers)
+    torch.set_num_threads(threads)
+    argv = [sys.executable, "-m", "advdla.cli", "suite", "build", args.config, "--out", str(out), "--db", db,
+            "--device", args.device, "--quiet-worker"] + (["--force"] if args.force else [])
+    env = {**os.environ, "OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads)}
+    children = [subprocess.Popen(argv, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL)
+                for _ in range(args.workers - 1)]
+    for child in children:
+        threading.Thread(target=child.wait, daemon=True).start()
+    return children
+
+
+def _stop_workers(children: list[subprocess.Popen], *, failed: bool) -> None:
+    """Wait for the other workers (they finish once the suite is saved); stop them if this one failed."""
+    for child in children:
+        if failed:
+            child.terminate()
+        try:
+            child.wait(timeout=None if not failed else 30)
+        except subprocess.TimeoutExpired:
+            child.kill()
 
 
 def cmd_regenerate(args: Any) -> int:

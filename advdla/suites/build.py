@@ -19,7 +19,9 @@ Context: the steps, in order (each a short function below):
    atomically (:func:`advdla.suites.store.save_suite`).
 
 Every finished step and example is written at once (:class:`advdla.suites.partial.PartialBuild`): a build
-killed at any point resumes without recomputing what was done, and ends with the same fingerprint.
+killed at any point resumes without recomputing what was done, and ends with the same fingerprint. With a
+database URL (``db=``) the same build runs in several workers at once, each search and each example's truth a
+unit one worker claims (:class:`advdla.suites.workers.SharedBuild`), and ends with the same fingerprint too.
 Progress goes through a callback (:mod:`advdla.progress`).
 
 ``regenerate_test`` redoes steps 3-5 for the test split only, with a new seed, keeping ``dev`` as it is:
@@ -69,6 +71,7 @@ from advdla.suites.store import (
 )
 from advdla.suites.truth import choose_panel, ground_truth, panel_candidates, target_mechanism
 from advdla.suites.verify import MAX_SPLIT_OVERLAP
+from advdla.suites.workers import SharedBuild
 
 __all__ = ["Candidate", "build_suite", "regenerate_test", "search_candidates", "candidates_from_search",
            "resolve_targets", "Finder"]
@@ -112,28 +115,36 @@ class _Context:
     targets: list[Component]
     find: Finder
     progress: Progress
-    partial: PartialBuild | None = None
+    partial: PartialBuild | SharedBuild | None = None
 
 
 def build_suite(cfg: SuiteConfig, dest: str | Path, *, force: bool = False, find: Finder | None = None,
-                bridge: Any = None, progress: Progress | None = None) -> Path:
+                bridge: Any = None, progress: Progress | None = None, db: str | None = None) -> Path:
     """Build the suite described by ``cfg`` into ``dest`` (atomically; an existing ``dest`` needs ``force``).
 
-    A build of the same config interrupted earlier resumes from ``.NAME.partial`` beside ``dest``.
+    A build of the same config interrupted earlier resumes from ``.NAME.partial`` beside ``dest``; with ``db``
+    (an SQLAlchemy URL) from that database instead, shared with every other worker given the same URL.
     """
     dest = Path(dest)
-    check_destination(dest, force=force)
+    if not db:  # a shared build's worker may join after another saved the suite: its save step reads where
+        check_destination(dest, force=force)
     ctx = _context(cfg, bridge, find or search_candidates, progress or silent)
-    ctx.partial = PartialBuild(dest, _build_key(ctx, test_seed=cfg.seed))
+    key = _build_key(ctx, test_seed=cfg.seed)
+    ctx.partial = SharedBuild(db, dest, key) if db else PartialBuild(dest, key)
     examples, search_info, build_info = [], {}, {}
     with ctx.partial.removed_on_error():
+        if ctx.partial.shared:  # every search is claimable from the start: dev's and test's run side by side
+            ctx.partial.steps([job for split in SPLITS for job in _search_jobs(ctx, split, seed=cfg.seed)])
         for split in SPLITS:
             near = [e.tokens for e in examples]  # the test split keeps its distance from dev
             part, search_info[split], build_info[split] = _split_examples(ctx, split, seed=cfg.seed, near=near)
             examples += part
     manifest = _manifest(ctx, examples, test_seed=cfg.seed, search_info=search_info, build_info=build_info,
                          previous=_previous(dest))
-    path = save_suite(examples, manifest, dest, force=force, readme=render_readme(manifest))
+    def write() -> Path:
+        return save_suite(examples, manifest, dest, force=force, readme=render_readme(manifest))
+
+    path = ctx.partial.save(dest, write)  # once per machine and destination, however many workers build
     ctx.partial.remove()
     return path
 
@@ -203,13 +214,14 @@ def _split_examples(ctx: _Context, split: str, *, seed: int, near: list[torch.Te
     position, with one of them is left out (the search's token pools are shared, so disjoint documents alone do
     not guarantee it): the build enforces the overlap rule that verify checks.
     """
-    n_adv = ctx.cfg.splits.n_dev if split == "dev" else ctx.cfg.splits.n_test
+    n_adv = _n_adversarial(ctx, split)
     found, search_info = _adversarial_candidates(ctx, split, seed=seed, n=n_adv)
     cands = [c for c in found if not _too_close(c.tokens, near)]
     adversarial, rejected = _checked_adversarial(ctx, split, cands, n_adv)
     used = set().union(*(c.docs for c in cands)) if cands else set()
     natural, scanned = _natural_candidates(ctx, split, seed=seed, exclude=used, near=near)
-    examples = adversarial + [_example(ctx, split, "natural", c) for c in natural]
+    examples = adversarial + ctx.partial.examples([_example_job(ctx, split, "natural", c) for c in natural],
+                                                  after=lambda: _tick(ctx, split, "natural"))
     return examples, search_info, {"candidates_rejected_on_truth": rejected,
                                    "candidates_too_close_to_other_split": len(found) - len(cands),
                                    "natural_windows_scanned": scanned, "natural_found": len(natural)}
@@ -224,14 +236,29 @@ def _other_docs(ctx: _Context, split: str) -> set[int]:
     return ctx.docs["test" if split == "dev" else "dev"]
 
 
+def _n_adversarial(ctx: _Context, split: str) -> int:
+    return ctx.cfg.splits.n_dev if split == "dev" else ctx.cfg.splits.n_test
+
+
+def _search_jobs(ctx: _Context, split: str, *, seed: int) -> list[tuple[str, Callable[[], Any]]]:
+    """One step per target: its search's candidates (as JSON) and what the manifest records about it."""
+    per_target = math.ceil(4 * _n_adversarial(ctx, split) / len(ctx.targets))
+
+    def search(i: int, target: Component) -> dict[str, Any]:
+        found, meta = ctx.find(ctx.bridge, target, cfg=ctx.cfg, seed=seed + 1000 * i + SPLITS.index(split) * 500,
+                               n=per_target, windows=ctx.windows, exclude_docs=_other_docs(ctx, split),
+                               out_dir=ctx.partial.search_dir(f"{split}-{target}"), progress=ctx.progress)
+        return {"candidates": [c.to_json() for c in found], "meta": meta}
+
+    return [(f"search-{split}-{t}", lambda i=i, t=t: search(i, t)) for i, t in enumerate(ctx.targets)]
+
+
 def _adversarial_candidates(ctx: _Context, split: str, *, seed: int, n: int) -> tuple[list[Candidate], dict[str, Any]]:
     """Up to 4n distinct candidates per split (spare ones replace those the final truth rejects), seeded order."""
     def compute() -> dict[str, Any]:
-        per_target, pools, info = math.ceil(4 * n / len(ctx.targets)), [], {"seed": seed, "per_target": []}
-        for i, target in enumerate(ctx.targets):
-            found, meta = ctx.find(ctx.bridge, target, cfg=ctx.cfg, seed=seed + 1000 * i + SPLITS.index(split) * 500,
-                                   n=per_target, windows=ctx.windows, exclude_docs=_other_docs(ctx, split),
-                                   out_dir=ctx.partial.search_dir(f"{split}-{target}"), progress=ctx.progress)
+        pools, info = [], {"seed": seed, "per_target": []}
+        for target, done in zip(ctx.targets, ctx.partial.steps(_search_jobs(ctx, split, seed=seed)), strict=True):
+            found, meta = [Candidate.from_json(c) for c in done["candidates"]], done["meta"]
             fresh = _distinct(found)
             random.Random(seed).shuffle(fresh)
             pools.append(fresh)
@@ -246,15 +273,11 @@ def _adversarial_candidates(ctx: _Context, split: str, *, seed: int, n: int) -> 
 
 def _checked_adversarial(ctx: _Context, split: str, cands: list[Candidate], n: int) -> tuple[list[Example], int]:
     """The first n candidates whose final truth still meets the adversarial thresholds; the others are counted."""
-    kept, rejected = [], 0
-    for cand in cands:
-        if len(kept) == n:
-            break
-        ex = _example(ctx, split, "adversarial", cand)
-        if ex.mechanism == "none":
-            rejected += 1
-        else:
-            kept.append(ex)
+    done = ctx.partial.examples([_example_job(ctx, split, "adversarial", c) for c in cands],
+                                enough=lambda exs: sum(e.mechanism != "none" for e in exs) >= n,
+                                after=lambda: _tick(ctx, split, "adversarial"))
+    kept = [e for e in done if e.mechanism != "none"]
+    rejected = len(done) - len(kept)
     if len(kept) < n:
         raise AdvdlaError(f"{split}: {len(kept)} of {len(cands)} candidates hold on the final truth, {n} needed: raise "
                           f"search.trials, loosen thresholds, or lower splits.n_{split}")
@@ -364,14 +387,16 @@ def _example_seed(cfg: SuiteConfig, eid: str) -> int:
     return int(hashlib.sha256(f"{cfg.seed}/{eid}".encode()).hexdigest()[:8], 16)
 
 
-def _example(ctx: _Context, split: str, kind: str, cand: Candidate) -> Example:
-    """The example's truth, read back from the partial build or computed now (and written at once)."""
+def _example_job(ctx: _Context, split: str, kind: str, cand: Candidate) -> tuple[str, Callable[[], Example]]:
+    """The example's id and how to compute its truth (the build reads it back instead when it is done)."""
     eid = example_id(list(cand.tokens), cand.target, kind)
-    example = ctx.partial.example(eid, lambda: _truth_example(ctx, split, kind, cand, eid))
+    return eid, lambda: _truth_example(ctx, split, kind, cand, eid)
+
+
+def _tick(ctx: _Context, split: str, kind: str) -> None:
     sizes = ctx.cfg.splits
     total = sizes.n_dev + sizes.n_test + 2 * sizes.n_natural  # rejected candidates come on top
     ctx.progress(Step("ground truth", done=ctx.partial.examples_done, total=total, info=f"{split} {kind}"))
-    return example
 
 
 def _truth_example(ctx: _Context, split: str, kind: str, cand: Candidate, eid: str) -> Example:

@@ -34,7 +34,13 @@ __all__ = ["PartialBuild"]
 
 
 class PartialBuild:
-    """Finished steps and examples of one build, cached under ``.NAME.partial`` beside ``dest``."""
+    """Finished steps and examples of one build, cached under ``.NAME.partial`` beside ``dest``.
+
+    The build of one process; :class:`advdla.suites.workers.SharedBuild` has the same interface for a build
+    shared by several workers through a database (``shared`` tells them apart).
+    """
+
+    shared = False
 
     def __init__(self, dest: Path, key: dict[str, Any]) -> None:
         self.root = dest.parent / f".{dest.name}.partial"
@@ -66,6 +72,10 @@ class PartialBuild:
         write_json_atomic(file, value, allow_nan=False)
         return json.loads(file.read_text())  # the value as a resumed build will see it
 
+    def steps(self, jobs: list[tuple[str, Callable[[], Any]]]) -> list[Any]:
+        """Several steps' values in order (here one after another)."""
+        return [self.step(name, compute) for name, compute in jobs]
+
     def example(self, example_id: str, compute: Callable[[], Example]) -> Example:
         """The example with this id, computed once and written at once (a kill loses at most the one in flight)."""
         file = self.root / "examples" / f"{example_id}.json"
@@ -73,6 +83,24 @@ class PartialBuild:
             return Example.from_row(json.loads(file.read_text()))
         write_json_atomic(file, compute().to_row(), allow_nan=False)
         return Example.from_row(json.loads(file.read_text()))
+
+    def examples(self, jobs: list[tuple[str, Callable[[], Example]]], *,
+                 enough: Callable[[list[Example]], bool] | None = None,
+                 after: Callable[[], None] | None = None) -> list[Example]:
+        """The examples in order, each computed once, until the ones so far are ``enough`` (all without it);
+        ``after`` is called after each."""
+        out: list[Example] = []
+        for example_id, compute in jobs:
+            if enough is not None and enough(out):
+                break
+            out.append(self.example(example_id, compute))
+            if after is not None:
+                after()
+        return out
+
+    def save(self, dest: Path, write: Callable[[], Path]) -> Path:
+        """Write the suite (``write()``): a single process simply does."""
+        return write()
 
     @contextmanager
     def removed_on_error(self) -> Iterator[None]:
