@@ -125,6 +125,7 @@ def dla(
         last = logits[:, -1].float()
         if t1 is None or t2 is None:
             t1, t2 = top2(last)
+        t1, t2 = t1.to(last.device), t2.to(last.device)  # given tokens (a suite's t1, t2) may come from the CPU
         ld = last.gather(1, t1[:, None])[:, 0] - last.gather(1, t2[:, None])[:, 0]
         scale = cache[LN_FINAL_SCALE][:, -1, 0]
         values = dla_of_outputs(bridge, component_outputs(bridge, cache, comps), scale, t1, t2)

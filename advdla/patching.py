@@ -153,6 +153,7 @@ def run_cached(bridge: Any, tokens: Int[Tensor, "batch pos"], names: set[str], t
     last = logits[:, -1]
     if t1 is None or t2 is None:
         t1, t2 = top2(last)
+    t1, t2 = t1.to(last.device), t2.to(last.device)  # given tokens may come from the CPU, the model from a GPU
     ld = last.gather(1, t1[:, None])[:, 0] - last.gather(1, t2[:, None])[:, 0]
     return Run(cache, t1, t2, ld)
 

@@ -144,7 +144,7 @@ def cmd_regenerate(args: Any) -> int:
         raise AdvdlaError(f"seed {args.seed} already made this suite's current or original split: pass a new --seed")
     check_writable(Path(args.path).resolve().parent, flag="the folder of PATH")  # the new suite is renamed in there
     with progress_bar(transient=True) as tick:
-        bridge = load_model(manifest["model"], progress=tick)
+        bridge = load_model(manifest["model"], device=args.device, progress=tick)
     with fix_hint(_damaged(args.path)):
         verify_suite(args.path, sample=0, bridge=bridge)  # a tampered suite is refused, not extended
     t0 = time.perf_counter()
@@ -176,16 +176,19 @@ def _n_examples(manifest: dict[str, Any]) -> int | None:
 
 
 def cmd_verify(args: Any) -> int:
+    from advdla.models import load_model
     from advdla.suites import read_manifest, verify_suite
 
     if args.sample is not None and args.sample < 0:
         raise AdvdlaError(f"--sample must be >= 0, got {args.sample}")
     with fix_hint(_damaged(args.path)):
-        n = _n_examples(read_manifest(Path(args.path)))
+        manifest = read_manifest(Path(args.path))
+        n = _n_examples(manifest)
         if n is not None and args.sample is not None and args.sample > n:
             raise AdvdlaError(f"--sample {args.sample} is more than the suite's {n} examples: use at most {n}")
         sample = args.sample if args.sample is not None else min(3, 3 if n is None else n)
-        report = verify_suite(args.path, sample=sample)
+        bridge = load_model(str(manifest.get("model")), device=args.device) if args.device != "cpu" else None
+        report = verify_suite(args.path, sample=sample, bridge=bridge)
     rows = [{"check": k, "result": ", ".join(v) if isinstance(v, list) else v} for k, v in report.items()]
     emit({"ok": True, **report}, args.format, tables=[(f"suite {args.path}: verified", rows)])
     return 0

@@ -88,8 +88,9 @@ def choose_panel(bridge: Any, tokens: Int[Tensor, " pos"], target: Component, *,
 def ground_truth(bridge: Any, tokens: Int[Tensor, " pos"], resamples: Int[Tensor, "r pos"], panel: list[Component], *,
                  t1: int | None = None, t2: int | None = None, batch_size: int = 64) -> Truth:
     """DLA, TE, DE, IE and zero-ablation TE of every panel component on one prompt."""
-    tt1 = None if t1 is None else torch.tensor([t1])
-    tt2 = None if t2 is None else torch.tensor([t2])
+    device = bridge.W_U.device  # the whole computation stays on the model's device; only the result comes back
+    tt1 = None if t1 is None else torch.tensor([t1], device=device)
+    tt2 = None if t2 is None else torch.tensor([t2], device=device)
     d = dla(bridge, tokens[None], components=panel, t1=tt1, t2=tt2)
     te = total_effects(bridge, tokens[None], resamples, panel, t1=d.t1, t2=d.t2, batch_size=batch_size)
     de = direct_effects(bridge, tokens[None], resamples, panel, t1=d.t1, t2=d.t2)
