@@ -53,7 +53,7 @@ from advdla.suites.store import Example
 __all__ = ["LEASE_S", "SharedBuild", "check_database_url", "open_database"]
 
 LEASE_S = 60.0  # a claim not renewed for this long is taken over (its owner renews it every LEASE_S / 4)
-POLL_S = 0.5  # how often a worker with nothing to claim looks for the others' results
+POLL_S = 0.2  # how often a worker with nothing to claim looks for the others' results
 
 _meta = MetaData()
 UNITS = Table(
