@@ -305,17 +305,42 @@ def direct_effects(bridge: Any, tokens: Int[Tensor, "batch pos"], resamples: Ten
     tokens = check_tokens(bridge, tokens)
     _check_lengths(tokens, resamples)
     res = _resamples_3d(resamples.to(tokens.device), tokens.shape[0])
-    batch, n_res, _ = res.shape
     names = hook_names(components)
     with torch.inference_mode(), lean(bridge):
         clean = run_cached(bridge, tokens, names, t1, t2)
-        src = bridge.run_with_cache(res.reshape(batch * n_res, -1), names_filter=lambda n: n in names)[1]
-        src_out = component_outputs(bridge, src, components).reshape(batch, n_res, len(components), -1)
-        delta = component_outputs(bridge, clean.cache, components)[:, None] - src_out
-        direction = logit_direction(bridge, clean.t1, clean.t2)
-        scale = clean.cache[LN_FINAL_SCALE][:, -1, 0]
-        per = torch.einsum("brcd,bd->brc", delta, direction) / scale[:, None, None]
+        src = bridge.run_with_cache(res.reshape(-1, res.shape[-1]), names_filter=lambda n: n in names)[1]
+        return _direct(bridge, clean, src, components, res.shape[1])
+
+
+def _direct(bridge: Any, clean: Run, src: Any, components: list[Component], n_res: int) -> Effects:
+    """DE from the clean run's cache and the resamples' (row b * n_res + r): no forward of its own."""
+    batch = clean.ld.shape[0]
+    src_out = component_outputs(bridge, src, components).reshape(batch, n_res, len(components), -1)
+    delta = component_outputs(bridge, clean.cache, components)[:, None] - src_out
+    direction = logit_direction(bridge, clean.t1, clean.t2)
+    scale = clean.cache[LN_FINAL_SCALE][:, -1, 0]
+    per = torch.einsum("brcd,bd->brc", delta, direction) / scale[:, None, None]
     return Effects(components, per, clean.ld, clean.t1, clean.t2)
+
+
+def truth_effects(bridge: Any, tokens: Int[Tensor, "batch pos"], resamples: Tensor, components: list[Component], *,
+                  t1: Tensor | None = None, t2: Tensor | None = None, batch_size: int = 64
+                  ) -> tuple[Effects, Effects, Effects]:
+    """TE, DE and zero-ablation TE together, as ground truth needs them: the same numbers as
+    :func:`total_effects`, :func:`direct_effects` and :func:`zero_effects`, from one clean run and one run of the
+    resamples shared by the three (instead of three and two), so only the patched forwards remain."""
+    _check_patchable(components)
+    tokens = check_tokens(bridge, tokens)
+    _check_lengths(tokens, resamples)
+    res = _resamples_3d(resamples.to(tokens.device), tokens.shape[0])
+    names = hook_names(components)
+    with torch.inference_mode(), lean(bridge):
+        clean = run_cached(bridge, tokens, names | {resid_hook(c.layer) for c in components}, t1, t2)
+        src = bridge.run_with_cache(res.reshape(-1, res.shape[-1]), names_filter=lambda n: n in names)[1]
+        te = _spliced_effects(bridge, clean, src, components, res.shape[1], batch_size)
+        de = _direct(bridge, clean, src, components, res.shape[1])
+        zeros = {c.site: torch.zeros_like(clean.cache[c.site]) for c in components}
+        return te, de, _spliced_effects(bridge, clean, zeros, components, 1, batch_size)
 
 
 def _last_outputs(cache: Any, components: list[Component]) -> Float[Tensor, "n comp d_model"]:

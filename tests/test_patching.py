@@ -14,6 +14,7 @@ from advdla.patching import (
     output_effects,
     output_effects_reference,
     total_effects,
+    truth_effects,
     zero_effects,
     zero_effects_reference,
 )
@@ -69,6 +70,20 @@ def test_direct_effects_match_reference(fixture, request):
     fast = direct_effects(bridge, tokens, res, comps)
     slow = direct_effects_reference(bridge, tokens, res, comps)
     assert torch.allclose(fast.per_resample, slow.per_resample, atol=TOL)
+
+
+@pytest.mark.parametrize("fixture", ["tiny", "tiny_gqa"])
+def test_truth_effects_are_the_three_functions_bit_for_bit(fixture, request):
+    """Sharing the clean and resample runs changes no bit (a suite's fingerprint depends on every one)."""
+    bridge = request.getfixturevalue(fixture)
+    tokens, res = _data(5)
+    comps = _patchable(bridge)
+    together = truth_effects(bridge, tokens, res, comps, batch_size=7)
+    apart = (total_effects(bridge, tokens, res, comps, batch_size=7), direct_effects(bridge, tokens, res, comps),
+             zero_effects(bridge, tokens, comps, batch_size=7))
+    for got, want in zip(together, apart, strict=True):
+        assert torch.equal(got.per_resample, want.per_resample)
+        assert torch.equal(got.ld_clean, want.ld_clean) and torch.equal(got.t1, want.t1)
 
 
 @pytest.mark.parametrize("fixture", ["tiny", "tiny_gqa"])

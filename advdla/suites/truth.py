@@ -31,7 +31,7 @@ from torch import Tensor
 
 from advdla.attribution import dla, magnitude_rank
 from advdla.components import Component, all_components
-from advdla.patching import direct_effects, total_effects, zero_effects
+from advdla.patching import total_effects, truth_effects
 from advdla.search.objectives import Thresholds, mechanism
 from advdla.suites.config import PanelPolicy
 
@@ -92,9 +92,7 @@ def ground_truth(bridge: Any, tokens: Int[Tensor, " pos"], resamples: Int[Tensor
     tt1 = None if t1 is None else torch.tensor([t1], device=device)
     tt2 = None if t2 is None else torch.tensor([t2], device=device)
     d = dla(bridge, tokens[None], components=panel, t1=tt1, t2=tt2)
-    te = total_effects(bridge, tokens[None], resamples, panel, t1=d.t1, t2=d.t2, batch_size=batch_size)
-    de = direct_effects(bridge, tokens[None], resamples, panel, t1=d.t1, t2=d.t2)
-    zero = zero_effects(bridge, tokens[None], panel, t1=d.t1, t2=d.t2, batch_size=batch_size)
+    te, de, zero = truth_effects(bridge, tokens[None], resamples, panel, t1=d.t1, t2=d.t2, batch_size=batch_size)
     te_mean, de_mean = _row(te.mean), _row(de.mean)
     return Truth(
         t1=int(d.t1[0]), t2=int(d.t2[0]), ld=float(d.ld[0]), panel=[c.name for c in panel], dla=_row(d.values),
