@@ -1,0 +1,37 @@
+#!/usr/bin/env bash
+# Build a suite from its config, verify it, score every built-in method on both splits and render the leaderboard:
+# the whole path from a config to committed records, in one resumable script.
+#
+#   suites/build-and-score.sh CONFIG [DEVICE]      e.g. suites/build-and-score.sh suites/smollm2-135m-erasure.yaml cuda
+#
+# DEVICE (default cpu) runs the build and the scoring there; verification re-derives a sample of the truth on the
+# CPU, so a GPU build is checked against the CPU path. Each stage is skipped when its output exists (the build
+# itself resumes from suites/.NAME.partial/), so after an interruption the same command continues. Records go to
+# leaderboard/incoming/NAME-SPLIT.json before they are added to leaderboard/. Times and peak memory of each stage
+# are appended to leaderboard/incoming/NAME.times.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+config="${1:?usage: suites/build-and-score.sh CONFIG [DEVICE]}"
+device="${2:-cpu}"
+advdla="${ADVDLA:-.venv/bin/advdla}"
+[[ -f "$config" ]] || { echo "build-and-score: no config at $config" >&2; exit 2; }
+name="$(sed -n 's/^name: *//p' "$config" | head -1)"
+suite="suites/$name"
+mkdir -p leaderboard/incoming
+times="leaderboard/incoming/$name.times"
+
+timed() {  # timed LABEL CMD...: run CMD, append its wall time and peak memory to $times
+    local label="$1"; shift
+    /usr/bin/time -f "$label %e s %M KB" -a -o "$times" "$@"
+}
+
+[[ -f "$suite/manifest.json" ]] || timed "build($device)" "$advdla" suite build "$config" --device "$device"
+timed "verify(cpu)" "$advdla" suite verify "$suite"
+for split in dev test; do
+    out="leaderboard/incoming/$name-$split.json"
+    [[ -f "$out" ]] || timed "score-$split($device)" "$advdla" score --suite "$suite" --split "$split" --methods all \
+        --device "$device" --out "$out" --format json >/dev/null
+done
+"$advdla" leaderboard add "leaderboard/incoming/$name-dev.json" "leaderboard/incoming/$name-test.json"
+"$advdla" leaderboard render
+cat "$times"
