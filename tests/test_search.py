@@ -438,3 +438,50 @@ def test_mutations_stay_near_the_best_hits_and_within_the_space(space):
     best_hit = max((done[3], done[7], done[9]), key=lambda t: t.values[0])
     capped = mutations(done, 3, random.Random(0), cap=1)
     assert best_hit.params["context"] not in {p["context"] for p in capped}
+
+
+@pytest.mark.parametrize("model, target", [("planted", PLANTED.writer), ("tiny_gqa", "L0H4"), ("tiny_gqa", "MLP0")])
+def test_prescreen_scores_rank_every_head_and_mlp_as_the_reference_dla(model, target, request, windows):
+    from advdla.search.space import _prescreen_scores
+
+    bridge = request.getfixturevalue(model)
+    comp = parse_component(target, bridge.cfg)
+    tokens = TokenWindows(load_corpus(), bridge.tokenizer).sample(12, 6, seed=3)[0]
+    got = _prescreen_scores(bridge, comp, tokens, slice(11, 12), top_k=2, margin=0.3)[:, 0]
+    ref = attribution.dla(bridge, tokens, components=rank_pool(bridge.cfg))
+    i = rank_pool(bridge.cfg).index(comp)
+    share = (ref.values[:, i] / ref.ld.clamp(min=1e-3)).clamp(-3, 3)
+    rank = attribution.magnitude_rank(ref.values, i)
+    want = share - 3 * (ref.ld <= 0.3) - 3 * (rank > 2)
+    assert torch.allclose(got, want, atol=1e-4)
+    # every truncation point of a window at once: the last one is the whole window's last position
+    rough = _prescreen_scores(bridge, comp, tokens, slice(5, 12), top_k=2, margin=0.3)
+    assert rough.shape == (6, 7) and torch.allclose(rough[:, -1], got, atol=1e-4)
+
+
+def test_space_prescreens_more_windows_of_the_same_documents(space, windows):
+    from advdla.search.space import WINDOWS_PER_BASE
+
+    n_base = 8
+    assert len(space.bases) == n_base * WINDOWS_PER_BASE and space.describe()["n_base"] == len(space.bases)
+    for row, doc in zip(space.bases, space.base_docs[:len(space.bases)]):  # each window lies in its document
+        text = windows.ids[doc]
+        assert any((text[s:s + len(row)] == row.numpy()).all() for s in range(len(text) - len(row) + 1))
+    assert set(space.base_docs[n_base:len(space.bases)]) == set(space.base_docs[:n_base])  # no new documents
+
+
+def test_unedited_trials_are_the_contexts_best_first_each_once(space):
+    from advdla.search.engine import unedited
+
+    plain = unedited(space, [], 3)
+    assert [p["context"] for p in plain] == [0, 1, 2]
+    for p in plain:
+        assert torch.equal(build_prompt(p, space), space.context_prompt(p["context"]))
+    study = optuna.create_study(direction="maximize")
+    for p in plain:
+        study.enqueue_trial(p)
+        trial = study.ask()
+        assert suggest(trial, space) == p  # every value lies in the space
+        study.tell(trial, 0.0)
+    assert [p["context"] for p in unedited(space, study.trials, 2)] == [3, 4]
+    assert unedited(space, study.trials, 0) == []

@@ -15,6 +15,7 @@ from advdla.search.engine import (
                                   SearchConfig,
                                   SearchResult,
                                   corpus_baseline,
+                                  read_search,
                                   resolve_target,
                                   run_search,
                                   verified_examples,
@@ -31,6 +32,6 @@ from advdla.search.objectives import (
                                   scalar_objective,
 )
 
-__all__ = ["SAMPLERS", "SearchConfig", "SearchResult", "run_search", "resolve_target", "corpus_baseline",
+__all__ = ["SAMPLERS", "SearchConfig", "SearchResult", "run_search", "resolve_target", "corpus_baseline", "read_search",
            "verified_examples", "Evaluator", "Scores", "verify", "Thresholds", "is_adversarial", "is_hit",
            "OBJECTIVES", "mechanism", "MECHANISMS", "multi_objectives", "scalar_objective"]

@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import hashlib
 import importlib.util
+import json
 import os
 import random
 import socket
@@ -67,11 +68,11 @@ from advdla.search.objectives import (
     multi_objectives,
     scalar_objective,
 )
-from advdla.search.space import SearchSpace, build_prompt, build_space, suggest
+from advdla.search.space import MAX_SWAPS, WINDOWS_PER_BASE, SearchSpace, build_prompt, build_space, suggest
 
 __all__ = ["SearchConfig", "SearchResult", "run_search", "resolve_target", "open_storage", "SAMPLERS",
            "corpus_baseline", "verified_examples", "search_resamples", "verify_resamples", "slow_scores",
-           "check_lengths", "space_for", "mutations"]
+           "check_lengths", "space_for", "mutations", "read_search"]
 
 SAMPLERS = ("tpe", "nsga2", "random")
 
@@ -93,6 +94,8 @@ class SearchConfig:
     pool_size: int = 96  # candidate tokens per slot
     n_gcg: int = 2  # gradient-ranked token swaps per candidate (GCG-style, per context and position; 0: none)
     exploit: float = 0.5  # tpe: share of each batch spent on one- or two-parameter mutations of the best trials
+    seed_contexts: int = 32  # tpe: the study starts with this many pre-screened contexts unedited (best first;
+    # at most a quarter of the trials)
     gcg_k: int = 16  # swap tokens ranked per (context, position)
     n_base: int = 64  # base corpus windows
     max_examples: int | None = None  # also stop once the study holds this many adversarial trials
@@ -110,7 +113,10 @@ class SearchConfig:
     def space_key(self, model: str, target: str) -> dict[str, Any]:
         keys = ("resamples", "seq_len", "seed", "n_slots", "pool_size", "n_base", "corpus", "n_gcg", "gcg_k")
         key = {"model": model, "target": target, "mode": self.mode, "objective": self.objective,
-               **{k: getattr(self, k) for k in keys}}
+               **{k: getattr(self, k) for k in keys},
+               # the contexts are pre-screened for the target in the top k with LD > margin (space.prescreen_contexts)
+               "prescreen": {"top_k": self.thresholds.top_k, "margin": self.thresholds.margin,
+                             "windows_per_base": WINDOWS_PER_BASE, "exact": True}}
         if self.exclude_docs:  # a hash: the list can be long, and old studies (no exclusion) keep their key
             key["exclude_docs"] = hashlib.sha256(",".join(map(str, sorted(self.exclude_docs))).encode()).hexdigest()
         return key
@@ -302,17 +308,21 @@ class _Mirror:
                 self.uids.add(uid)
         return stored
 
-    def ask(self, n: int, salt: int) -> list[Any]:
+    def ask(self, n: int, salt: int, space: SearchSpace) -> list[Any]:
         """``n`` trials from a sampler seeded by the seed and the history size: a resumed run replays the same batch.
 
-        With ``tpe``, the first ``exploit`` share of them are mutations of the best hits (before the first hit, of
-        the best trials; :func:`mutations`), enqueued so that the same ask hands them out; TPE samples the rest.
+        With ``tpe``, the pre-screened contexts come first, unedited (:func:`unedited`, up to ``seed_contexts``);
+        then the first ``exploit`` share of each batch are mutations of the best hits (before the first hit, of the
+        best trials; :func:`mutations`), enqueued so that the same ask hands them out; TPE samples the rest.
         """
         seed = self.config.seed * 1_000_003 + len(self.local.trials) + salt
         self.local.sampler = _make_sampler(self.config, seed)
         if self.config.sampler == "tpe":
             done = self.local.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
-            for params in mutations(done, round(n * self.config.exploit), random.Random(seed)):
+            budget = min(self.config.seed_contexts, self.config.trials // 4)  # at most a quarter of the trials
+            plain = unedited(space, done, min(n, budget - len(done)))
+            near = mutations(done, round((n - len(plain)) * self.config.exploit), random.Random(seed), space=space)
+            for params in plain + near:
                 self.local.enqueue_trial(params)
         return [self.local.ask() for _ in range(n)]
 
@@ -333,8 +343,32 @@ class _Mirror:
         return out
 
 
-def mutations(trials: list[Any], n: int, rng: random.Random, *, parents: int = 8, warmup: int = 32, cap: int = 16
-              ) -> list[dict[str, Any]]:
+def unedited(space: SearchSpace, trials: list[Any], n: int) -> list[dict[str, Any]]:
+    """Up to ``n`` parameter sets that leave a context as it is (no insertion, repetition, swap, slot or GCG swap),
+    for the best pre-screened contexts not yet tried that way.
+
+    Why: the pre-screen picks contexts where the target already leads DLA's ranking with a large share of LD, and
+    on a real model a few of them are hits as they stand, while a draw from the whole space edits about 8 of 16
+    tokens and almost always loses the ranking (SmolLM2: 4% of draws keep the target in DLA's top 3). Starting from
+    them gives the local search (:func:`mutations`) hits and near misses to climb from in its first batches.
+    """
+    none = {k: v for k, v in _plain(space, 0).items() if k != "context"}
+    tried = {t.params.get("context") for t in trials if all(t.params.get(k) == v for k, v in none.items())}
+    return [_plain(space, c) for c in range(len(space.contexts)) if c not in tried][:max(n, 0)]
+
+
+def _plain(space: SearchSpace, context: int) -> dict[str, Any]:
+    """The parameters of context ``context`` unedited (every edit at its 'none' value)."""
+    p = {"context": context, "insert": "none", "ins_span": 0, "ins_len": 1, "ins_at": 1, "repeat_len": 0,
+         "repeat_from": 0, "n_swaps": 0}
+    p |= {f"swap{i}_{ab}": 0 for i in range(MAX_SWAPS) for ab in "ab"}
+    p |= {k: v for i in range(space.n_slots) for k, v in ((f"slot{i}_pos", 0), (f"slot{i}_tok", -1))}
+    p |= {k: v for i in range(space.n_gcg) for k, v in ((f"gcg{i}_pos", 0), (f"gcg{i}_rank", -1))}
+    return p
+
+
+def mutations(trials: list[Any], n: int, rng: random.Random, *, parents: int = 8, warmup: int = 32, cap: int = 16,
+              space: SearchSpace | None = None, tries: int = 24) -> list[dict[str, Any]]:
     """``n`` parameter sets, each a copy of a parent trial with one or two parameters other than its context redrawn
     from their distributions: a local search around what works, in turn over the parents.
 
@@ -347,6 +381,11 @@ def mutations(trials: list[Any], n: int, rng: random.Random, *, parents: int = 8
     Why: a hit's neighbours (the same context with another swap, slot token or insertion) are hits far more often
     than a draw from the whole space, and TPE alone, which models each parameter's marginal good/bad densities,
     is slow to find them. Empty before the warm-up.
+
+    With ``space``, a mutation is redrawn (up to ``tries`` times) while its prompt is one the study already scored
+    or this call already proposed: redrawing a parameter that is inactive (the span of an insertion that is
+    'none', the position of an empty slot) changes nothing, and near an unedited parent most single redraws are
+    such (SmolLM2: 48 hits in 192 trials were 5 distinct prompts).
     """
     hits = [t for t in trials if t.user_attrs.get("scores", {}).get("adversarial")]
     per_context = Counter(t.params.get("context") for t in hits)
@@ -356,16 +395,28 @@ def mutations(trials: list[Any], n: int, rng: random.Random, *, parents: int = 8
     for t in sorted(pool, key=lambda t: t.values[0], reverse=True):
         best.setdefault(t.params.get("context"), t)
     chosen = list(best.values())[:parents]
+    seen = {tuple(t.user_attrs["scores"]["tokens"]) for t in trials if "tokens" in t.user_attrs.get("scores", {})}
     out = []
     for i in range(n if chosen else 0):
         parent = chosen[i % len(chosen)]
-        params = dict(parent.params)
-        for name in rng.sample([k for k in params if k != "context"], rng.choice((1, 2))):
-            dist = parent.distributions[name]
-            params[name] = (rng.choice(dist.choices) if hasattr(dist, "choices")
-                            else rng.randint(int(dist.low), int(dist.high)))
+        for _ in range(tries):
+            params = _mutate(parent, rng)
+            key = None if space is None else tuple(build_prompt(params, space).tolist())
+            if key not in seen:
+                break
+        seen.add(key)
         out.append(params)
     return out
+
+
+def _mutate(parent: Any, rng: random.Random) -> dict[str, Any]:
+    """The parent's parameters with one or two of them, other than its context, redrawn from their distributions."""
+    params = dict(parent.params)
+    for name in rng.sample([k for k in params if k != "context"], rng.choice((1, 2))):
+        dist = parent.distributions[name]
+        params[name] = (rng.choice(dist.choices) if hasattr(dist, "choices")
+                        else rng.randint(int(dist.low), int(dist.high)))
+    return params
 
 
 def _counts(stored: list[Any], mode: str) -> tuple[int, int, float]:
@@ -392,7 +443,7 @@ def _run_batch(mirror: _Mirror, n: int, space: SearchSpace, evaluator: Evaluator
                tally: _Tally) -> None:
     """Ask n, build and score n prompts in one evaluation, tell; store what still fits the budget."""
     t0 = time.perf_counter()
-    trials = mirror.ask(n, salt)
+    trials = mirror.ask(n, salt, space)
     prompts = torch.stack([build_prompt(suggest(t, space), space) for t in trials])
     t1 = time.perf_counter()
     scores = evaluator(prompts)
@@ -515,6 +566,18 @@ def verified_examples(frame: pd.DataFrame) -> pd.DataFrame:
     return frame[frame["verified"].astype(bool)] if len(frame) else frame
 
 
+def read_search(out_dir: str | Path) -> SearchResult:
+    """A finished search read back from what :func:`run_search` wrote into ``out_dir`` (no model, no study)."""
+    out_dir = Path(out_dir)
+    try:
+        summary = json.loads((out_dir / "search.json").read_text())
+        frame = pd.read_parquet(out_dir / "examples.parquet")
+    except (OSError, ValueError) as exc:
+        raise AdvdlaError(f"cannot read the search in {out_dir} ({type(exc).__name__}: {exc}): run it again "
+                          f"(the study in study.db resumes)") from None
+    return SearchResult(summary["target"], frame, summary, out_dir)
+
+
 # ---------------------------------------------------------------------------------------------- public
 
 
@@ -564,13 +627,14 @@ def space_for(bridge: Any, windows: Any, target: Component, config: SearchConfig
     card = getattr(bridge, "advdla_card", None)
     key = (id(bridge), getattr(card, "weights_fingerprint", None), target.name, config.corpus, config.seq_len,
            config.seed, config.n_base, config.pool_size, config.n_slots, tuple(sorted(config.exclude_docs)),
-           config.n_gcg, config.gcg_k)
+           config.n_gcg, config.gcg_k, config.thresholds.top_k, config.thresholds.margin)
     if key not in _SPACES:
         while len(_SPACES) >= 8:
             _SPACES.pop(next(iter(_SPACES)))
         _SPACES[key] = build_space(bridge, windows, target, seq_len=config.seq_len, seed=config.seed,
                                    n_base=config.n_base, pool_size=config.pool_size, n_slots=config.n_slots,
-                                   exclude=set(config.exclude_docs), n_gcg=config.n_gcg, gcg_k=config.gcg_k)
+                                   exclude=set(config.exclude_docs), n_gcg=config.n_gcg, gcg_k=config.gcg_k,
+                                   top_k=config.thresholds.top_k, margin=config.thresholds.margin)
     return _SPACES[key]
 
 
@@ -598,7 +662,7 @@ def _summary(config: SearchConfig, model: str, target: Component, storage: str, 
     complete = max(tally.study_complete, 1)
     return {"model": model, "target": target.name, "objective": config.objective, "config": config.as_dict(),
             "thresholds": config.thresholds.as_dict(), "storage": storage, "study": study_name,
-            "space": space.describe(), "docs": sorted(space.base_docs),  # documents prompts may borrow from
+            "space": space.describe(), "docs": sorted(set(space.base_docs)),  # documents prompts may borrow from
             "counts": {"study_complete_trials": tally.study_complete, "study_adversarial_fast": tally.study_examples,
                        "verified_examples": len(rows), "verified_of": len(rows) + rejected,
                        "rejected_on_verify": rejected, "stored_by_this_worker": tally.told,

@@ -6,8 +6,9 @@ tensor and the resamples fit every candidate):
 
 1. base context (``context``): one of ``n_context`` (window, truncation point) pairs: the prompt is the
    seq_len tokens of a 2 x seq_len corpus window ending at the truncation point, which picks what the
-   model predicts. The pairs are pre-screened (:func:`prescreen_contexts`): of every window and every
-   truncation point, those where the target's DLA share is largest, found with one forward per window;
+   model predicts. The pairs are pre-screened (:func:`prescreen_contexts`) over ``WINDOWS_PER_BASE``
+   windows of each base document and every truncation point: those where the target is in DLA's top k with
+   LD above the margin and its DLA share is largest (one forward per window, then the best exactly);
 2. insertion (``insert`` none / prefix / infix) of the first ``ins_len`` tokens of another corpus span
    (``ins_span``) at the front or at ``ins_at``; the oldest tokens drop out to keep the length;
 3. repetition: the span of ``repeat_len`` tokens starting at ``repeat_from`` is appended (oldest tokens
@@ -32,17 +33,20 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
 import torch
-from jaxtyping import Int
+from jaxtyping import Float, Int
 from torch import Tensor
 
-from advdla.attribution import check_context, dla, logit_direction, top2
-from advdla.components import EMBED_HOOK, LN_FINAL_SCALE, Component, head_components, is_downstream
+from advdla.attribution import check_context, dla, hook_names, logit_direction, magnitude_rank, top2
+from advdla.components import EMBED_HOOK, LN_FINAL_SCALE, Component, all_components, head_components, is_downstream
 from advdla.corpus import TokenWindows
+from advdla.models.bridge import lean
 
 __all__ = ["SearchSpace", "build_space", "suggest", "build_prompt", "token_pool", "INSERT_MODES"]
 
 INSERT_MODES = ("none", "prefix", "infix")
+WINDOWS_PER_BASE = 8  # windows pre-screened per base document (more_windows)
 MAX_SWAPS = 2
 
 
@@ -130,13 +134,18 @@ def build_prompt(p: dict[str, Any], space: SearchSpace) -> Int[Tensor, " seq_len
 
 def build_space(bridge: Any, windows: TokenWindows, target: Component, *, seq_len: int, seed: int, n_base: int = 64,
                 n_span: int = 32, pool_size: int = 96, n_slots: int = 4, n_context: int = 64,
-                exclude: set[int] = frozenset(), n_gcg: int = 0, gcg_k: int = 16) -> SearchSpace:
-    """Draw the base windows and insertion spans with ``seed``, pre-screen contexts, build the model's token pool
-    (and, with ``n_gcg``, the per-context table of ``gcg_k`` gradient-ranked swaps per position)."""
+                exclude: set[int] = frozenset(), n_gcg: int = 0, gcg_k: int = 16, top_k: int = 3,
+                margin: float = 0.5) -> SearchSpace:
+    """Draw the base windows and insertion spans with ``seed``, pre-screen contexts (for the thresholds' ``top_k``
+    and ``margin``), build the model's token pool (and, with ``n_gcg``, the per-context table of ``gcg_k``
+    gradient-ranked swaps per position)."""
     check_context(bridge, 2 * seq_len, f"search --seq-len {seq_len} (pre-screen windows of 2 x {seq_len})",
                   per_unit=2)
     bases, docs = windows.sample(2 * seq_len, n_base, seed=seed, exclude=exclude)
-    contexts = prescreen_contexts(bridge, target, bases, seq_len=seq_len, n_keep=n_context)
+    more, more_docs = more_windows(windows, docs, 2 * seq_len, WINDOWS_PER_BASE - 1, seed=seed + 5)
+    bases, docs = torch.cat([bases, more]), docs + more_docs
+    contexts = prescreen_contexts(bridge, target, bases, seq_len=seq_len, n_keep=n_context, top_k=top_k,
+                                  margin=margin)
     spans, span_docs = windows.sample(seq_len, n_span, seed=seed + 1, exclude=set(docs) | set(exclude))
     sources = token_pool(bridge, target, bases[:, -seq_len:][:8], pool_size=pool_size)
     pool = _merge(sources, pool_size)
@@ -147,36 +156,84 @@ def build_space(bridge: Any, windows: TokenWindows, target: Component, *, seq_le
     return space
 
 
-def prescreen_contexts(bridge: Any, target: Component, bases: Int[Tensor, "n two_l"], *, seq_len: int, n_keep: int,
-                       batch: int = 16, margin: float = 0.5) -> list[tuple[int, int]]:
-    """The ``n_keep`` (base, end) pairs where the target's DLA share of LD is largest (LD > ``margin``).
+def more_windows(windows: TokenWindows, docs: list[int], n_tokens: int, per_doc: int, *, seed: int
+                 ) -> tuple[Int[Tensor, "n pos"], list[int]]:
+    """``per_doc`` more windows of ``n_tokens`` tokens from each of ``docs`` (random starts), and their documents.
 
-    One forward per window scores every truncation point at once: position end-1 of the full window sees
-    base[:end] instead of the prompt's base[end-seq_len:end], close enough to rank contexts (the search then
-    scores the real prompts).
+    Why: where the target leads DLA's ranking is rare (SmolLM2's late heads: about 1 (window, end) pair in 130),
+    and a base document is long (median 470 tokens), so its other windows are free contexts: the pre-screen
+    sees ``per_doc + 1`` times as many, while the documents the search uses, and so what it must keep away from
+    resamples and the other split, stay the same.
     """
-    scores = torch.cat([_dla_share_by_position(bridge, target, bases[i:i + batch], seq_len)
-                        for i in range(0, len(bases), batch)])
-    order = scores.flatten().argsort(descending=True)[:n_keep].tolist()
-    n_end = scores.shape[1]
-    return [(i // n_end, seq_len + i % n_end) for i in order]
+    rng = np.random.default_rng(seed)
+    rows, out_docs = [], []
+    for _ in range(per_doc):
+        for d in docs:
+            start = int(rng.integers(0, windows.lengths[d] - n_tokens + 1))
+            rows.append(windows.ids[d][start:start + n_tokens])
+            out_docs.append(d)
+    if not rows:
+        return torch.zeros(0, n_tokens, dtype=torch.long), []
+    return torch.tensor(np.stack(rows)), out_docs
 
 
-def _dla_share_by_position(bridge: Any, target: Component, tokens: Tensor, seq_len: int, margin: float = 0.5
-                           ) -> Tensor:
-    """[batch, seq_len + 1]: target DLA share of LD at positions seq_len-1 .. 2 seq_len-1 (ends seq_len .. 2L)."""
-    name = target.output_hook
-    with torch.inference_mode():
-        logits, cache = bridge.run_with_cache(tokens.to(bridge.W_U.device),
-                                              names_filter=lambda n: n in (name, LN_FINAL_SCALE))
-        pos = slice(seq_len - 1, 2 * seq_len)
-        out = cache[name][:, pos, target.head] if target.kind == "head" else cache[name][:, pos]
+def prescreen_contexts(bridge: Any, target: Component, bases: Int[Tensor, "n two_l"], *, seq_len: int, n_keep: int,
+                       batch: int = 16, top_k: int = 3, margin: float = 0.5) -> list[tuple[int, int]]:
+    """The ``n_keep`` (base, end) pairs where the target is most nearly a hit's first half: in DLA's top
+    ``top_k`` by |DLA| among every head and MLP, LD > ``margin``, and a large DLA share of LD.
+
+    Two passes. A rough one scores every truncation point of a window with one forward (position end-1 of the
+    full window sees base[:end] instead of the prompt's base[end-seq_len:end]); the best ``4 n_keep`` pairs are
+    then scored exactly, on their own seq_len-token prompts, and the best ``n_keep`` of those kept.
+
+    Why the rank: on a model with 300 heads and MLPs a late head's DLA share is often large while a few MLPs'
+    |DLA| are larger still; ranked by the share alone, the best contexts put the target 4th to 12th, and no swap
+    or slot the search tries lifts it into the top 3 (SmolLM2, seq_len 16: 0 hits in 2 x 192 trials). Contexts
+    that already put it there leave the search the part it is good at: making the total effect small.
+    """
+    rough = torch.cat([_prescreen_scores(bridge, target, bases[i:i + batch], slice(seq_len - 1, 2 * seq_len),
+                                         top_k=top_k, margin=margin) for i in range(0, len(bases), batch)])
+    n_end = rough.shape[1]
+    pairs = [(i // n_end, seq_len + i % n_end) for i in rough.flatten().argsort(descending=True)[:4 * n_keep].tolist()]
+    prompts = torch.stack([bases[b][end - seq_len:end] for b, end in pairs])
+    exact = torch.cat([_prescreen_scores(bridge, target, prompts[i:i + batch], slice(seq_len - 1, seq_len),
+                                         top_k=top_k, margin=margin) for i in range(0, len(prompts), batch)])[:, 0]
+    return [pairs[i] for i in exact.argsort(descending=True, stable=True)[:n_keep].tolist()]
+
+
+def _prescreen_scores(bridge: Any, target: Component, tokens: Tensor, pos: slice, *, top_k: int, margin: float
+                      ) -> Float[Tensor, "batch ends"]:
+    """[batch, positions in ``pos``]: the target's DLA share of LD (clamped to [-3, 3]) at each, less 3 where
+    LD <= ``margin`` and 3 more where it ranks below ``top_k`` by |DLA| among every head and MLP."""
+    comps = [c for c in all_components(bridge.cfg) if c.kind in ("head", "mlp")]  # the search's rank pool
+    with torch.inference_mode(), lean(bridge):
+        names = hook_names(comps)
+        logits, cache = bridge.run_with_cache(tokens.to(bridge.W_U.device), names_filter=lambda n: n in names)
         top = logits[:, pos].topk(2, dim=-1)
         ld = top.values[..., 0] - top.values[..., 1]
-        direction = bridge.W_U[:, top.indices[..., 0]] - bridge.W_U[:, top.indices[..., 1]]  # [d_model, batch, pos]
-        dla_t = torch.einsum("bpd,dbp->bp", out, direction) / cache[LN_FINAL_SCALE][:, pos, 0]
-    share = (dla_t / ld.clamp(min=1e-3)).clamp(-3, 3)
-    return torch.where(ld > margin, share, share - 3).cpu()
+        direction = bridge.W_U[:, top.indices[..., 0]] - bridge.W_U[:, top.indices[..., 1]]  # [d_model, batch, ends]
+        dlas = _position_dlas(bridge, cache, comps, pos, direction) / cache[LN_FINAL_SCALE][:, pos, 0, None]
+    index = comps.index(target)
+    share = (dlas[..., index] / ld.clamp(min=1e-3)).clamp(-3, 3)
+    rank = magnitude_rank(dlas, index)
+    return (share - 3 * (ld <= margin) - 3 * (rank > top_k)).cpu()
+
+
+def _position_dlas(bridge: Any, cache: Any, comps: list[Component], pos: slice, direction: Tensor
+                   ) -> Float[Tensor, "batch ends comp"]:
+    """Every component's output at positions ``pos`` dotted with that position's logit direction (unscaled): heads
+    through W_O projected onto the direction first, so no [batch, ends, head, d_model] tensor is formed."""
+    out, layers = [], sorted({c.layer for c in comps})
+    for layer in layers:
+        heads = [c.head for c in comps if c.layer == layer and c.kind == "head"]
+        if heads:
+            w_o = bridge.blocks[layer].attn.W_O[heads]  # [head, d_head, d_model]
+            z = cache[Component("head", layer, heads[0]).z_hook][:, pos][:, :, heads]  # [batch, ends, head, d_head]
+            out.append(torch.einsum("bphk,hkd,dbp->bph", z, w_o, direction))
+        if any(c.layer == layer and c.kind == "mlp" for c in comps):
+            mlp = cache[Component("mlp", layer).site][:, pos]  # [batch, ends, d_model]
+            out.append(torch.einsum("bpd,dbp->bp", mlp, direction)[..., None])
+    return torch.cat(out, -1)
 
 
 def _merge(sources: dict[str, list[int]], size: int) -> list[int]:
