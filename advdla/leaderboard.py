@@ -45,7 +45,7 @@ from advdla.scoring import METRICS, ResultRecord, group_difference, paired_inter
 from advdla.suites import KINDS
 
 __all__ = ["Entry", "Board", "parse_record", "record_filename", "add_record", "load_board", "groups", "role",
-           "paired", "beats", "ranked_rows", "display_rows", "verdict", "run_verdict", "group_gap", "render_markdown",
+           "paired", "beats", "ranked_rows", "display_rows", "verdict", "run_verdict", "render_markdown",
            "write_markdown", "suite_fingerprint", "check_current", "KINDS", "GROUPS", "CEILING", "BASELINE"]
 
 LOCK_NAME = ".leaderboard.lock"
@@ -504,31 +504,6 @@ def verdict(entries: list[Entry]) -> list[str]:
     return out
 
 
-def group_gap(entry: Entry, metric: str, a: str = "adversarial", b: str = "natural", *, n_boot: int = 1000,
-              seed: int = 0) -> tuple[float, float, float]:
-    """Mean of ``metric`` on the ``a`` examples minus on the ``b`` examples of one method, with a 95% cluster
-    bootstrap interval (each group's base documents resampled on their own: the two groups are different prompts,
-    so nothing pairs them). ``(nan, nan, nan)`` when a group is empty."""
-    rows = per_example(entry).values()
-    vals = [np.array([_num(r.get(metric)) for r in rows if _in_group(r, g)], dtype=float) for g in (a, b)]
-    clus = [np.array([str(r.get("cluster", i)) for i, r in enumerate(rows) if _in_group(r, g)]) for g in (a, b)]
-    stats = []
-    for v, c in zip(vals, clus):
-        ok = ~np.isnan(v)
-        if not ok.any():
-            return math.nan, math.nan, math.nan
-        ids, inverse = np.unique(c[ok], return_inverse=True)
-        stats.append((np.bincount(inverse, weights=v[ok]), np.bincount(inverse).astype(float)))
-    rng = np.random.default_rng(seed)
-    means = []
-    for sums, counts in stats:
-        idx = rng.integers(0, len(sums), size=(n_boot, len(sums)))
-        means.append(sums[idx].sum(1) / counts[idx].sum(1))
-    diff = means[0] - means[1]
-    point = float(np.nanmean(vals[0]) - np.nanmean(vals[1]))
-    return point, float(np.quantile(diff, 0.025)), float(np.quantile(diff, 0.975))
-
-
 def run_verdict(entries: list[Entry]) -> list[str]:
     """Two interval lines and one verdict sentence for one (suite, split) table, every number read from the records:
     DLA on adversarial minus natural examples (Spearman below 0 or fooled above 0, interval excluding 0: the
@@ -540,11 +515,11 @@ def run_verdict(entries: list[Entry]) -> list[str]:
                and not math.isnan(e.value("adversarial", "spearman"))]
     if dla is None or not methods:
         return ["No verdict: DLA and at least one other method must be scored on the split."]
-    rho, fooled = group_gap(dla, "spearman"), group_gap(dla, "fooled")
+    rho, fooled = adv_vs_natural(dla, "spearman"), adv_vs_natural(dla, "fooled")
     best = max(methods, key=lambda e: e.value("adversarial", "spearman"))
     diff = paired(best, dla, "spearman", "adversarial")
     lines = [f"DLA, adversarial minus natural examples: Spearman {_interval(rho)}, fooled {_interval(fooled)} "
-             f"(95% cluster bootstrap, the two groups resampled apart).",
+             f"(95% intervals that resample whole documents).",
              f"{best.method} (best Spearman on adversarial examples) minus DLA there: Spearman {_interval(diff[:3])} "
              f"(paired 95% interval over {diff[3]} examples)."]
     misled = rho[2] < 0 or fooled[1] > 0

@@ -19,6 +19,7 @@ whole path and where each piece lands.
 from __future__ import annotations
 
 import dataclasses
+import json
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -34,16 +35,18 @@ from advdla.leaderboard import add_record, write_markdown
 from advdla.methods import available_methods, resolve_methods
 from advdla.models import load_model
 from advdla.progress import Progress, silent
-from advdla.scoring import ResultRecord, score_suite, write_records
-from advdla.search import SearchConfig, SearchResult, run_search, verified_examples
+from advdla.scoring import ResultRecord, read_records, score_suite, write_records
+from advdla.search import SearchConfig, SearchResult, read_search, run_search, verified_examples
 from advdla.search.objectives import Thresholds
 from advdla.suites import PanelPolicy, SuiteConfig, build_suite, check_destination, load_suite, verify_suite
 from advdla.suites.build import candidates_from_search
 from advdla.suites.config import SearchBudget, SplitSizes
 
-__all__ = ["RunPlan", "RunState", "RunOutputs", "plan_run", "run_pipeline", "STAGES"]
+__all__ = ["RunPlan", "RunState", "RunOutputs", "plan_run", "run_pipeline", "check_out", "STAGES"]
 
 STAGES = ("model", "analysis", "search", "suite", "scores", "leaderboard")
+STAGES_FILE = "stages.json"  # the finished stages of the run in OUT, for a re-run to resume
+HOLD_RATE = 0.6  # the share of a split's verified search examples the suite asks for (SmolLM2: 3 of 6 held at R=2)
 Report = Callable[[str], None]
 
 
@@ -59,7 +62,10 @@ class RunPlan:
     resamples: int = 2  # R_truth: the truth's resamples per example (the analysis uses as many)
     method_resamples: int = 2  # R_method: the methods' own resamples (other documents)
     overrated_top: int = 6  # analysis: components whose total effect is measured
-    trials: int = 96  # search: Optuna trials (one candidate prompt each), asked and scored `batch` at a time
+    trials: int = 384  # search: Optuna trials per split (one candidate prompt each), asked and scored `batch` at a time
+    # search: TE over this many fixed resamples per candidate; with 2 or 4 most fast hits failed the re-verification
+    # on fresh ones (SmolLM2: 3 of 14 at 2, 6 of 43 at 4: the local search fits TE to the resamples it sees)
+    search_resamples: int = 8
     batch: int = 16
     # What counts as adversarial in a run: looser than the search's defaults (top 3, LD > 1, DLA >= 30% of LD,
     # |TE| <= 10% of it), because a few dozen trials on a real model find almost nothing at those; recorded in
@@ -70,18 +76,21 @@ class RunPlan:
         ("min_dla_share", 0.25),
         ("max_te_share", 0.15),
     )
-    n_dev: int = 6  # suite: adversarial examples per split ...
-    n_test: int = 4
-    n_natural: int = 4  # ... and natural controls per split
+    # suite: adversarial examples per split, and natural controls per split. The leaderboard scores the dev split,
+    # so it holds the 20+ adversarial and 20+ natural examples a verdict needs; test keeps a few adversarial ones
+    # (its natural controls come with the one n_natural of the suite config).
+    n_dev: int = 24
+    n_test: int = 3
+    n_natural: int = 20
     max_full: int = 64  # suite: every head and MLP in the panel up to this many (planted: 15) ...
     panel_size: int = 24  # ... else the target and the largest |TE| on one screen resample (SmolLM2: 24 of 300)
-    n_base: int = 24  # search: base corpus windows (each pre-screened: one forward per window)
+    n_base: int = 48  # search: base corpus documents (8 windows of each pre-screened: one forward per window)
     pool_size: int = 48  # search: candidate tokens per free slot
     verify_resamples: int = 4  # search: fresh resamples for the slow-path re-verification of each example
     methods: str = "all"  # every built-in method (plug-ins: name them)
     # Options that override a method's registered defaults (advdla.methods.MethodSpec.params), e.g. fewer
     # integrated-gradient steps: IG's cost grows with them; the record of each method keeps what it ran with.
-    method_params: tuple[tuple[str, tuple[tuple[str, Any], ...]], ...] = (("ig", (("steps", 8),)),)
+    method_params: tuple[tuple[str, tuple[tuple[str, Any], ...]], ...] = (("ig", (("steps", 4),)),)
     force: bool = False  # replace a suite a previous run left in OUT
 
     def to_dict(self) -> dict[str, Any]:
@@ -103,11 +112,11 @@ def plan_run(
             plan,
             prompts=6,
             overrated_top=4,
-            trials=48,
-            n_dev=3,
+            trials=128,
+            n_dev=8,
             n_test=2,
-            n_natural=2,
-            method_params=(("ig", (("steps", 4),)),),
+            n_natural=8,
+            method_params=(("ig", (("steps", 2),)),),
             n_base=16,
             pool_size=32,
             verify_resamples=2,
@@ -122,6 +131,7 @@ class RunOutputs:
     paths: dict[str, Path] = field(default_factory=dict)
     seconds: dict[str, float] = field(default_factory=dict)
     notes: dict[str, str] = field(default_factory=dict)
+    resumed: list[str] = field(default_factory=list)  # stages a previous run into the same OUT had finished
 
 
 @dataclass
@@ -145,14 +155,16 @@ def run_pipeline(
     on_stage: Callable[[str], None] | None = None,
     progress: Progress | None = None,
 ) -> RunOutputs:
-    """Run every stage in order.
+    """Run every stage in order; in a folder holding an interrupted or finished run of the same plan, resume it.
 
     ``on_stage(name)`` is called as each starts, ``report(msg)`` for a status line inside it, ``progress`` for
-    the long loops (search trials, ground truth, scoring).
+    the long loops (search trials, ground truth, scoring). A stage recorded as finished in ``OUT/stages.json``
+    is loaded from what it wrote instead of run again (the model is always loaded); an unfinished search resumes
+    its study and an unfinished suite build its partial build, so an interrupted run loses little.
     """
     report, progress, on_stage = report or (lambda msg: None), progress or silent, on_stage or (lambda name: None)
     out = Path(plan.out)
-    check_destination(out / "suites" / suite_name(plan.model), force=plan.force)  # fail before any work
+    done = check_out(plan)  # fail before any work
     out.mkdir(parents=True, exist_ok=True)
     state = RunState(out=out)
     write_json_atomic(out / "run.json", plan.to_dict())
@@ -168,9 +180,86 @@ def run_pipeline(
     for name, stage in stages:
         on_stage(name)
         t0 = time.perf_counter()
-        stage()
+        if name in done and name != "model":  # the model is always loaded
+            _load_stage(name, plan, state, done[name])
+            state.outputs.resumed.append(name)
+        else:
+            stage()
+            state.outputs.seconds[name] = round(time.perf_counter() - t0, 1)
+            if name != "model":
+                done[name] = _finished(name, state)
+                write_json_atomic(out / STAGES_FILE, {"plan": _plan_key(plan), "done": done})
         state.outputs.seconds[name] = round(time.perf_counter() - t0, 1)
     return state.outputs
+
+
+# ------------------------------------------------------------------------------------------------ resume
+
+
+def _plan_key(plan: RunPlan) -> dict[str, Any]:
+    """What must match for a folder's run to be resumed: every size, not where it lives or --force."""
+    return json.loads(json.dumps({k: v for k, v in plan.to_dict().items() if k not in ("out", "force")}))
+
+
+def check_out(plan: RunPlan) -> dict[str, dict[str, Any]]:
+    """The finished stages of a run of the same plan in ``plan.out`` (empty for a fresh folder or with --force).
+
+    Refuses a folder holding a run of another plan, or a suite without a run record, unless ``plan.force``.
+    """
+    out = Path(plan.out)
+    if plan.force:
+        return {}
+    saved = _read_json(out / "run.json")
+    if saved is None:
+        check_destination(out / "suites" / suite_name(plan.model), force=False)
+        return {}
+    before = {k: v for k, v in saved.items() if k not in ("out", "force")}
+    if before != _plan_key(plan):
+        now = _plan_key(plan)
+        diff = ", ".join(f"{k} {before.get(k)!r} (now {now.get(k)!r})" for k in now if before.get(k) != now[k])
+        raise AdvdlaError(f"{out} holds a run with other settings ({diff}): pass --force to replace it, or choose "
+                          f"another --out")
+    record = _read_json(out / STAGES_FILE) or {}
+    return dict(record.get("done", {})) if record.get("plan") == _plan_key(plan) else {}
+
+
+def _read_json(path: Path) -> Any:
+    try:
+        return json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError):
+        return None
+
+
+def _finished(name: str, state: RunState) -> dict[str, Any]:
+    """What ``OUT/stages.json`` keeps of a finished stage: its time and note, and the analysis's target."""
+    rec = {"seconds": state.outputs.seconds.get(name), "note": state.outputs.notes.get(name, "")}
+    if name == "analysis":
+        rec["target"] = state.target.name
+    return rec
+
+
+def _load_stage(name: str, plan: RunPlan, state: RunState, rec: dict[str, Any]) -> None:
+    """A finished stage's outputs read back from OUT, as the next stages need them."""
+    out = state.out
+    state.outputs.notes[name] = f"resumed ({rec['seconds']} s before): {rec['note']}"
+    if name == "analysis":
+        state.target = parse_component(rec["target"], state.bridge.cfg)
+        state.outputs.paths["analysis"] = out / "analysis.json"
+    elif name == "search":
+        state.docs = split_documents(TokenWindows(load_corpus(), state.bridge.tokenizer), seed=plan.seed)
+        state.search = {split: read_search(out / "search" / split) for split in ("dev", "test")}
+        state.outputs.paths["search"] = out / "search"
+    elif name == "suite":
+        state.suite = state.outputs.paths["suite"] = out / "suites" / suite_name(plan.model)
+    elif name == "scores":
+        state.records = read_records(out / "results" / "dev.json")
+        state.outputs.paths["results"] = out / "results" / "dev.json"
+        suite = load_suite(state.suite)
+        state.outputs.notes["rows"] = (f"the dev split's {len(suite.examples(split='dev'))} examples: "
+                                       f"{rows_by_source(suite.manifest, 'dev')}")
+    elif name == "leaderboard":
+        state.outputs.paths["leaderboard"] = out / "leaderboard"
+        state.outputs.paths["leaderboard_md"] = out / "leaderboard" / "LEADERBOARD.md"
 
 
 # ------------------------------------------------------------------------------------------------ stages
@@ -220,8 +309,9 @@ def stage_search(plan: RunPlan, state: RunState, report: Report, progress: Progr
     for split, n in (("dev", plan.n_dev), ("test", plan.n_test)):
         other = state.docs["test" if split == "dev" else "dev"]
         config = SearchConfig(target=state.target.name, trials=plan.trials, batch=plan.batch,
-                              resamples=plan.method_resamples, seq_len=plan.seq_len, seed=plan.seed + len(split),
-                              max_examples=2 * n, max_verify=n + 2, thresholds=Thresholds(**dict(plan.thresholds)),
+                              resamples=plan.search_resamples, seq_len=plan.seq_len, seed=plan.seed + len(split),
+                              max_examples=3 * n, max_verify=n + 6, seed_contexts=64,  # the truth rejects some
+                              thresholds=Thresholds(**dict(plan.thresholds)),
                               n_base=plan.n_base, pool_size=plan.pool_size, verify_resamples=plan.verify_resamples,
                               exclude_docs=tuple(sorted(other)))
         state.search[split] = _search_until(state, config, n, state.out / "search" / split, report, progress)
@@ -247,7 +337,9 @@ def _search_until(state: RunState, config: SearchConfig, n: int, out: Path, repo
 def stage_suite(plan: RunPlan, state: RunState, report: Report, progress: Progress) -> None:
     """A small suite from the searches' examples (no second search), then verified on the model."""
     found = {s: len(verified_examples(r.examples)) for s, r in state.search.items()}
-    n_dev, n_test = min(plan.n_dev, found["dev"]), min(plan.n_test, found["test"])
+    # the truth (fresh resamples) rejects some verified examples and the build needs every one it asks for to hold
+    n_dev, n_test = (max(1, min(n, round(HOLD_RATE * found[s]))) for s, n in (("dev", plan.n_dev),
+                                                                             ("test", plan.n_test)))
     sc = state.search["dev"].summary["config"]
     cfg = SuiteConfig(name=suite_name(plan.model), model=plan.model, seq_len=plan.seq_len, seed=plan.seed,
                       description=f"a small suite made by `advdla run` on {plan.model}", targets=[state.target.name],
@@ -258,13 +350,25 @@ def stage_suite(plan: RunPlan, state: RunState, report: Report, progress: Progre
                       panel=PanelPolicy(max_full=plan.max_full, size=plan.panel_size, screen_resamples=1),
                       splits=SplitSizes(n_dev=n_dev, n_test=n_test, n_natural=plan.n_natural))
     dest = state.out / "suites" / cfg.name
-    build_suite(cfg, dest, bridge=state.bridge, find=_reuse(state), force=plan.force, progress=progress)
+    # a suite in OUT whose stage is not recorded as finished was written by this run's plan (check_out): rebuilt
+    build_suite(cfg, dest, bridge=state.bridge, find=_reuse(state), force=plan.force or dest.exists(),
+                progress=progress)
     report("verifying the suite (hashes, fingerprint chain, one example re-derived)")
     verify_suite(dest, sample=1, bridge=state.bridge, seed=plan.seed)
     state.suite = dest
     state.outputs.paths["suite"] = dest
-    nat = plan.n_natural
-    state.outputs.notes["suite"] = f"dev {n_dev} adversarial + {nat} natural, test {n_test} + {nat}"
+    manifest = load_suite(dest).manifest
+    state.outputs.notes["suite"] = "; ".join(f"{split}: {rows_by_source(manifest, split)}" for split in ("dev", "test"))
+
+
+def rows_by_source(manifest: dict[str, Any], split: str) -> str:
+    """Where a split's rows come from, from the suite's manifest: the search's (per mechanism) and the corpus's."""
+    counts, mech = manifest["splits"][split], manifest.get("mechanisms", {}).get(split, {})
+    per = ", ".join(f"{n} {m}" for m, n in sorted(mech.items()) if n)
+    scanned = manifest.get("build", {}).get(split, {}).get("natural_windows_scanned")
+    of = f" of {scanned} scanned" if scanned is not None else ""
+    return (f"{counts['adversarial']} adversarial from the {split} search ({per or 'none'}) + {counts['natural']} "
+            f"natural corpus windows{of}")
 
 
 def _reuse(state: RunState) -> Callable[..., Any]:
@@ -305,6 +409,7 @@ def stage_scores(plan: RunPlan, state: RunState, report: Report, progress: Progr
     state.records = records
     state.outputs.paths["results"] = state.out / "results" / "dev.json"
     state.outputs.notes["scores"] = f"{len(records)} methods on {len(examples)} dev examples"
+    state.outputs.notes["rows"] = f"the dev split's {len(examples)} examples: {rows_by_source(suite.manifest, 'dev')}"
 
 
 def stage_leaderboard(state: RunState) -> None:

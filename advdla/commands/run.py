@@ -67,19 +67,17 @@ def cmd_run(args: Any) -> int:
 
 
 def _check_before_writing(plan: Any) -> None:
-    """Refuse, before anything is printed or written, a --out that cannot be written or already holds a run's suite
-    (without --force), and a local or hub model that does not load, or whose context or vocabulary is smaller than
-    the run needs (loaded once here; the registry's models load in the model stage and all fit)."""
-    from pathlib import Path
-
+    """Refuse, before anything is printed or written, a --out that cannot be written or already holds a run of
+    other settings (without --force; a run of the same settings is resumed), and a local or hub model that does
+    not load, or whose context or vocabulary is smaller than the run needs (loaded once here; the registry's models
+    load in the model stage and all fit)."""
     from advdla.models import MODELS, load_model
-    from advdla.pipeline import suite_name
+    from advdla.pipeline import check_out
     from advdla.search import SearchConfig
     from advdla.search.engine import check_lengths
-    from advdla.suites import check_destination
 
     check_writable(plan.out, flag="--out")
-    check_destination(Path(plan.out) / "suites" / suite_name(plan.model), force=plan.force)
+    check_out(plan)  # a run of another plan, or a suite with no run record, in --out: refused without --force
     if plan.model not in MODELS:
         with progress_bar(transient=True) as tick:
             bridge = load_model(plan.model, progress=tick)
@@ -132,12 +130,20 @@ class _StageDisplay:
 
 
 def _print_leaderboard(outputs: Any) -> None:
+    from advdla.leaderboard import groups, load_board, run_verdict
+
     show(outputs.paths["leaderboard"], suites_dir=outputs.paths["suite"].parent)
+    console.print(f"[bold]Rows:[/] {outputs.notes.get('rows', '')}", highlight=False)
+    board = load_board(outputs.paths["leaderboard"], suites_dir=outputs.paths["suite"].parent)
+    for entries in groups(board.current).values():
+        for line in run_verdict(entries):
+            console.print(line, highlight=False, markup=False)
 
 
 def _print_summary(outputs: Any, seconds: float) -> None:
     notes = [{"stage": k, "seconds": v, "result": outputs.notes.get(k, "")} for k, v in outputs.seconds.items()]
-    console.print(table(notes, title=f"advdla run: {seconds:.0f} s"))
+    resumed = f" (resumed: {', '.join(outputs.resumed)} finished before)" if outputs.resumed else ""
+    console.print(table(notes, title=f"advdla run: {seconds:.0f} s{resumed}"))
     console.print("[bold]Wrote:[/]")
     for what, path in outputs.paths.items():
         console.print(f"  {what:<15} {path}")
