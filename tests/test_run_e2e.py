@@ -15,7 +15,7 @@ import pytest
 from advdla.cli import main
 from advdla.errors import AdvdlaError
 from advdla.leaderboard import adv_vs_natural, groups, load_board, ranked_rows, run_verdict
-from advdla.pipeline import HOLD_RATE, STAGES, plan_run, run_pipeline
+from advdla.pipeline import STAGES, plan_run, run_pipeline
 from advdla.search import read_search, verified_examples
 
 
@@ -43,8 +43,10 @@ def test_every_stage_ran_and_wrote(run_out):
     manifest = json.loads((outputs.paths["suite"] / "manifest.json").read_text())
     assert manifest["targets"] == ["L0H1"]  # the analysis picked the planted writer as the most overrated head
     verified = len(verified_examples(read_search(out / "search" / "dev").examples))
-    # the suite asks for a share of the verified examples (the truth's fresh resamples reject some), at most n_dev
-    assert manifest["splits"]["dev"]["adversarial"] == min(6, round(HOLD_RATE * verified)) >= 3
+    # the suite asks for every verified example up to n_dev and keeps those that hold on the truth's resamples
+    build = manifest["build"]["dev"]
+    assert build["adversarial_asked"] == min(6, verified)
+    assert 3 <= manifest["splits"]["dev"]["adversarial"] <= build["adversarial_asked"]
 
 
 def test_leaderboard_ranks_oracle_over_dla_over_random(run_out):

@@ -219,6 +219,22 @@ def test_failed_build_leaves_nothing(planted, tmp_path):
     assert list(tmp_path.iterdir()) == []
 
 
+def test_up_to_keeps_what_holds_and_records_what_was_asked(planted, tmp_path):
+    def finds_two(bridge, target, *, n, **kw):
+        return corpus_finder(bridge, target, n=2, **kw)
+
+    with pytest.raises(AdvdlaError, match="candidates hold on the final truth, 3 needed"):
+        build_suite(small_config(), tmp_path / "exact", find=finds_two, bridge=planted)
+    path = build_suite(small_config(), tmp_path / "s", find=finds_two, bridge=planted, up_to=True)
+    manifest = json.loads((path / "manifest.json").read_text())
+    for split, asked in (("dev", 3), ("test", 2)):
+        assert manifest["build"][split]["adversarial_asked"] == asked
+        kept = manifest["splits"][split]["adversarial"]
+        assert kept == 2 - manifest["build"][split]["candidates_rejected_on_truth"] <= asked
+    assert manifest["splits"]["dev"]["adversarial"] < 3  # fewer than asked, and the build still wrote the suite
+    verify_suite(path, bridge=planted)
+
+
 # --------------------------------------------------------------------------------------------- verify
 
 

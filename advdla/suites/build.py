@@ -116,11 +116,17 @@ class _Context:
     find: Finder
     progress: Progress
     partial: PartialBuild | SharedBuild | None = None
+    up_to: bool = False  # counts are upper bounds (see build_suite)
 
 
 def build_suite(cfg: SuiteConfig, dest: str | Path, *, force: bool = False, find: Finder | None = None,
-                bridge: Any = None, progress: Progress | None = None, db: str | None = None) -> Path:
+                bridge: Any = None, progress: Progress | None = None, db: str | None = None,
+                up_to: bool = False) -> Path:
     """Build the suite described by ``cfg`` into ``dest`` (atomically; an existing ``dest`` needs ``force``).
+
+    ``up_to``: the config's counts are upper bounds: a split keeps as many adversarial examples and natural
+    controls as hold (even none) instead of stopping the build (``advdla run`` takes what its search found; the
+    manifest records how many were asked for and how many held). Published suites keep the default: exact counts.
 
     A build of the same config interrupted earlier resumes from ``.NAME.partial`` beside ``dest``; with ``db``
     (an SQLAlchemy URL) from that database instead, shared with every other worker given the same URL.
@@ -129,6 +135,7 @@ def build_suite(cfg: SuiteConfig, dest: str | Path, *, force: bool = False, find
     if not db:  # a shared build's worker may join after another saved the suite: its save step reads where
         check_destination(dest, force=force)
     ctx = _context(cfg, bridge, find or search_candidates, progress or silent)
+    ctx.up_to = up_to
     key = _build_key(ctx, test_seed=cfg.seed)
     ctx.partial = SharedBuild(db, dest, key) if db else PartialBuild(dest, key)
     examples, search_info, build_info = [], {}, {}
@@ -184,8 +191,9 @@ def _context(cfg: SuiteConfig, bridge: Any, find: Finder, progress: Progress) ->
 
 
 def _build_key(ctx: _Context, *, test_seed: int) -> dict[str, Any]:
-    return {"config": ctx.cfg.to_dict(), "weights": ctx.bridge.advdla_card.weights_fingerprint,
-            "corpus": ctx.corpus.fingerprint, "test_seed": test_seed, "schema_version": SCHEMA_VERSION}
+    key = {"config": ctx.cfg.to_dict(), "weights": ctx.bridge.advdla_card.weights_fingerprint,
+           "corpus": ctx.corpus.fingerprint, "test_seed": test_seed, "schema_version": SCHEMA_VERSION}
+    return {**key, "up_to": True} if ctx.up_to else key
 
 
 def resolve_targets(bridge: Any, cfg: SuiteConfig, windows: Any) -> list[Component]:
@@ -222,7 +230,7 @@ def _split_examples(ctx: _Context, split: str, *, seed: int, near: list[torch.Te
     natural, scanned = _natural_candidates(ctx, split, seed=seed, exclude=used, near=near)
     examples = adversarial + ctx.partial.examples([_example_job(ctx, split, "natural", c) for c in natural],
                                                   after=lambda: _tick(ctx, split, "natural"))
-    return examples, search_info, {"candidates_rejected_on_truth": rejected,
+    return examples, search_info, {"adversarial_asked": n_adv, "candidates_rejected_on_truth": rejected,
                                    "candidates_too_close_to_other_split": len(found) - len(cands),
                                    "natural_windows_scanned": scanned, "natural_found": len(natural)}
 
@@ -278,7 +286,7 @@ def _checked_adversarial(ctx: _Context, split: str, cands: list[Candidate], n: i
                                 after=lambda: _tick(ctx, split, "adversarial"))
     kept = [e for e in done if e.mechanism != "none"]
     rejected = len(done) - len(kept)
-    if len(kept) < n:
+    if len(kept) < n and not ctx.up_to:
         raise AdvdlaError(f"{split}: {len(kept)} of {len(cands)} candidates hold on the final truth, {n} needed: raise "
                           f"search.trials, loosen thresholds, or lower splits.n_{split}")
     return kept, rejected
@@ -363,6 +371,8 @@ def _scan(ctx: _Context, split: str, *, seed: int, exclude: set[int], near: list
                 if len(found) == need:
                     return found, start + j + 1
         ctx.progress(Step(f"natural controls ({split})", done=len(found), total=need, info=f"{start + batch} scanned"))
+    if ctx.up_to:
+        return found, n
     raise AdvdlaError(f"{split}: {len(found)} of {need} natural controls found in {n} corpus windows (LD > margin and "
                       f"a target in DLA's top {thr.top_k}): raise splits.natural_scan or lower splits.n_natural")
 
