@@ -91,6 +91,7 @@ class RunPlan:
     # integrated-gradient steps: IG's cost grows with them; the record of each method keeps what it ran with.
     method_params: tuple[tuple[str, tuple[tuple[str, Any], ...]], ...] = (("ig", (("steps", 4),)),)
     force: bool = False  # replace a suite a previous run left in OUT
+    device: str = "cpu"  # where the model runs (every stage: the tensors follow the model)
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -100,12 +101,13 @@ class RunPlan:
 
 
 def plan_run(
-    model: str, *, out: str, quick: bool = False, seed: int = 0, force: bool = False, methods: str = "all"
+    model: str, *, out: str, quick: bool = False, seed: int = 0, force: bool = False, methods: str = "all",
+    device: str = "cpu",
 ) -> RunPlan:
     """The default sizes, or the ``--quick`` ones (about half the work of every stage)."""
     if methods != "all":
         resolve_methods(methods)  # a typo stops here, before any work
-    plan = RunPlan(model=model, out=out, seed=seed, force=force, methods=methods)
+    plan = RunPlan(model=model, out=out, seed=seed, force=force, methods=methods, device=device)
     if quick:
         plan = dataclasses.replace(
             plan,
@@ -266,7 +268,7 @@ def _load_stage(name: str, plan: RunPlan, state: RunState, rec: dict[str, Any]) 
 
 def stage_model(plan: RunPlan, state: RunState, report: Report) -> None:
     report(f"loading {plan.model} (the first use fetches and converts it)")
-    state.bridge = load_model(plan.model)
+    state.bridge = load_model(plan.model, device=plan.device)
     state.outputs.notes["model"] = state.bridge.advdla_card.weights_fingerprint[:12]
 
 
@@ -399,6 +401,7 @@ def stage_scores(plan: RunPlan, state: RunState, report: Report, progress: Progr
         split="dev",
         k=3,
         seed=plan.seed,
+        device=plan.device,
         params=plan.params(),
         warn=lambda msg: report(f"skipped: {msg}"),
         progress=progress,

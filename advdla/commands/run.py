@@ -9,7 +9,7 @@ from advdla.atomic import check_writable, removed_on_failure
 from advdla.commands.leaderboard import show
 from advdla.errors import AdvdlaError
 from advdla.progress import Step
-from advdla.report import console, err_console, progress_bar, table
+from advdla.report import add_device_arg, console, err_console, progress_bar, table
 
 
 def register(subparsers: Any) -> None:
@@ -30,6 +30,7 @@ def register(subparsers: Any) -> None:
         "--methods", default="all", help="'all' built-in methods (default) or a comma-separated list, plug-ins included"
     )
     p.add_argument("--force", action="store_true", help="replace the suite a previous run left in --out")
+    add_device_arg(p)
     p.set_defaults(func=cmd_run)
 
 
@@ -49,6 +50,7 @@ def cmd_run(args: Any) -> int:
         seed=args.seed,
         force=args.force,
         methods=args.methods,
+        device=args.device,
     )
     _check_before_writing(plan)
     for problem in load_plugins():
