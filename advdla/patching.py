@@ -298,14 +298,19 @@ def total_effects(bridge: Any, tokens: Tensor, resamples: Tensor, components: li
     return output_effects(bridge, tokens, resamples, components, **kw)
 
 
-def direct_effects(bridge: Any, tokens: Int[Tensor, "batch pos"], resamples: Tensor, components: list[Component], *,
-                   t1: Tensor | None = None, t2: Tensor | None = None) -> Effects:
-    """DE: the output swapped on the direct path only, final-norm scale frozen: (out_clean - out_res) / scale . dir."""
+def _prepared(bridge: Any, tokens: Tensor, resamples: Tensor, components: list[Component]
+              ) -> tuple[Int[Tensor, "batch pos"], Int[Tensor, "batch r pos"], set[str]]:
+    """Checked tokens, the resamples as [batch, R, pos] on their device, and the hooks the components read."""
     _check_patchable(components)
     tokens = check_tokens(bridge, tokens)
     _check_lengths(tokens, resamples)
-    res = _resamples_3d(resamples.to(tokens.device), tokens.shape[0])
-    names = hook_names(components)
+    return tokens, _resamples_3d(resamples.to(tokens.device), tokens.shape[0]), hook_names(components)
+
+
+def direct_effects(bridge: Any, tokens: Int[Tensor, "batch pos"], resamples: Tensor, components: list[Component], *,
+                   t1: Tensor | None = None, t2: Tensor | None = None) -> Effects:
+    """DE: the output swapped on the direct path only, final-norm scale frozen: (out_clean - out_res) / scale . dir."""
+    tokens, res, names = _prepared(bridge, tokens, resamples, components)
     with torch.inference_mode(), lean(bridge):
         clean = run_cached(bridge, tokens, names, t1, t2)
         src = bridge.run_with_cache(res.reshape(-1, res.shape[-1]), names_filter=lambda n: n in names)[1]
@@ -329,11 +334,7 @@ def truth_effects(bridge: Any, tokens: Int[Tensor, "batch pos"], resamples: Tens
     """TE, DE and zero-ablation TE together, as ground truth needs them: the same numbers as
     :func:`total_effects`, :func:`direct_effects` and :func:`zero_effects`, from one clean run and one run of the
     resamples shared by the three (instead of three and two), so only the patched forwards remain."""
-    _check_patchable(components)
-    tokens = check_tokens(bridge, tokens)
-    _check_lengths(tokens, resamples)
-    res = _resamples_3d(resamples.to(tokens.device), tokens.shape[0])
-    names = hook_names(components)
+    tokens, res, names = _prepared(bridge, tokens, resamples, components)
     with torch.inference_mode(), lean(bridge):
         clean = run_cached(bridge, tokens, names | {resid_hook(c.layer) for c in components}, t1, t2)
         src = bridge.run_with_cache(res.reshape(-1, res.shape[-1]), names_filter=lambda n: n in names)[1]
