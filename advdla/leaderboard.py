@@ -57,6 +57,7 @@ CEILING = "output-patching"  # exact on the method resamples: the noise ceiling
 HIDDEN_PARAMS = {"seed", "batch_size"}  # knobs that do not change a method's numbers: not shown with its name
 BASELINE = "dla"  # what every method is compared with, pairwise
 RELATIVE = "dla-relative"  # the verdict asks whether it fixes baseline examples
+MIN_VERDICT_DOCS = 5  # run_verdict speaks only when the adversarial examples span this many base documents
 COMPARED = (("spearman", "adversarial"), ("fooled", "adversarial"), ("spearman", "compensation"),
             ("fooled", "compensation"), ("spearman", "baseline"), ("fooled", "baseline"), ("spearman", "natural"),
             ("fooled", "natural"))  # (metric, group) pairs each row carries a paired difference from DLA for
@@ -522,6 +523,11 @@ def run_verdict(entries: list[Entry]) -> list[str]:
              f"(95% intervals that resample whole documents).",
              f"{best.method} (best Spearman on adversarial examples) minus DLA there: Spearman {_interval(diff[:3])} "
              f"(paired 95% interval over {diff[3]} examples)."]
+    docs = {str(r.get("cluster", i)) for i, r in per_example(dla).items() if r.get("kind") == "adversarial"}
+    if len(docs) < MIN_VERDICT_DOCS:  # a bootstrap over one or two documents has an interval of width ~0
+        lines.append(f"Verdict: none yet: the adversarial examples come from {len(docs)} base document(s), and a "
+                     f"verdict needs at least {MIN_VERDICT_DOCS} (search longer, or with another --seed).")
+        return lines
     misled = rho[2] < 0 or fooled[1] > 0
     first = ("DLA misleads measurably more on the adversarial examples than on natural text" if misled
              else "DLA does not mislead measurably more on the adversarial examples than on natural text")
