@@ -82,6 +82,7 @@ class progress_bar:
         self._log_every = log_every
         self._started: dict[str, float] = {}
         self._logged: dict[str, float] = {}
+        self._finished: set[str] = set()
 
     def __enter__(self) -> progress_bar:
         if self._bar is not None:
@@ -102,12 +103,19 @@ class progress_bar:
 
     def _log(self, step: Step) -> None:
         now = time.monotonic()
+        finished = step.total is not None and step.done >= step.total
+        if step.task in self._finished:
+            if finished:
+                return
+            self._finished.discard(step.task)  # a new run under the same name (the next split's search)
+            self._started[step.task] = self._logged[step.task] = now
         start = self._started.setdefault(step.task, now)
         last = self._logged.get(step.task, start)
-        finished = step.total is not None and step.done >= step.total
-        if last == -1.0 or (now - last < self._log_every and not (finished and now - start >= self._log_every)):
+        if now - last < self._log_every and not (finished and now - start >= self._log_every):
             return
-        self._logged[step.task] = -1.0 if finished else now
+        self._logged[step.task] = now
+        if finished:
+            self._finished.add(step.task)
         err_console.print(plain_progress_line(step, now - start), highlight=False, soft_wrap=True)
 
 
