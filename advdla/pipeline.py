@@ -7,13 +7,20 @@ into the next stage's inputs, in one output folder::
     analysis    erasure.analyze on a corpus sample        OUT/analysis.json   writers, erasers, overrated heads
     search      search.run_search on the auto target      OUT/search/         adversarial examples (parquet)
     suite       suites.build_suite from a small config    OUT/suites/NAME/    dev/test splits, manifest
+                (+ the shipped suite's dev examples)
     scores      scoring, every built-in method, dev split OUT/results/*.json  one result record per method
     leaderboard leaderboard.add_record + render           OUT/leaderboard/    records and LEADERBOARD.md
 
 Intuition: the defaults are the smallest sizes at which the result still says something (a handful of
-adversarial and natural examples, R = 2 resamples, a few dozen search trials); ``--quick`` shrinks them
+adversarial and natural examples, R = 2 resamples, a few hundred search trials); ``--quick`` shrinks them
 further. The suites worth publishing are built from a config with ``advdla suite build``; ``run`` shows the
 whole path and where each piece lands.
+
+A verdict needs more examples than minutes of search find, so where the project ships a suite for the model
+(``suites/*/``, :func:`advdla.suites.imported.shipped_suite`) the run adds that suite's dev examples to its own
+(their truth took hours) and takes its resample counts; every row's panel is then the late one: each head and
+MLP from ``late_layers`` layers before the earliest target on (:class:`advdla.suites.PanelPolicy` ``min_layer``),
+where compensation happens and patching is cheap. The output says how many rows come from where.
 """
 
 from __future__ import annotations
@@ -39,7 +46,9 @@ from advdla.scoring import ResultRecord, read_records, score_suite, write_record
 from advdla.search import SearchConfig, SearchResult, read_search, run_search, verified_examples
 from advdla.search.objectives import Thresholds
 from advdla.suites import PanelPolicy, SuiteConfig, build_suite, check_destination, load_suite, verify_suite
+from advdla.suites.store import read_manifest
 from advdla.suites.build import candidates_from_search
+from advdla.suites.imported import import_examples, shipped_suite
 from advdla.suites.config import SearchBudget, SplitSizes
 
 __all__ = ["RunPlan", "RunState", "RunOutputs", "plan_run", "run_pipeline", "check_out", "STAGES"]
@@ -58,7 +67,8 @@ class RunPlan:
     seed: int = 0
     prompts: int = 12  # analysis: corpus windows
     seq_len: int = 16  # tokens per prompt (analysis, search and suite)
-    resamples: int = 2  # R_truth: the truth's resamples per example (the analysis uses as many)
+    resamples: int = 2  # R_truth: the truth's resamples per example
+    analysis_resamples: int = 2  # the analysis's resamples per prompt
     method_resamples: int = 2  # R_method: the methods' own resamples (other documents)
     overrated_top: int = 6  # analysis: components whose total effect is measured
     trials: int = 384  # search: Optuna trials per split (one candidate prompt each), asked and scored `batch` at a time
@@ -90,6 +100,11 @@ class RunPlan:
     # Options that override a method's registered defaults (advdla.methods.MethodSpec.params), e.g. fewer
     # integrated-gradient steps: IG's cost grows with them; the record of each method keeps what it ran with.
     method_params: tuple[tuple[str, tuple[tuple[str, Any], ...]], ...] = (("ig", (("steps", 4),)),)
+    # A shipped suite of this model whose dev examples join the run's ("none": only the run's own). With one the
+    # run takes its R_truth and R_method, searches dev only and finds few natural controls of its own.
+    shipped: str = "none"
+    shipped_max: int = 40  # shipped dev examples of each kind (adversarial, natural) at most
+    late_layers: int = 3  # with a shipped suite: every row's panel starts this many layers before the first target
     force: bool = False  # replace a suite a previous run left in OUT
     device: str = "cpu"  # where the model runs (every stage: the tensors follow the model)
 
@@ -102,9 +117,13 @@ class RunPlan:
 
 def plan_run(
     model: str, *, out: str, quick: bool = False, seed: int = 0, force: bool = False, methods: str = "all",
-    device: str = "cpu",
+    device: str = "cpu", shipped: str = "auto",
 ) -> RunPlan:
-    """The default sizes, or the ``--quick`` ones (about half the work of every stage)."""
+    """The default sizes, or the ``--quick`` ones (about half the work of every stage).
+
+    ``shipped``: a suite folder whose dev examples join the run's, ``auto`` (the newest suite of ``model`` in
+    the project's ``suites/`` folder, if any) or ``none``.
+    """
     if methods != "all":
         resolve_methods(methods)  # a typo stops here, before any work
     plan = RunPlan(model=model, out=out, seed=seed, force=force, methods=methods, device=device)
@@ -121,8 +140,25 @@ def plan_run(
             n_base=16,
             pool_size=32,
             verify_resamples=2,
+            shipped_max=12,
         )
-    return plan
+    return _with_shipped(plan, shipped)
+
+
+SUITES_DIR = Path(__file__).resolve().parents[1] / "suites"  # the project's shipped suites (a source checkout)
+
+
+def _with_shipped(plan: RunPlan, shipped: str) -> RunPlan:
+    """The plan with its shipped suite resolved (a path or "none") and, with one, the sizes it implies."""
+    path = shipped_suite(plan.model, SUITES_DIR) if shipped == "auto" else None if shipped == "none" else shipped
+    if path is None:
+        return plan
+    m = read_manifest(Path(path))
+    if m["model"] != plan.model:
+        raise AdvdlaError(f"--shipped {path} is a suite of {m['model']}, not of {plan.model}: name a suite of the "
+                          f"run's model, or pass --shipped none")
+    return dataclasses.replace(plan, shipped=str(path), resamples=m["config"]["resamples"],
+                               method_resamples=m["config"]["method_resamples"], n_test=0, n_natural=4)
 
 
 @dataclass
@@ -248,7 +284,8 @@ def _load_stage(name: str, plan: RunPlan, state: RunState, rec: dict[str, Any]) 
         state.outputs.paths["analysis"] = out / "analysis.json"
     elif name == "search":
         state.docs = split_documents(TokenWindows(load_corpus(), state.bridge.tokenizer), seed=plan.seed)
-        state.search = {split: read_search(out / "search" / split) for split in ("dev", "test")}
+        state.search = {split: read_search(out / "search" / split) for split in ("dev", "test")
+                        if (out / "search" / split).is_dir()}
         state.outputs.paths["search"] = out / "search"
     elif name == "suite":
         state.suite = state.outputs.paths["suite"] = out / "suites" / suite_name(plan.model)
@@ -276,7 +313,7 @@ def stage_analysis(plan: RunPlan, state: RunState, report: Report) -> None:
     """A small erasure analysis; its most overrated head (DLA - TE, with a downstream reader) is the search target."""
     bridge = state.bridge
     tokens, resamples = sample_prompts(
-        bridge, n=plan.prompts, seq_len=plan.seq_len, resamples=plan.resamples, seed=plan.seed
+        bridge, n=plan.prompts, seq_len=plan.seq_len, resamples=plan.analysis_resamples, seed=plan.seed
     )
     analysis = analyze(
         bridge, tokens, resamples, n_writers=1, overrated_top=plan.overrated_top, seed=plan.seed, step=report
@@ -308,6 +345,8 @@ def stage_search(plan: RunPlan, state: RunState, report: Report, progress: Progr
     windows = TokenWindows(load_corpus(), state.bridge.tokenizer)
     state.docs = split_documents(windows, seed=plan.seed)
     for split, n in (("dev", plan.n_dev), ("test", plan.n_test)):
+        if n == 0:  # with a shipped suite the run scores dev only: no test search
+            continue
         other = state.docs["test" if split == "dev" else "dev"]
         config = SearchConfig(target=state.target.name, trials=plan.trials, batch=plan.batch,
                               resamples=plan.search_resamples, seq_len=plan.seq_len, seed=plan.seed + len(split),
@@ -318,8 +357,8 @@ def stage_search(plan: RunPlan, state: RunState, report: Report, progress: Progr
         state.search[split] = _search_until(state, config, n, state.out / "search" / split, report, progress)
     state.outputs.paths["search"] = state.out / "search"
     found = {s: len(verified_examples(r.examples)) for s, r in state.search.items()}
-    state.outputs.notes["search"] = (f"{found['dev']} + {found['test']} verified adversarial examples (dev + test) "
-                                     f"for {state.target}")
+    state.outputs.notes["search"] = (" + ".join(f"{n} {s}" for s, n in found.items()) +
+                                     f" verified adversarial examples for {state.target}")
 
 
 def _search_until(state: RunState, config: SearchConfig, n: int, out: Path, report: Report,
@@ -341,7 +380,8 @@ def stage_suite(plan: RunPlan, state: RunState, report: Report, progress: Progre
     """A small suite from the searches' examples (no second search), then verified on the model."""
     found = {s: len(verified_examples(r.examples)) for s, r in state.search.items()}
     # the truth (fresh resamples) rejects some verified examples: the build keeps as many as hold (up_to)
-    n_dev, n_test = (max(1, min(n, found[s])) for s, n in (("dev", plan.n_dev), ("test", plan.n_test)))
+    n_dev, n_test = (max(1, min(n, found.get(s, 0))) for s, n in (("dev", plan.n_dev), ("test", plan.n_test)))
+    panel, imported = _panel_and_imported(plan, state)
     sc = state.search["dev"].summary["config"]
     cfg = SuiteConfig(name=suite_name(plan.model), model=plan.model, seq_len=plan.seq_len, seed=plan.seed,
                       description=f"a small suite made by `advdla run` on {plan.model}", targets=[state.target.name],
@@ -349,12 +389,11 @@ def stage_suite(plan: RunPlan, state: RunState, report: Report, progress: Progre
                                           objective=sc["objective"]),
                       resamples=plan.resamples, method_resamples=plan.method_resamples,
                       thresholds=dict(plan.thresholds),
-                      panel=PanelPolicy(max_full=plan.max_full, size=plan.panel_size, screen_resamples=1),
-                      splits=SplitSizes(n_dev=n_dev, n_test=n_test, n_natural=plan.n_natural))
+                      panel=panel, splits=SplitSizes(n_dev=n_dev, n_test=n_test, n_natural=plan.n_natural))
     dest = state.out / "suites" / cfg.name
     # a suite in OUT whose stage is not recorded as finished was written by this run's plan (check_out): rebuilt
     build_suite(cfg, dest, bridge=state.bridge, find=_reuse(state), force=plan.force or dest.exists(),
-                progress=progress, up_to=True)
+                progress=progress, up_to=True, imported=imported)
     report("verifying the suite (hashes, fingerprint chain, one example re-derived)")
     verify_suite(dest, sample=1, bridge=state.bridge, seed=plan.seed)
     state.suite = dest
@@ -363,14 +402,38 @@ def stage_suite(plan: RunPlan, state: RunState, report: Report, progress: Progre
     state.outputs.notes["suite"] = "; ".join(f"{split}: {rows_by_source(manifest, split)}" for split in ("dev", "test"))
 
 
+def _panel_and_imported(plan: RunPlan, state: RunState) -> tuple[PanelPolicy, Any]:
+    """The run's panel policy and the shipped suite's dev examples cut to it (None without a shipped suite).
+
+    Without one: every head and MLP up to ``max_full`` of them, else a screened panel of ``panel_size``. With one:
+    every head and MLP from ``late_layers`` before the earliest target (the run's or the shipped suite's) on.
+    """
+    if plan.shipped == "none":
+        return PanelPolicy(max_full=plan.max_full, size=plan.panel_size, screen_resamples=1), None
+    cfg = state.bridge.cfg
+    targets = [state.target, *(parse_component(t, cfg) for t in read_manifest(Path(plan.shipped))["targets"])]
+    first = max(0, min(t.layer for t in targets) - plan.late_layers)
+    panel = PanelPolicy(max_full=cfg.n_layers * (cfg.n_heads + 1), size=plan.panel_size, screen_resamples=1,
+                        min_layer=first)
+    return panel, import_examples(plan.shipped, state.bridge, split="dev", policy=panel, seq_len=plan.seq_len,
+                                  max_per_kind=plan.shipped_max)
+
+
 def rows_by_source(manifest: dict[str, Any], split: str) -> str:
     """Where a split's rows come from, from the suite's manifest: the search's (per mechanism) and the corpus's."""
     counts, mech = manifest["splits"][split], manifest.get("mechanisms", {}).get(split, {})
     per = ", ".join(f"{n} {m}" for m, n in sorted(mech.items()) if n)
-    scanned = manifest.get("build", {}).get(split, {}).get("natural_windows_scanned")
+    build = manifest.get("build", {}).get(split, {})
+    scanned, shipped = build.get("natural_windows_scanned"), build.get("imported")
     of = f" of {scanned} scanned" if scanned is not None else ""
-    return (f"{counts['adversarial']} adversarial from the {split} search ({per or 'none'}) + {counts['natural']} "
-            f"natural corpus windows{of}")
+    n_adv, n_nat = counts["adversarial"], counts["natural"]
+    if shipped:
+        n_adv, n_nat = n_adv - shipped["adversarial"], n_nat - shipped["natural"]
+    line = f"{n_adv} adversarial from the {split} search + {n_nat} natural corpus windows{of}"
+    if shipped:
+        line += (f" + {shipped['adversarial']} adversarial and {shipped['natural']} natural from the shipped "
+                 f"{shipped['suite']} v{shipped['version']} ({shipped['fingerprint'][:12]})")
+    return f"{line}; adversarial by mechanism: {per or 'none'}"
 
 
 def _reuse(state: RunState) -> Callable[..., Any]:
@@ -379,6 +442,8 @@ def _reuse(state: RunState) -> Callable[..., Any]:
 
     def find(bridge: Any, target: Component, *, exclude_docs: set[int], **_: Any) -> tuple[list[Any], dict[str, Any]]:
         split = "dev" if set(exclude_docs) == state.docs["test"] else "test"
+        if split not in state.search:  # no search for this split (a run with a shipped suite: dev only)
+            return [], {"engine": "none: this split was not searched"}
         return candidates_from_search(state.search[split], target.name, engine="advdla.search.run_search (advdla run)")
 
     return find

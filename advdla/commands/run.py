@@ -29,6 +29,10 @@ def register(subparsers: Any) -> None:
     p.add_argument(
         "--methods", default="all", help="'all' built-in methods (default) or a comma-separated list, plug-ins included"
     )
+    p.add_argument(
+        "--shipped", default="auto", help="a built suite of the model whose dev examples join the run's own; 'auto' "
+        "(default): the project's suites/ folder's suite of the model, if any; 'none': the run's own examples only"
+    )
     p.add_argument("--force", action="store_true", help="replace the suite a previous run left in --out")
     add_device_arg(p)
     p.set_defaults(func=cmd_run)
@@ -51,6 +55,7 @@ def cmd_run(args: Any) -> int:
         force=args.force,
         methods=args.methods,
         device=args.device,
+        shipped=args.shipped,
     )
     _check_before_writing(plan)
     for problem in load_plugins():

@@ -121,12 +121,16 @@ class _Context:
 
 def build_suite(cfg: SuiteConfig, dest: str | Path, *, force: bool = False, find: Finder | None = None,
                 bridge: Any = None, progress: Progress | None = None, db: str | None = None,
-                up_to: bool = False) -> Path:
+                up_to: bool = False, imported: tuple[list[Example], dict[str, Any]] | None = None) -> Path:
     """Build the suite described by ``cfg`` into ``dest`` (atomically; an existing ``dest`` needs ``force``).
 
     ``up_to``: the config's counts are upper bounds: a split keeps as many adversarial examples and natural
     controls as hold (even none) instead of stopping the build (``advdla run`` takes what its search found; the
     manifest records how many were asked for and how many held). Published suites keep the default: exact counts.
+
+    ``imported``: examples taken over from another suite (:func:`advdla.suites.imported.import_examples`), with
+    what the manifest records about them; each joins its split after the split's own rows (a prompt the build
+    made too is kept once).
 
     A build of the same config interrupted earlier resumes from ``.NAME.partial`` beside ``dest``; with ``db``
     (an SQLAlchemy URL) from that database instead, shared with every other worker given the same URL.
@@ -145,7 +149,7 @@ def build_suite(cfg: SuiteConfig, dest: str | Path, *, force: bool = False, find
         for split in SPLITS:
             near = [e.tokens for e in examples]  # the test split keeps its distance from dev
             part, search_info[split], build_info[split] = _split_examples(ctx, split, seed=cfg.seed, near=near)
-            examples += part
+            examples += part + _joining(imported, split, part, build_info[split])
     manifest = _manifest(ctx, examples, test_seed=cfg.seed, search_info=search_info, build_info=build_info,
                          previous=_previous(dest))
     def write() -> Path:
@@ -154,6 +158,18 @@ def build_suite(cfg: SuiteConfig, dest: str | Path, *, force: bool = False, find
     path = ctx.partial.save(dest, write)  # once per machine and destination, however many workers build
     ctx.partial.remove()
     return path
+
+
+def _joining(imported: tuple[list[Example], dict[str, Any]] | None, split: str, own: list[Example],
+             info: dict[str, Any]) -> list[Example]:
+    """The imported examples of ``split`` that the build did not make itself; ``info`` records the import."""
+    if not imported or imported[1]["split"] != split:
+        return []
+    ids = {e.example_id for e in own}
+    rows = [e.with_split(split) for e in imported[0] if e.example_id not in ids]
+    info["imported"] = {**imported[1], "adversarial": sum(e.kind == "adversarial" for e in rows),
+                        "natural": sum(e.kind == "natural" for e in rows), "duplicates": len(imported[0]) - len(rows)}
+    return rows
 
 
 def regenerate_test(path: str | Path, *, seed: int, find: Finder | None = None, bridge: Any = None,
@@ -475,7 +491,7 @@ def _manifest(
         "corpus": {"name": ctx.corpus.name, "fingerprint": ctx.corpus.fingerprint},
         "config": cfg.to_dict(),
         "thresholds": cfg.to_dict()["thresholds"],
-        "panel_policy": dataclasses.asdict(cfg.panel),
+        "panel_policy": cfg.to_dict()["panel"],
         "seed": cfg.seed,
         "test_seed": test_seed,
         "test_history": history,

@@ -40,6 +40,9 @@ class PanelPolicy:
     max_full: int = 512     # models with at most this many heads + MLPs get all of them in every panel
     size: int = 64          # else: the target and the largest |TE| on a separate screen resample set, this many
     screen_resamples: int = 2
+    # only components of this layer and later (the target is always in): a late panel, where compensation
+    # happens, costs a fraction of a full one (a patch recomputes only the layers after it). 0: every layer.
+    min_layer: int = 0
 
 
 @dataclass(frozen=True)
@@ -90,6 +93,8 @@ class SuiteConfig:
         d = dataclasses.asdict(self)
         d["thresholds"] = dataclasses.asdict(self.threshold_values())
         d["targets"] = self.targets if self.targets == "auto" else list(self.targets)
+        if not d["panel"]["min_layer"]:
+            del d["panel"]["min_layer"]  # configs from before min_layer existed keep their fingerprints
         return d
 
     def threshold_values(self) -> Any:
@@ -169,6 +174,7 @@ def _check_values(cfg: SuiteConfig, where: str) -> None:
         "panel.max_full": (cfg.panel.max_full, 1),
         "panel.size": (cfg.panel.size, 2),
         "panel.screen_resamples": (cfg.panel.screen_resamples, 1),
+        "panel.min_layer": (cfg.panel.min_layer, 0),
     }
     for key, (value, lo) in ints.items():
         if not isinstance(value, int) or isinstance(value, bool) or value < lo:

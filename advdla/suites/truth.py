@@ -16,7 +16,9 @@ on any text, so replacing it by a resample's output changes little even on the d
 
 The panel: every attention head and every MLP where the model has at most ``max_full`` of them (SmolLM2-135M:
 270 + 30, GELU-4L: 32 + 4); beyond that, the target plus the components with the largest |TE| on a separate
-*screen* resample set, an exact measurement that no attribution method under test takes part in.
+*screen* resample set, an exact measurement that no attribution method under test takes part in. A policy with
+``min_layer`` keeps only the components of that layer and later (and the target): the late panel ``advdla run``
+uses, where compensation happens, at a fraction of the cost (a patch recomputes only the layers after it).
 """
 
 from __future__ import annotations
@@ -72,9 +74,10 @@ def panel_candidates(cfg: Any) -> list[Component]:
 
 def choose_panel(bridge: Any, tokens: Int[Tensor, " pos"], target: Component, *, policy: PanelPolicy,
                  screen: Int[Tensor, "r pos"] | None = None) -> list[Component]:
-    """The example's panel: every head and MLP on models with at most ``policy.max_full`` of them; otherwise the
-    target and the ``policy.size - 1`` others with the largest |TE| on the ``screen`` resamples."""
-    comps = panel_candidates(bridge.cfg)
+    """The example's panel: every head and MLP (of ``policy.min_layer`` and later, and the target) when there are
+    at most ``policy.max_full`` of them; otherwise the target and the ``policy.size - 1`` others with the largest
+    |TE| on the ``screen`` resamples."""
+    comps = [c for c in panel_candidates(bridge.cfg) if c.layer >= policy.min_layer or c == target]
     if len(comps) <= policy.max_full:
         return comps
     if screen is None:

@@ -1,0 +1,83 @@
+"""Examples taken over from a built suite, their panels cut to a panel policy's components.
+
+Context: ``advdla run`` on a model that has a shipped suite scores that suite's dev examples beside the ones its
+own search finds: their truth (R_truth resamples of every component) took hours to compute, and a verdict needs
+more examples than a few minutes of search can find. The run's panel is late (:class:`PanelPolicy` with
+``min_layer``): every head and MLP from a few layers before the targets on, where compensation happens; the
+shipped rows are cut to the same components so that every row of the run's suite answers the same question.
+
+Cutting is exact: a component's DLA, TE, DE, IE and zero-ablation TE do not depend on which other components
+are in the panel, so the kept columns are the shipped truth unchanged. Only ranks within the panel change: the
+mechanism label is re-derived on the cut panel with the shipped suite's thresholds (the target's |DLA| rank
+among fewer components can only improve, so an adversarial row stays adversarial; a label that would change
+is an error, never a silent relabel).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+from typing import Any
+
+from advdla.errors import AdvdlaError
+from advdla.search.objectives import Thresholds
+from advdla.suites.config import PanelPolicy
+from advdla.suites.store import Example, load_suite, read_manifest
+from advdla.suites.truth import VALUE_COLUMNS, panel_candidates, target_mechanism
+
+__all__ = ["cut_panel", "import_examples", "shipped_suite"]
+
+
+def cut_panel(example: Example, keep: set[str], thresholds: Thresholds) -> Example:
+    """``example`` with only the panel components named in ``keep`` and its target, in panel order."""
+    t = example.truth
+    idx = [i for i, name in enumerate(t.panel) if name in keep or name == example.target]
+    cols = {c: getattr(t, c)[idx] for c in VALUE_COLUMNS}
+    truth = dataclasses.replace(t, panel=[t.panel[i] for i in idx], **cols)
+    label = "none" if example.kind == "natural" else target_mechanism(truth, example.target, thresholds)
+    if label != example.mechanism:
+        raise AdvdlaError(f"example {example.example_id}: cutting its panel changed its mechanism from "
+                          f"{example.mechanism} to {label}")
+    return dataclasses.replace(example, truth=truth, mechanism=label)
+
+
+def import_examples(path: str | Path, bridge: Any, *, split: str, policy: PanelPolicy, seq_len: int,
+                    max_per_kind: int | None = None) -> tuple[list[Example], dict[str, Any]]:
+    """The ``split`` examples of the suite at ``path`` (at most ``max_per_kind`` of each kind, in stored order),
+    cut to the components of ``policy`` (its ``min_layer`` and later; the example's target always stays).
+
+    Refuses a suite built on other weights or another prompt length than the run's. Returns the examples and
+    what the run's manifest records about where they came from.
+    """
+    suite = load_suite(path)
+    m = suite.manifest
+    if m["model_card"]["weights_fingerprint"] != bridge.advdla_card.weights_fingerprint:
+        raise AdvdlaError(f"{path} was built on other weights than {bridge.advdla_card.name} has now: rebuild it with "
+                          f"`advdla suite build` or run without it (--shipped none)")
+    if m["config"]["seq_len"] != seq_len:
+        raise AdvdlaError(f"{path} has {m['config']['seq_len']}-token prompts, the run {seq_len}: run with "
+                          f"--shipped none")
+    thresholds = Thresholds(**m["thresholds"])
+    taken = []
+    for kind in ("adversarial", "natural"):
+        rows = suite.examples(split=split, kind=kind)
+        taken += rows[:max_per_kind] if max_per_kind is not None else rows
+    late = {c.name for c in panel_candidates(bridge.cfg) if c.layer >= policy.min_layer}
+    examples = [cut_panel(e, late, thresholds) for e in taken]
+    info = {"suite": m["name"], "version": m["version"], "fingerprint": m["fingerprint"], "split": split,
+            "adversarial": sum(e.kind == "adversarial" for e in examples),
+            "natural": sum(e.kind == "natural" for e in examples), "min_layer": policy.min_layer}
+    return examples, info
+
+
+def shipped_suite(model: str, root: str | Path) -> Path | None:
+    """The newest suite under ``root`` built for ``model`` (by registry name), or None."""
+    found = []
+    for file in sorted(Path(root).glob("*/manifest.json")):
+        try:
+            m = read_manifest(file.parent)
+        except AdvdlaError:
+            continue  # an old or damaged folder is not a shipped suite
+        if m["model"] == model:
+            found.append((m["version"], str(file.parent)))
+    return Path(max(found)[1]) if found else None
