@@ -46,10 +46,10 @@ from advdla.scoring import ResultRecord, read_records, score_suite, write_record
 from advdla.search import SearchConfig, SearchResult, read_search, run_search, verified_examples
 from advdla.search.objectives import Thresholds
 from advdla.suites import PanelPolicy, SuiteConfig, build_suite, check_destination, load_suite, verify_suite
-from advdla.suites.store import read_manifest
 from advdla.suites.build import candidates_from_search
-from advdla.suites.imported import import_examples, shipped_suite
 from advdla.suites.config import SearchBudget, SplitSizes
+from advdla.suites.imported import import_examples, shipped_suite
+from advdla.suites.store import read_manifest
 
 __all__ = ["RunPlan", "RunState", "RunOutputs", "plan_run", "run_pipeline", "check_out", "STAGES"]
 

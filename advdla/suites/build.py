@@ -30,7 +30,6 @@ a held-out set that nothing could have been tuned on.
 
 from __future__ import annotations
 
-import dataclasses
 import hashlib
 import importlib.metadata as md
 import json
