@@ -188,3 +188,46 @@ def test_resume_recomputes_nothing_finished(tmp_path, planted, monkeypatch):
     reference = build_suite(cfg, tmp_path / "ref", find=corpus_finder, bridge=planted)
     fingerprint = json.loads((tmp_path / "r" / "manifest.json").read_text())["fingerprint"]
     assert fingerprint == json.loads((reference / "manifest.json").read_text())["fingerprint"]
+
+
+def three_candidates(bridge, target, *, cfg, seed, n, windows, out_dir, exclude_docs=frozenset(), progress=None):
+    """Stub search that finds 3 candidates however many are asked for."""
+    return corpus_finder(bridge, target, cfg=cfg, seed=seed, n=3, windows=windows, out_dir=out_dir,
+                         exclude_docs=exclude_docs)
+
+
+def test_a_build_short_of_examples_keeps_its_truth_for_a_smaller_rerun(tmp_path, planted, monkeypatch):
+    """A build that stops for want of examples keeps every example's truth; rerun with a lower count (another
+    config key) it computes nothing twice and ends with the fingerprint of a fresh build of that config."""
+    import advdla.suites.build as build
+    from advdla.errors import AdvdlaError
+    from advdla.suites import build_suite, config_from_dict
+
+    base = {"name": "s", "model": "planted-erasure", "seq_len": 12, "targets": ["L0H1"], "resamples": 2,
+            "method_resamples": 2, "thresholds": {"margin": 0.5}}
+    big = config_from_dict({**base, "splits": {"n_dev": 6, "n_test": 1, "n_natural": 1, "natural_scan": 200}})
+    small = config_from_dict({**base, "splits": {"n_dev": 2, "n_test": 1, "n_natural": 1, "natural_scan": 200}})
+    computed, real = [], build._truth_example
+
+    def counting(ctx, split, kind, cand, eid):
+        computed.append(eid)
+        return real(ctx, split, kind, cand, eid)
+
+    monkeypatch.setattr(build, "_truth_example", counting)
+    with pytest.raises(AdvdlaError, match="candidates hold on the final truth"):
+        build_suite(big, tmp_path / "s", find=three_candidates, bridge=planted)
+    first = list(computed)
+    assert len(first) == 3 and (tmp_path / ".s.partial" / "examples").is_dir()  # kept for the rerun
+    build_suite(small, tmp_path / "s", find=three_candidates, bridge=planted)
+    assert len(computed) == len(set(computed)) and set(first) & set(computed[3:]) == set()
+    monkeypatch.setattr(build, "_truth_example", real)
+    reference = build_suite(small, tmp_path / "ref", find=three_candidates, bridge=planted)
+    fingerprint = json.loads((tmp_path / "s" / "manifest.json").read_text())["fingerprint"]
+    assert fingerprint == json.loads((reference / "manifest.json").read_text())["fingerprint"]
+    monkeypatch.setattr(build, "_truth_example", counting)  # other truth settings: nothing of the old state fits
+    with pytest.raises(AdvdlaError, match="candidates hold"):
+        build_suite(big, tmp_path / "u", find=three_candidates, bridge=planted)
+    failed = computed[-3:]
+    computed.clear()
+    build_suite(small.with_(resamples=3), tmp_path / "u", find=three_candidates, bridge=planted)
+    assert failed[0] in computed  # the same first prompt's truth computed again, now over 3 resamples

@@ -6,14 +6,21 @@ atomically, into ``.NAME.partial/`` next to the destination, and a rerun of the 
 instead of recomputing:
 
     .NAME.partial/
-      key.json                 what is being built (config, weights, corpus, test seed); another build's
-                               state is discarded (it is derived data: nothing of it fits the new build)
+      key.json                 what is being built (config, weights, corpus, test seed); see below for what
+                               of another build's state is kept
       steps/NAME.json          a finished planning step (a split's candidates, its natural controls)
       examples/ID.json         one finished example (its row, whether or not it passed the final check)
       search/SPLIT-TARGET/     the searches' Optuna studies (which resume on their own)
 
 Every value goes through JSON exactly (floats as their shortest repr), so a resumed build writes the same rows,
 and hence the same fingerprint, as an uninterrupted one. When the suite is saved the folder is removed.
+
+A build of an edited config keeps what still fits it: an example's truth depends only on the model, the
+corpus, the prompt length, the seed and the truth settings (:data:`TRUTH_FIELDS`), not on how many examples
+are asked for or how long the search runs, so raising ``splits.n_dev`` or ``search.trials`` after a build
+stopped short reuses every example computed (and every search study, which resumes with more trials); the
+planning steps, which depend on the counts, are redone. A build that stops for want of examples keeps its
+state for that rerun.
 """
 
 from __future__ import annotations
@@ -30,7 +37,12 @@ from advdla.errors import AdvdlaError
 from advdla.suites.fingerprint import canonical_json
 from advdla.suites.store import Example
 
-__all__ = ["PartialBuild"]
+__all__ = ["PartialBuild", "TRUTH_FIELDS"]
+
+# The config fields an example's truth (resamples, panel, values, mechanism label) depends on.
+TRUTH_FIELDS = ("model", "corpus", "seq_len", "seed", "resamples", "method_resamples", "panel", "thresholds")
+# ... and, with them, those a search study depends on (its trial count may grow: the study resumes).
+SEARCH_FIELDS = ("targets", "n_auto_targets")
 
 
 class PartialBuild:
@@ -49,11 +61,17 @@ class PartialBuild:
     def _check_key(self, key: dict[str, Any]) -> None:
         file = self.root / "key.json"
         try:
-            if canonical_json(json.loads(file.read_text())) == canonical_json(key):
-                return
+            old = json.loads(file.read_text())
         except (OSError, ValueError):
-            pass
-        self.remove()  # absent, unreadable, or another build's: start afresh
+            old = None
+        if old is not None and canonical_json(old) == canonical_json(key):
+            return
+        if old is not None and _part(old, TRUTH_FIELDS) == _part(key, TRUTH_FIELDS):
+            shutil.rmtree(self.root / "steps", ignore_errors=True)  # planned for other counts: plan again
+            if _part(old, SEARCH_FIELDS, search=True) != _part(key, SEARCH_FIELDS, search=True):
+                shutil.rmtree(self.root / "search", ignore_errors=True)
+        else:
+            self.remove()  # absent, unreadable, or another model's, corpus's or truth's: start afresh
         write_json_atomic(file, key)
 
     @property
@@ -104,13 +122,25 @@ class PartialBuild:
 
     @contextmanager
     def removed_on_error(self) -> Iterator[None]:
-        """Remove the state when the build stops with an :class:`AdvdlaError` (bad input, too few examples: a
-        rerun needs another config anyway); a kill or Ctrl-C keeps it for the resume."""
+        """Keep the state when the build stops with an :class:`AdvdlaError` (too few examples: a rerun with higher
+        counts or more trials reuses every example and study), as on a kill or Ctrl-C; remove it only when
+        nothing was computed yet (bad input)."""
         try:
             yield
         except AdvdlaError:
-            self.remove()
+            if not (self.root / "steps").is_dir() and not (self.root / "examples").is_dir():
+                self.remove()
             raise
 
     def remove(self) -> None:
         shutil.rmtree(self.root, ignore_errors=True)
+
+
+def _part(key: dict[str, Any], fields: tuple[str, ...], *, search: bool = False) -> str:
+    """The canonical JSON of the key's weights, corpus and schema and of the config ``fields`` (with ``search``:
+    also the search budget but its trial count)."""
+    config = key.get("config", {})
+    part = {k: key.get(k) for k in ("weights", "corpus", "schema_version")} | {f: config.get(f) for f in fields}
+    if search:
+        part["search"] = {k: v for k, v in config.get("search", {}).items() if k != "trials"}
+    return canonical_json(part)
