@@ -2,18 +2,24 @@
 # Build a suite from its config, verify it, score every built-in method on both splits and render the leaderboard:
 # the whole path from a config to committed records, in one resumable script.
 #
-#   suites/build-and-score.sh CONFIG [DEVICE]      e.g. suites/build-and-score.sh suites/smollm2-135m-erasure.yaml cuda
+#   suites/build-and-score.sh CONFIG [DEVICE [METHOD.KEY=VALUE...]]
+#   e.g. suites/build-and-score.sh suites/smollm2-135m-erasure.yaml cuda
+#        suites/build-and-score.sh suites/smollm2-135m-erasure.yaml cpu ig.steps=2
 #
 # DEVICE (default cpu) runs the build and the scoring there; verification re-derives a sample of the truth on the
 # CPU, so a GPU build is checked against the CPU path. Each stage is skipped when its output exists (the build
-# itself resumes from suites/.NAME.partial/), so after an interruption the same command continues. Records go to
-# leaderboard/incoming/NAME-SPLIT.json before they are added to leaderboard/. Times and peak memory of each stage
-# are appended to leaderboard/incoming/NAME.times.
+# itself resumes from suites/.NAME.partial/; each method is scored on its own), so after an interruption the same
+# command continues. Records go to leaderboard/incoming/NAME-SPLIT-METHOD.json before they are added to
+# leaderboard/. Times and peak memory of each stage are appended to leaderboard/incoming/NAME.times. METHOD.KEY=VALUE
+# options go to that method's `advdla score --param` (e.g. fewer IG steps on a large panel; each record keeps what
+# its method ran with).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 config="${1:?usage: suites/build-and-score.sh CONFIG [DEVICE]}"
 device="${2:-cpu}"
+shift $(( $# < 2 ? $# : 2 ))
 advdla="${ADVDLA:-.venv/bin/advdla}"
+python="$(dirname "$advdla")/python"
 [[ -f "$config" ]] || { echo "build-and-score: no config at $config" >&2; exit 2; }
 name="$(sed -n 's/^name: *//p' "$config" | head -1)"
 suite="suites/$name"
@@ -27,11 +33,18 @@ timed() {  # timed LABEL CMD...: run CMD, append its wall time and peak memory t
 
 [[ -f "$suite/manifest.json" ]] || timed "build($device)" "$advdla" suite build "$config" --device "$device"
 timed "verify(cpu)" "$advdla" suite verify "$suite"
+methods="$("$python" -c 'from advdla.methods import available_methods as a; print(" ".join(a()))')"
+records=()
 for split in dev test; do
-    out="leaderboard/incoming/$name-$split.json"
-    [[ -f "$out" ]] || timed "score-$split($device)" "$advdla" score --suite "$suite" --split "$split" --methods all \
-        --device "$device" --out "$out" --format json >/dev/null
+    for method in $methods; do
+        out="leaderboard/incoming/$name-$split-$method.json"
+        records+=("$out")
+        opts=()
+        for p in "$@"; do [[ "$p" == "$method".* ]] && opts+=(--param "$p"); done
+        [[ -f "$out" ]] || timed "score-$split-$method($device)" "$advdla" score --suite "$suite" --split "$split" \
+            --methods "$method" --device "$device" --out "$out" --format json "${opts[@]}" >/dev/null
+    done
 done
-"$advdla" leaderboard add "leaderboard/incoming/$name-dev.json" "leaderboard/incoming/$name-test.json"
+"$advdla" leaderboard add "${records[@]}"
 "$advdla" leaderboard render
 cat "$times"

@@ -243,6 +243,10 @@ CASES: list[Case] = [
     C("score-tampered-parquet", "score --suite {W}/suites/bad-sha", "dev.parquet", "rebuild"),
     C("score-cuda", f"score --suite {SUITE} --device cuda", "cuda", "--device cpu"),
     C("score-bad-device", f"score --suite {SUITE} --device tpu", "tpu", "cpu"),
+    C("score-param-shape", f"score --suite {SUITE} --methods ig --param ig.steps", "ig.steps", "METHOD.KEY=VALUE"),
+    C("score-param-unknown-key", f"score --suite {SUITE} --methods ig --param ig.stepz=2", "stepz", "parameters"),
+    C("score-param-other-method", f"score --suite {SUITE} --methods dla --param ig.steps=2", "'ig'", "dla"),
+    C("score-param-bad-value", f"score --suite {SUITE} --methods ig --param ig.steps=0", "steps", ">= 1"),
     # ------------------------------------------------------------------------------------------------- suite
     C("suite-build-missing-config", "suite build {W}/configs/no-such.yaml", "not found", "suites/"),
     C("suite-build-malformed-yaml", "suite build {W}/configs/malformed.yaml", "YAML", "malformed.yaml"),

@@ -24,6 +24,9 @@ def register(subparsers: Any) -> None:
     p.add_argument("--batch-size", type=int, default=8, help="examples per method call (default: 8)")
     p.add_argument("--top-k", type=int, default=3, help="k of topk_recall and the fooled rate (default: 3)")
     p.add_argument("--seed", type=int, default=0, help="seed for seeded methods and the bootstrap (default: 0)")
+    p.add_argument("--param", action="append", default=[], metavar="METHOD.KEY=VALUE",
+                   help="an option of one method over its registered default, e.g. ig.steps=2 (repeatable; the "
+                   "record keeps what each method ran with)")
     add_device_arg(p)
     add_format_arg(p)
     p.set_defaults(func=cmd_score)
@@ -46,6 +49,7 @@ def cmd_score(args: Any) -> int:
         check_writable(args.out, flag="--out", kind="file")  # before any work: the records are written last
     problems = load_plugins()
     names = resolve_methods(args.methods)
+    params = method_params(args.param, names)
     with fix_hint(f"the suite at {args.suite} is damaged or was edited: rebuild it (`advdla suite build CONFIG.yaml "
                   f"--force`) or restore it"):
         suite, model = open_suite(args.suite, device=args.device)
@@ -58,7 +62,8 @@ def cmd_score(args: Any) -> int:
         err_console.print(f"advdla score: warning: {problem}", highlight=False, markup=False)
     with progress_bar(transient=True) as tick:
         records = score_suite(model, suite.manifest, examples, names, split=args.split, batch_size=args.batch_size,
-                              k=args.top_k, seed=args.seed, device=args.device, warn=_warn, progress=tick)
+                              k=args.top_k, seed=args.seed, device=args.device, params=params, warn=_warn,
+                              progress=tick)
     if args.out:
         write_records(args.out, records)
     payload = {"records": [r.to_dict() for r in records]}
@@ -66,6 +71,32 @@ def cmd_score(args: Any) -> int:
              f"{len(examples)} examples (mean [95% CI])")
     emit(payload, args.format, tables=[(title, table_rows(records))])
     return 0 if records else 1
+
+
+def method_params(values: list[str], names: list[str]) -> dict[str, dict[str, Any]]:
+    """``--param METHOD.KEY=VALUE`` options as ``{method: {key: value}}`` (VALUE read as JSON, else a string),
+    each checked by building the method with it before any work."""
+    import json
+
+    from advdla.methods import get_method, method_spec
+
+    out: dict[str, dict[str, Any]] = {}
+    for item in values:
+        target, sep, raw = item.partition("=")
+        method, dot, key = target.rpartition(".")
+        if not (sep and dot and method and key):
+            raise AdvdlaError(f"--param {item!r} is not METHOD.KEY=VALUE (for example ig.steps=2)")
+        if method not in names:
+            raise AdvdlaError(f"--param {item!r} names {method!r}, which is not among the methods scored: "
+                              f"{', '.join(names)}")
+        try:
+            value = json.loads(raw)
+        except ValueError:
+            value = raw
+        out.setdefault(method, {})[key] = value
+    for method, opts in out.items():
+        get_method(method, seed=0, **{**method_spec(method).params, **opts})  # a bad key or value stops here
+    return out
 
 
 def _warn(message: str) -> None:
