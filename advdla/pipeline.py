@@ -157,6 +157,9 @@ def _with_shipped(plan: RunPlan, shipped: str) -> RunPlan:
     if m["model"] != plan.model:
         raise AdvdlaError(f"--shipped {path} is a suite of {m['model']}, not of {plan.model}: name a suite of the "
                           f"run's model, or pass --shipped none")
+    if m["config"]["seq_len"] != plan.seq_len:
+        raise AdvdlaError(f"--shipped {path} has {m['config']['seq_len']}-token prompts, the run {plan.seq_len}: "
+                          f"name a suite of {plan.seq_len}-token prompts, or pass --shipped none")
     return dataclasses.replace(plan, shipped=str(path), resamples=m["config"]["resamples"],
                                method_resamples=m["config"]["method_resamples"], n_test=0, n_natural=4)
 

@@ -351,6 +351,10 @@ CASES: list[Case] = [
     C("run-short-context", f"run {SHORT} --quick --out {{CWD}}/r", "16", "context of 8"),
     C("run-tiny-vocab", f"run {VOCAB} --quick --out {{CWD}}/r", "vocabulary", "4"),
     C("run-existing-suite", f"run {PLANTED} --out {{W}}/old-run", "already exists", "--force"),
+    C("run-shipped-missing", f"run {PLANTED} --shipped {{W}}/suites/none --out {{CWD}}/r", "no such directory",
+      "suite build"),
+    C("run-shipped-other-model", f"run --model tiny-gpt2 --shipped {ROOT}/suites/planted-erasure --out {{CWD}}/r",
+      "planted-erasure, not of tiny-gpt2", "--shipped none"),
     # ------------------------------------------------------------------------------------------- leaderboard
     C("leaderboard-unknown-suite", "leaderboard --dir {W}/board --suite bad-input", "bad-input",
       "did you mean 'bad-inputs'"),
