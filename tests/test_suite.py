@@ -210,13 +210,13 @@ def test_test_candidates_close_to_dev_prompts_are_left_out(planted, tmp_path):
     verify_suite(path, sample=0, bridge=planted)
 
 
-def test_failed_build_leaves_nothing(planted, tmp_path):
+def test_failed_build_leaves_no_suite_only_its_resumable_state(planted, tmp_path):
     def finds_too_few(bridge, target, **kw):
         return [], {"engine": "stub"}
 
-    with pytest.raises(AdvdlaError, match="0 of 0 candidates hold on the final truth, 3 needed"):
+    with pytest.raises(AdvdlaError, match="0 of 0 candidates hold on the final truth, 3 needed.*stays in .*s.partial"):
         build_suite(small_config(), tmp_path / "s", find=finds_too_few, bridge=planted)
-    assert list(tmp_path.iterdir()) == []
+    assert [p.name for p in tmp_path.iterdir()] == [".s.partial"]  # no suite; the finished steps, for a rerun
 
 
 def test_up_to_keeps_what_holds_and_records_what_was_asked(planted, tmp_path):

@@ -127,10 +127,11 @@ class PartialBuild:
         nothing was computed yet (bad input)."""
         try:
             yield
-        except AdvdlaError:
+        except AdvdlaError as exc:
             if not (self.root / "steps").is_dir() and not (self.root / "examples").is_dir():
                 self.remove()
-            raise
+                raise
+            raise AdvdlaError(f"{exc} (the finished work stays in {self.root} for that rerun)") from None
 
     def remove(self) -> None:
         shutil.rmtree(self.root, ignore_errors=True)
