@@ -12,7 +12,7 @@
 # command continues. Records go to leaderboard/incoming/NAME-SPLIT-METHOD.json before they are added to
 # leaderboard/. Times and peak memory of each stage are appended to leaderboard/incoming/NAME.times. METHOD.KEY=VALUE
 # options go to that method's `advdla score --param` (e.g. fewer IG steps on a large panel; each record keeps what
-# its method ran with).
+# its method ran with). METHODS and SPLITS (env) choose and order what is scored, e.g. the cheap methods first.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 config="${1:?usage: suites/build-and-score.sh CONFIG [DEVICE]}"
@@ -33,9 +33,10 @@ timed() {  # timed LABEL CMD...: run CMD, append its wall time and peak memory t
 
 [[ -f "$suite/manifest.json" ]] || timed "build($device)" "$advdla" suite build "$config" --device "$device"
 timed "verify(cpu)" "$advdla" suite verify "$suite"
-methods="$("$python" -c 'from advdla.methods import available_methods as a; print(" ".join(a()))')"
+# METHODS (env, space-separated) picks and orders the methods; default: every registered one
+methods="${METHODS:-$("$python" -c 'from advdla.methods import available_methods as a; print(" ".join(a()))')}"
 records=()
-for split in dev test; do
+for split in ${SPLITS:-dev test}; do
     for method in $methods; do
         out="leaderboard/incoming/$name-$split-$method.json"
         records+=("$out")
