@@ -410,3 +410,21 @@ def test_shipped_planted_suite_verifies(planted):
     for split in ("dev", "test"):  # every adversarial example is labelled, by its final truth
         assert sum(suite.manifest["mechanisms"][split].values()) == 12
         assert "none" not in suite.manifest["mechanisms"][split]
+
+
+def test_natural_scan_takes_several_windows_a_document_when_one_pass_is_not_enough(planted):
+    """A corpus of a few hundred documents offers one pass of windows; the scan draws more passes (distinct windows
+    of the split's documents only) up to natural_scan, and its first pass is the one-window-a-document draw."""
+    from advdla.progress import silent
+    from advdla.suites.build import _context, _scan_windows
+
+    ctx = _context(small_config(splits=dict(n_dev=3, n_test=2, n_natural=1, natural_scan=10_000)), planted,
+                   corpus_finder, silent)
+    passes = list(_scan_windows(ctx, "dev", seed=0, exclude=set()))
+    docs = [d for _, ds in passes for d in ds]
+    windows = [tuple(t) for tokens, _ in passes for t in tokens.tolist()]
+    eligible = sum(1 for d in ctx.docs["dev"] if ctx.windows.lengths[d] >= 12)
+    assert len(passes) > 1 and len(windows) > eligible and len(windows) <= 10_000
+    assert len(set(windows)) == len(windows) and set(docs) <= ctx.docs["dev"]
+    first = ctx.windows.sample(12, eligible, seed=7, exclude=ctx.docs["test"])[0].tolist()
+    assert passes[0][0].tolist() == [t for i, t in enumerate(first) if t not in first[:i]]  # the draw, once each

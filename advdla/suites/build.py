@@ -37,7 +37,7 @@ import math
 import platform
 import random
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -373,23 +373,43 @@ def _scan(ctx: _Context, split: str, *, seed: int, exclude: set[int], near: list
     cfg, need = ctx.cfg, ctx.cfg.splits.n_natural
     if need == 0:
         return [], 0
-    eligible = ctx.docs[split] - exclude
-    n = min(cfg.splits.natural_scan, sum(1 for d in eligible if ctx.windows.lengths[d] >= cfg.seq_len))
-    tokens, docs = ctx.windows.sample(cfg.seq_len, n, seed=seed + 7, exclude=_other_docs(ctx, split) | exclude)
-    comps, thr, found = panel_candidates(ctx.bridge.cfg), cfg.threshold_values(), []
-    for start in range(0, n, batch):
-        d = dla(ctx.bridge, tokens[start:start + batch], components=comps)
-        for j in range(d.values.shape[0]):
-            target = _natural_target(ctx, d.values[j], float(d.ld[j]), comps, thr, turn=len(found))
-            if target is not None and not _too_close(tuple(tokens[start + j].tolist()), near):
-                found.append(Candidate(tuple(tokens[start + j].tolist()), target.name, docs[start + j]))
-                if len(found) == need:
-                    return found, start + j + 1
-        ctx.progress(Step(f"natural controls ({split})", done=len(found), total=need, info=f"{start + batch} scanned"))
+    comps, thr, found, scanned = panel_candidates(ctx.bridge.cfg), cfg.threshold_values(), [], 0
+    for tokens, docs in _scan_windows(ctx, split, seed=seed, exclude=exclude):
+        for start in range(0, len(docs), batch):
+            d = dla(ctx.bridge, tokens[start:start + batch], components=comps)
+            for j in range(d.values.shape[0]):
+                scanned += 1
+                target = _natural_target(ctx, d.values[j], float(d.ld[j]), comps, thr, turn=len(found))
+                if target is not None and not _too_close(tuple(tokens[start + j].tolist()), near):
+                    found.append(Candidate(tuple(tokens[start + j].tolist()), target.name, docs[start + j]))
+                    if len(found) == need:
+                        return found, scanned
+            ctx.progress(Step(f"natural controls ({split})", done=len(found), total=need, info=f"{scanned} scanned"))
     if ctx.up_to:
-        return found, n
-    raise AdvdlaError(f"{split}: {len(found)} of {need} natural controls found in {n} corpus windows (LD > margin and "
-                      f"a target in DLA's top {thr.top_k}): raise splits.natural_scan or lower splits.n_natural")
+        return found, scanned
+    raise AdvdlaError(f"{split}: {len(found)} of {need} natural controls found in {scanned} corpus windows (LD > "
+                      f"margin and a target in DLA's top {thr.top_k}): raise splits.natural_scan or lower "
+                      f"splits.n_natural")
+
+
+def _scan_windows(ctx: _Context, split: str, *, seed: int, exclude: set[int]
+                  ) -> Iterator[tuple[torch.Tensor, list[int]]]:
+    """Up to ``natural_scan`` windows of the split's documents, in passes of one window per document (each pass a
+    fresh seeded draw; a window already scanned, here or in another document, is skipped), so that a small corpus
+    offers several windows a document."""
+    cfg, left, seen = ctx.cfg, ctx.cfg.splits.natural_scan, set()
+    eligible = sum(1 for d in ctx.docs[split] - exclude if ctx.windows.lengths[d] >= cfg.seq_len)
+    for p in range(math.ceil(left / eligible) if eligible else 0):
+        tokens, docs = ctx.windows.sample(cfg.seq_len, min(left, eligible), seed=seed + 7 + 7919 * p,
+                                          exclude=_other_docs(ctx, split) | exclude)
+        keep = []
+        for i, t in enumerate(map(tuple, tokens.tolist())):
+            if t not in seen:  # documents can share text: a window is scanned once
+                seen.add(t)
+                keep.append(i)
+        left -= min(left, eligible)
+        if keep:
+            yield tokens[keep], [docs[i] for i in keep]
 
 
 def _natural_target(ctx: _Context, values: torch.Tensor, ld: float, comps: list[Component], thr: Any, *, turn: int
