@@ -117,7 +117,7 @@ class RunPlan:
 
 def plan_run(
     model: str, *, out: str, quick: bool = False, seed: int = 0, force: bool = False, methods: str = "all",
-    device: str = "cpu", shipped: str = "auto",
+    device: str = "cpu", shipped: str = "none",
 ) -> RunPlan:
     """The default sizes, or the ``--quick`` ones (about half the work of every stage).
 

@@ -53,7 +53,7 @@ def test_import_refuses_other_weights_and_lengths(planted):
 
 
 def test_plan_takes_the_shipped_suites_resample_counts():
-    plan = plan_run("planted-erasure", out="x")
+    plan = plan_run("planted-erasure", out="x", shipped="auto")
     assert Path(plan.shipped) == SHIPPED and (plan.resamples, plan.method_resamples, plan.n_test) == (8, 4, 0)
     assert plan_run("planted-erasure", out="x", shipped="none").shipped == "none"
     with pytest.raises(AdvdlaError, match="not of tiny-gpt2"):
@@ -63,8 +63,9 @@ def test_plan_takes_the_shipped_suites_resample_counts():
 @pytest.fixture(scope="module")
 def shipped_run(tmp_path_factory):
     out = tmp_path_factory.mktemp("run-shipped")
-    plan = dataclasses.replace(plan_run("planted-erasure", out=str(out), quick=True), prompts=4, trials=16, batch=8,
-                               n_dev=4, methods="oracle,dla,random", shipped_max=6)
+    plan = plan_run("planted-erasure", out=str(out), quick=True, shipped="auto")
+    plan = dataclasses.replace(plan, prompts=4, trials=16, batch=8, n_dev=4, methods="oracle,dla,random",
+                               shipped_max=6)
     return out, run_pipeline(plan)
 
 
