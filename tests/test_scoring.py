@@ -313,6 +313,37 @@ def test_score_cli_writes_one_record_per_method(tmp_path, fake_suite_module, cap
     assert len(records[0].per_example) == 8 and {"cluster", "mechanism", "spearman_w"} <= set(records[0].per_example[0])
     assert records[0].environment["versions"]["torch"] == torch.__version__
     assert json.loads(capsys.readouterr().out)["records"][1]["method"]["name"] == "oracle"
+    assert [p.name for p in tmp_path.iterdir()] == ["records.json"]  # the checkpoints went with the records
+
+
+def test_a_killed_scoring_run_resumes_from_its_checkpoint(tmp_path, planted, planted_suite):
+    from advdla.scoring import run_method
+    from advdla.scoring.checkpoint import checkpoint_for
+
+    examples = planted_suite.examples[:6]
+
+    def checkpoint(run):
+        return checkpoint_for(tmp_path / "r.json", run.name, version=run.version, params=run.params,
+                              manifest=planted_suite.manifest, split="dev")
+
+    def killed_after_two_batches(step):
+        if step.done == 4:
+            raise KeyboardInterrupt
+
+    whole = run_method(planted, "atp", examples, batch_size=2)
+    with pytest.raises(KeyboardInterrupt):
+        run_method(planted, "atp", examples, batch_size=2, checkpoint=checkpoint, progress=killed_after_two_batches)
+    done = []
+    resumed = run_method(planted, "atp", examples, batch_size=2, checkpoint=checkpoint,
+                         progress=lambda step: done.append(step.done))
+    assert done == [6]  # only the third batch was computed again
+    assert resumed.estimates.keys() == whole.estimates.keys()
+    for eid, values in whole.estimates.items():
+        assert torch.allclose(torch.tensor(resumed.estimates[eid]), torch.tensor(values), atol=1e-6)
+    done.clear()
+    run_method(planted, "atp", examples, batch_size=2, seed=1, checkpoint=checkpoint,
+               progress=lambda step: done.append(step.done))
+    assert done == [2, 4, 6]  # another seed: another key, so the checkpoint is not used
 
 
 def test_score_cli_rejects_a_bad_suite_and_an_unknown_method(tmp_path, fake_suite_module, capsys):

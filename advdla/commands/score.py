@@ -4,7 +4,8 @@ Verifies the suite first (a suite that fails verification stops with one line, e
 runs each method over the chosen split (:func:`advdla.scoring.score_suite`), and prints one row per
 (method, kind) with every metric and its bootstrap 95% interval. ``--out FILE`` writes one self-describing
 :class:`~advdla.scoring.ResultRecord` per method as a JSON list (atomically). A method that fails is named in
-one line and skipped.
+one line and skipped. With ``--out`` each method's estimates are checkpointed after every batch
+(:mod:`advdla.scoring.checkpoint`), so the same command after a kill resumes instead of starting over.
 """
 
 from __future__ import annotations
@@ -37,6 +38,7 @@ def cmd_score(args: Any) -> int:
     from advdla.atomic import check_writable
     from advdla.methods import load_plugins, resolve_methods
     from advdla.scoring import open_suite, score_suite, split_examples, write_records
+    from advdla.scoring.checkpoint import checkpoint_for
     from advdla.scoring.harness import SCORE_SPLITS
 
     for flag, value in (("--batch-size", args.batch_size), ("--top-k", args.top_k)):
@@ -60,12 +62,22 @@ def cmd_score(args: Any) -> int:
                           f"{args.split} split has {smallest} components; use at most {smallest - 1}")
     for problem in problems:
         err_console.print(f"advdla score: warning: {problem}", highlight=False, markup=False)
+
+    made: dict[str, Any] = {}  # method name -> its checkpoint
+
+    def checkpoint(run: Any) -> Any:
+        made[run.name] = checkpoint_for(args.out, run.name, version=run.version, params=run.params,
+                                        manifest=suite.manifest, split=args.split)
+        return made[run.name]
+
     with progress_bar(transient=True) as tick:
         records = score_suite(model, suite.manifest, examples, names, split=args.split, batch_size=args.batch_size,
                               k=args.top_k, seed=args.seed, device=args.device, params=params, warn=_warn,
-                              progress=tick)
+                              progress=tick, checkpoint=checkpoint if args.out else None)
     if args.out:
         write_records(args.out, records)
+        for rec in records:  # the records hold it all now
+            made[rec.method["name"]].remove()
     payload = {"records": [r.to_dict() for r in records]}
     title = (f"{suite.manifest.get('name')} v{suite.manifest.get('version')}, {args.split} split, "
              f"{len(examples)} examples (mean [95% CI])")

@@ -23,6 +23,7 @@ from advdla.errors import AdvdlaError
 from advdla.methods import ExampleBatch, get_method, method_spec
 from advdla.models import load_model
 from advdla.progress import Progress, Step, silent
+from advdla.scoring.checkpoint import Checkpoint
 from advdla.scoring.metrics import FRAME_COLUMNS, score_estimates
 from advdla.scoring.records import ResultRecord, make_record
 from advdla.suites import Example, Suite, load_suite, verify_suite
@@ -101,33 +102,45 @@ def check_estimates(name: str, values: Any, shape: tuple[int, int]) -> torch.Ten
     return values.detach().float().cpu()
 
 
+Checkpoints = Callable[[MethodRun], Checkpoint]  # a method's run -> where its partial estimates are kept
+
+
 def run_method(model: Any, name: str, examples: list[Example], *, batch_size: int = 8, seed: int = 0,
-               params: Mapping[str, Any] | None = None, progress: Progress = silent) -> MethodRun:
+               params: Mapping[str, Any] | None = None, progress: Progress = silent,
+               checkpoint: Checkpoints | None = None) -> MethodRun:
     """Run one method over ``examples`` with its registered default options updated by ``params``.
 
-    Any failure is caught and recorded as a one-line ``error``.
+    With ``checkpoint`` the estimates so far are saved after every batch, and examples a matching checkpoint
+    already holds are not computed again (:mod:`advdla.scoring.checkpoint`); ``wall_time_s`` then counts the
+    earlier runs' time too. Any failure is caught and recorded as a one-line ``error``.
     """
     method = get_method(name, seed=seed, **{**method_spec(name).params, **(params or {})})
     run = MethodRun(name, method.version, method.params())
-    start, done = time.perf_counter(), 0
+    saved = checkpoint(run) if checkpoint else None
+    known, spent = saved.load() if saved else ({}, 0.0)
+    run.estimates.update({e.example_id: known[e.example_id] for e in examples if e.example_id in known})
+    todo = [e for e in examples if e.example_id not in run.estimates]
+    start, done = time.perf_counter(), len(run.estimates)
     try:
-        for chunk in batches(examples, batch_size):
+        for chunk in batches(todo, batch_size):
             batch = to_batch(chunk, model.cfg, with_truth=method.uses_truth)
             values = check_estimates(name, method.attribute(model, batch), (len(batch), batch.n_panel))
             run.estimates.update({e.example_id: v for e, v in zip(chunk, values.tolist())})
+            if saved:
+                saved.save(run.estimates, spent + time.perf_counter() - start)
             done += len(chunk)
             progress(Step(name, done=done, total=len(examples)))
     except Exception as exc:  # one bad method must not stop the others
         msg = str(exc) if isinstance(exc, AdvdlaError) else f"method {name!r} raised {type(exc).__name__}: {exc}"
         run.error, run.estimates = msg.splitlines()[0] if msg else f"method {name!r} failed", {}
-    run.wall_time_s = time.perf_counter() - start
+    run.wall_time_s = spent + time.perf_counter() - start
     return run
 
 
 def run_methods(model: Any, names: list[str], examples: list[Example], *, batch_size: int = 8, seed: int = 0,
                 k: int = 3, params: Mapping[str, Mapping[str, Any]] | None = None,
-                warn: Callable[[str], None] = lambda msg: None,
-                progress: Progress = silent) -> tuple[pd.DataFrame, list[MethodRun]]:
+                warn: Callable[[str], None] = lambda msg: None, progress: Progress = silent,
+                checkpoint: Checkpoints | None = None) -> tuple[pd.DataFrame, list[MethodRun]]:
     """Run and score several methods; failed ones are reported through ``warn`` (one line each) and left out.
 
     ``params`` maps a method name to options that override its registered defaults (e.g. ``{"ig": {"steps": 4}}``).
@@ -135,7 +148,7 @@ def run_methods(model: Any, names: list[str], examples: list[Example], *, batch_
     frames, runs = [], []
     for name in names:
         run = run_method(model, name, examples, batch_size=batch_size, seed=seed, params=(params or {}).get(name),
-                         progress=progress)
+                         progress=progress, checkpoint=checkpoint)
         runs.append(run)
         if run.error:
             warn(run.error)
@@ -172,9 +185,9 @@ def split_examples(suite: Suite, split: str) -> list[Example]:
 def score_suite(model: Any, manifest: Mapping[str, Any], examples: list[Example], names: list[str], *, split: str,
                 batch_size: int = 8, k: int = 3, seed: int = 0, device: str = "cpu",
                 params: Mapping[str, Mapping[str, Any]] | None = None, warn: Callable[[str], None] = lambda msg: None,
-                progress: Progress = silent) -> list[ResultRecord]:
+                progress: Progress = silent, checkpoint: Checkpoints | None = None) -> list[ResultRecord]:
     """Run and score ``names`` on ``examples``: one ResultRecord per method that succeeded (failures go to ``warn``)."""
     frame, runs = run_methods(model, names, examples, batch_size=batch_size, seed=seed, k=k, params=params,
-                              warn=warn, progress=progress)
+                              warn=warn, progress=progress, checkpoint=checkpoint)
     return [make_record(run, frame, manifest, split=split, k=k, n_examples=len(examples), device=device)
             for run in runs if not run.error]
