@@ -234,6 +234,7 @@ CASES: list[Case] = [
     C("score-unknown-split", f"score --suite {SUITE} --split val", "val", "dev"),
     C("score-batch-size-zero", f"score --suite {SUITE} --batch-size 0", "--batch-size", "at least 1"),
     C("score-top-k-zero", f"score --suite {SUITE} --top-k 0", "--top-k", "at least 1"),
+    C("score-verify-sample-negative", f"score --suite {SUITE} --verify-sample -1", "--verify-sample", "at least 0"),
     C("score-top-k-over-panel", f"score --suite {SUITE} --top-k 500", "--top-k 500", "panel"),
     C("score-out-uncreatable", f"score --suite {SUITE} --methods dla --out {{W}}/afile.txt/out.json",
       "afile.txt", "--out"),

@@ -268,9 +268,10 @@ def fake_suite_module(monkeypatch, planted, planted_suite):
     import advdla.scoring.harness as harness
     from advdla.errors import AdvdlaError
 
-    state = {"bad": False}
+    state = {"bad": False, "sample": None}
 
-    def verify_suite(path, bridge=None):
+    def verify_suite(path, bridge=None, sample=3):
+        state["sample"] = sample
         if state["bad"]:
             raise AdvdlaError(f"suite {path} fails verification: fingerprint mismatch")
 
@@ -303,9 +304,11 @@ def test_score_cli_writes_one_record_per_method(tmp_path, fake_suite_module, cap
             str(out),
             "--format",
             "json",
+            "--verify-sample",
+            "0",
         ]
     )
-    assert rc == 0
+    assert rc == 0 and fake_suite_module.state["sample"] == 0
     records = read_records(out)
     assert [r.method["name"] for r in records] == ["dla", "oracle"]
     assert records[0].suite["fingerprint"] == "test-0-16" and records[0].split == "dev" and records[0].n_examples == 8

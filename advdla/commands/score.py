@@ -28,6 +28,9 @@ def register(subparsers: Any) -> None:
     p.add_argument("--param", action="append", default=[], metavar="METHOD.KEY=VALUE",
                    help="an option of one method over its registered default, e.g. ig.steps=2 (repeatable; the "
                    "record keeps what each method ran with)")
+    p.add_argument("--verify-sample", type=int, default=3,
+                   help="examples whose ground truth is re-derived before scoring (default: 3; 0 keeps the other "
+                   "checks: files, fingerprint, model, splits; for a suite just verified, as build-and-score.sh does)")
     add_device_arg(p)
     add_format_arg(p)
     p.set_defaults(func=cmd_score)
@@ -41,9 +44,10 @@ def cmd_score(args: Any) -> int:
     from advdla.scoring.checkpoint import checkpoint_for
     from advdla.scoring.harness import SCORE_SPLITS
 
-    for flag, value in (("--batch-size", args.batch_size), ("--top-k", args.top_k)):
-        if value < 1:
-            raise AdvdlaError(f"{flag} must be at least 1, got {value}")
+    for flag, value, least in (("--batch-size", args.batch_size, 1), ("--top-k", args.top_k, 1),
+                               ("--verify-sample", args.verify_sample, 0)):
+        if value < least:
+            raise AdvdlaError(f"{flag} must be at least {least}, got {value}")
     if args.split not in SCORE_SPLITS:
         raise AdvdlaError(f"unknown split {args.split!r}: use one of {', '.join(SCORE_SPLITS)}"
                           f"{did_you_mean(args.split, SCORE_SPLITS)}")
@@ -54,7 +58,7 @@ def cmd_score(args: Any) -> int:
     params = method_params(args.param, names)
     with fix_hint(f"the suite at {args.suite} is damaged or was edited: rebuild it (`advdla suite build CONFIG.yaml "
                   f"--force`) or restore it"):
-        suite, model = open_suite(args.suite, device=args.device)
+        suite, model = open_suite(args.suite, device=args.device, verify_sample=args.verify_sample)
         examples = split_examples(suite, args.split)
     smallest = min(len(e.truth.panel) for e in examples)
     if args.top_k >= smallest:

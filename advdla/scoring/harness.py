@@ -159,16 +159,19 @@ def run_methods(model: Any, names: list[str], examples: list[Example], *, batch_
     return frame, runs
 
 
-def open_suite(path: str | Path, *, device: str = "cpu", bridge: Any = None) -> tuple[Suite, Any]:
+def open_suite(path: str | Path, *, device: str = "cpu", bridge: Any = None,
+               verify_sample: int = 3) -> tuple[Suite, Any]:
     """Load the suite at ``path`` and its model (or ``bridge``), then verify the suite on that model.
 
+    ``verify_sample``: examples whose ground truth verification re-derives (:func:`advdla.suites.verify_suite`;
+    0 keeps every other check: files, fingerprint chain, model, splits, each example's own consistency).
     Any problem is an AdvdlaError with one line.
     """
     if not Path(path).exists():
         raise AdvdlaError(f"no suite at {path}: give the folder written by `advdla suite build`")
     suite = load_suite(path)
     model = bridge if bridge is not None else load_model(suite.manifest["model"], device=device)
-    verify_suite(path, bridge=model)
+    verify_suite(path, bridge=model, sample=verify_sample)
     return suite, model
 
 
