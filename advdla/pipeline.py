@@ -100,8 +100,9 @@ class RunPlan:
     # Options that override a method's registered defaults (advdla.methods.MethodSpec.params), e.g. fewer
     # integrated-gradient steps: IG's cost grows with them; the record of each method keeps what it ran with.
     method_params: tuple[tuple[str, tuple[tuple[str, Any], ...]], ...] = (("ig", (("steps", 4),)),)
-    # A shipped suite of this model whose dev examples join the run's ("none": only the run's own). With one the
-    # run takes its R_truth and R_method, searches dev only and finds few natural controls of its own.
+    # A shipped suite of this model whose dev examples join the run's ("none": only the run's own; plan_run's
+    # default "auto" resolves to the project's suite of the model where it ships one). With one the run takes its
+    # R_truth and R_method, searches dev only and finds few natural controls of its own.
     shipped: str = "none"
     shipped_max: int = 20  # shipped dev examples of each kind (adversarial, natural) at most
     late_layers: int = 3  # with a shipped suite: every row's panel starts this many layers before the first target
@@ -117,12 +118,12 @@ class RunPlan:
 
 def plan_run(
     model: str, *, out: str, quick: bool = False, seed: int = 0, force: bool = False, methods: str = "all",
-    device: str = "cpu", shipped: str = "none",
+    device: str = "cpu", shipped: str = "auto",
 ) -> RunPlan:
     """The default sizes, or the ``--quick`` ones (about half the work of every stage).
 
-    ``shipped``: a suite folder whose dev examples join the run's, ``auto`` (the newest suite of ``model`` in
-    the project's ``suites/`` folder, if any) or ``none``.
+    ``shipped``: a suite folder whose dev examples join the run's, ``auto`` (the default: the newest suite of
+    ``model`` with the run's prompt length in the project's ``suites/`` folder, if any) or ``none``.
     """
     if methods != "all":
         resolve_methods(methods)  # a typo stops here, before any work
@@ -140,7 +141,7 @@ def plan_run(
             n_base=16,
             pool_size=32,
             verify_resamples=2,
-            shipped_max=8,
+            shipped_max=6,
         )
     return _with_shipped(plan, shipped)
 
@@ -150,7 +151,8 @@ SUITES_DIR = Path(__file__).resolve().parents[1] / "suites"  # the project's shi
 
 def _with_shipped(plan: RunPlan, shipped: str) -> RunPlan:
     """The plan with its shipped suite resolved (a path or "none") and, with one, the sizes it implies."""
-    path = shipped_suite(plan.model, SUITES_DIR) if shipped == "auto" else None if shipped == "none" else shipped
+    path = (shipped_suite(plan.model, SUITES_DIR, seq_len=plan.seq_len) if shipped == "auto"
+            else None if shipped == "none" else shipped)
     if path is None:
         return plan
     m = read_manifest(Path(path))

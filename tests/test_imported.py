@@ -24,6 +24,7 @@ SHIPPED = SUITES_DIR / "planted-erasure"
 def test_shipped_suite_is_found_by_model_name(tmp_path):
     assert shipped_suite("planted-erasure", SUITES_DIR) == SHIPPED
     assert shipped_suite("tiny-gpt2", SUITES_DIR) is None
+    assert shipped_suite("planted-erasure", SUITES_DIR, seq_len=999) is None  # auto takes only a suite that fits
     (tmp_path / "broken").mkdir()
     (tmp_path / "broken" / "manifest.json").write_text("{")  # a damaged folder is skipped, not fatal
     assert shipped_suite("planted-erasure", tmp_path) is None
@@ -56,6 +57,8 @@ def test_plan_takes_the_shipped_suites_resample_counts():
     plan = plan_run("planted-erasure", out="x", shipped="auto")
     assert Path(plan.shipped) == SHIPPED and (plan.resamples, plan.method_resamples, plan.n_test) == (8, 4, 0)
     assert plan_run("planted-erasure", out="x", shipped="none").shipped == "none"
+    assert Path(plan_run("planted-erasure", out="x").shipped) == SHIPPED  # auto is the default
+    assert plan_run("tiny-gpt2", out="x").shipped == "none"  # a model without a shipped suite: the run's own rows
     with pytest.raises(AdvdlaError, match="not of tiny-gpt2"):
         plan_run("tiny-gpt2", out="x", shipped=str(SHIPPED))
 

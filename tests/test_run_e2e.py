@@ -21,7 +21,7 @@ from advdla.search import read_search, verified_examples
 
 def _plan(out):
     # the --quick sizes, smaller still (6 adversarial dev examples: enough for the Spearman order to be stable)
-    plan = plan_run("planted-erasure", out=str(out), quick=True)  # the run's own rows only (no --shipped)
+    plan = plan_run("planted-erasure", out=str(out), quick=True, shipped="none")  # the run's own rows only
     return dataclasses.replace(plan, prompts=4, trials=16, batch=8, n_dev=6, n_test=2, n_natural=2,
                                methods="oracle,dla,dla-erasure-aware,atp,random",
                                n_base=64, pool_size=96, verify_resamples=8)  # the search's own defaults

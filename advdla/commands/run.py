@@ -30,8 +30,9 @@ def register(subparsers: Any) -> None:
         "--methods", default="all", help="'all' built-in methods (default) or a comma-separated list, plug-ins included"
     )
     p.add_argument(
-        "--shipped", default="none", help="a built suite of the model whose dev examples join the run's own; "
-        "'auto': the project's suites/ folder's suite of the model, if any; 'none' (default): the run's own only"
+        "--shipped", default="auto", help="a built suite of the model whose dev examples join the run's own; "
+        "'auto' (default): the project's suites/ folder's suite of the model, if it ships one; 'none': the run's "
+        "own examples only"
     )
     p.add_argument("--force", action="store_true", help="replace the suite a previous run left in --out")
     add_device_arg(p)

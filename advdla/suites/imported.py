@@ -70,14 +70,15 @@ def import_examples(path: str | Path, bridge: Any, *, split: str, policy: PanelP
     return examples, info
 
 
-def shipped_suite(model: str, root: str | Path) -> Path | None:
-    """The newest suite under ``root`` built for ``model`` (by registry name), or None."""
+def shipped_suite(model: str, root: str | Path, *, seq_len: int | None = None) -> Path | None:
+    """The newest suite under ``root`` built for ``model`` (by registry name) with ``seq_len``-token prompts (any
+    length when None), or None."""
     found = []
     for file in sorted(Path(root).glob("*/manifest.json")):
         try:
             m = read_manifest(file.parent)
         except AdvdlaError:
             continue  # an old or damaged folder is not a shipped suite
-        if m["model"] == model:
+        if m["model"] == model and seq_len in (None, m["config"]["seq_len"]):
             found.append((m["version"], str(file.parent)))
     return Path(max(found)[1]) if found else None
