@@ -56,6 +56,8 @@ def test_import_refuses_other_weights_and_lengths(planted):
 def test_plan_takes_the_shipped_suites_resample_counts():
     plan = plan_run("planted-erasure", out="x", shipped="auto")
     assert Path(plan.shipped) == SHIPPED and (plan.resamples, plan.method_resamples, plan.n_test) == (8, 4, 0)
+    assert plan.params()["ig"]["steps"] == 2 and plan_run("planted-erasure", out="x", quick=True).params()["ig"] == {
+        "steps": 1}  # half the points of a run without a shipped suite (4 and 2)
     assert plan_run("planted-erasure", out="x", shipped="none").shipped == "none"
     assert Path(plan_run("planted-erasure", out="x").shipped) == SHIPPED  # auto is the default
     assert plan_run("tiny-gpt2", out="x").shipped == "none"  # a model without a shipped suite: the run's own rows
