@@ -15,6 +15,8 @@
 # leaderboard/. Times and peak memory of each stage are appended to leaderboard/incoming/NAME.times. METHOD.KEY=VALUE
 # options go to that method's `advdla score --param` (e.g. fewer IG steps on a large panel; each record keeps what
 # its method ran with). METHODS and SPLITS (env) choose and order what is scored, e.g. the cheap methods first.
+# Scoring checkpoints every batch of SCORE_BATCH examples (env, default 8), so a killed run resumes inside a method
+# too; a small batch (2) suits a slow method such as IG on a large panel.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 config="${1:?usage: suites/build-and-score.sh CONFIG [DEVICE]}"
@@ -45,7 +47,8 @@ for split in ${SPLITS:-dev test}; do
         opts=()
         for p in "$@"; do [[ "$p" == "$method".* ]] && opts+=(--param "$p"); done
         [[ -f "$out" ]] || timed "score-$split-$method($device)" "$advdla" score --suite "$suite" --split "$split" \
-            --methods "$method" --device "$device" --out "$out" --format json --verify-sample 0 "${opts[@]}" >/dev/null
+            --methods "$method" --device "$device" --out "$out" --format json --verify-sample 0 \
+            --batch-size "${SCORE_BATCH:-8}" "${opts[@]}" >/dev/null
     done
 done
 "$advdla" leaderboard add "${records[@]}"
