@@ -1,7 +1,7 @@
 """Per-batch checkpoints of a scoring run, so that a killed ``advdla score --out FILE`` resumes where it stopped.
 
-Context: path-wise IG over SmolLM2's full panel (300 components) costs about 85 s an example on two CPU cores,
-about two hours a split: longer than a session, and one record covers the whole split. So after every batch the
+Context: path-wise IG over SmolLM2's full panel (300 components) costs about 56 s an example on two CPU cores,
+over an hour a split, and one record covers the whole split. So after every batch the
 method's estimates so far go to a small JSON file beside the output (``.FILE.METHOD.partial.json``, written
 atomically), under a key: the method, its version and options, the seed, and the suite (name, version,
 fingerprint) and split. A rerun with the same key skips the examples the checkpoint holds and adds its time to
