@@ -81,23 +81,52 @@ def test_sigkill_mid_run_then_resume_loses_and_repeats_nothing(tmp_path):
     )
 
 
+def _stop_outside_lock(proc: subprocess.Popen, lock: str) -> None:
+    """SIGSTOP ``proc`` at a moment it does not hold the journal's lock (so the other worker is never blocked)."""
+    while True:
+        proc.send_signal(signal.SIGSTOP)
+        if not os.path.lexists(lock):
+            return
+        proc.send_signal(signal.SIGCONT)
+        time.sleep(0.01)
+
+
+def _wait_for(condition, what: str, timeout: float = 300.0) -> None:
+    deadline = time.time() + timeout
+    while not condition():
+        assert time.time() < deadline, f"timed out waiting until {what}"
+        time.sleep(0.05)
+
+
 def test_two_workers_share_one_journal_storage(tmp_path):
-    url = f"journal:{tmp_path / 'study.log'}"
-    procs = [
-        _search(
-            "--trials",
-            "64",
-            "--out",
-            str(tmp_path / f"w{i}"),
-            "--storage",
-            url,
-            "--study",
-            "shared",
-            "--format",
-            "json",
-        )
-        for i in range(2)
-    ]
+    """Two workers on one journal: both store trials, no number twice, the budget holds.
+
+    The overlap is forced, not left to timing: worker A is paused (outside the journal lock) after its first
+    stored trial and resumed once worker B has stored one, so on any machine both workers really share the study.
+    """
+    log = tmp_path / "study.log"
+    url = f"journal:{log}"
+
+    def worker(i: int) -> subprocess.Popen:
+        return _search("--trials", "64", "--out", str(tmp_path / f"w{i}"), "--storage", url, "--study", "shared",
+                       "--format", "json")
+
+    def stored_by(proc: subprocess.Popen) -> int:
+        trials = _trials(url, "shared") if log.exists() else []
+        done = optuna.trial.TrialState.COMPLETE
+        return sum(t.state == done and t.user_attrs.get("worker", {}).get("pid") == proc.pid for t in trials)
+
+    first = worker(0)
+    _wait_for(lambda: first.poll() is not None or stored_by(first) >= 1, "worker A stored a trial")
+    assert first.poll() is None, f"worker A ended early: {first.communicate()[1][-800:]}"
+    _stop_outside_lock(first, f"{log}.lock")
+    assert stored_by(first) < 64, "worker A used the whole budget before it could be paused"
+    second = worker(1)
+    try:
+        _wait_for(lambda: second.poll() is not None or stored_by(second) >= 1, "worker B stored a trial")
+    finally:
+        first.send_signal(signal.SIGCONT)
+    procs = [first, second]
     outs = [p.communicate(timeout=600) for p in procs]
     assert all(p.returncode == 0 for p in procs), [o[1][-800:] for o in outs]
     stored = [json.loads(o[0])["counts"]["stored_by_this_worker"] for o in outs]
@@ -106,8 +135,7 @@ def test_two_workers_share_one_journal_storage(tmp_path):
     assert len(numbers) == len(set(numbers)) == sum(stored)  # the workers' counts add up, no number twice
     assert 64 <= len(trials) <= 64 + 8  # the budget, up to one racing batch
     assert all(s > 0 for s in stored)  # both did work
-    workers = {t.user_attrs["worker"]["pid"] for t in trials}
-    assert len(workers) == 2
+    assert {t.user_attrs["worker"]["pid"] for t in trials} == {first.pid, second.pid}
 
 
 @pytest.mark.parametrize(
