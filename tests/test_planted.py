@@ -203,3 +203,27 @@ def test_variants_keep_the_promises_and_the_decoy_never_reads_the_writer():
 
     same = weights_fingerprint(build_planted(PLANTED_WORDS_CONFIG)[0].state_dict())
     assert same == bridge.advdla_card.weights_fingerprint == load_model("planted-words").advdla_card.weights_fingerprint
+
+
+def test_baseline_head_writes_the_same_on_every_text_and_the_erasure_still_holds():
+    """planted-baseline: L2H1's DLA is about 2 * NU * E = 3 on every prompt and on every resample (so DLA minus
+    its resample mean, and its total effect, are about 0), while the writer/eraser pair still cancels."""
+    from advdla.models.planted import PLANTED_BASELINE as P
+
+    bridge = load_model("planted-baseline")
+    windows = TokenWindows(load_corpus(), bridge.tokenizer)
+    prompts, docs = windows.sample(N_TOKENS, N_PROMPTS, seed=0)
+    resamples, _ = windows.sample(N_TOKENS, N_PROMPTS, seed=1, exclude=set(docs))
+    logits, cache = bridge.run_with_cache(prompts)
+    t1, t2 = logits[:, -1].topk(2).indices.unbind(-1)
+    clean = {"logits": logits, "cache": cache, "t1": t1, "t2": t2}
+    assert {int(t) for t in torch.cat([t1, t2])} == {P.token_a, P.token_b}
+    sign = torch.where(t1 == P.token_a, 1.0, -1.0)  # DLA on t1 - t2 is the a - b one, signed
+    dla = _dla(_result(cache, P.baseline, bridge)[:, -1], clean, bridge) * sign
+    assert ((dla - 3.0).abs() < 0.15).all()
+    _, res_cache = bridge.run_with_cache(resamples)
+    res_dla = _dla(_result(res_cache, P.baseline, bridge)[:, -1], clean, bridge) * sign  # read through clean's scale
+    assert (dla - res_dla.mean()).abs().max() < 0.05 * 3.0
+    assert _te(P.baseline, bridge, (prompts, resamples), clean).abs().max() < 0.05 * 3.0
+    writer = _dla(_result(cache, P.writer, bridge)[:, -1], clean, bridge)
+    assert _te(P.writer, bridge, (prompts, resamples), clean).abs().mean() < 0.1 * writer.abs().mean()

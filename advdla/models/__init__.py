@@ -18,7 +18,13 @@ from advdla.errors import AdvdlaError, did_you_mean
 from advdla.models import gelu4l, smollm2
 from advdla.models.bridge import ModelCard, bridge_from_hf, model_card
 from advdla.models.hub import load_hf
-from advdla.models.planted import PLANTED_WORDS_CONFIG, PlantedConfig, build_planted, build_planted_erasure
+from advdla.models.planted import (
+    PLANTED_BASELINE_CONFIG,
+    PLANTED_WORDS_CONFIG,
+    PlantedConfig,
+    build_planted,
+    build_planted_erasure,
+)
 from advdla.models.tiny import byte_tokenizer, tiny_gpt2_hf, tiny_llama_gqa_hf
 from advdla.progress import Progress, Step, silent
 
@@ -119,6 +125,13 @@ def _planted_erasure(device: str, dtype: torch.dtype, progress: Progress | None 
 def _planted_words(device: str, dtype: torch.dtype, progress: Progress | None = None) -> tuple[Any, Any, str]:
     hf_model, tokenizer, _ = build_planted(PLANTED_WORDS_CONFIG)
     return hf_model, tokenizer, "built-in: hand-set planted-erasure GPT-2, word-level (see advdla.models.planted)"
+
+
+@register_model("planted-baseline", description="the planted-erasure GPT-2 plus L2H1, a head that writes the same "
+                "output on every text: a large DLA, no effect (the baseline mechanism; tests)", offline=True)
+def _planted_baseline(device: str, dtype: torch.dtype, progress: Progress | None = None) -> tuple[Any, Any, str]:
+    hf_model, tokenizer, _ = build_planted(PLANTED_BASELINE_CONFIG)
+    return hf_model, tokenizer, "built-in: planted-erasure GPT-2 with a baseline head (see advdla.models.planted)"
 
 
 def load_planted(config: PlantedConfig, *, device: str = "cpu") -> Any:

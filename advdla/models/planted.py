@@ -53,8 +53,14 @@ the random junk weights, never the known answers in :data:`PLANTED`.
 
 Variants (:class:`PlantedConfig`, :func:`build_planted`): any number of layers and heads, context length,
 the byte or a word-level tokenizer (:func:`advdla.models.tiny.word_tokenizer`), the planted heads anywhere
-(writer before eraser, nothing planted in the writer's layer but the writer), and two options that make
-discovery harder:
+(writer before eraser, nothing planted in the writer's layer but the writer), a head with a baseline offset,
+and two options that make discovery harder:
+
+- ``baseline``: a head that reads the constant ``c`` and writes ``E * w`` (E = 1.5) along a direction ``w`` of
+  its own that the unembedding separates (``W_U[:, a] - W_U[:, b]`` gains ``2 * NU * w``): the same output on
+  every text. Its DLA is about ``2 * NU * E`` (= 3) everywhere, but resampling its input changes nothing, so its
+  direct and total effects are about 0: DLA's zero baseline is the whole gap (the ``baseline`` mechanism, which
+  ``dla-relative`` removes by subtracting the head's mean DLA over resamples). Nothing reads ``w``.
 
 - ``own_feature``: the writer reads a feature ``g`` of its own, with signs independent of the honest head's
   ``f``. Its DLA then has either sign (a mean signed DLA near 0, even negative, while its |DLA| is the
@@ -80,8 +86,9 @@ from torch import Tensor
 
 from advdla.models.tiny import BYTE_VOCAB, WORD_SPECIALS, WORDS, byte_tokenizer, word_tokenizer
 
-__all__ = ["PlantedSpec", "PLANTED", "PlantedConfig", "PLANTED_WORDS_CONFIG", "PLANTED_WORDS", "build_planted",
-           "build_planted_erasure", "planted_directions", "token_feature"]
+__all__ = ["PlantedSpec", "PLANTED", "PlantedConfig", "PLANTED_WORDS_CONFIG", "PLANTED_WORDS",
+           "PLANTED_BASELINE_CONFIG", "PLANTED_BASELINE", "build_planted", "build_planted_erasure",
+           "planted_directions", "token_feature"]
 
 N_LAYER, N_HEAD, D_MODEL, N_CTX = 3, 4, 64, 128
 D_HEAD = D_MODEL // N_HEAD
@@ -96,6 +103,7 @@ JUNK_STD = 0.02  # random weights (GPT-2's init scale), outputs confined to the 
 TOKEN_NOISE = 0.1  # per-coordinate token-embedding noise in the junk directions
 UNEMBED_NOISE = 0.1  # other tokens' unembedding rows (and a little on a, b's junk coordinates)
 D = 0.3  # decoy output amplitude per unit feature (a tenth of what the eraser cancels, but at every position)
+E, NU = 1.5, 1.0  # baseline head: output amplitude along w (on every text) and the unembedding's w-separation
 
 
 @dataclass(frozen=True)
@@ -110,6 +118,7 @@ class PlantedSpec:
 
 
     decoy: str | None = None
+    baseline: str | None = None
 
 
 PLANTED = PlantedSpec(writer="L0H1", eraser="L1H2", honest="L2H0", token_a=ord("+"), token_b=ord("-"))
@@ -133,6 +142,7 @@ class PlantedConfig:
     honest: tuple[int, int] = (2, 0)
     decoy: tuple[int, int] | None = None
     own_feature: bool = False  # the writer reads its own feature g (signs independent of the honest head's f)
+    baseline: tuple[int, int] | None = None  # a head that writes the same E * w on every text
 
     @property
     def vocab(self) -> int:
@@ -142,10 +152,15 @@ class PlantedConfig:
         name = lambda lh: f"L{lh[0]}H{lh[1]}"  # noqa: E731
         a, b = (ord("+"), ord("-")) if self.tokenizer == "byte" else (_word_id("+"), _word_id("-"))
         return PlantedSpec(name(self.writer), name(self.eraser), name(self.honest), a, b,
-                           name(self.decoy) if self.decoy else None)
+                           name(self.decoy) if self.decoy else None, name(self.baseline) if self.baseline else None)
+
+    @property
+    def extra_directions(self) -> tuple[str, ...]:
+        """The directions beyond c, r, f, u, v that this variant needs, in basis order."""
+        return ("g",) * self.own_feature + ("w",) * bool(self.baseline)
 
     def check(self) -> None:
-        heads = [h for h in (self.writer, self.eraser, self.honest, self.decoy) if h]
+        heads = [h for h in (self.writer, self.eraser, self.honest, self.decoy, self.baseline) if h]
         assert len(set(heads)) == len(heads), "planted heads must differ"
         assert all(0 <= l < self.n_layers and 0 <= h < self.n_heads for l, h in heads), "planted head out of range"
         assert self.writer[0] < self.eraser[0], "the eraser must come after the writer"
@@ -157,21 +172,22 @@ class PlantedConfig:
 PLANTED_WORDS_CONFIG = PlantedConfig(seed=1, n_ctx=32, tokenizer="word", writer=(0, 3), eraser=(1, 0),
                                      honest=(2, 1), decoy=(1, 3), own_feature=True)
 PLANTED_WORDS = PLANTED_WORDS_CONFIG.spec()
+# The registered baseline variant: the default model plus a head (L2H1) whose output is the same on every text.
+PLANTED_BASELINE_CONFIG = PlantedConfig(baseline=(2, 1))
+PLANTED_BASELINE = PLANTED_BASELINE_CONFIG.spec()
 
 
 
-def planted_directions(seed: int = 0, *, extra: int = 0) -> dict[str, Float[Tensor, " d_model"]]:
-    """Orthonormal, mean-zero residual directions c, r, f, u, v (then ``extra`` more: g), and ``junk`` [58 - extra,
-    d_model] spanning the rest."""
+def planted_directions(seed: int = 0, *, extra: tuple[str, ...] = ()) -> dict[str, Float[Tensor, " d_model"]]:
+    """Orthonormal, mean-zero residual directions c, r, f, u, v, then one per name in ``extra`` (g, w), and
+    ``junk`` [58 - len(extra), d_model] spanning the rest."""
     g = torch.Generator().manual_seed(seed)
     m = torch.randn(D_MODEL, D_MODEL, generator=g, dtype=torch.float64)
     m -= m.mean(0, keepdim=True)  # every column mean-zero, so the basis lies in LayerNorm's centred subspace
     q, _ = torch.linalg.qr(m[:, : D_MODEL - 1])
     basis = q.T.float()  # [63, d_model]
-    out = {"c": basis[0], "r": basis[1], "f": basis[2], "u": basis[3], "v": basis[4], "junk": basis[5 + extra:]}
-    if extra:
-        out["g"] = basis[5]
-    return out
+    out = {"c": basis[0], "r": basis[1], "f": basis[2], "u": basis[3], "v": basis[4], "junk": basis[5 + len(extra):]}
+    return out | {name: basis[5 + i] for i, name in enumerate(extra)}
 
 
 def token_feature(seed: int = 0, vocab: int = BYTE_VOCAB) -> Float[Tensor, " vocab"]:
@@ -199,7 +215,7 @@ def build_planted(config: PlantedConfig) -> tuple[Any, Any, PlantedSpec]:
                      vocab_size=vocab, n_positions=config.n_ctx, bos_token_id=eos, eos_token_id=eos,
                      tie_word_embeddings=False)
     model = GPT2LMHeadModel(cfg).eval()
-    d, s = planted_directions(seed, extra=int(config.own_feature)), token_feature(seed, vocab)
+    d, s = planted_directions(seed, extra=config.extra_directions), token_feature(seed, vocab)
     s_w = token_feature(seed + 1000, vocab) if config.own_feature else s  # what the writer (and decoy) read
     g = torch.Generator().manual_seed(seed + 2)
     spec = config.spec()
@@ -215,6 +231,8 @@ def build_planted(config: PlantedConfig) -> tuple[Any, Any, PlantedSpec]:
         plant(config.honest, read=d["f"], write=d["v"], gain=B * rms[config.honest[0]] / F)
         if config.decoy:
             plant(config.decoy, read=feat, write=-d["u"], gain=D * rms[config.decoy[0]] / F)
+        if config.baseline:
+            plant(config.baseline, read=d["c"], write=d["w"], gain=E * rms[config.baseline[0]] / C)
         _unembedding(model, d, g, spec)
     return model, (byte_tokenizer() if config.tokenizer == "byte" else word_tokenizer()), spec
 
@@ -277,11 +295,12 @@ def _plant_head(model: Any, layer: int, head: int, *, read: Tensor, write: Tenso
 
 
 def _unembedding(model: Any, d: dict[str, Tensor], g: torch.Generator, spec: PlantedSpec) -> None:
-    """Random rows for every token; a and b favoured along c and separated along u (writer) and v (honest)."""
+    """Random rows for every token; a and b favoured along c and separated along u (writer), v (honest) and, with
+    a baseline head, w."""
     w = torch.randn(model.lm_head.weight.shape[0], D_MODEL, generator=g) * UNEMBED_NOISE
     a, b = spec.token_a, spec.token_b
     shared = KAPPA * d["c"]
-    sep = LAMBDA * d["u"] + MU * d["v"]
+    sep = LAMBDA * d["u"] + MU * d["v"] + (NU * d["w"] if spec.baseline else 0.0)
     w[a] = shared + sep + w[a] @ d["junk"].T @ d["junk"]  # keep only junk-direction noise on a and b
     w[b] = shared - sep + w[b] @ d["junk"].T @ d["junk"]
     model.lm_head.weight.copy_(w)
