@@ -81,6 +81,7 @@ class progress_bar:
         self._tasks: dict[str, Any] = {}
         self._log_every = log_every
         self._started: dict[str, float] = {}
+        self._first_done: dict[str, int] = {}  # units already done when the task started (a resumed run)
         self._logged: dict[str, float] = {}
         self._finished: set[str] = set()
 
@@ -109,19 +110,25 @@ class progress_bar:
                 return
             self._finished.discard(step.task)  # a new run under the same name (the next split's search)
             self._started[step.task] = self._logged[step.task] = now
+            self._first_done[step.task] = step.done
         start = self._started.setdefault(step.task, now)
+        first = self._first_done.setdefault(step.task, step.done)
         last = self._logged.get(step.task, start)
         if now - last < self._log_every and not (finished and now - start >= self._log_every):
             return
         self._logged[step.task] = now
         if finished:
             self._finished.add(step.task)
-        err_console.print(plain_progress_line(step, now - start), highlight=False, soft_wrap=True)
+        err_console.print(plain_progress_line(step, now - start, first), highlight=False, soft_wrap=True)
 
 
-def plain_progress_line(step: Step, elapsed: float) -> str:
-    """``task done/total elapsed, rate/min, ETA, info`` for logs (the bar's content as one line of text)."""
-    rate = step.done / elapsed if elapsed > 0 else 0.0
+def plain_progress_line(step: Step, elapsed: float, first_done: int = 0) -> str:
+    """``task done/total elapsed, rate/min, ETA, info`` for logs (the bar's content as one line of text).
+
+    ``first_done``: units already done when ``elapsed`` started counting (a resumed run reports them first), so the
+    rate and the ETA count only the work done in this run.
+    """
+    rate = (step.done - first_done) / elapsed if elapsed > 0 else 0.0
     parts = [f"{step.task} {step.done}" + (f"/{step.total}" if step.total is not None else ""),
              f"{elapsed:.0f} s", f"{rate * 60:.1f}/min"]
     if step.total is not None and rate > 0 and step.done < step.total:

@@ -121,6 +121,7 @@ def run_method(model: Any, name: str, examples: list[Example], *, batch_size: in
     run.estimates.update({e.example_id: known[e.example_id] for e in examples if e.example_id in known})
     todo = [e for e in examples if e.example_id not in run.estimates]
     start, done = time.perf_counter(), len(run.estimates)
+    progress(Step(name, done=done, total=len(examples)))  # where a resumed run starts: its rate counts from here
     try:
         for chunk in batches(todo, batch_size):
             batch = to_batch(chunk, model.cfg, with_truth=method.uses_truth)
