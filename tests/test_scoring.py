@@ -339,14 +339,14 @@ def test_a_killed_scoring_run_resumes_from_its_checkpoint(tmp_path, planted, pla
     done = []
     resumed = run_method(planted, "atp", examples, batch_size=2, checkpoint=checkpoint,
                          progress=lambda step: done.append(step.done))
-    assert done == [6]  # only the third batch was computed again
+    assert done == [4, 6]  # the first report says where it resumed; only the third batch was computed again
     assert resumed.estimates.keys() == whole.estimates.keys()
     for eid, values in whole.estimates.items():
         assert torch.allclose(torch.tensor(resumed.estimates[eid]), torch.tensor(values), atol=1e-6)
     done.clear()
     run_method(planted, "atp", examples, batch_size=2, seed=1, checkpoint=checkpoint,
                progress=lambda step: done.append(step.done))
-    assert done == [2, 4, 6]  # another seed: another key, so the checkpoint is not used
+    assert done == [0, 2, 4, 6]  # another seed: another key, so the checkpoint is not used
 
 
 def test_score_cli_rejects_a_bad_suite_and_an_unknown_method(tmp_path, fake_suite_module, capsys):
