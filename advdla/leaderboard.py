@@ -305,6 +305,13 @@ def _in_group(row: dict[str, Any], group: str) -> bool:
     return row.get("kind") == "adversarial" and row.get("mechanism") == group
 
 
+def n_documents(entry: Entry, group: str, metric: str) -> int:
+    """How many base documents the ``group`` examples with a defined ``metric`` come from: an interval needs two
+    (records scored before intervals followed that rule may hold a zero-width one; the board drops it)."""
+    rows = [r for r in per_example(entry).values() if _in_group(r, group) and not math.isnan(_num(r.get(metric)))]
+    return len({str(r.get("cluster", i)) for i, r in enumerate(rows)})
+
+
 def paired(entry: Entry, base: Entry, metric: str, group: str) -> tuple[float, float, float, int]:
     """Mean of (entry - base) for ``metric`` over the ``group`` examples both were scored on, with the paired
     cluster-bootstrap 95% interval (:func:`advdla.scoring.paired_interval`) and the number of examples used."""
@@ -396,7 +403,8 @@ def _row(e: Entry, base: Entry | None) -> dict[str, Any]:
         row[f"n_{abbr}"] = e.n.get(kind)
         for metric, (v, lo, hi) in sorted(e.metrics.get(kind, {}).items()):
             row[f"{metric}_{abbr}"] = v
-            row[f"{metric}_{abbr}_ci"] = [lo, hi]
+            one_doc = per_example(e) and n_documents(e, kind, metric) < 2
+            row[f"{metric}_{abbr}_ci"] = [math.nan, math.nan] if one_doc else [lo, hi]
     row["drop_spearman"] = e.value("natural", "spearman") - e.value("adversarial", "spearman")
     row["drop_fooled"] = e.value("adversarial", "fooled") - e.value("natural", "fooled")
     for metric in ("spearman", "fooled"):
@@ -565,6 +573,9 @@ def _compensation_sentence(entries: list[Entry], dla: Entry) -> str:
     methods = [e for e in entries if role(e) == "method" and e is not dla]
     verdicts = {e.method: beats(e, dla, "spearman", group) for e in methods}
     if all(v is None for v in verdicts.values()):
+        if dla.n.get(group) and n_documents(dla, group, "spearman") < 2:
+            return (f"The {dla.n[group]} {group} examples all come from one document, so no interval can separate "
+                    f"a method from DLA there.")
         return f"No per-example results on {group} examples to compare the methods with DLA."
     better = [f"{m} ({paired(next(e for e in methods if e.method == m), dla, 'spearman', group)[0]:+.2f})"
               for m, v in verdicts.items() if v]
@@ -582,7 +593,9 @@ def _baseline_sentence(relative: Entry | None, dla: Entry) -> str:
         return f"{RELATIVE} was not scored, so whether it fixes DLA's baseline examples is open."
     f_rel, f_dla = relative.value("baseline", "fooled"), dla.value("baseline", "fooled")
     mean, lo, hi, n = paired(relative, dla, "fooled", "baseline")
-    interval = f" (paired difference {mean:+.2f} [{lo:+.2f}, {hi:+.2f}])" if n else ""
+    interval = f" (paired difference {mean:+.2f} [{lo:+.2f}, {hi:+.2f}])" if n and not math.isnan(lo) else ""
+    if n and math.isnan(lo):
+        interval = f" (paired difference {mean:+.2f}; all from one document, so no interval)"
     if math.isnan(f_rel) or math.isnan(f_dla):
         return f"The fooled rates of {RELATIVE} and DLA on baseline examples are undefined here."
     if f_dla == 0:
@@ -634,10 +647,12 @@ INTRO = (
     "of examples where the method puts the target in its top k although its true effect is not. *TE-weighted "
     "Spearman* weighs each component by its |TE|; *AUROC* separates the components with |TE| >= 0.1 |LD| from "
     "the rest. *vs DLA* = the paired difference from DLA on the same examples with its paired cluster-bootstrap "
-    "interval (`*`: the interval excludes 0). The *noise ceiling* (`output-patching` on the method resamples: "
-    "exact, but on other resamples than the truth's) is shown on top and not ranked; `oracle` (the truth itself) "
-    "is a sanity row, not ranked. *time s*: the method's wall time on the split (its cost, with its parameters "
-    "in brackets). Rendered by `advdla leaderboard render`; the verdict sentences are generated from the records."
+    "interval (`*`: the interval excludes 0). Where a group's examples come from a single document there is no "
+    "interval (one document cannot show its own spread). The *noise ceiling* (`output-patching` on the method "
+    "resamples: exact, but on other resamples than the truth's) is shown on top and not ranked; `oracle` (the "
+    "truth itself) is a sanity row, not ranked. *time s*: the method's wall time on the split (its cost, with its "
+    "parameters in brackets). Rendered by `advdla leaderboard render`; the verdict sentences are generated from "
+    "the records."
 )
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import multiprocessing as mp
 from pathlib import Path
 
@@ -184,10 +185,11 @@ def test_concurrent_adds_lose_nothing(lb, tmp_path):
 
 
 def _v2_record(method: str, per: dict[str, dict[str, float]], *, wall: float = 1.0, params: dict | None = None,
-               split: str = "test") -> dict:
+               split: str = "test", one_doc: str | None = None) -> dict:
     """A record made by the real scoring code (aggregate + make_record) from hand-made per-example values.
 
-    ``per``: example_id -> {metric: value}; the examples' kinds and mechanisms come from :data:`EXAMPLES`.
+    ``per``: example_id -> {metric: value}; the examples' kinds and mechanisms come from :data:`EXAMPLES`. Each
+    example is its own document, except that ``one_doc`` puts every example of that mechanism in one.
     """
     from types import SimpleNamespace
 
@@ -197,7 +199,8 @@ def _v2_record(method: str, per: dict[str, dict[str, float]], *, wall: float = 1
     from advdla.scoring.metrics import aggregate
 
     rows = [{"method": method, "example_id": i, "split": split, "kind": EXAMPLES[i][0], "mechanism": EXAMPLES[i][1],
-             "cluster": f"doc{i}", "metric": metric, "value": value}
+             "cluster": f"doc{i}" if one_doc is None or EXAMPLES[i][1] != one_doc else "doc0", "metric": metric,
+             "value": value}
             for i, values in per.items() for metric, value in values.items()]
     per_frame = pd.DataFrame(rows)
     frame = aggregate(per_frame, n_boot=200)
@@ -308,6 +311,21 @@ def test_verdict_follows_the_records(v2board):
     add_record(_v2_record("dla-relative", worse), v2board)
     sentence = verdict(load_board(v2board).current)[2]
     assert "dla-relative is fooled on 100% against DLA's 100%" in sentence and "does not fix them" in sentence
+
+
+def test_examples_from_one_document_get_no_interval(v2board):
+    """The baseline examples all cut from one document (as a search that settles on one context leaves them): no
+    interval on their column, none on the paired difference, and the verdict says why instead of a zero width."""
+    from advdla.leaderboard import verdict
+
+    for method in ("dla", "dla-relative"):
+        per = _values(_dla_spearman, lambda i, kind, mech, m=method: float(kind == "adversarial" and m == "dla"))
+        add_record(_v2_record(method, per, one_doc="baseline"), v2board)
+    rows = {r["method"]: r for r in ranked_rows(load_board(v2board).current)}
+    assert all(math.isnan(x) for x in rows["dla"]["fooled_base_ci"]) and rows["dla"]["fooled_base"] == 1.0
+    assert not any(math.isnan(x) for x in rows["dla"]["fooled_comp_ci"])  # eight documents: an interval
+    sentence = verdict(load_board(v2board).current)[2]
+    assert "paired difference -1.00; all from one document, so no interval" in sentence
 
 
 def test_sort_by_a_mechanism_and_unknown_groups(v2board):

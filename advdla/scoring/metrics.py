@@ -181,17 +181,19 @@ def _cluster_stats(values: np.ndarray, clusters: np.ndarray) -> tuple[np.ndarray
 
 def bootstrap_ci(values: np.ndarray, *, clusters: np.ndarray | None = None, n_boot: int = 1000, seed: int = 0,
                  level: float = 0.95) -> tuple[float, float]:
-    """Seeded percentile bootstrap interval of the mean over examples (NaNs dropped; a single value: (v, v)).
+    """Seeded percentile bootstrap interval of the mean over examples (NaNs dropped).
 
     With ``clusters`` (one label per value: the base document an example was built on) whole clusters are
-    resampled, so near-duplicate prompts from one document count once, not as independent evidence.
+    resampled, so near-duplicate prompts from one document count once, not as independent evidence. Fewer than
+    two clusters give no interval, (nan, nan): resampling a single document always draws the same mean, and a
+    zero-width interval would claim a precision the data cannot show.
     """
     values = np.asarray(values, dtype=float)
     clusters = np.arange(len(values)) if clusters is None else np.asarray(clusters)
     sums, counts = _cluster_stats(values, clusters)
     keep = counts > 0
     sums, counts = sums[keep], counts[keep]
-    if len(sums) == 0:
+    if len(sums) < 2:
         return float("nan"), float("nan")
     idx = np.random.default_rng(seed).integers(0, len(sums), size=(n_boot, len(sums)))
     means = sums[idx].sum(1) / counts[idx].sum(1)
