@@ -28,6 +28,26 @@ def test_shipped_suite_is_found_by_model_name(tmp_path):
     (tmp_path / "broken").mkdir()
     (tmp_path / "broken" / "manifest.json").write_text("{")  # a damaged folder is skipped, not fatal
     assert shipped_suite("planted-erasure", tmp_path) is None
+    assert shipped_suite("smollm2-135m", SUITES_DIR, seq_len=16) == SUITES_DIR / "smollm2-135m-erasure"  # 40 > 6
+
+
+def test_the_shipped_suite_with_the_most_dev_examples_wins(tmp_path):
+    """Two suites of one model: the larger one, even at a lower version; at equal size, the higher version."""
+    from unittest import mock
+
+    def suite(name: str, n_dev: int, version: int) -> None:
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "manifest.json").write_text("{}")
+        manifests[name] = {"model": "m", "version": version, "config": {"seq_len": 16},
+                           "splits": {"dev": {"adversarial": n_dev, "natural": 1}}}
+
+    manifests: dict[str, dict] = {}
+    suite("a-big", 40, 1)
+    suite("b-small", 6, 3)
+    with mock.patch("advdla.suites.imported.read_manifest", lambda path: manifests[path.name]):
+        assert shipped_suite("m", tmp_path) == tmp_path / "a-big"
+        manifests["b-small"]["splits"]["dev"]["adversarial"] = 40
+        assert shipped_suite("m", tmp_path) == tmp_path / "b-small"
 
 
 def test_cut_panel_keeps_the_shipped_truth_and_labels(planted):

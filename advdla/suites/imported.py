@@ -71,8 +71,12 @@ def import_examples(path: str | Path, bridge: Any, *, split: str, policy: PanelP
 
 
 def shipped_suite(model: str, root: str | Path, *, seq_len: int | None = None) -> Path | None:
-    """The newest suite under ``root`` built for ``model`` (by registry name) with ``seq_len``-token prompts (any
-    length when None), or None."""
+    """The suite under ``root`` built for ``model`` (by registry name) with ``seq_len``-token prompts (any length
+    when None) that holds the most dev adversarial examples (then the highest version, then the name), or None.
+
+    A model may ship several suites (smollm2-135m: ``smollm2-135m-erasure``, 40 dev adversarial examples, and the
+    small ``smollm2-135m-baseline``, 6): the run takes the one that gives its verdict the most evidence.
+    """
     found = []
     for file in sorted(Path(root).glob("*/manifest.json")):
         try:
@@ -80,5 +84,5 @@ def shipped_suite(model: str, root: str | Path, *, seq_len: int | None = None) -
         except AdvdlaError:
             continue  # an old or damaged folder is not a shipped suite
         if m["model"] == model and seq_len in (None, m["config"]["seq_len"]):
-            found.append((m["version"], str(file.parent)))
-    return Path(max(found)[1]) if found else None
+            found.append((m["splits"]["dev"]["adversarial"], m["version"], str(file.parent)))
+    return Path(max(found)[-1]) if found else None
