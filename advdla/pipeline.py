@@ -122,8 +122,9 @@ def plan_run(
 ) -> RunPlan:
     """The default sizes, or the ``--quick`` ones (about half the work of every stage).
 
-    ``shipped``: a suite folder whose dev examples join the run's, ``auto`` (the default: the newest suite of
-    ``model`` with the run's prompt length in the project's ``suites/`` folder, if any) or ``none``.
+    ``shipped``: a suite folder whose dev examples join the run's, ``auto`` (the default: of the suites of
+    ``model`` with the run's prompt length in the project's ``suites/`` folder, the one with the most dev
+    adversarial examples, if any) or ``none``.
     """
     if methods != "all":
         resolve_methods(methods)  # a typo stops here, before any work
