@@ -48,6 +48,8 @@ def test_the_shipped_suite_with_the_most_dev_examples_wins(tmp_path):
         assert shipped_suite("m", tmp_path) == tmp_path / "a-big"
         manifests["b-small"]["splits"]["dev"]["adversarial"] = 40
         assert shipped_suite("m", tmp_path) == tmp_path / "b-small"
+        del manifests["b-small"]["splits"]  # a damaged manifest is skipped, not a crash of `advdla run`
+        assert shipped_suite("m", tmp_path) == tmp_path / "a-big"
 
 
 def test_cut_panel_keeps_the_shipped_truth_and_labels(planted):

@@ -81,8 +81,10 @@ def shipped_suite(model: str, root: str | Path, *, seq_len: int | None = None) -
     for file in sorted(Path(root).glob("*/manifest.json")):
         try:
             m = read_manifest(file.parent)
-        except AdvdlaError:
+            fits = m["model"] == model and seq_len in (None, m["config"]["seq_len"])
+            key = (m["splits"]["dev"]["adversarial"], m["version"], str(file.parent))
+        except (AdvdlaError, KeyError, TypeError):
             continue  # an old or damaged folder is not a shipped suite
-        if m["model"] == model and seq_len in (None, m["config"]["seq_len"]):
-            found.append((m["splits"]["dev"]["adversarial"], m["version"], str(file.parent)))
+        if fits:
+            found.append(key)
     return Path(max(found)[-1]) if found else None
