@@ -593,9 +593,12 @@ def _baseline_sentence(relative: Entry | None, dla: Entry) -> str:
         return f"{RELATIVE} was not scored, so whether it fixes DLA's baseline examples is open."
     f_rel, f_dla = relative.value("baseline", "fooled"), dla.value("baseline", "fooled")
     mean, lo, hi, n = paired(relative, dla, "fooled", "baseline")
-    interval = f" (paired difference {mean:+.2f} [{lo:+.2f}, {hi:+.2f}])" if n and not math.isnan(lo) else ""
-    if n and math.isnan(lo):
+    if not n:
+        interval = ""
+    elif math.isnan(lo):
         interval = f" (paired difference {mean:+.2f}; all from one document, so no interval)"
+    else:
+        interval = f" (paired difference {mean:+.2f} [{lo:+.2f}, {hi:+.2f}])"
     if math.isnan(f_rel) or math.isnan(f_dla):
         return f"The fooled rates of {RELATIVE} and DLA on baseline examples are undefined here."
     if f_dla == 0:
