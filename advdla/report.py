@@ -108,9 +108,9 @@ class progress_bar:
         if step.task in self._finished:
             if finished:
                 return
-            self._finished.discard(step.task)  # a new run under the same name (the next split's search)
-            self._started[step.task] = self._logged[step.task] = now
-            self._first_done[step.task] = step.done
+            self._finished.discard(step.task)  # a new run under the same name (the next split's search): start over
+            for state in (self._started, self._logged, self._first_done):
+                state.pop(step.task, None)
         start = self._started.setdefault(step.task, now)
         first = self._first_done.setdefault(step.task, step.done)
         last = self._logged.get(step.task, start)
