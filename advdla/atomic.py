@@ -140,10 +140,12 @@ def _can_write(folder: Path) -> bool:
 
 
 @contextlib.contextmanager
-def removed_on_failure(path: str | os.PathLike) -> Iterator[Path]:
+def removed_on_failure(path: str | os.PathLike, *, keep: Callable[[], bool] | None = None) -> Iterator[Path]:
     """Undo what the block created at ``path`` if it raises an exception (not on Ctrl-C, which keeps partial work
     such as a search study to resume): the folder itself (and the parents it needed) if it did not exist before,
-    else the entries that are new at its top level. Files the block changed in place cannot be restored."""
+    else the entries that are new at its top level. Files the block changed in place cannot be restored.
+
+    ``keep()``, asked when the block fails, may say that what it wrote is worth keeping (finished stages of a run)."""
     p = Path(os.path.abspath(Path(path).expanduser()))
     existed = os.path.isdir(p)
     before = set(os.listdir(p)) if existed else set()
@@ -154,6 +156,8 @@ def removed_on_failure(path: str | os.PathLike) -> Iterator[Path]:
     try:
         yield p
     except Exception:
+        if keep is not None and keep():
+            raise
         if existed:
             with contextlib.suppress(OSError):
                 for name in set(os.listdir(p)) - before:

@@ -165,6 +165,12 @@ def check_context(bridge: Any, n_tokens: int, what: str, *, per_unit: int = 1) -
                           f"use a length of at most {n_ctx // per_unit} there")
 
 
+def fit_length(bridge: Any, length: int, *, per_unit: int = 1) -> int:
+    """The largest length up to ``length`` whose positions (``per_unit`` per unit) fit the model's context: what a
+    default length becomes on a small-context model (an explicit one is checked with :func:`check_context`)."""
+    return min(length, int(bridge.cfg.n_ctx) // per_unit)
+
+
 def magnitude_rank(values: Float[Tensor, "... comp"], index: int) -> Int[Tensor, "..."]:
     """1-based rank of component ``index`` by |value| among all components (ties: the earlier component first).
 

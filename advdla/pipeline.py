@@ -40,7 +40,7 @@ from advdla.erasure import analyze, rank_targets, sample_prompts
 from advdla.errors import AdvdlaError
 from advdla.leaderboard import add_record, write_markdown
 from advdla.methods import available_methods, resolve_methods
-from advdla.models import load_model
+from advdla.models import expected_weights, load_model
 from advdla.progress import Progress, silent
 from advdla.scoring import ResultRecord, read_records, score_suite, write_records
 from advdla.search import SearchConfig, SearchResult, read_search, run_search, verified_examples
@@ -48,10 +48,11 @@ from advdla.search.objectives import Thresholds
 from advdla.suites import PanelPolicy, SuiteConfig, build_suite, check_destination, load_suite, verify_suite
 from advdla.suites.build import candidates_from_search
 from advdla.suites.config import SearchBudget, SplitSizes
-from advdla.suites.imported import import_examples, shipped_suite
+from advdla.suites.imported import choose_shipped, import_examples, suite_fit
 from advdla.suites.store import read_manifest
 
-__all__ = ["RunPlan", "RunState", "RunOutputs", "plan_run", "run_pipeline", "check_out", "STAGES"]
+__all__ = ["RunPlan", "RunState", "RunOutputs", "plan_run", "run_pipeline", "check_out", "finished_stages",
+           "fitting_seq_len", "STAGES"]
 
 STAGES = ("model", "analysis", "search", "suite", "scores", "leaderboard")
 STAGES_FILE = "stages.json"  # the finished stages of the run in OUT, for a re-run to resume
@@ -108,6 +109,7 @@ class RunPlan:
     late_layers: int = 3  # with a shipped suite: every row's panel starts this many layers before the first target
     force: bool = False  # replace a suite a previous run left in OUT
     device: str = "cpu"  # where the model runs (every stage: the tensors follow the model)
+    notes: tuple[str, ...] = ()  # what planning decided that the user should hear (a shipped suite skipped, ...)
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -118,9 +120,11 @@ class RunPlan:
 
 def plan_run(
     model: str, *, out: str, quick: bool = False, seed: int = 0, force: bool = False, methods: str = "all",
-    device: str = "cpu", shipped: str = "auto",
+    device: str = "cpu", shipped: str = "auto", seq_len: int | None = None,
 ) -> RunPlan:
     """The default sizes, or the ``--quick`` ones (about half the work of every stage).
+
+    ``seq_len``: the prompts' length, where the default (16) does not fit the model (:func:`fitting_seq_len`).
 
     ``shipped``: a suite folder whose dev examples join the run's, ``auto`` (the default: of the suites of
     ``model`` with the run's prompt length in the project's ``suites/`` folder, the one with the most dev
@@ -129,6 +133,10 @@ def plan_run(
     if methods != "all":
         resolve_methods(methods)  # a typo stops here, before any work
     plan = RunPlan(model=model, out=out, seed=seed, force=force, methods=methods, device=device)
+    if seq_len is not None and seq_len != plan.seq_len:
+        plan = dataclasses.replace(plan, seq_len=seq_len, notes=(
+            f"the default prompt length of {plan.seq_len} tokens does not fit {model} (the search's pre-screen "
+            f"reads windows of twice that): the run uses {seq_len}",))
     if quick:
         plan = dataclasses.replace(
             plan,
@@ -151,18 +159,25 @@ SUITES_DIR = Path(__file__).resolve().parents[1] / "suites"  # the project's shi
 
 
 def _with_shipped(plan: RunPlan, shipped: str) -> RunPlan:
-    """The plan with its shipped suite resolved (a path or "none") and, with one, the sizes it implies."""
-    path = (shipped_suite(plan.model, SUITES_DIR, seq_len=plan.seq_len) if shipped == "auto"
-            else None if shipped == "none" else shipped)
+    """The plan with its shipped suite resolved (a path or "none") and, with one, the sizes it implies.
+
+    A suite fits when it is of the run's model, prompt length and weights (the fingerprint the registry says the
+    model loads; checked again on the loaded model in the model stage): ``auto`` skips one that does not, with a
+    note; a named one that does not stops here, before any stage runs.
+    """
+    weights = expected_weights(plan.model)
+    if shipped == "auto":
+        path, skipped = choose_shipped(plan.model, SUITES_DIR, seq_len=plan.seq_len, weights=weights)
+        plan = dataclasses.replace(plan, notes=plan.notes + tuple(skipped))
+    else:
+        path = None if shipped == "none" else shipped
     if path is None:
         return plan
     m = read_manifest(Path(path))
-    if m["model"] != plan.model:
-        raise AdvdlaError(f"--shipped {path} is a suite of {m['model']}, not of {plan.model}: name a suite of the "
-                          f"run's model, or pass --shipped none")
-    if m["config"]["seq_len"] != plan.seq_len:
-        raise AdvdlaError(f"--shipped {path} has {m['config']['seq_len']}-token prompts, the run {plan.seq_len}: "
-                          f"name a suite of {plan.seq_len}-token prompts, or pass --shipped none")
+    problem = suite_fit(m, plan.model, seq_len=plan.seq_len, weights=weights)
+    if problem:
+        raise AdvdlaError(f"--shipped {path} {problem}: name a suite built on the run's model with "
+                          f"{plan.seq_len}-token prompts, or pass --shipped none")
     # the shipped rows are most of the run's: a third of the fresh adversarial examples (fewer to re-verify on
     # the slow path), few natural ones, no test split; IG at half the points (2 Gauss points, 1 with --quick: on
     # SmolLM2's late panel within 1% and 9% of the exact patching effect; at 4 points within 0.02%)
@@ -244,9 +259,28 @@ def run_pipeline(
 # ------------------------------------------------------------------------------------------------ resume
 
 
+NOT_KEYED = ("out", "force", "notes")  # plan fields a resumed run may change
+
+
 def _plan_key(plan: RunPlan) -> dict[str, Any]:
-    """What must match for a folder's run to be resumed: every size, not where it lives or --force."""
-    return json.loads(json.dumps({k: v for k, v in plan.to_dict().items() if k not in ("out", "force")}))
+    """What must match for a folder's run to be resumed: every size, not where it lives, --force or the notes."""
+    return json.loads(json.dumps({k: v for k, v in plan.to_dict().items() if k not in NOT_KEYED}))
+
+
+def fitting_seq_len(bridge: Any) -> int:
+    """The run's prompt length on ``bridge``: the default, or the largest that fits the model's context with the
+    search's pre-screen windows of twice that length (refused below the search's minimum of 4)."""
+    fitted = min(RunPlan.seq_len, int(bridge.cfg.n_ctx) // 2)
+    if fitted < 4:
+        raise AdvdlaError(f"the model's context of {bridge.cfg.n_ctx} positions is too short for a run: the search "
+                          f"needs windows of 2 x 4 tokens at least; use a model with a context of 8 or more")
+    return fitted
+
+
+def finished_stages(out: str | Path) -> list[str]:
+    """The stages a run into ``out`` has finished and recorded (what a re-run of the same plan resumes from)."""
+    record = _read_json(Path(out) / STAGES_FILE) or {}
+    return [name for name in STAGES if name in record.get("done", {})]
 
 
 def check_out(plan: RunPlan) -> dict[str, dict[str, Any]]:
@@ -261,7 +295,7 @@ def check_out(plan: RunPlan) -> dict[str, dict[str, Any]]:
     if saved is None:
         check_destination(out / "suites" / suite_name(plan.model), force=False)
         return {}
-    before = {k: v for k, v in saved.items() if k not in ("out", "force")}
+    before = {k: v for k, v in saved.items() if k not in NOT_KEYED}
     if before != _plan_key(plan):
         now = _plan_key(plan)
         diff = ", ".join(f"{k} {before.get(k)!r} (now {now.get(k)!r})" for k in now if before.get(k) != now[k])
@@ -317,7 +351,13 @@ def _load_stage(name: str, plan: RunPlan, state: RunState, rec: dict[str, Any]) 
 def stage_model(plan: RunPlan, state: RunState, report: Report) -> None:
     report(f"loading {plan.model} (the first use fetches and converts it)")
     state.bridge = load_model(plan.model, device=plan.device)
-    state.outputs.notes["model"] = state.bridge.advdla_card.weights_fingerprint[:12]
+    weights = state.bridge.advdla_card.weights_fingerprint
+    if plan.shipped != "none":  # planning checked the weights the registry promises; these are the loaded ones
+        problem = suite_fit(read_manifest(Path(plan.shipped)), plan.model, seq_len=plan.seq_len, weights=weights)
+        if problem:
+            raise AdvdlaError(f"the shipped suite {plan.shipped} {problem}: pass --shipped none, or rebuild the "
+                              f"suite on this model")
+    state.outputs.notes["model"] = weights[:12]
 
 
 def stage_analysis(plan: RunPlan, state: RunState, report: Report) -> None:

@@ -69,7 +69,7 @@ def test_cut_panel_keeps_the_shipped_truth_and_labels(planted):
 
 def test_import_refuses_other_weights_and_lengths(planted):
     other = SimpleNamespace(cfg=planted.cfg, advdla_card=SimpleNamespace(weights_fingerprint="0" * 64, name="x"))
-    with pytest.raises(AdvdlaError, match="other weights"):
+    with pytest.raises(AdvdlaError, match="on weights 9d84e1a01233, and planted-erasure has weights 000000000000"):
         import_examples(SHIPPED, other, split="dev", policy=PanelPolicy(), seq_len=16)
     with pytest.raises(AdvdlaError, match="16-token prompts"):
         import_examples(SHIPPED, planted, split="dev", policy=PanelPolicy(), seq_len=12)

@@ -165,9 +165,17 @@ def test_erasure_aware_dla_is_fooled_less_than_dla(bridge, clean):
 
 
 def test_fingerprint_is_deterministic_and_seeded(bridge):
-    same = [weights_fingerprint(build_planted_erasure(seed=0)[0].state_dict()) for _ in range(2)]
-    assert same[0] == same[1] == bridge.advdla_card.weights_fingerprint
-    assert weights_fingerprint(build_planted_erasure(seed=1)[0].state_dict()) != same[0]
+    """In one process the builder is deterministic and seeded; across CPUs its last bits may differ, so what loads
+    under the registry name is the shipped file, which the builder reproduces within REBUILD_TOLERANCE."""
+    from advdla.models.shipped import REBUILD_TOLERANCE, load_generated, max_difference
+
+    built = [build_planted_erasure(seed=0)[0] for _ in range(2)]
+    assert weights_fingerprint(built[0].state_dict()) == weights_fingerprint(built[1].state_dict())
+    other_seed = build_planted_erasure(seed=1)[0]
+    assert weights_fingerprint(other_seed.state_dict()) != weights_fingerprint(built[0].state_dict())
+    shipped = load_generated("planted-erasure")[0]
+    assert weights_fingerprint(shipped.state_dict()) == bridge.advdla_card.weights_fingerprint
+    assert max_difference(built[0], shipped) <= REBUILD_TOLERANCE
 
 
 def test_variants_keep_the_promises_and_the_decoy_never_reads_the_writer():
@@ -200,9 +208,11 @@ def test_variants_keep_the_promises_and_the_decoy_never_reads_the_writer():
                                               (f"blocks.{layer}.attn.hook_result", keep)])
     assert (_pr(seen["decoy"], writer) + 0.3).abs().max() < 0.02
     from advdla.models.planted import build_planted
+    from advdla.models.shipped import REBUILD_TOLERANCE, load_generated, max_difference
 
-    same = weights_fingerprint(build_planted(PLANTED_WORDS_CONFIG)[0].state_dict())
-    assert same == bridge.advdla_card.weights_fingerprint == load_model("planted-words").advdla_card.weights_fingerprint
+    built = build_planted(PLANTED_WORDS_CONFIG)[0]
+    assert weights_fingerprint(built.state_dict()) == bridge.advdla_card.weights_fingerprint  # same process
+    assert max_difference(built, load_generated("planted-words")[0]) <= REBUILD_TOLERANCE
 
 
 def test_baseline_head_writes_the_same_on_every_text_and_the_erasure_still_holds():

@@ -108,15 +108,6 @@ def test_bad_paths_exit_2(tmp_path, capsys):
     assert "not found" in one_error_line(capsys)
 
 
-@pytest.mark.slow
-def test_shipped_smollm2_suite_verifies_one_example(capsys):
-    path = SHIPPED / "smollm2-135m-erasure"
-    if not path.exists():
-        pytest.skip("suites/smollm2-135m-erasure has not been built yet")
-    assert main(["suite", "verify", str(path), "--sample", "1", "--format", "json"]) == 0
-    assert json.loads(capsys.readouterr().out)["ok"] is True
-
-
 KILL_CONFIG = """\
 name: killed
 model: planted-erasure

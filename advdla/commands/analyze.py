@@ -15,10 +15,11 @@ from typing import Any
 from advdla.components import parse_components
 from advdla.errors import AdvdlaError
 from advdla.progress import Step
-from advdla.report import add_format_arg, device, emit, progress_bar
+from advdla.report import add_format_arg, device, emit, err_console, progress_bar
 
 # advdla.models (and what uses it) imports torch: imported inside the commands, so `advdla --help` starts fast
 
+DEFAULT_SEQ_LEN = 32  # tokens per window, where the model's context allows
 SHOWN_COMPONENTS = 8  # per writer: its erasers, then the most negative PRs and DLA slopes up to this many rows
 
 
@@ -31,7 +32,8 @@ def register(subparsers: Any) -> None:
     p.add_argument("--n-writers", type=int, default=4,
                    help="with --writer auto: how many writers to analyse (default: 4)")
     p.add_argument("--prompts", type=int, default=32, help="corpus windows to analyse (default: 32)")
-    p.add_argument("--seq-len", type=int, default=32, help="tokens per window (default: 32)")
+    p.add_argument("--seq-len", type=int, default=None,
+                   help="tokens per window (default: 32, or the model's context where that is shorter)")
     p.add_argument("--resamples", type=int, default=2, help="same-length resamples for total effects (default: 2)")
     p.add_argument("--te-prompts", type=int, default=16, help="prompts used for the DLA-vs-TE ranking (default: 16)")
     p.add_argument("--overrated-top", type=int, default=12,
@@ -80,8 +82,8 @@ def _run(args: Any) -> Any:
                               f"use at most {n_comps}")
         writers = (None if args.writer == "auto"
                    else [check_writer(c, bridge.cfg) for c in parse_components(args.writer, bridge.cfg)])
-        tokens, resamples = sample_prompts(bridge, n=args.prompts, seq_len=args.seq_len, resamples=args.resamples,
-                                           seed=args.seed, corpus=args.corpus)
+        tokens, resamples = sample_prompts(bridge, n=args.prompts, seq_len=_seq_len(args, bridge),
+                                           resamples=args.resamples, seed=args.seed, corpus=args.corpus)
         # analyze's notes: 4 + 2 per writer (+ 2 for the scan)
         total = 4 + 2 * (len(writers) if writers else args.n_writers) + 2 * args.scan
         done = 0
@@ -94,6 +96,20 @@ def _run(args: Any) -> Any:
         return analyze(bridge, tokens, resamples, writers=writers, n_writers=args.n_writers, centre=args.centre,
                        overrated_top=args.overrated_top, te_prompts=args.te_prompts, seed=args.seed, step=step,
                        scan=args.scan, scan_prompts=args.scan_prompts)
+
+
+def _seq_len(args: Any, bridge: Any) -> int:
+    """--seq-len, or the default (32) shortened, with a note, to a context that is shorter."""
+    from advdla.attribution import fit_length
+
+    if args.seq_len is not None:
+        return args.seq_len
+    fitted = fit_length(bridge, DEFAULT_SEQ_LEN)
+    if fitted != DEFAULT_SEQ_LEN:
+        err_console.print(f"advdla analyze: note: the default --seq-len {DEFAULT_SEQ_LEN} does not fit the model's "
+                          f"context of {bridge.cfg.n_ctx}: using --seq-len {fitted}", highlight=False, markup=False,
+                          soft_wrap=True)
+    return fitted
 
 
 # ------------------------------------------------------------------------------------------- tables

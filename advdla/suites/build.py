@@ -31,10 +31,8 @@ a held-out set that nothing could have been tuned on.
 from __future__ import annotations
 
 import hashlib
-import importlib.metadata as md
 import json
 import math
-import platform
 import random
 import time
 from collections.abc import Callable, Iterator
@@ -54,7 +52,7 @@ from advdla.models import load_model
 from advdla.progress import Progress, Step, silent
 from advdla.search import SearchConfig, run_search, verified_examples
 from advdla.suites.config import SuiteConfig, config_from_dict
-from advdla.suites.fingerprint import Chain
+from advdla.suites.fingerprint import Chain, library_versions
 from advdla.suites.partial import PartialBuild
 from advdla.suites.store import (
     MANIFEST_FIELDS,
@@ -504,7 +502,7 @@ def _manifest(
         "description": cfg.description,
         "created": now,
         "advdla_version": advdla.__version__,
-        "libraries": _libraries(),
+        "libraries": library_versions(),
         "model": cfg.model,
         "model_card": ctx.bridge.advdla_card.to_dict(),
         "corpus": {"name": ctx.corpus.name, "fingerprint": ctx.corpus.fingerprint},
@@ -549,16 +547,6 @@ def _changelog(previous: dict[str, Any] | None, m: dict[str, Any], *, regenerate
     else:
         return log
     return log + [{"version": m["version"], "date": date, "note": note, "fingerprint": m["fingerprint"]}]
-
-
-def _libraries() -> dict[str, str]:
-    out = {"python": platform.python_version()}
-    for lib in ("torch", "transformers", "transformer-lens", "datasets", "pyarrow", "numpy", "optuna"):
-        try:
-            out[lib] = md.version(lib)
-        except md.PackageNotFoundError:
-            out[lib] = "not installed"
-    return out
 
 
 COLUMNS_DOC = """\

@@ -16,8 +16,10 @@ Nothing time- or machine-dependent goes in, so a rebuild on the same inputs repr
 from __future__ import annotations
 
 import hashlib
+import importlib.metadata as md
 import json
 import math
+import platform
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,9 +27,23 @@ from typing import Any
 
 from advdla.errors import AdvdlaError
 
-__all__ = ["canonical_json", "sha256_text", "sha256_file", "next_fingerprint", "hash_rows", "Chain", "ROOT"]
+__all__ = ["canonical_json", "sha256_text", "sha256_file", "next_fingerprint", "hash_rows", "Chain", "ROOT",
+           "library_versions", "LIBRARIES"]
 
 ROOT = "0" * 64  # the fingerprint before the first step
+LIBRARIES = ("torch", "transformers", "transformer-lens", "datasets", "pyarrow", "numpy", "optuna")
+
+
+def library_versions() -> dict[str, str]:
+    """Python's and :data:`LIBRARIES`' installed versions: what a manifest records (not part of any fingerprint,
+    which must not depend on the machine), and what a failed check compares with."""
+    out = {"python": platform.python_version()}
+    for lib in LIBRARIES:
+        try:
+            out[lib] = md.version(lib)
+        except md.PackageNotFoundError:
+            out[lib] = "not installed"
+    return out
 
 
 def canonical_json(obj: Any) -> str:

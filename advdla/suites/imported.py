@@ -25,7 +25,7 @@ from advdla.suites.config import PanelPolicy
 from advdla.suites.store import Example, load_suite, read_manifest
 from advdla.suites.truth import VALUE_COLUMNS, panel_candidates, target_mechanism
 
-__all__ = ["cut_panel", "import_examples", "shipped_suite"]
+__all__ = ["cut_panel", "import_examples", "shipped_suite", "choose_shipped", "suite_fit"]
 
 
 def cut_panel(example: Example, keep: set[str], thresholds: Thresholds) -> Example:
@@ -51,12 +51,9 @@ def import_examples(path: str | Path, bridge: Any, *, split: str, policy: PanelP
     """
     suite = load_suite(path)
     m = suite.manifest
-    if m["model_card"]["weights_fingerprint"] != bridge.advdla_card.weights_fingerprint:
-        raise AdvdlaError(f"{path} was built on other weights than {bridge.advdla_card.name} has now: rebuild it with "
-                          f"`advdla suite build` or run without it (--shipped none)")
-    if m["config"]["seq_len"] != seq_len:
-        raise AdvdlaError(f"{path} has {m['config']['seq_len']}-token prompts, the run {seq_len}: run with "
-                          f"--shipped none")
+    problem = suite_fit(m, m["model"], seq_len=seq_len, weights=bridge.advdla_card.weights_fingerprint)
+    if problem:
+        raise AdvdlaError(f"{path} {problem}: rebuild it with `advdla suite build`, or run without it (--shipped none)")
     thresholds = Thresholds(**m["thresholds"])
     taken = []
     for kind in ("adversarial", "natural"):
@@ -70,21 +67,46 @@ def import_examples(path: str | Path, bridge: Any, *, split: str, policy: PanelP
     return examples, info
 
 
-def shipped_suite(model: str, root: str | Path, *, seq_len: int | None = None) -> Path | None:
-    """The suite under ``root`` built for ``model`` (by registry name) with ``seq_len``-token prompts (any length
-    when None) that holds the most dev adversarial examples (then the highest version, then the name), or None.
+def suite_fit(manifest: dict[str, Any], model: str, *, seq_len: int | None = None,
+              weights: str | None = None) -> str | None:
+    """Why a suite does not fit a run of ``model`` with ``seq_len``-token prompts on weights ``weights`` (a
+    fingerprint; None for either: not checked), as the end of a sentence that starts with the suite; None if it
+    fits."""
+    if manifest["model"] != model:
+        return f"is a suite of {manifest['model']}, not of {model}"
+    if seq_len is not None and manifest["config"]["seq_len"] != seq_len:
+        return f"has {manifest['config']['seq_len']}-token prompts, the run {seq_len}"
+    built = str(manifest.get("model_card", {}).get("weights_fingerprint"))
+    if weights is not None and built != weights:
+        return f"was built on weights {built[:12]}, and {model} has weights {weights[:12]}"
+    return None
+
+
+def choose_shipped(model: str, root: str | Path, *, seq_len: int | None = None,
+                   weights: str | None = None) -> tuple[Path | None, list[str]]:
+    """The suite under ``root`` that fits a run of ``model`` (:func:`suite_fit`) and holds the most dev adversarial
+    examples (then the highest version, then the name), or None; and a line for each suite of ``model`` skipped
+    because it does not fit.
 
     A model may ship several suites (smollm2-135m: ``smollm2-135m-erasure``, 40 dev adversarial examples, and the
     small ``smollm2-135m-baseline``, 6): the run takes the one that gives its verdict the most evidence.
     """
-    found = []
+    found, skipped = [], []
     for file in sorted(Path(root).glob("*/manifest.json")):
         try:
             m = read_manifest(file.parent)
-            fits = m["model"] == model and seq_len in (None, m["config"]["seq_len"])
+            problem = suite_fit(m, model, seq_len=seq_len, weights=weights) if m["model"] == model else "other"
             key = (m["splits"]["dev"]["adversarial"], m["version"], str(file.parent))
         except (AdvdlaError, KeyError, TypeError):
             continue  # an old or damaged folder is not a shipped suite
-        if fits:
+        if problem is None:
             found.append(key)
-    return Path(max(found)[-1]) if found else None
+        elif problem != "other":
+            skipped.append(f"skipped the shipped suite {file.parent}: it {problem}")
+    return (Path(max(found)[-1]) if found else None), skipped
+
+
+def shipped_suite(model: str, root: str | Path, *, seq_len: int | None = None,
+                  weights: str | None = None) -> Path | None:
+    """:func:`choose_shipped`'s suite alone."""
+    return choose_shipped(model, root, seq_len=seq_len, weights=weights)[0]

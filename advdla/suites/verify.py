@@ -16,11 +16,12 @@ from advdla.components import parse_components
 from advdla.errors import AdvdlaError
 from advdla.models import load_model
 from advdla.search.objectives import Thresholds
-from advdla.suites.fingerprint import Chain, sha256_file
+from advdla.suites.fingerprint import Chain, library_versions, sha256_file
 from advdla.suites.store import DATA_FILES, Example, read_dataset, read_manifest, rows_fingerprint_args
 from advdla.suites.truth import VALUE_COLUMNS, ground_truth, target_mechanism
 
-__all__ = ["verify_suite", "check_splits", "check_example", "check_truth", "TOLERANCE", "MAX_SPLIT_OVERLAP"]
+__all__ = ["verify_suite", "check_splits", "check_example", "check_truth", "library_differences", "TOLERANCE",
+           "MAX_SPLIT_OVERLAP"]
 
 TOLERANCE = 1e-4  # |re-derived - stored| allowed for every LD, DLA and effect value
 MAX_SPLIT_OVERLAP = 0.3  # share of positions at which a dev and a test prompt may hold the same token
@@ -129,14 +130,30 @@ def _check_chain(manifest: dict[str, Any], rows: list[dict[str, Any]]) -> Chain:
 
 
 def _check_model(bridge: Any, manifest: dict[str, Any]) -> None:
+    """The model's weights and tokenizer fingerprints are the manifest's, exactly: a registry name means one exact set
+    of weights (downloaded ones pinned by sha256, generated ones shipped as files), so a difference is another model.
+    The message names both fingerprints and the library versions that differ from the build's."""
     card, want = bridge.advdla_card, manifest.get("model_card", {})
     if card.weights_fingerprint != want.get("weights_fingerprint"):
         raise AdvdlaError(
-            f"model {card.name!r} has weights {card.weights_fingerprint[:12]}, the suite was built on "
-            f"{manifest['model']!r} with weights {str(want.get('weights_fingerprint'))[:12]}"
+            f"the suite's files are intact, but model {card.name!r} loaded here has weights "
+            f"{card.weights_fingerprint[:12]} and the suite was built on {manifest['model']!r} with weights "
+            f"{str(want.get('weights_fingerprint'))[:12]} ({library_differences(manifest)}; the model here comes from "
+            f"{card.source}): load the suite's model, or rebuild the suite on this one (`advdla suite build CONFIG "
+            f"--force`)"
         )
     if card.tokenizer_fingerprint != want.get("tokenizer_fingerprint"):
-        raise AdvdlaError(f"model {card.name!r}: its tokenizer differs from the one the suite was built with")
+        raise AdvdlaError(f"model {card.name!r}: its tokenizer differs from the one the suite was built with "
+                          f"({library_differences(manifest)}): use the suite's model and tokenizer")
+
+
+def library_differences(manifest: dict[str, Any]) -> str:
+    """'installed libraries differ from the build's: transformers 5.24.0 -> 5.25.0', or that none does."""
+    built, here = manifest.get("libraries") or {}, library_versions()
+    diff = [f"{lib} {built[lib]} -> {here.get(lib, 'not installed')}" for lib in sorted(built)
+            if built[lib] != here.get(lib, "not installed")]
+    return ("installed libraries differ from the build's: " + ", ".join(diff) if diff
+            else "the installed libraries are the build's versions")
 
 
 def check_truth(bridge: Any, example: Example) -> None:
@@ -156,11 +173,14 @@ def check_truth(bridge: Any, example: Example) -> None:
             raise AdvdlaError(
                 f"{where}: {col} is {getattr(fresh, col)} on the model, {getattr(stored, col)} in the suite"
             )
-    if abs(fresh.ld - stored.ld) > TOLERANCE:
-        raise AdvdlaError(f"{where}: ld is {fresh.ld:.6g} on the model, {stored.ld:.6g} in the suite")
+    _within(where, "ld", fresh.ld, stored.ld)
     for col in VALUE_COLUMNS:
         for comp, got, want in zip(stored.panel, getattr(fresh, col).tolist(), getattr(stored, col).tolist()):
-            if not abs(got - want) <= TOLERANCE:
-                raise AdvdlaError(
-                    f"{where}: {col}[{comp}] is {got:.6g} on the model, {want:.6g} in the suite (tolerance {TOLERANCE})"
-                )
+            _within(where, f"{col}[{comp}]", got, want)
+
+
+def _within(where: str, what: str, got: float, want: float) -> None:
+    """A re-derived value agrees with the stored one within :data:`TOLERANCE` (NaN never does)."""
+    if not abs(got - want) <= TOLERANCE:
+        raise AdvdlaError(f"{where}: {what} is {got:.6g} on the model, {want:.6g} in the suite: they differ by "
+                          f"{abs(got - want):.3g}, more than the tolerance of {TOLERANCE:g}")
