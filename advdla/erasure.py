@@ -63,6 +63,7 @@ from advdla.components import (
     resid_hook,
 )
 from advdla.corpus import TokenWindows, load_corpus
+from advdla.criteria import Thresholds
 from advdla.errors import AdvdlaError
 from advdla.patching import direct_effects, total_effects, v_composition_hooks
 
@@ -484,7 +485,7 @@ def rank_targets(bridge: Any, tokens: Int[Tensor, "batch pos"], resamples: Tenso
 
     - ``de_share`` = mean max(DE, 0) / mean LD (high) and ``te_share`` = mean |TE| / mean LD (low);
     - ``holds``: prompts with LD > margin, DE >= min_de_share LD and |TE| <= max_te_share LD (``thresholds``, a
-      :class:`~advdla.search.objectives.Thresholds`; default its defaults);
+      :class:`~advdla.criteria.Thresholds`; default its defaults);
     - ``score`` = min(de_share, 1) - 2 te_share (the compensation objective's shape, on means).
 
     Candidates with a positive score and at least ``min_holds`` prompts come first, then by ``score``. Only
@@ -493,7 +494,6 @@ def rank_targets(bridge: Any, tokens: Int[Tensor, "batch pos"], resamples: Tenso
     resample). Columns: component, dla, de, te (signed means over prompts), te_std, abs_dla, de_share, te_share,
     dla_share (mean |DLA| / mean LD), holds, prompts, score, overstatement (= dla - te), most promising first.
     """
-    from advdla.search.objectives import Thresholds  # lazy: the search package imports this module
 
     thr = thresholds or Thresholds()
     tokens = check_tokens(bridge, tokens)

@@ -36,6 +36,7 @@ from typing import Any
 from advdla.atomic import write_json_atomic
 from advdla.components import Component, parse_component
 from advdla.corpus import TokenWindows, load_corpus, split_documents
+from advdla.criteria import Thresholds
 from advdla.erasure import analyze, rank_targets, sample_prompts
 from advdla.errors import AdvdlaError
 from advdla.leaderboard import add_record, write_markdown
@@ -44,7 +45,6 @@ from advdla.models import expected_weights, load_model
 from advdla.progress import Progress, silent
 from advdla.scoring import ResultRecord, read_records, score_suite, write_records
 from advdla.search import SearchConfig, SearchResult, read_search, run_search, verified_examples
-from advdla.search.objectives import Thresholds
 from advdla.suites import PanelPolicy, SuiteConfig, build_suite, check_destination, load_suite, verify_suite
 from advdla.suites.build import candidates_from_search
 from advdla.suites.config import SearchBudget, SplitSizes

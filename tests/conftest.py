@@ -47,8 +47,8 @@ def build_planted_suite(bridge, *, n_adversarial=8, n_natural=8, n_tokens=12, n_
     from types import SimpleNamespace
 
     from advdla.corpus import TokenWindows, disjoint_resamples, load_corpus
+    from advdla.criteria import Thresholds
     from advdla.models.planted import PLANTED
-    from advdla.search.objectives import Thresholds
     from advdla.suites import Example, ground_truth
     from advdla.suites.truth import panel_candidates, target_mechanism
 

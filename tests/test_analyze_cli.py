@@ -57,18 +57,21 @@ def test_planted_words_32_positions_word_level_scan(capsys):
 
 
 def test_search_on_planted_words(capsys, tmp_path):
-    """Default --seq-len 24 needs pre-screen windows of 48 positions: one line, exit 2, nothing written; 16 works."""
+    """An explicit --seq-len 24 needs pre-screen windows of 48 positions: one line, exit 2, nothing written. The
+    default (24) shrinks to 16 on the 32-position model, with a note, and finds the writer's examples."""
     from advdla.models.planted import PLANTED_WORDS
 
     out = tmp_path / "s"
     base = ["search", "--model", "planted-words", "--no-progress", "--out", str(out), "--threads", "1"]
-    assert cli.main(base) == 2
+    assert cli.main([*base, "--seq-len", "24"]) == 2
     err = [ln for ln in capsys.readouterr().err.splitlines() if ln.strip()]
     assert len(err) == 1 and "48" in err[0] and "32" in err[0] and not out.exists()
-    args = ["--seq-len", "16", "--trials", "16", "--batch", "8", "--resamples", "2", "--max-verify", "2",
-            "--format", "json"]
+    args = ["--trials", "16", "--batch", "8", "--resamples", "2", "--max-verify", "2", "--format", "json"]
     assert cli.main([*base, *args]) == 0
-    summary = json.loads(capsys.readouterr().out)
+    captured = capsys.readouterr()
+    assert "the default --seq-len 24 needs 48 positions" in captured.err and "using --seq-len 16" in captured.err
+    summary = json.loads(captured.out)
+    assert summary["config"]["seq_len"] == 16
     assert summary["target"] == PLANTED_WORDS.writer and summary["objective"] == "compensation"
     assert summary["counts"]["verified_examples"] >= 1
 

@@ -86,20 +86,6 @@ def test_the_runs_default_prompt_length_fits_the_context():
     assert plan.seq_len == 10 and "does not fit tiny-gpt2" in plan.notes[0]
 
 
-def test_search_default_length_fits_a_32_position_model_and_an_explicit_one_does_not(capsys):
-    from advdla.commands.search import _fit_default_length
-    from advdla.models import load_model
-    from advdla.search import SearchConfig
-
-    words = load_model("planted-words")  # 32 positions: the default 24 needs 48 for the pre-screen
-    assert _fit_default_length(words, SearchConfig()).seq_len == 16
-    assert "using --seq-len 16" in capsys.readouterr().err
-    assert _fit_default_length(words, SearchConfig(seq_len=12)).seq_len == 12  # fits: unchanged, no note
-    assert capsys.readouterr().err == ""
-    assert main(["search", "--model", "planted-words", "--seq-len", "24", "--out", "unused"]) == 2
-    assert "needs 48 positions but the model has a context of 32" in capsys.readouterr().err
-
-
 def test_analyze_default_length_fits_a_short_context(tmp_path, capsys):
     from advdla.models.tiny import byte_tokenizer, tiny_gpt2_hf
 

@@ -13,14 +13,12 @@ import torch
 from advdla import attribution, patching
 from advdla.components import parse_component
 from advdla.corpus import TokenWindows, load_corpus
+from advdla.criteria import Thresholds, is_adversarial, mechanism
 from advdla.errors import AdvdlaError
 from advdla.models.planted import PLANTED
 from advdla.search import (
     SearchConfig,
-    Thresholds,
-    is_adversarial,
     is_hit,
-    mechanism,
     resolve_target,
     run_search,
     scalar_objective,
@@ -380,7 +378,6 @@ def test_bad_budget_and_storage_are_one_line(planted, tmp_path):
     ],
 )
 def test_mechanism_rules(dla, de, te, ld, rank, expected):
-    from advdla.search import mechanism
 
     assert mechanism(dla, de, te, ld, Thresholds(), rank=rank) == expected
     assert mechanism(torch.tensor(dla), torch.tensor(de), torch.tensor(te), torch.tensor(ld), Thresholds(),

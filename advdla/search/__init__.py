@@ -3,7 +3,8 @@
 - :mod:`advdla.search.space`: fixed-length context manipulations and k free token slots over small
   candidate pools built from the model (gradients, the target's OV circuit, what erasure suspects attend to);
 - :mod:`advdla.search.evaluate`: batched scoring of candidates (DLA, rank, LD, TE over fixed resamples);
-- :mod:`advdla.search.objectives`: thresholds, the scalar objective and the multi-objective vector;
+- :mod:`advdla.search.objectives`: the scalar objective and the multi-objective vector (what counts as
+  adversarial is :mod:`advdla.criteria`'s);
 - :mod:`advdla.search.engine`: the Optuna study with batched ask/tell, storage, resume and several workers.
 
 Entry point: :func:`run_search` (``advdla search`` on the command line); :func:`verified_examples` keeps the
@@ -21,17 +22,8 @@ from advdla.search.engine import (
                                   verified_examples,
 )
 from advdla.search.evaluate import Evaluator, Scores, verify
-from advdla.search.objectives import (
-                                  MECHANISMS,
-    OBJECTIVES,
-                                  Thresholds,
-                                  is_adversarial,
-    is_hit,
-                                  mechanism,
-                                  multi_objectives,
-                                  scalar_objective,
-)
+from advdla.search.objectives import OBJECTIVES, is_hit, multi_objectives, scalar_objective
 
 __all__ = ["SAMPLERS", "SearchConfig", "SearchResult", "run_search", "resolve_target", "corpus_baseline", "read_search",
-           "verified_examples", "Evaluator", "Scores", "verify", "Thresholds", "is_adversarial", "is_hit",
-           "OBJECTIVES", "mechanism", "MECHANISMS", "multi_objectives", "scalar_objective"]
+           "verified_examples", "Evaluator", "Scores", "verify", "is_hit", "OBJECTIVES", "multi_objectives",
+           "scalar_objective"]

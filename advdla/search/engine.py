@@ -27,7 +27,6 @@ it still passes the thresholds.
 from __future__ import annotations
 
 import hashlib
-import importlib.util
 import json
 import os
 import random
@@ -54,21 +53,21 @@ from advdla.atomic import write_atomic, write_json_atomic
 from advdla.attribution import check_context
 from advdla.components import Component, all_components, is_downstream, parse_component
 from advdla.corpus import TokenWindows, load_corpus
+from advdla.criteria import Thresholds, mechanism
 from advdla.erasure import auto_target
 from advdla.errors import AdvdlaError, did_you_mean
 from advdla.progress import Progress, Step, silent
 from advdla.search.evaluate import Evaluator, Scores, verify
 from advdla.search.objectives import (
     DIRECTIONS,
-    Thresholds,
     check_objective,
     constraints,
     is_hit,
-    mechanism,
     multi_objectives,
     scalar_objective,
 )
 from advdla.search.space import MAX_SWAPS, WINDOWS_PER_BASE, SearchSpace, build_prompt, build_space, suggest
+from advdla.search.storage import with_driver
 
 __all__ = ["SearchConfig", "SearchResult", "run_search", "resolve_target", "open_storage", "SAMPLERS",
            "corpus_baseline", "verified_examples", "search_resamples", "verify_resamples", "slow_scores",
@@ -210,9 +209,7 @@ def _rdb_storage(url: str, engine_kwargs: dict[str, Any], tries: int = 5) -> Any
     its schema-version row; the loser sees "already exists" (or a duplicate version row) and, a moment later,
     a complete schema it can simply use.
     """
-    if url.startswith("postgresql://"):  # SQLAlchemy 2.1 means psycopg (3) by that, 2.0 psycopg2: take the installed
-        driver = next((d for d in ("psycopg", "psycopg2") if importlib.util.find_spec(d)), None)
-        url = f"postgresql+{driver}://{url.removeprefix('postgresql://')}" if driver else url
+    url = with_driver(url)
     for attempt in range(tries):
         try:
             return optuna.storages.RDBStorage(url, engine_kwargs=engine_kwargs)

@@ -10,7 +10,7 @@ Context: the steps, in order (each a short function below):
    tests can hand in a stub;
 4. per candidate, in a seeded order: two disjoint resample sets (the truth's and the methods', from documents
    neither the prompt's nor the other split's), the panel, the ground truth, and the mechanism label
-   (:func:`advdla.search.objectives.mechanism`) checked on that final truth: a candidate that no longer meets
+   (:func:`advdla.criteria.mechanism`) checked on that final truth: a candidate that no longer meets
    the adversarial thresholds is counted and left out, never kept as adversarial;
 5. per split, natural controls: unmanipulated windows of the split's documents that pass the same LD margin and
    put a target in DLA's top k by the same rule (:func:`advdla.attribution.magnitude_rank`), nothing asked of

@@ -26,9 +26,10 @@ from typing import Any
 
 import yaml
 
+from advdla.criteria import Thresholds
 from advdla.errors import AdvdlaError, did_you_mean
 from advdla.search import SAMPLERS
-from advdla.search.objectives import OBJECTIVES, Thresholds
+from advdla.search.objectives import OBJECTIVES
 
 __all__ = ["SuiteConfig", "SearchBudget", "SplitSizes", "load_config", "config_from_dict", "PanelPolicy"]
 
@@ -84,7 +85,7 @@ class SuiteConfig:
     search: SearchBudget = field(default_factory=SearchBudget)
     resamples: int = 8  # R_truth: resamples the truth averages over
     method_resamples: int = 4  # R_method: the counterfactuals methods receive (disjoint documents)
-    thresholds: dict = field(default_factory=dict)  # keys of advdla.search.objectives.Thresholds; missing -> defaults
+    thresholds: dict = field(default_factory=dict)  # keys of advdla.criteria.Thresholds; missing -> defaults
     panel: PanelPolicy = field(default_factory=PanelPolicy)
     splits: SplitSizes = field(default_factory=SplitSizes)
 

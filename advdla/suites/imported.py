@@ -19,8 +19,8 @@ import dataclasses
 from pathlib import Path
 from typing import Any
 
+from advdla.criteria import Thresholds
 from advdla.errors import AdvdlaError
-from advdla.search.objectives import Thresholds
 from advdla.suites.config import PanelPolicy
 from advdla.suites.store import Example, load_suite, read_manifest
 from advdla.suites.truth import VALUE_COLUMNS, panel_candidates, target_mechanism

@@ -33,8 +33,8 @@ from torch import Tensor
 
 from advdla.attribution import dla, magnitude_rank
 from advdla.components import Component, all_components
+from advdla.criteria import Thresholds, mechanism
 from advdla.patching import total_effects, truth_effects
-from advdla.search.objectives import Thresholds, mechanism
 from advdla.suites.config import PanelPolicy
 
 __all__ = ["Truth", "VALUE_COLUMNS", "panel_candidates", "choose_panel", "ground_truth", "target_mechanism"]
@@ -105,7 +105,7 @@ def ground_truth(bridge: Any, tokens: Int[Tensor, " pos"], resamples: Int[Tensor
 
 
 def target_mechanism(truth: Truth, target: str, thresholds: Thresholds) -> str:
-    """Why DLA misleads about ``target`` on this truth (:func:`advdla.search.objectives.mechanism`), its rank
+    """Why DLA misleads about ``target`` on this truth (:func:`advdla.criteria.mechanism`), its rank
     by |DLA| taken within the panel (:func:`advdla.attribution.magnitude_rank`); ``none``: not adversarial."""
     t = truth.panel.index(target)
     rank = int(magnitude_rank(truth.dla, t))

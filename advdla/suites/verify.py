@@ -13,9 +13,9 @@ from typing import Any
 
 from advdla.attribution import magnitude_rank
 from advdla.components import parse_components
+from advdla.criteria import Thresholds
 from advdla.errors import AdvdlaError
 from advdla.models import load_model
-from advdla.search.objectives import Thresholds
 from advdla.suites.fingerprint import Chain, library_versions, sha256_file
 from advdla.suites.store import DATA_FILES, Example, read_dataset, read_manifest, rows_fingerprint_args
 from advdla.suites.truth import VALUE_COLUMNS, ground_truth, target_mechanism

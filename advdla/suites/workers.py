@@ -47,6 +47,7 @@ from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 
 from advdla.errors import AdvdlaError
+from advdla.search.storage import with_driver
 from advdla.suites.fingerprint import canonical_json
 from advdla.suites.store import Example
 
@@ -90,7 +91,7 @@ def open_database(url: str) -> Engine:
     """An engine whose transactions take their locks up front (SQLite: ``BEGIN IMMEDIATE``, WAL, long timeout)."""
     check_database_url(url)
     if make_url(url).get_backend_name() == "postgresql":
-        return create_engine(_pg_driver(url), pool_pre_ping=True)
+        return create_engine(with_driver(url), pool_pre_ping=True)
     engine = create_engine(url, connect_args={"timeout": 120, "check_same_thread": False})
 
     @event.listens_for(engine, "connect")
@@ -104,16 +105,6 @@ def open_database(url: str) -> Engine:
         conn.exec_driver_sql("BEGIN IMMEDIATE")  # the write lock now: claims never deadlock on an upgrade
 
     return engine
-
-
-def _pg_driver(url: str) -> str:
-    """``postgresql://`` with the installed driver named (SQLAlchemy 2.1 means psycopg 3 by default)."""
-    import importlib.util
-
-    if not url.startswith("postgresql://"):
-        return url
-    driver = next((d for d in ("psycopg", "psycopg2") if importlib.util.find_spec(d)), None)
-    return f"postgresql+{driver}://{url.removeprefix('postgresql://')}" if driver else url
 
 
 def _alive(pid: int) -> bool:
