@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import random
 
 import optuna
 import pandas as pd
@@ -17,7 +18,10 @@ from advdla.criteria import Thresholds, is_adversarial, mechanism
 from advdla.errors import AdvdlaError
 from advdla.models.planted import PLANTED
 from advdla.search import (
+    OBJECTIVES,
+    SAMPLERS,
     SearchConfig,
+    check_objective,
     is_hit,
     resolve_target,
     run_search,
@@ -25,9 +29,11 @@ from advdla.search import (
     verified_examples,
     verify,
 )
-from advdla.search.engine import verify_resamples
 from advdla.search.evaluate import Evaluator, Scores, rank_pool
-from advdla.search.space import build_prompt, build_space, suggest
+from advdla.search.local import mutations, unedited
+from advdla.search.space import WINDOWS_PER_BASE, _prescreen_scores, build_prompt, build_space, suggest
+from advdla.search.verified import verify_resamples
+from advdla.search.yields import summarise, wilson
 
 
 @pytest.fixture(autouse=True, scope="module")
@@ -127,7 +133,7 @@ def test_thresholds_each_condition_can_fail(change, adversarial):
     assert bool(is_adversarial(_scores(**change), Thresholds())[0]) is adversarial
 
 
-@pytest.mark.parametrize("objective", ["dla", "compensation", "baseline"])
+@pytest.mark.parametrize("objective", list(OBJECTIVES))  # every registered objective: a conformance test
 def test_scalar_objective_is_positive_exactly_on_hits_and_ranks_near_misses(objective):
     torch.manual_seed(0)
     n = 4000
@@ -364,6 +370,21 @@ def test_bad_budget_and_storage_are_one_line(planted, tmp_path):
         run_search(planted, SearchConfig(target=PLANTED.writer, sampler="tep"), out_dir=tmp_path)
 
 
+def test_objectives_and_samplers_are_registries_with_one_line_errors():
+    assert list(OBJECTIVES) == ["compensation", "dla", "baseline"] and "dla" in OBJECTIVES
+    assert list(SAMPLERS) == ["tpe", "nsga2", "random"] and "nsga2" in SAMPLERS and "tep" not in SAMPLERS
+    assert check_objective("dla") == "dla"
+    with pytest.raises(AdvdlaError, match=r"^unknown objective 'compensatoin': use one of compensation, dla, "
+                                          r"baseline\. Did you mean 'compensation'\?$"):
+        check_objective("compensatoin")
+    # each sampler builds the Optuna sampler it names, and its mode is the objective shape the study is told
+    kinds = {"tpe": optuna.samplers.TPESampler, "nsga2": optuna.samplers.NSGAIISampler,
+             "random": optuna.samplers.RandomSampler}
+    for name, spec in SAMPLERS.items():
+        assert isinstance(spec.build(0, 16), kinds[name]) and SearchConfig(sampler=name).mode == spec.mode
+    assert SearchConfig(sampler="nsga2").mode == "multi" and SearchConfig().mode == "scalar"
+
+
 @pytest.mark.parametrize(
     "dla, de, te, ld, rank, expected",
     [
@@ -385,8 +406,6 @@ def test_mechanism_rules(dla, de, te, ld, rank, expected):
 
 
 def test_yield_summary_intervals_and_ratios():
-    from advdla.search.yields import summarise, wilson
-
     lo, hi = wilson(10, 100)
     assert 5 < lo < 10 < hi < 18 and wilson(0, 50)[0] == 0.0
     rows = [{"objective": "compensation", "arm": arm, "seed": seed, "target": "L0H1", "candidates": 100,
@@ -402,10 +421,6 @@ def test_yield_summary_intervals_and_ratios():
 
 
 def test_mutations_stay_near_the_best_hits_and_within_the_space(space):
-    import random
-
-    from advdla.search.engine import mutations
-
     study = optuna.create_study(direction="maximize", sampler=optuna.samplers.RandomSampler(seed=0))
     for i in range(40):
         trial = study.ask()
@@ -439,8 +454,6 @@ def test_mutations_stay_near_the_best_hits_and_within_the_space(space):
 
 @pytest.mark.parametrize("model, target", [("planted", PLANTED.writer), ("tiny_gqa", "L0H4"), ("tiny_gqa", "MLP0")])
 def test_prescreen_scores_rank_every_head_and_mlp_as_the_reference_dla(model, target, request, windows):
-    from advdla.search.space import _prescreen_scores
-
     bridge = request.getfixturevalue(model)
     comp = parse_component(target, bridge.cfg)
     tokens = TokenWindows(load_corpus(), bridge.tokenizer).sample(12, 6, seed=3)[0]
@@ -457,8 +470,6 @@ def test_prescreen_scores_rank_every_head_and_mlp_as_the_reference_dla(model, ta
 
 
 def test_space_prescreens_more_windows_of_the_same_documents(space, windows):
-    from advdla.search.space import WINDOWS_PER_BASE
-
     n_base = 8
     assert len(space.bases) == n_base * WINDOWS_PER_BASE and space.describe()["n_base"] == len(space.bases)
     for row, doc in zip(space.bases, space.base_docs[:len(space.bases)]):  # each window lies in its document
@@ -468,8 +479,6 @@ def test_space_prescreens_more_windows_of_the_same_documents(space, windows):
 
 
 def test_unedited_trials_are_the_contexts_best_first_each_once(space):
-    from advdla.search.engine import unedited
-
     plain = unedited(space, [], 3)
     assert [p["context"] for p in plain] == [0, 1, 2]
     for p in plain:

@@ -13,6 +13,7 @@ import optuna
 import pytest
 
 from advdla.models.planted import PLANTED
+from advdla.search.storage import open_storage
 
 ARGS = [
     "--model",
@@ -44,8 +45,6 @@ def _search(*args: str, **kw) -> subprocess.Popen:
 
 
 def _trials(storage: str, study: str = "advdla-search") -> list:
-    from advdla.search.engine import open_storage
-
     try:
         return optuna.load_study(study_name=study, storage=open_storage(storage)).get_trials(deepcopy=False)
     except KeyError:  # the study does not exist yet

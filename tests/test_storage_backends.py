@@ -1,7 +1,7 @@
 """Three ``advdla search`` workers on one study, one SIGKILLed mid-run, then resumed: on a real PostgreSQL
 server and on a journal file.
 
-What the engine promises (advdla/search/engine.py, ``_Mirror`` and ``_run_batch``): every trial reaches the
+What the search loop promises (advdla/search/loop.py, ``StoredStudyMirror`` and ``run_batch``): every trial reaches the
 storage whole, in one ``Study.add_trial`` (one transaction on an RDB, one journal record), so the storage
 only ever holds COMPLETE trials and a killed worker loses its unfinished batch and nothing else; trial
 numbers are assigned by the storage; and a worker stores a finished batch only up to what is still free of
@@ -29,6 +29,9 @@ import optuna
 import pytest
 from optuna.trial import TrialState
 from pg_server import postgres_url  # noqa: F401  (the fixture: a throwaway PostgreSQL server)
+
+from advdla.errors import AdvdlaError
+from advdla.search.storage import open_storage
 
 BATCH = 8
 BUDGET = 96  # the three workers' budget
@@ -70,9 +73,6 @@ class _Watcher:
         self.url, self.storage, self.study = url, None, None
 
     def trials(self) -> list:
-        from advdla.errors import AdvdlaError
-        from advdla.search.engine import open_storage
-
         try:
             if self.storage is None:
                 self.storage = open_storage(self.url)  # advdla's opener: it retries the schema-creation race

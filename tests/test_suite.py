@@ -416,7 +416,8 @@ def test_natural_scan_takes_several_windows_a_document_when_one_pass_is_not_enou
     """A corpus of a few hundred documents offers one pass of windows; the scan draws more passes (distinct windows
     of the split's documents only) up to natural_scan, and its first pass is the one-window-a-document draw."""
     from advdla.progress import silent
-    from advdla.suites.build import _context, _scan_windows
+    from advdla.suites.build import _context
+    from advdla.suites.natural import _scan_windows
 
     ctx = _context(small_config(splits=dict(n_dev=3, n_test=2, n_natural=1, natural_scan=10_000)), planted,
                    corpus_finder, silent)

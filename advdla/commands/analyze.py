@@ -1,10 +1,10 @@
-"""``advdla analyze --model NAME``: the paper's erasure analysis on a corpus sample (see :mod:`advdla.erasure`).
+"""``advdla analyze --model NAME``: the paper's erasure analysis on a corpus sample (see :mod:`advdla.analysis`).
 
 Tables (or JSON with the same content): the writers (by mean |DLA| per prompt), each writer's erasers and
 strongest downstream components (PR median [q25, q75] without and with V-composition patching, DLA slope),
 the residual PR by hook point, the writer-vs-eraser DLA fits, the components DLA overrates (DLA - TE), the
-auto targets (compensated direct effect: ``erasure.rank_targets``) and the writer -> eraser pairs (JSON
-``erasers``). ``--scan`` adds every pair found without the logit direction (``erasure.scan_erasers``).
+auto targets (compensated direct effect: ``analysis.rank_targets``) and the writer -> eraser pairs (JSON
+``erasers``). ``--scan`` adds every pair found without the logit direction (``analysis.scan_erasers``).
 ``--plot-dir`` adds PNGs of the paper's Figures 1-4.
 """
 
@@ -18,6 +18,8 @@ from advdla.progress import Step
 from advdla.report import add_format_arg, device, emit, err_console, progress_bar
 
 # advdla.models (and what uses it) imports torch: imported inside the commands, so `advdla --help` starts fast
+
+__all__ = ["register", "cmd_analyze", "tables"]
 
 DEFAULT_SEQ_LEN = 32  # tokens per window, where the model's context allows
 SHOWN_COMPONENTS = 8  # per writer: its erasers, then the most negative PRs and DLA slopes up to this many rows
@@ -62,7 +64,7 @@ def cmd_analyze(args: Any) -> int:
         check_writable(args.plot_dir, flag="--plot-dir")  # before the analysis, not after it
     analysis = _run(args)
     if args.plot_dir:
-        from advdla.figures import write_figures
+        from advdla.analysis.figures import write_figures  # matplotlib: only --plot-dir pays for it
 
         write_figures(analysis, args.plot_dir)
     payload = analysis.to_dict()
@@ -71,7 +73,7 @@ def cmd_analyze(args: Any) -> int:
 
 
 def _run(args: Any) -> Any:
-    from advdla.erasure import analyze, check_writer, sample_prompts
+    from advdla.analysis import analyze, check_writer, sample_prompts
     from advdla.models import DEFAULT_MODEL, load_model
 
     with progress_bar(transient=True) as tick:
@@ -115,7 +117,8 @@ def _seq_len(args: Any, bridge: Any) -> int:
 # ------------------------------------------------------------------------------------------- tables
 
 
-def _q(q: dict[str, float]) -> str:
+def _pr_text(q: dict[str, float]) -> str:
+    """A Quartiles' JSON form as one cell; its median is null (JSON's NaN) where no position was finite."""
     if q["median"] is None:
         return "nan"
     return f"{q['median']:+.3f} [{q['q25']:+.3f},{q['q75']:+.3f}]"
@@ -148,8 +151,8 @@ def _target_rows(p: dict[str, Any]) -> list[dict[str, Any]]:
 
 
 def _pair_rows(p: dict[str, Any]) -> list[dict[str, Any]]:
-    return [{"writer": e["writer"], "eraser": e["eraser"], "PR median [q25, q75]": _q(e["pr"]),
-             "PR with V-comp": _q(e["pr_vcomp"]), "recovery": _num(e["recovery"]), "found by": e["source"]}
+    return [{"writer": e["writer"], "eraser": e["eraser"], "PR median [q25, q75]": _pr_text(e["pr"]),
+             "PR with V-comp": _pr_text(e["pr_vcomp"]), "recovery": _or_nan(e["recovery"]), "found by": e["source"]}
             for e in p.get("erasers", [])]
 
 
@@ -170,27 +173,30 @@ def _component_rows(wa: dict[str, Any]) -> list[dict[str, Any]]:
         if r["component"] not in seen:
             seen.add(r["component"])
             chosen.append(r)
-    return [{"component": r["component"], "eraser": "yes" if r["eraser"] else "", "PR median [q25, q75]": _q(r["pr"]),
-             "PR with V-comp": _q(r["pr_vcomp"]), "recovery": _num(r["recovery"]),
+    return [{"component": r["component"], "eraser": "yes" if r["eraser"] else "",
+             "PR median [q25, q75]": _pr_text(r["pr"]), "PR with V-comp": _pr_text(r["pr_vcomp"]),
+             "recovery": _or_nan(r["recovery"]),
              "DLA slope": f"{r['dla_slope']:+.3f} ± {r['dla_slope_stderr']:.3f}"} for r in chosen]
 
 
 def _residual_rows(wa: dict[str, Any]) -> list[dict[str, Any]]:
-    return [{"hook point": r["label"], "PR median [q25, q75]": _q(r["pr"]), "PR with V-comp": _q(r["pr_vcomp"])}
+    return [{"hook point": r["label"], "PR median [q25, q75]": _pr_text(r["pr"]),
+             "PR with V-comp": _pr_text(r["pr_vcomp"])}
             for r in wa["residual"]]
 
 
 def _fit_rows(wa: dict[str, Any]) -> list[dict[str, Any]]:
     return [{"y": f["y_label"], "slope": f"{f['slope']:+.3f} ± {f['slope_stderr']:.3f}",
-             "intercept": f"{f['intercept']:+.3f} ± {f['intercept_stderr']:.3f}", "r": _num(f["r"]), "n": f["n"]}
+             "intercept": f"{f['intercept']:+.3f} ± {f['intercept_stderr']:.3f}", "r": _or_nan(f["r"]), "n": f["n"]}
             for f in wa["fits"].values() if f["slope"] is not None]
 
 
-def _num(x: float | None) -> float:
+def _or_nan(x: float | None) -> float:
+    """The payload stores NaN as null (strict JSON); a table shows it as nan again."""
     return float("nan") if x is None else x
 
 
 def _overrated_rows(p: dict[str, Any]) -> list[dict[str, Any]]:
     return [{"component": r["component"], "DLA": r["dla"], "TE": r["te"], "TE spread": r["te_std"],
              "DLA - TE": r["overstatement"], "share of |LD|": r["overstatement_share"],
-             "TE / DLA": _num(r["te_over_dla"])} for r in p["overrated"]]
+             "TE / DLA": _or_nan(r["te_over_dla"])} for r in p["overrated"]]

@@ -1,4 +1,10 @@
-"""``advdla leaderboard [show|add FILE...|render]``: rank result records, add new ones, write LEADERBOARD.md."""
+"""``advdla leaderboard [show|add FILE...|render]``: rank result records, add new ones, write LEADERBOARD.md.
+
+The work is :mod:`advdla.leaderboard`'s; this module parses the arguments and prints. It imports that package
+inside the functions that use it: the package reads method metadata (:mod:`advdla.methods`, which imports torch,
+about 4 s), which ``advdla --help`` and ``advdla run --help`` (:mod:`advdla.commands.run` imports :func:`show`)
+must not pay for.
+"""
 
 from __future__ import annotations
 
@@ -7,8 +13,9 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from advdla.atomic import nan_to_none
+from advdla.atomic import check_writable, nan_to_none
 from advdla.errors import AdvdlaError, did_you_mean
+from advdla.report import console, err_console, table
 
 
 def register(subparsers: Any) -> None:
@@ -44,11 +51,9 @@ def cmd_leaderboard(args: Any) -> int:
         raise AdvdlaError(f"files are only taken by `advdla leaderboard add`, got {' '.join(args.files)}")
     _check_filters(args)
     if args.action == "render":
-        from advdla.atomic import check_writable
-        from advdla.leaderboard import write_markdown
+        from advdla.leaderboard import MARKDOWN_NAME, write_markdown
 
-        check_writable(Path(args.dir) / "LEADERBOARD.md", flag="--dir", kind="file")
-
+        check_writable(Path(args.dir) / MARKDOWN_NAME, flag="--dir", kind="file")
         print(write_markdown(args.dir, suites_dir=args.suites, sort=args.sort))
         return 0
     show(args.dir, suites_dir=args.suites, suite=args.suite, split=args.split, sort=args.sort, fmt=args.format)
@@ -79,7 +84,6 @@ def _check_filters(args: Any) -> None:
 
 
 def _add(args: Any) -> int:
-    from advdla.atomic import check_writable
     from advdla.leaderboard import add_record, check_current, parse_record
 
     if not args.files:
@@ -124,8 +128,7 @@ def show(
     fmt: str = "table",
 ) -> None:
     """Print the leaderboard in ``directory``: rich tables (or markdown / JSON), stale records and problems apart."""
-    from advdla.leaderboard import display_rows, groups, load_board, ranked_rows, render_markdown, verdict
-    from advdla.report import console, err_console, table
+    from advdla.leaderboard import groups, load_board, ranked_rows, render_markdown
 
     board = load_board(directory, suites_dir=suites_dir, suite=suite, split=split)
     if fmt == "markdown":
@@ -134,28 +137,44 @@ def show(
     grouped = groups(board.current)
     ranked = {k: ranked_rows(v, sort=sort) for k, v in grouped.items()}
     if fmt == "json":
-        boards = [
-            {
-                "suite": s,
-                "version": v,
-                "split": sp,
-                "fingerprint": grouped[(s, v, sp)][0].suite_fingerprint,
-                "verdict": verdict(grouped[(s, v, sp)]),
-                "rows": rows,
-            }
-            for (s, v, sp), rows in ranked.items()
-        ]
-        stale = [{"file": e.path.name if e.path else None, "reason": why} for e, why in board.stale]
-        print(
-            json.dumps(
-                nan_to_none({"boards": boards, "stale": stale, "problems": board.problems}), indent=2, default=str
-            )
-        )
+        _print_json(board, grouped, ranked)
         return
     if not ranked:
         where = f" for suite {suite}" if suite else ""
         err_console.print(f"no current records in {directory}{where}: score a suite with `advdla score --suite PATH "
                           f"--out FILE`, then `advdla leaderboard add FILE --dir {directory}`")
+    _print_tables(grouped, ranked, sort=sort)
+    for e, why in board.stale:
+        err_console.print(f"[yellow]stale[/]: {e.path.name if e.path else e.method}: {why}")
+    for line in board.problems:
+        err_console.print(f"[red]skipped[/]: {line}")
+    sys.stdout.flush()
+
+
+def _print_json(board: Any, grouped: dict[tuple, list], ranked: dict[tuple, list[dict[str, Any]]]) -> None:
+    """One JSON document: per table its suite, fingerprint, verdict and rows; the stale records; the problems."""
+    from advdla.leaderboard import verdict
+
+    boards = [
+        {
+            "suite": s,
+            "version": v,
+            "split": sp,
+            "fingerprint": grouped[(s, v, sp)][0].suite_fingerprint,
+            "verdict": verdict(grouped[(s, v, sp)]),
+            "rows": rows,
+        }
+        for (s, v, sp), rows in ranked.items()
+    ]
+    stale = [{"file": e.path.name if e.path else None, "reason": why} for e, why in board.stale]
+    print(json.dumps(nan_to_none({"boards": boards, "stale": stale, "problems": board.problems}), indent=2,
+                     default=str))
+
+
+def _print_tables(grouped: dict[tuple, list], ranked: dict[tuple, list[dict[str, Any]]], *, sort: str) -> None:
+    """One narrow rich table per (suite, version, split), its example counts in the title, its verdict below."""
+    from advdla.leaderboard import display_rows, verdict
+
     for (s, v, sp), rows in ranked.items():
         r0 = rows[0]
         n = (f"{r0.get('n_adv') or 0} adversarial ({r0.get('n_comp') or 0} compensation, {r0.get('n_base') or 0} "
@@ -169,8 +188,3 @@ def show(
             )
         )
         console.print(" ".join(verdict(grouped[(s, v, sp)])))
-    for e, why in board.stale:
-        err_console.print(f"[yellow]stale[/]: {e.path.name if e.path else e.method}: {why}")
-    for line in board.problems:
-        err_console.print(f"[red]skipped[/]: {line}")
-    sys.stdout.flush()

@@ -6,7 +6,8 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from advdla.errors import AdvdlaError
+from advdla.atomic import check_writable
+from advdla.errors import AdvdlaError, did_you_mean
 from advdla.report import add_device_arg, add_format_arg, emit, progress_bar
 
 # advdla.models (and what uses it) imports torch: imported inside the commands, so `advdla --help` starts fast
@@ -70,7 +71,6 @@ def cmd_fetch(args: Any) -> int:
 
     t0 = time.perf_counter()
     if args.name == "smollm2-135m":  # fetch only: no need to build a bridge
-        from advdla.atomic import check_writable
         from advdla.models import smollm2
         from advdla.models.cache import advdla_home
 
@@ -99,7 +99,6 @@ def cmd_info(args: Any) -> int:
 
 
 def cmd_rebuild(args: Any) -> int:
-    from advdla.errors import did_you_mean
     from advdla.models.bridge import weights_fingerprint
     from advdla.models.shipped import GENERATED, REBUILD_TOLERANCE, load_generated, max_difference, write_weights
 

@@ -16,9 +16,10 @@ def register(subparsers: Any) -> None:
     p = subparsers.add_parser(
         "run",
         help="the main job: model, erasure analysis, search, suite, every method scored, leaderboard",
-        description="Fetch the model if needed, run a quick erasure analysis, search for adversarial prompts on the "
-        "most overrated head, build a small suite with causal ground truth, score every built-in "
-        "attribution method on it and print the leaderboard. Ends with the paths of everything written.",
+        description="Fetch the model if needed, run a quick erasure analysis, search for adversarial prompts on its "
+        "auto target (the head or MLP whose direct effect later components undo most), build a small suite with "
+        "causal ground truth, score every built-in attribution method on it and print the leaderboard. Ends with "
+        "the paths of everything written.",
     )
     p.add_argument(
         "--model", default=None, help="registry name, HF hub name or local directory (default: smollm2-135m)"

@@ -10,8 +10,11 @@ one line and skipped. With ``--out`` each method's estimates are checkpointed af
 
 from __future__ import annotations
 
+import json
+from collections.abc import Callable
 from typing import Any
 
+from advdla.atomic import check_writable
 from advdla.errors import AdvdlaError, did_you_mean, fix_hint
 from advdla.report import add_device_arg, add_format_arg, emit, err_console, progress_bar
 
@@ -38,42 +41,19 @@ def register(subparsers: Any) -> None:
 
 def cmd_score(args: Any) -> int:
     # Lazy: the scoring stack imports torch and transformer_lens (about 4 s), which `advdla --help` must not pay.
-    from advdla.atomic import check_writable
     from advdla.methods import load_plugins, resolve_methods
-    from advdla.scoring import open_suite, score_suite, split_examples, write_records
-    from advdla.scoring.checkpoint import checkpoint_for
-    from advdla.scoring.harness import SCORE_SPLITS
+    from advdla.scoring import score_suite, write_records
 
-    for flag, value, least in (("--batch-size", args.batch_size, 1), ("--top-k", args.top_k, 1),
-                               ("--verify-sample", args.verify_sample, 0)):
-        if value < least:
-            raise AdvdlaError(f"{flag} must be at least {least}, got {value}")
-    if args.split not in SCORE_SPLITS:
-        raise AdvdlaError(f"unknown split {args.split!r}: use one of {', '.join(SCORE_SPLITS)}"
-                          f"{did_you_mean(args.split, SCORE_SPLITS)}")
+    _check_options(args)
     if args.out:
         check_writable(args.out, flag="--out", kind="file")  # before any work: the records are written last
     problems = load_plugins()
     names = resolve_methods(args.methods)
     params = method_params(args.param, names)
-    with fix_hint(f"the suite at {args.suite} is damaged or was edited: rebuild it (`advdla suite build CONFIG.yaml "
-                  f"--force`) or restore it"):
-        suite, model = open_suite(args.suite, device=args.device, verify_sample=args.verify_sample)
-        examples = split_examples(suite, args.split)
-    smallest = min(len(e.truth.panel) for e in examples)
-    if args.top_k >= smallest:
-        raise AdvdlaError(f"--top-k {args.top_k} leaves nothing outside the top k: the smallest panel of the "
-                          f"{args.split} split has {smallest} components; use at most {smallest - 1}")
+    suite, model, examples = _open(args)
     for problem in problems:
         err_console.print(f"advdla score: warning: {problem}", highlight=False, markup=False)
-
-    made: dict[str, Any] = {}  # method name -> its checkpoint
-
-    def checkpoint(run: Any) -> Any:
-        made[run.name] = checkpoint_for(args.out, run.name, version=run.version, params=run.params,
-                                        manifest=suite.manifest, split=args.split)
-        return made[run.name]
-
+    checkpoint, made = _checkpoints(args, suite.manifest)
     with progress_bar(transient=True) as tick:
         records = score_suite(model, suite.manifest, examples, names, split=args.split, batch_size=args.batch_size,
                               k=args.top_k, seed=args.seed, device=args.device, params=params, warn=_warn,
@@ -89,12 +69,53 @@ def cmd_score(args: Any) -> int:
     return 0 if records else 1
 
 
+def _check_options(args: Any) -> None:
+    """The numeric options and the split, checked before anything loads."""
+    from advdla.scoring.harness import SCORE_SPLITS  # lazy, as in cmd_score
+
+    for flag, value, least in (("--batch-size", args.batch_size, 1), ("--top-k", args.top_k, 1),
+                               ("--verify-sample", args.verify_sample, 0)):
+        if value < least:
+            raise AdvdlaError(f"{flag} must be at least {least}, got {value}")
+    if args.split not in SCORE_SPLITS:
+        raise AdvdlaError(f"unknown split {args.split!r}: use one of {', '.join(SCORE_SPLITS)}"
+                          f"{did_you_mean(args.split, SCORE_SPLITS)}")
+
+
+def _open(args: Any) -> tuple[Any, Any, list[Any]]:
+    """The verified suite, its model and the examples of ``--split``; ``--top-k`` checked against their panels."""
+    from advdla.scoring import open_suite, split_examples  # lazy, as in cmd_score
+
+    with fix_hint(f"the suite at {args.suite} is damaged or was edited: rebuild it (`advdla suite build CONFIG.yaml "
+                  f"--force`) or restore it"):
+        suite, model = open_suite(args.suite, device=args.device, verify_sample=args.verify_sample)
+        examples = split_examples(suite, args.split)
+    smallest = min(len(e.truth.panel) for e in examples)
+    if args.top_k >= smallest:
+        raise AdvdlaError(f"--top-k {args.top_k} leaves nothing outside the top k: the smallest panel of the "
+                          f"{args.split} split has {smallest} components; use at most {smallest - 1}")
+    return suite, model, examples
+
+
+def _checkpoints(args: Any, manifest: dict[str, Any]) -> tuple[Callable[[Any], Any], dict[str, Any]]:
+    """The harness's checkpoint factory for ``--out`` and what it made (method name -> its checkpoint), so that the
+    checkpoints go once the records are written."""
+    from advdla.scoring.checkpoint import checkpoint_for  # lazy, as in cmd_score
+
+    made: dict[str, Any] = {}
+
+    def checkpoint(run: Any) -> Any:
+        made[run.name] = checkpoint_for(args.out, run.name, version=run.version, params=run.params,
+                                        manifest=manifest, split=args.split)
+        return made[run.name]
+
+    return checkpoint, made
+
+
 def method_params(values: list[str], names: list[str]) -> dict[str, dict[str, Any]]:
     """``--param METHOD.KEY=VALUE`` options as ``{method: {key: value}}`` (VALUE read as JSON, else a string),
     each checked by building the method with it before any work."""
-    import json
-
-    from advdla.methods import get_method, method_spec
+    from advdla.methods import get_method, method_spec  # lazy, as in cmd_score
 
     out: dict[str, dict[str, Any]] = {}
     for item in values:

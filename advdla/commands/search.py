@@ -8,6 +8,7 @@ resumes it and several workers can share it.
 
 from __future__ import annotations
 
+import dataclasses
 from contextlib import nullcontext
 from typing import Any
 
@@ -66,12 +67,11 @@ def register(subparsers: Any) -> None:
 
 def cmd_search(args: Any) -> int:
     from advdla.models import DEFAULT_MODEL, load_model
-    from advdla.search import SearchConfig, run_search
-    from advdla.search.engine import open_storage, validate
+    from advdla.search import SearchConfig, open_storage, run_search, validate
 
     config = SearchConfig(target=args.target, objective=args.objective, trials=args.trials, batch=args.batch,
-                          sampler=args.sampler,
-                          resamples=args.resamples, seq_len=args.seq_len or SearchConfig.seq_len, seed=args.seed,
+                          sampler=args.sampler, resamples=args.resamples,
+                          seq_len=SearchConfig.seq_len if args.seq_len is None else args.seq_len, seed=args.seed,
                           max_examples=args.max_examples, corpus=args.corpus, max_verify=args.max_verify,
                           verify_resamples=args.verify_resamples, n_gcg=args.n_gcg, gcg_k=args.gcg_k)
     validate(config)  # fail on a bad budget or sampler before loading a model
@@ -106,10 +106,8 @@ def cmd_search(args: Any) -> int:
 def _fit_default_length(bridge: Any, config: Any) -> Any:
     """The config with the default --seq-len shortened, with a note, where its pre-screen windows (2 x --seq-len)
     would not fit the model's context."""
-    import dataclasses
-
     from advdla.attribution import fit_length
-    from advdla.search.engine import validate
+    from advdla.search import validate
 
     fitted = fit_length(bridge, config.seq_len, per_unit=2)
     if fitted == config.seq_len:

@@ -34,6 +34,7 @@ from advdla.methods.base import AttributionMethod, ExampleBatch
 from advdla.methods.registry import (
                                      ENTRY_POINT_GROUP,
                                      METHODS,
+                                     ROLES,
                                      MethodSpec,
                                      available_methods,
                                      get_method,
@@ -44,7 +45,8 @@ from advdla.methods.registry import (
 )
 
 __all__ = [
-    "AttributionMethod", "ExampleBatch", "MethodSpec", "METHODS", "ENTRY_POINT_GROUP", "register_method", "get_method",
+    "AttributionMethod", "ExampleBatch", "MethodSpec", "METHODS", "ROLES", "ENTRY_POINT_GROUP", "register_method",
+    "get_method",
     "method_spec", "available_methods", "resolve_methods", "load_plugins",
     "DLA", "RelativeDLA", "ErasureAwareDLA", "AtP", "AtPGradDrop", "AtPStar", "IntegratedGradients",
     "TLDirectLogitAttribution", "TLAttributionPatching", "OutputPatching", "RandomBaseline", "Oracle",

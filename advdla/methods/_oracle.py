@@ -12,7 +12,7 @@ from advdla.methods.base import AttributionMethod, ExampleBatch
 from advdla.methods.registry import register_method
 
 
-@register_method("oracle", version="1", uses_truth=True,
+@register_method("oracle", version="1", uses_truth=True, role="sanity",
                  description="the ground truth itself (te_mean): the sanity row, not a method")
 class Oracle(AttributionMethod):
     def attribute(self, model: Any, batch: ExampleBatch) -> Float[Tensor, "batch panel"]:

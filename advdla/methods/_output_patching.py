@@ -21,8 +21,9 @@ from advdla.methods.registry import register_method
 from advdla.patching import output_effects
 
 
-@register_method("output-patching", version="1", exact=True, description="exact resample of each component's output "
-                 "over the method resamples: the total effect on other resamples than the truth's (the noise ceiling)")
+@register_method("output-patching", version="1", exact=True, role="ceiling",
+                 description="exact resample of each component's output over the method resamples: the total effect "
+                 "on other resamples than the truth's (the noise ceiling)")
 class OutputPatching(AttributionMethod):
     def __init__(self, *, seed: int = 0, batch_size: int = 64) -> None:
         super().__init__(seed=seed)

@@ -12,7 +12,7 @@ the ceiling of every metric.
 
 Like optuna's ``BaseSampler``, the base class is small: one abstract method. Implementations live one per
 private module (``advdla/methods/_dla.py`` ...) and register themselves by name with metadata (see
-:func:`advdla.methods.register_method`). The conformance test (``tests/test_methods.py``) runs over every
+:func:`advdla.methods.register_method`). The conformance test (``tests/methods/test_methods.py``) runs over every
 registered method: shape and panel order, finite values, determinism under a seed, batch invariance.
 """
 

@@ -2,8 +2,10 @@
 
 Context: a suite asks every method the same question (each panel component's total effect on LD, see
 :mod:`advdla.methods.base`); the registry maps a method's name to its class and to what a results table needs
-to know about it: version, one-line description, whether it needs gradients, whether it reads the answer, and
-the options the scoring harness builds it with by default (``params``, e.g. IG's ``steps``).
+to know about it: version, one-line description, whether it needs gradients, whether it reads the answer, the
+row it takes on the leaderboard (``role``), and the options the scoring harness builds it with by default
+(``params``, e.g. IG's ``steps``). :data:`METHODS` is one :class:`advdla.registry.Registry` of
+:class:`MethodSpec`, like every other kind of plug-in.
 
 Plug-ins: a package adds methods without editing advdla by declaring an entry point in the group
 ``advdla.methods`` (:data:`ENTRY_POINT_GROUP`), for example in its ``pyproject.toml``::
@@ -19,19 +21,21 @@ saying why, for the face to print; the built-ins still work.
 
 from __future__ import annotations
 
-import importlib.metadata
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from types import ModuleType
 from typing import Any
 
-from advdla.errors import AdvdlaError, did_you_mean
+from advdla.errors import AdvdlaError
 from advdla.methods.base import AttributionMethod
+from advdla.registry import Registry
 
-__all__ = ["ENTRY_POINT_GROUP", "MethodSpec", "METHODS", "register_method", "load_plugins", "available_methods",
-           "method_spec", "get_method", "resolve_methods"]
+__all__ = ["ENTRY_POINT_GROUP", "ROLES", "MethodSpec", "METHODS", "register_method", "load_plugins",
+           "available_methods", "method_spec", "get_method", "resolve_methods"]
 
 ENTRY_POINT_GROUP = "advdla.methods"
+# The leaderboard's row kinds: a ranked method, the noise ceiling (shown on top), a sanity row that reads the truth.
+ROLES = ("method", "ceiling", "sanity")
 
 
 @dataclass(frozen=True)
@@ -47,32 +51,52 @@ class MethodSpec:
     exact: bool = False        # computes patching effects exactly (expensive) rather than estimating them
     source: str = "builtin"    # "builtin" or "entry point <value>"
     params: dict[str, Any] = field(default_factory=dict, hash=False)  # the harness's default options (IG: steps)
+    role: str = "method"       # the leaderboard's row kind, one of ROLES
 
 
-METHODS: dict[str, MethodSpec] = {}
-# Entry points seen so far ("name=value"), each with the line saying why it failed to load (None: it loaded).
-_loaded_entry_points: dict[str, str | None] = {}
+def _register_entry_point(methods: Registry[MethodSpec], ep: Any) -> None:
+    """Load one ``advdla.methods`` entry point: a class is registered under the entry point's name (unless it
+    already is), a module registered its methods as it was imported; anything else is refused."""
+    obj = ep.load()
+    if isinstance(obj, type) and issubclass(obj, AttributionMethod):
+        if not any(spec.cls is obj for spec in methods.values()):
+            _register(methods, obj, name=ep.name, version=str(getattr(obj, "version", "0")),
+                      description=obj.description or obj.__doc__ or "", needs_grad=obj.needs_grad,
+                      source=f"entry point {ep.value}")
+    elif not isinstance(obj, ModuleType):  # a module: importing it registered its methods
+        raise AdvdlaError("the entry point must name an AttributionMethod subclass or a module that registers methods")
+
+
+METHODS = Registry[MethodSpec]("method", entry_points=ENTRY_POINT_GROUP, on_entry_point=_register_entry_point)
+
+
+def _register(methods: Registry[MethodSpec], cls: Any, *, name: str, version: str, description: str,
+              needs_grad: bool = False, uses_truth: bool = False, **meta: Any) -> type[AttributionMethod]:
+    """Check ``cls``, give it its registered name and metadata as class attributes, and add its spec."""
+    if not (isinstance(cls, type) and issubclass(cls, AttributionMethod)):
+        raise AdvdlaError(f"method {name!r} must be an AttributionMethod subclass, got {cls!r}")
+    if meta.get("role", "method") not in ROLES:
+        raise AdvdlaError(f"method {name!r} has role {meta['role']!r}: use one of {', '.join(ROLES)}")
+    cls.name, cls.version, cls.description = name, version, description
+    cls.needs_grad, cls.uses_truth = needs_grad, uses_truth
+    methods.add(name, MethodSpec(name=name, version=version, description=description, cls=cls,
+                                 needs_grad=needs_grad, uses_truth=uses_truth, **meta))
+    return cls
 
 
 def register_method(name: str, *, version: str, description: str, needs_grad: bool = False, uses_truth: bool = False,
-                    exact: bool = False, source: str = "builtin", params: dict[str, Any] | None = None
-                    ) -> Callable[[type[AttributionMethod]], type[AttributionMethod]]:
+                    exact: bool = False, source: str = "builtin", params: dict[str, Any] | None = None,
+                    role: str = "method") -> Callable[[type[AttributionMethod]], type[AttributionMethod]]:
     """Class decorator: register an :class:`AttributionMethod` subclass under ``name`` with its metadata.
 
     ``params``: keyword options the scoring harness builds the method with unless told otherwise (they must be
-    keywords of the class's ``__init__``), e.g. ``{"steps": 16}`` for integrated gradients.
+    keywords of the class's ``__init__``), e.g. ``{"steps": 16}`` for integrated gradients. ``role``: the
+    leaderboard row it takes (:data:`ROLES`): ``ceiling`` for exact output patching, ``sanity`` for the oracle.
     """
-
-    def wrap(cls: type[AttributionMethod]) -> type[AttributionMethod]:
-        if not (isinstance(cls, type) and issubclass(cls, AttributionMethod)):
-            raise AdvdlaError(f"method {name!r} must be an AttributionMethod subclass, got {cls!r}")
-        cls.name, cls.version, cls.description = name, version, description
-        cls.needs_grad, cls.uses_truth = needs_grad, uses_truth
-        METHODS[name] = MethodSpec(name, version, description, cls, needs_grad, uses_truth, exact, source,
-                                   dict(params or {}))
-        return cls
-
-    return wrap
+    meta = {"exact": exact, "source": source, "params": dict(params or {}), "role": role}
+    # METHODS is looked up when the class is decorated, so a test may swap in a scratch registry.
+    return lambda cls: _register(METHODS, cls, name=name, version=version, description=description,
+                                 needs_grad=needs_grad, uses_truth=uses_truth, **meta)
 
 
 def load_plugins() -> list[str]:
@@ -81,43 +105,19 @@ def load_plugins() -> list[str]:
     Returns one line per plug-in that failed to load (in this call or an earlier one), for the face to print:
     nothing here writes to the terminal.
     """
-    for ep in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP):
-        key = f"{ep.name}={ep.value}"
-        if key in _loaded_entry_points:
-            continue
-        _loaded_entry_points[key] = None
-        try:
-            _register_entry_point(ep)
-        except Exception as exc:  # a broken plug-in must not take the built-ins down
-            _loaded_entry_points[key] = (f"plug-in method {ep.name!r} ({ep.value}) failed to load: "
-                                         f"{type(exc).__name__}: {exc}")
-    return [line for line in _loaded_entry_points.values() if line]
-
-
-def _register_entry_point(ep: Any) -> None:
-    obj = ep.load()
-    if isinstance(obj, type) and issubclass(obj, AttributionMethod):
-        if not any(spec.cls is obj for spec in METHODS.values()):
-            register_method(ep.name, version=str(getattr(obj, "version", "0")),
-                            description=obj.description or obj.__doc__ or "", needs_grad=obj.needs_grad,
-                            source=f"entry point {ep.value}")(obj)
-    elif not isinstance(obj, ModuleType):  # a module: importing it registered its methods
-        raise AdvdlaError("the entry point must name an AttributionMethod subclass or a module that registers methods")
+    return METHODS.load_plugins()
 
 
 def available_methods() -> dict[str, MethodSpec]:
     """Every registered method (built-ins and plug-ins that loaded), by name."""
     load_plugins()
-    return dict(METHODS)
+    return dict(METHODS.items())
 
 
 def method_spec(name: str) -> MethodSpec:
     """The spec registered under ``name``; unknown names raise AdvdlaError with a did-you-mean."""
-    known = available_methods()
-    if name not in known:
-        raise AdvdlaError(f"unknown method {name!r}: known methods are {', '.join(known)}."
-                          f"{did_you_mean(name, list(known))}")
-    return known[name]
+    load_plugins()
+    return METHODS.get(name)
 
 
 def get_method(name: str, **params: Any) -> AttributionMethod:

@@ -1,8 +1,9 @@
 """Load a model by name: ``load_model(name) -> TransformerBridge`` with every hook advdla needs and a model card.
 
-The registry maps short names to loaders, each with metadata. A registry name means one exact set of weights
-(its fingerprint is part of every suite built on it). Anything else is tried as a local HF directory or a
-hub name. See :mod:`advdla.models.bridge` for what the returned bridge guarantees.
+The registry (:data:`MODELS`, an :class:`advdla.registry.Registry` of :class:`ModelSpec`) maps short names to
+loaders, each with metadata. A registry name means one exact set of weights (its fingerprint is part of every
+suite built on it). Anything else is tried as a local HF directory or a hub name. See :mod:`advdla.models.bridge`
+for what the returned bridge guarantees.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from advdla.models.hub import load_hf
 from advdla.models.planted import PlantedConfig, build_planted
 from advdla.models.shipped import FINGERPRINTS, PINS, load_generated, weights_file
 from advdla.progress import Progress, Step, silent
+from advdla.registry import Registry
 
 __all__ = ["ModelSpec", "MODELS", "register_model", "load_model", "load_planted", "model_card", "ModelCard",
            "DEFAULT_MODEL", "expected_weights"]
@@ -43,15 +45,15 @@ class ModelSpec:
     weights: str | None = None
 
 
-MODELS: dict[str, ModelSpec] = {}
+MODELS = Registry[ModelSpec]("model")
 
 
 def register_model(name: str, *, description: str, offline: bool,
                    weights: str | None = None) -> Callable[[Loader], Loader]:
     """Decorator: register ``fn(device, dtype, progress) -> (hf_model, tokenizer, source)`` under ``name``."""
 
-    def wrap(fn: Callable) -> Callable:
-        MODELS[name] = ModelSpec(name, description, offline, fn, weights)
+    def wrap(fn: Loader) -> Loader:
+        MODELS.add(name, ModelSpec(name, description, offline, fn, weights))
         return fn
 
     return wrap
@@ -83,8 +85,7 @@ def load_model(name: str = DEFAULT_MODEL, *, device: str = "cpu", dtype: torch.d
 
 def expected_weights(name: str) -> str | None:
     """The weights fingerprint that loading ``name`` gives, where the registry knows it without loading; else None."""
-    spec = MODELS.get(name)
-    return spec.weights if spec else None
+    return MODELS[name].weights if name in MODELS else None
 
 
 def _check_device(device: str) -> None:

@@ -1,8 +1,10 @@
 """Scoring attribution methods against a suite's causal ground truth.
 
-``metrics`` (per-example metrics, aggregation, bootstrap intervals), ``harness`` (suite -> batches -> method
-runs -> scored frame -> records), ``records`` (the self-describing JSON result record). Add a metric with
-:func:`register_metric` in :mod:`advdla.scoring.metrics`.
+``metrics`` (the metric registry, per-example metrics, aggregation per group), ``stats`` (seeded cluster-bootstrap
+intervals: of a mean, of a paired difference between methods, of a difference between groups), ``harness``
+(suite -> batches -> method runs -> scored frame -> records), ``records`` (the self-describing JSON result record),
+``checkpoint`` (per-batch checkpoints a killed run resumes from). Add a metric with :func:`register_metric` in
+:mod:`advdla.scoring.metrics`.
 """
 
 from advdla.scoring.harness import (
@@ -21,11 +23,8 @@ from advdla.scoring.metrics import (
                                     METRICS,
                                     MetricSpec,
                                     aggregate,
-                                    bootstrap_ci,
                                     cluster_of,
                                     example_metrics,
-                                    group_difference,
-                                    paired_interval,
                                     per_example_frame,
                                     register_metric,
                                     score_estimates,
@@ -39,9 +38,10 @@ from advdla.scoring.records import (
                                     read_records,
                                     write_records,
 )
+from advdla.scoring.stats import bootstrap_ci, group_difference, group_difference_reference, paired_interval
 
 __all__ = ["MethodRun", "batches", "check_estimates", "open_suite", "run_method", "run_methods", "score_suite",
            "split_examples", "to_batch", "FRAME_COLUMNS", "METRICS", "MetricSpec", "aggregate", "bootstrap_ci",
-           "example_metrics", "per_example_frame",
-           "paired_interval", "group_difference", "cluster_of", "register_metric", "score_estimates", "SCHEMA_VERSION",
-           "ResultRecord", "environment", "git_commit", "make_record", "read_records", "write_records"]
+           "example_metrics", "per_example_frame", "paired_interval", "group_difference", "group_difference_reference",
+           "cluster_of", "register_metric", "score_estimates", "SCHEMA_VERSION", "ResultRecord", "environment",
+           "git_commit", "make_record", "read_records", "write_records"]

@@ -5,9 +5,10 @@ the suite holds the truth ``te_mean`` (the total effect, averaged over resamples
 per example, then averages per split and per group (adversarial, natural, all, and the adversarial examples'
 mechanisms), with a seeded percentile bootstrap over *base documents* (clusters) for 95% intervals. The result
 is a tidy pandas frame with the columns ``method, split, kind, metric, value, lo, hi, n``; methods are compared
-with paired cluster-bootstrap intervals (:func:`paired_interval`).
+with paired cluster-bootstrap intervals (the intervals live in :mod:`advdla.scoring.stats`).
 
-Metrics (per example, over its panel; registered with ``higher_is_better`` like lm-eval's metrics):
+Metrics (per example, over its panel; registered in :data:`METRICS`, an :class:`advdla.registry.Registry` of
+:class:`MetricSpec`, with ``higher_is_better`` like lm-eval's ``@register_metric("spearman", higher_is_better=True)``):
 
 - ``spearman``, ``kendall``: rank correlation of estimate and truth (NaN when either is constant);
 - ``topk_recall``: share of the true top k (below) that are among the k largest |estimate|;
@@ -39,11 +40,12 @@ import torch
 from scipy import stats
 
 from advdla.attribution import magnitude_rank
+from advdla.registry import Registry
+from advdla.scoring.stats import bootstrap_ci
 from advdla.suites import Example
 
-__all__ = ["METRICS", "FRAME_COLUMNS", "MetricSpec", "register_metric", "example_metrics", "bootstrap_ci",
-           "paired_interval", "group_difference", "group_difference_reference",
-           "cluster_of", "per_example_frame", "aggregate", "score_estimates"]
+__all__ = ["METRICS", "FRAME_COLUMNS", "MetricSpec", "register_metric", "example_metrics", "cluster_of",
+           "per_example_frame", "aggregate", "score_estimates"]
 
 FRAME_COLUMNS = ["method", "split", "kind", "metric", "value", "lo", "hi", "n"]
 
@@ -53,20 +55,25 @@ FRAME_COLUMNS = ["method", "split", "kind", "metric", "value", "lo", "hi", "n"]
 
 @dataclass(frozen=True)
 class MetricSpec:
+    """A registered metric: ``fn(est, truth, *, target, ld, k, floor) -> float`` and what a table says about it
+    (records store ``higher_is_better`` with every value, so a reader needs no registry to rank them)."""
+
     name: str
     fn: Callable[..., float]
     higher_is_better: bool
     description: str
 
 
-METRICS: dict[str, MetricSpec] = {}
+METRICS = Registry[MetricSpec]("metric")
 
 
 def register_metric(name: str, *, higher_is_better: bool, description: str) -> Callable:
-    """Decorator: register ``fn(est, truth, *, target, ld, k, floor) -> float`` (est and truth: 1-d numpy arrays)."""
+    """Decorator: register ``fn(est, truth, *, target, ld, k, floor) -> float`` (est and truth: 1-d numpy arrays).
+
+    The order of registration is the order of a record's metrics (and of its per-example columns)."""
 
     def wrap(fn: Callable) -> Callable:
-        METRICS[name] = MetricSpec(name, fn, higher_is_better, description)
+        METRICS.add(name, MetricSpec(name, fn, higher_is_better, description))
         return fn
 
     return wrap
@@ -168,99 +175,6 @@ def example_metrics(est: Iterable[float], example: Example, *, k: int = 3, floor
 
 
 # ------------------------------------------------------------------------------------------- aggregation
-
-
-def _cluster_stats(values: np.ndarray, clusters: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Per cluster: the sum of its defined (non-NaN) values and how many there are."""
-    ok = ~np.isnan(values)
-    ids, inverse = np.unique(clusters, return_inverse=True)
-    sums = np.bincount(inverse[ok], weights=values[ok], minlength=len(ids))
-    counts = np.bincount(inverse[ok], minlength=len(ids)).astype(float)
-    return sums, counts
-
-
-def bootstrap_ci(values: np.ndarray, *, clusters: np.ndarray | None = None, n_boot: int = 1000, seed: int = 0,
-                 level: float = 0.95) -> tuple[float, float]:
-    """Seeded percentile bootstrap interval of the mean over examples (NaNs dropped).
-
-    With ``clusters`` (one label per value: the base document an example was built on) whole clusters are
-    resampled, so near-duplicate prompts from one document count once, not as independent evidence. Fewer than
-    two clusters give no interval, (nan, nan): resampling a single document always draws the same mean, and a
-    zero-width interval would claim a precision the data cannot show.
-    """
-    values = np.asarray(values, dtype=float)
-    clusters = np.arange(len(values)) if clusters is None else np.asarray(clusters)
-    sums, counts = _cluster_stats(values, clusters)
-    keep = counts > 0
-    sums, counts = sums[keep], counts[keep]
-    if len(sums) < 2:
-        return float("nan"), float("nan")
-    idx = np.random.default_rng(seed).integers(0, len(sums), size=(n_boot, len(sums)))
-    means = sums[idx].sum(1) / counts[idx].sum(1)
-    alpha = (1 - level) / 2
-    return float(np.quantile(means, alpha)), float(np.quantile(means, 1 - alpha))
-
-
-def paired_interval(a: np.ndarray, b: np.ndarray, clusters: np.ndarray, *, n_boot: int = 1000, seed: int = 0,
-                    level: float = 0.95) -> tuple[float, float, float]:
-    """Mean of a - b over the examples where both are defined, with a paired cluster-bootstrap interval.
-
-    ``a`` and ``b`` are two methods' values of one metric on the same examples (aligned), ``clusters`` the
-    examples' base documents. Pairing removes the between-example variance both methods share, so a real
-    difference shows even where the two methods' own intervals overlap.
-    """
-    diff = np.asarray(a, dtype=float) - np.asarray(b, dtype=float)
-    ok = ~np.isnan(diff)
-    if not ok.any():
-        return float("nan"), float("nan"), float("nan")
-    lo, hi = bootstrap_ci(diff[ok], clusters=np.asarray(clusters)[ok], n_boot=n_boot, seed=seed, level=level)
-    return float(diff[ok].mean()), lo, hi
-
-
-def group_difference(values: np.ndarray, in_a: np.ndarray, clusters: np.ndarray, *, n_boot: int = 1000,
-                     seed: int = 0, level: float = 0.95) -> tuple[float, float, float]:
-    """Mean over group A minus mean over group B (one method, two kinds of examples), with a cluster-bootstrap
-    interval that keeps documents whole across both groups.
-
-    ``values``: one metric per example (NaNs dropped); ``in_a``: True for A (e.g. adversarial), False for B
-    (natural); ``clusters``: the examples' base documents. Each draw resamples documents with replacement and
-    takes both groups' means over the drawn documents, so an adversarial prompt and a natural window cut from
-    the same document move together (paired through their document) and near-duplicates never count twice.
-    Draws that miss a group are dropped. :func:`group_difference_reference` is the literal loop.
-    """
-    values, in_a = np.asarray(values, dtype=float), np.asarray(in_a, dtype=bool)
-    ok = ~np.isnan(values)
-    if not (ok & in_a).any() or not (ok & ~in_a).any():
-        return float("nan"), float("nan"), float("nan")
-    ids, inverse = np.unique(np.asarray(clusters)[ok], return_inverse=True)
-    v, a = values[ok], in_a[ok]
-    sa = np.bincount(inverse[a], weights=v[a], minlength=len(ids))
-    ca = np.bincount(inverse[a], minlength=len(ids)).astype(float)
-    sb = np.bincount(inverse[~a], weights=v[~a], minlength=len(ids))
-    cb = np.bincount(inverse[~a], minlength=len(ids)).astype(float)
-    idx = np.random.default_rng(seed).integers(0, len(ids), size=(n_boot, len(ids)))
-    with np.errstate(invalid="ignore", divide="ignore"):
-        diffs = sa[idx].sum(1) / ca[idx].sum(1) - sb[idx].sum(1) / cb[idx].sum(1)
-    diffs = diffs[np.isfinite(diffs)]
-    alpha = (1 - level) / 2
-    return (float(v[a].mean() - v[~a].mean()), float(np.quantile(diffs, alpha)), float(np.quantile(diffs, 1 - alpha)))
-
-
-def group_difference_reference(values: np.ndarray, in_a: np.ndarray, clusters: np.ndarray, *, n_boot: int = 1000,
-                               seed: int = 0, level: float = 0.95) -> tuple[float, float, float]:
-    """:func:`group_difference` the slow, obvious way: per draw, collect the examples of the drawn documents."""
-    keep = [i for i, x in enumerate(values) if not np.isnan(x)]
-    docs = sorted({clusters[i] for i in keep})
-    idx = np.random.default_rng(seed).integers(0, len(docs), size=(n_boot, len(docs)))
-    diffs = []
-    for draw in idx:
-        a = [values[i] for d in draw for i in keep if clusters[i] == docs[d] and in_a[i]]
-        b = [values[i] for d in draw for i in keep if clusters[i] == docs[d] and not in_a[i]]
-        if a and b:
-            diffs.append(sum(a) / len(a) - sum(b) / len(b))
-    point = np.mean([values[i] for i in keep if in_a[i]]) - np.mean([values[i] for i in keep if not in_a[i]])
-    alpha = (1 - level) / 2
-    return float(point), float(np.quantile(diffs, alpha)), float(np.quantile(diffs, 1 - alpha))
 
 
 def cluster_of(example: Example) -> str:

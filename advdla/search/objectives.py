@@ -21,10 +21,16 @@ Two modes:
   (:func:`slacks`), positive exactly on hits (:func:`scalar_objective` says why this shape). Maximised.
 - multi-objective: (gain up, loss down, naturalness up), with the rank, margin and DLA-share constraints
   handed to NSGA-II as constraint values (<= 0 means satisfied). Its Pareto front is kept.
+
+Intuition: the conditions every objective shares (rank, margin, DLA share, TE share) live in the functions below;
+what one objective adds (its mechanism's hit conditions, its gain and loss, its extra slack columns) is one
+:class:`Objective` in :data:`OBJECTIVES`, so a new objective is one entry here.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 import torch
@@ -32,23 +38,80 @@ from jaxtyping import Float
 from torch import Tensor
 
 from advdla.criteria import Thresholds, is_adversarial
+from advdla.errors import AdvdlaError, did_you_mean
+from advdla.registry import Registry
 from advdla.search.evaluate import Scores
 
-__all__ = ["OBJECTIVES", "check_objective", "is_hit", "slacks", "scalar_objective", "multi_objectives", "constraints",
-           "DIRECTIONS", "SHARE_CLIP"]
+__all__ = ["Objective", "OBJECTIVES", "check_objective", "is_hit", "slacks", "scalar_objective", "multi_objectives",
+           "constraints", "DIRECTIONS", "SHARE_CLIP"]
 
 SHARE_CLIP = 3.0  # |share| beyond this only means LD is near zero: clip, so no candidate wins by a tiny denominator
 DIRECTIONS = {"scalar": ["maximize"], "multi": ["maximize", "minimize", "maximize"]}
-OBJECTIVES = ("compensation", "dla", "baseline")
+
+
+@dataclass(frozen=True)
+class Objective:
+    """One objective: the gap it opens and what it adds to the shared adversarial conditions.
+
+    ``hit``: its mechanism's conditions, each ANDed onto :func:`is_adversarial` in order (floats or tensors);
+    ``gain_loss``: (what it raises, what it keeps small), shares of LD, clipped, for the multi-objective mode;
+    ``slacks``: its extra columns of :func:`slacks`, each >= 0 where its condition holds.
+    """
+
+    name: str
+    description: str
+    hit: Callable[[Any, Thresholds], list[Any]]
+    gain_loss: Callable[[Scores], tuple[Tensor, Tensor]]
+    slacks: Callable[[Scores, Thresholds], list[Tensor]]
+
+
+def _te_loss(s: Scores) -> Tensor:
+    return s.te_share.clamp(max=SHARE_CLIP)
+
+
+def _carried(s: Scores) -> Tensor:
+    """|DE| / |DLA|: how much of the DLA the direct path carries."""
+    return s.de_mean.abs() / s.dla.abs().clamp(min=1e-6)
+
+
+def _indirect(s: Scores) -> Tensor:
+    """|DE - TE| / |DLA|: the indirect effect, relative to the DLA."""
+    return (s.de_mean - s.te_mean).abs() / s.dla.abs().clamp(min=1e-6)
+
+
+def _relative(value: Tensor, threshold: float) -> Tensor:
+    """``value`` in units of its threshold (guarded: a threshold of 0 must not divide by zero)."""
+    return value / max(threshold, 1e-6)
+
+
+OBJECTIVES: Registry[Objective] = Registry("objective")
+# Registration order is the order every message lists them in (compensation is the default).
+OBJECTIVES.add("compensation", Objective(
+    "compensation", "DE - TE, with DE real: later components undo a direct effect",
+    hit=lambda s, thr: [abs(s.de_mean) >= thr.de_share * abs(s.dla), s.de_share >= thr.min_de_share],
+    gain_loss=lambda s: (s.de_share.clamp(-SHARE_CLIP, SHARE_CLIP), _te_loss(s)),
+    slacks=lambda s, thr: [_relative(s.de_share - thr.min_de_share, thr.min_de_share),
+                           _relative(_carried(s) - thr.de_share, thr.de_share)]))
+OBJECTIVES.add("dla", Objective(
+    "dla", "DLA - TE, the paper's gap, whatever its cause",
+    hit=lambda s, thr: [],
+    gain_loss=lambda s: (s.dla_share.clamp(-SHARE_CLIP, SHARE_CLIP), _te_loss(s)),
+    slacks=lambda s, thr: []))
+OBJECTIVES.add("baseline", Objective(
+    "baseline", "DLA - DE: the output hardly depends on the context",
+    hit=lambda s, thr: [abs(s.de_mean) < thr.de_share * abs(s.dla),
+                        abs(s.de_mean - s.te_mean) < thr.ie_share * abs(s.dla)],
+    gain_loss=lambda s: (s.dla_share.clamp(-SHARE_CLIP, SHARE_CLIP),
+                         _te_loss(s) + 0.5 * s.de_share.abs().clamp(max=SHARE_CLIP)),
+    slacks=lambda s, thr: [_relative(thr.de_share - _carried(s), thr.de_share),
+                           _relative(thr.ie_share - _indirect(s), thr.ie_share)]))
 
 
 def check_objective(name: str) -> str:
     """``name`` if it is an objective, else one line with the choices (and a did-you-mean)."""
-    from advdla.errors import AdvdlaError, did_you_mean
-
     if name not in OBJECTIVES:
         raise AdvdlaError(f"unknown objective {name!r}: use one of {', '.join(OBJECTIVES)}."
-                          f"{did_you_mean(name, OBJECTIVES)}")
+                          f"{did_you_mean(name, OBJECTIVES.names())}")
     return name
 
 
@@ -60,23 +123,10 @@ def is_hit(s: Scores | Any, thr: Thresholds, objective: str) -> Tensor | bool:
     ``te_share``, ``te_mean``, ``de_mean`` and ``de_share``: a batch of :class:`Scores` (a boolean tensor comes
     back) or plain floats (a bool).
     """
-    adv = is_adversarial(s, thr)
-    if objective == "dla":
-        return adv
-    dla, de, te = s.dla, s.de_mean, s.te_mean
-    if objective == "compensation":
-        return adv & (abs(de) >= thr.de_share * abs(dla)) & (s.de_share >= thr.min_de_share)
-    return adv & (abs(de) < thr.de_share * abs(dla)) & (abs(de - te) < thr.ie_share * abs(dla))
-
-
-def _gain_loss(s: Scores, objective: str) -> tuple[Tensor, Tensor]:
-    """(gain, loss) as shares of LD, clipped: what the objective raises and what it keeps small."""
-    te = s.te_share.clamp(max=SHARE_CLIP)
-    if objective == "compensation":
-        return s.de_share.clamp(-SHARE_CLIP, SHARE_CLIP), te
-    if objective == "baseline":
-        return s.dla_share.clamp(-SHARE_CLIP, SHARE_CLIP), te + 0.5 * s.de_share.abs().clamp(max=SHARE_CLIP)
-    return s.dla_share.clamp(-SHARE_CLIP, SHARE_CLIP), te
+    hit = is_adversarial(s, thr)
+    for condition in OBJECTIVES.get(objective).hit(s, thr):
+        hit = hit & condition
+    return hit
 
 
 def constraints(s: Scores, thr: Thresholds) -> Tensor:
@@ -98,16 +148,10 @@ def slacks(s: Scores, thr: Thresholds, objective: str) -> Float[Tensor, "batch c
     k = float(thr.top_k)
     rank = s.rank.float()
     cols = [torch.where(rank <= k, (k + 1 - rank) / k, -(rank / k).log() / 2),
-            (s.ld - thr.margin) / max(thr.margin, 1e-6),
-            (s.dla_share - thr.min_dla_share) / max(thr.min_dla_share, 1e-6),
-            (thr.max_te_share - s.te_share) / max(thr.max_te_share, 1e-6)]
-    carried = s.de_mean.abs() / s.dla.abs().clamp(min=1e-6)
-    if objective == "compensation":
-        cols += [(s.de_share - thr.min_de_share) / max(thr.min_de_share, 1e-6),
-                 (carried - thr.de_share) / max(thr.de_share, 1e-6)]
-    elif objective == "baseline":
-        ie = (s.de_mean - s.te_mean).abs() / s.dla.abs().clamp(min=1e-6)
-        cols += [(thr.de_share - carried) / max(thr.de_share, 1e-6), (thr.ie_share - ie) / max(thr.ie_share, 1e-6)]
+            _relative(s.ld - thr.margin, thr.margin),
+            _relative(s.dla_share - thr.min_dla_share, thr.min_dla_share),
+            _relative(thr.max_te_share - s.te_share, thr.max_te_share)]
+    cols += OBJECTIVES.get(objective).slacks(s, thr)
     return torch.stack(cols, 1).clamp(-SHARE_CLIP, 1.0)
 
 
@@ -130,5 +174,5 @@ def multi_objectives(s: Scores, objective: str) -> Tensor:
     """[batch, 3]: (gain, loss, naturalness); ``DIRECTIONS['multi']``. gain and loss (shares of LD): ``dla``: DLA
     share and |TE| share; ``compensation``: DE share and |TE| share; ``baseline``: DLA share and |TE| share + |DE|
     share / 2."""
-    gain, loss = _gain_loss(s, objective)
+    gain, loss = OBJECTIVES.get(objective).gain_loss(s)
     return torch.stack([gain, loss, s.naturalness], 1)

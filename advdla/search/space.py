@@ -39,9 +39,10 @@ from jaxtyping import Float, Int
 from torch import Tensor
 
 from advdla.attribution import check_context, dla, hook_names, logit_direction, magnitude_rank, top2
-from advdla.components import EMBED_HOOK, LN_FINAL_SCALE, Component, all_components, head_components, is_downstream
+from advdla.components import EMBED_HOOK, LN_FINAL_SCALE, Component, head_components, is_downstream
 from advdla.corpus import TokenWindows
 from advdla.models.bridge import lean
+from advdla.search.evaluate import rank_pool
 
 __all__ = ["SearchSpace", "build_space", "suggest", "build_prompt", "token_pool", "INSERT_MODES"]
 
@@ -205,7 +206,7 @@ def _prescreen_scores(bridge: Any, target: Component, tokens: Tensor, pos: slice
                       ) -> Float[Tensor, "batch ends"]:
     """[batch, positions in ``pos``]: the target's DLA share of LD (clamped to [-3, 3]) at each, less 3 where
     LD <= ``margin`` and 3 more where it ranks below ``top_k`` by |DLA| among every head and MLP."""
-    comps = [c for c in all_components(bridge.cfg) if c.kind in ("head", "mlp")]  # the search's rank pool
+    comps = rank_pool(bridge.cfg)  # the evaluator's: every head and MLP, in residual order
     with torch.inference_mode(), lean(bridge):
         names = hook_names(comps)
         logits, cache = bridge.run_with_cache(tokens.to(bridge.W_U.device), names_filter=lambda n: n in names)
@@ -265,25 +266,9 @@ def token_pool(bridge: Any, target: Component, tokens: Int[Tensor, "batch pos"],
 def _gradient_scores(bridge: Any, target: Component, tokens: Tensor) -> Tensor:
     """GCG: max over (prompt, position) of d DLA(target) / d one-hot[token], i.e. grad_embed . W_E[token]."""
     tokens = tokens.to(bridge.W_U.device)
-    got: dict[str, Tensor] = {}
-
-    def leaf(x: Tensor, hook: Any) -> Tensor:
-        got["embed"] = x.detach().requires_grad_(True)
-        return got["embed"]
-
-    def grab(key: str):
-        def hook(x: Tensor, hook: Any) -> Tensor:
-            got[key] = x
-            return x
-        return hook
-
-    hooks = [(EMBED_HOOK, leaf), (target.output_hook, grab("out")), (LN_FINAL_SCALE, grab("scale"))]
     with torch.enable_grad():
-        logits = bridge.run_with_hooks(tokens, fwd_hooks=hooks)
-        t1, t2 = top2(logits[:, -1].detach())
-        out = got["out"][:, -1, target.head] if target.kind == "head" else got["out"][:, -1]
-        value = ((out / got["scale"][:, -1]) * logit_direction(bridge, t1, t2)).sum()
-        (grad,) = torch.autograd.grad(value, got["embed"])
+        run = _dla_graph(bridge, target, tokens)
+        (grad,) = torch.autograd.grad(run.dla_terms.sum(), run.embed)
     return (grad.detach().reshape(-1, grad.shape[-1]) @ bridge.W_E.detach().T).amax(0)
 
 
@@ -351,6 +336,29 @@ def _interleave(a: Tensor, b: Tensor, k: int) -> Tensor:
 
 def _position_grads(bridge: Any, target: Component, tokens: Tensor) -> tuple[Tensor, Tensor]:
     """Gradients of the target's DLA and of LD - DLA at the last position wrt the input embeddings."""
+    with torch.enable_grad():
+        run = _dla_graph(bridge, target, tokens)
+        dla_t, last, t1, t2 = run.dla_terms.sum(-1), run.logits[:, -1], run.t1, run.t2
+        ld = last.gather(1, t1[:, None])[:, 0] - last.gather(1, t2[:, None])[:, 0]
+        g_dla = torch.autograd.grad(dla_t.sum(), run.embed, retain_graph=True)[0]
+        g_rest = torch.autograd.grad((ld - dla_t).sum(), run.embed)[0]
+    return g_dla.detach(), g_rest.detach()
+
+
+@dataclass
+class _DlaGraph:
+    """One forward with the input embeddings as a leaf: what the gradient-ranked pools differentiate."""
+
+    logits: Float[Tensor, "batch pos vocab"]
+    embed: Float[Tensor, "batch pos d_model"]  # the leaf the gradients are taken with respect to
+    dla_terms: Float[Tensor, "batch d_model"]  # the target's last-position DLA before the sum over d_model
+    t1: Int[Tensor, " batch"]
+    t2: Int[Tensor, " batch"]
+
+
+def _dla_graph(bridge: Any, target: Component, tokens: Int[Tensor, "batch pos"]) -> _DlaGraph:
+    """Run ``tokens`` with the embeddings made a leaf and the target's output and the final-norm scale captured
+    (graph kept: call under ``torch.enable_grad()``); t1, t2 are the clean top two at the last position."""
     got: dict[str, Tensor] = {}
 
     def leaf(x: Tensor, hook: Any) -> Tensor:
@@ -364,12 +372,8 @@ def _position_grads(bridge: Any, target: Component, tokens: Tensor) -> tuple[Ten
         return hook
 
     hooks = [(EMBED_HOOK, leaf), (target.output_hook, grab("out")), (LN_FINAL_SCALE, grab("scale"))]
-    with torch.enable_grad():
-        logits = bridge.run_with_hooks(tokens, fwd_hooks=hooks)
-        t1, t2 = top2(logits[:, -1].detach())
-        out = got["out"][:, -1, target.head] if target.kind == "head" else got["out"][:, -1]
-        dla_t = ((out / got["scale"][:, -1]) * logit_direction(bridge, t1, t2)).sum(-1)
-        ld = logits[:, -1].gather(1, t1[:, None])[:, 0] - logits[:, -1].gather(1, t2[:, None])[:, 0]
-        g_dla = torch.autograd.grad(dla_t.sum(), got["embed"], retain_graph=True)[0]
-        g_rest = torch.autograd.grad((ld - dla_t).sum(), got["embed"])[0]
-    return g_dla.detach(), g_rest.detach()
+    logits = bridge.run_with_hooks(tokens, fwd_hooks=hooks)
+    t1, t2 = top2(logits[:, -1].detach())
+    out = got["out"][:, -1, target.head] if target.kind == "head" else got["out"][:, -1]
+    terms = (out / got["scale"][:, -1]) * logit_direction(bridge, t1, t2)
+    return _DlaGraph(logits, got["embed"], terms, t1, t2)

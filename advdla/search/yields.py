@@ -37,20 +37,13 @@ from optuna.trial import TrialState
 
 from advdla.components import Component, parse_component
 from advdla.corpus import TokenWindows, load_corpus
-from advdla.search.engine import (
-    SearchConfig,
-    check_lengths,
-    open_storage,
-    resolve_target,
-    run_search,
-    search_resamples,
-    slow_scores,
-    space_for,
-    validate,
-    verify_resamples,
-)
+from advdla.search.config import SearchConfig, check_lengths, validate
+from advdla.search.engine import DEFAULT_STUDY, run_search, search_resamples, space_for
 from advdla.search.evaluate import Evaluator, verify
 from advdla.search.objectives import is_hit
+from advdla.search.storage import open_storage
+from advdla.search.target import resolve_target
+from advdla.search.verified import slow_scores, verify_resamples
 
 __all__ = ["ARMS", "ArmRun", "measure_yield", "natural_arm", "summarise", "wilson"]
 
@@ -134,7 +127,7 @@ def _search_arm(bridge: Any, config: SearchConfig, out_dir: Path) -> tuple[int, 
     (candidates, distinct fast hits, verified, distinct docs, slow checked, slow agreed)."""
     cfg = dataclasses.replace(config, max_verify=0, max_examples=None)
     result = run_search(bridge, cfg, out_dir=out_dir)
-    study = optuna.load_study(study_name="advdla-search", storage=open_storage(f"sqlite:///{out_dir / 'study.db'}"))
+    study = optuna.load_study(study_name=DEFAULT_STUDY, storage=open_storage(f"sqlite:///{out_dir / 'study.db'}"))
     trials = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
     seen: dict[tuple[int, ...], Any] = {}
     for t in trials:

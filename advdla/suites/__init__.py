@@ -1,7 +1,8 @@
 """Benchmark suites: config, ground truth, build, storage, verification, fingerprints.
 
 The flow: a YAML config (:mod:`~advdla.suites.config`) -> :func:`build_suite` (:mod:`~advdla.suites.build`:
-search, natural controls, per-example ground truth from :mod:`~advdla.suites.truth`) -> a folder of Parquet +
+search, natural controls from :mod:`~advdla.suites.natural`, per-example ground truth from
+:mod:`~advdla.suites.truth`, the manifest and README from :mod:`~advdla.suites.manifest`) -> a folder of Parquet +
 manifest (:mod:`~advdla.suites.store`, whose :class:`Example` is the one definition of a suite row) ->
 :func:`verify_suite` (:mod:`~advdla.suites.verify`), all chained by fingerprints
 (:mod:`~advdla.suites.fingerprint`). Add a suite column: a field of :class:`~advdla.suites.truth.Truth`

@@ -1,10 +1,10 @@
 """Build a suite from its config: per split, search for adversarial prompts, find natural controls, compute truth.
 
-Context: the steps, in order (each a short function below):
+Context: the steps, in order (each a short function here or in the module named):
 
 1. load the model and the corpus; cut the corpus's documents into two seeded halves, one per split
    (:func:`advdla.corpus.split_documents`): dev and test never share a document, by construction;
-2. resolve the targets (a list, or ``auto``: :func:`advdla.erasure.rank_targets`);
+2. resolve the targets (a list, or ``auto``: :func:`advdla.analysis.rank_targets`);
 3. per split, adversarial candidates per target from the search (:func:`advdla.search.run_search`, told to
    keep off the other split's documents, re-verified there); the candidate step is a parameter (``find=``) so
    tests can hand in a stub;
@@ -14,9 +14,12 @@ Context: the steps, in order (each a short function below):
    the adversarial thresholds is counted and left out, never kept as adversarial;
 5. per split, natural controls: unmanipulated windows of the split's documents that pass the same LD margin and
    put a target in DLA's top k by the same rule (:func:`advdla.attribution.magnitude_rank`), nothing asked of
-   their TE; how many windows were scanned is recorded;
-6. examples + manifest (fingerprint chain, versions, thresholds, mechanism counts) + README, written
-   atomically (:func:`advdla.suites.store.save_suite`).
+   their TE; how many windows were scanned is recorded (:mod:`advdla.suites.natural`);
+6. examples + manifest (fingerprint chain, versions, thresholds, mechanism counts) + README
+   (:mod:`advdla.suites.manifest`), written atomically (:func:`advdla.suites.store.save_suite`).
+
+What the steps share (the config, model, corpus windows, the splits' documents, the candidate prompt) is in
+:mod:`advdla.suites.context`; this module orchestrates: the order of the steps, and what each one hands on.
 
 Every finished step and example is written at once (:class:`advdla.suites.partial.PartialBuild`): a build
 killed at any point resumes without recomputing what was done, and ends with the same fingerprint. With a
@@ -31,89 +34,34 @@ a held-out set that nothing could have been tuned on.
 from __future__ import annotations
 
 import hashlib
-import json
 import math
 import random
-import time
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import torch
+from jaxtyping import Int
+from torch import Tensor
 
-import advdla
-from advdla.attribution import dla, magnitude_rank
+from advdla.analysis import rank_targets_from_windows
 from advdla.components import Component, parse_component
 from advdla.corpus import TokenWindows, disjoint_resamples, load_corpus, split_documents
-from advdla.erasure import rank_targets
 from advdla.errors import AdvdlaError
 from advdla.models import load_model
 from advdla.progress import Progress, Step, silent
 from advdla.search import SearchConfig, run_search, verified_examples
 from advdla.suites.config import SuiteConfig, config_from_dict
-from advdla.suites.fingerprint import Chain, library_versions
+from advdla.suites.context import BuildContext, Candidate, Finder, n_adversarial, other_docs
+from advdla.suites.manifest import build_manifest, previous_manifest, render_readme
+from advdla.suites.natural import natural_candidates, too_close
 from advdla.suites.partial import PartialBuild
-from advdla.suites.store import (
-    MANIFEST_FIELDS,
-    SCHEMA_VERSION,
-    SPLITS,
-    Example,
-    check_destination,
-    example_id,
-    load_suite,
-    rows_fingerprint_args,
-    save_suite,
-    split_counts,
-)
-from advdla.suites.truth import choose_panel, ground_truth, panel_candidates, target_mechanism
-from advdla.suites.verify import MAX_SPLIT_OVERLAP
+from advdla.suites.store import SCHEMA_VERSION, SPLITS, Example, check_destination, example_id, load_suite, save_suite
+from advdla.suites.truth import choose_panel, ground_truth, target_mechanism
 from advdla.suites.workers import SharedBuild
 
 __all__ = ["Candidate", "build_suite", "regenerate_test", "search_candidates", "candidates_from_search",
            "resolve_targets", "Finder"]
-
-
-@dataclass(frozen=True)
-class Candidate:
-    """A prompt to put in the suite: its tokens, target, the document it is built on (-1: unknown), its trial."""
-
-    tokens: tuple[int, ...]
-    target: str
-    source_doc: int = -1
-    trial: int = -1
-    near_docs: tuple[int, ...] = ()  # documents the prompt may have borrowed from: resamples avoid them
-
-    @property
-    def docs(self) -> set[int]:
-        return ({self.source_doc} if self.source_doc >= 0 else set()) | set(self.near_docs)
-
-    def to_json(self) -> list[Any]:
-        return [list(self.tokens), self.target, self.source_doc, self.trial, list(self.near_docs)]
-
-    @classmethod
-    def from_json(cls, x: list[Any]) -> Candidate:
-        return cls(tuple(x[0]), x[1], x[2], x[3], tuple(x[4]))
-
-
-# find(bridge, target, *, cfg, seed, n, windows, out_dir, exclude_docs, progress) -> (candidates, manifest info)
-Finder = Callable[..., tuple[list[Candidate], dict[str, Any]]]
-
-
-@dataclass
-class _Context:
-    """What every step needs: config, model, corpus windows, the splits' documents, targets, finder, progress."""
-
-    cfg: SuiteConfig
-    bridge: Any
-    corpus: Any
-    windows: Any
-    docs: dict[str, set[int]]
-    targets: list[Component]
-    find: Finder
-    progress: Progress
-    partial: PartialBuild | SharedBuild | None = None
-    up_to: bool = False  # counts are upper bounds (see build_suite)
 
 
 def build_suite(cfg: SuiteConfig, dest: str | Path, *, force: bool = False, find: Finder | None = None,
@@ -144,11 +92,13 @@ def build_suite(cfg: SuiteConfig, dest: str | Path, *, force: bool = False, find
         if ctx.partial.shared:  # every search is claimable from the start: dev's and test's run side by side
             ctx.partial.steps([job for split in SPLITS for job in _search_jobs(ctx, split, seed=cfg.seed)])
         for split in SPLITS:
-            near = [e.tokens for e in examples]  # the test split keeps its distance from dev
-            part, search_info[split], build_info[split] = _split_examples(ctx, split, seed=cfg.seed, near=near)
-            examples += part + _joining(imported, split, part, build_info[split])
-    manifest = _manifest(ctx, examples, test_seed=cfg.seed, search_info=search_info, build_info=build_info,
-                         previous=_previous(dest))
+            other_split_tokens = [e.tokens for e in examples]  # the test split keeps its distance from dev
+            part, search_info[split], build_info[split] = _split_examples(ctx, split, seed=cfg.seed,
+                                                                          other_split_tokens=other_split_tokens)
+            examples += part + _imported_to_add(imported, split, part, build_info[split])
+    manifest = build_manifest(ctx, examples, test_seed=cfg.seed, search_info=search_info, build_info=build_info,
+                              previous=previous_manifest(dest))
+
     def write() -> Path:
         return save_suite(examples, manifest, dest, force=force, readme=render_readme(manifest))
 
@@ -157,8 +107,8 @@ def build_suite(cfg: SuiteConfig, dest: str | Path, *, force: bool = False, find
     return path
 
 
-def _joining(imported: tuple[list[Example], dict[str, Any]] | None, split: str, own: list[Example],
-             info: dict[str, Any]) -> list[Example]:
+def _imported_to_add(imported: tuple[list[Example], dict[str, Any]] | None, split: str, own: list[Example],
+                     info: dict[str, Any]) -> list[Example]:
     """The imported examples of ``split`` that the build did not make itself; ``info`` records the import."""
     if not imported or imported[1]["split"] != split:
         return []
@@ -185,38 +135,40 @@ def regenerate_test(path: str | Path, *, seed: int, find: Finder | None = None, 
                           f"rebuild the suite instead")
     ctx.partial = PartialBuild(path, _build_key(ctx, test_seed=seed))
     with ctx.partial.removed_on_error():
-        test, search_info, build_info = _split_examples(ctx, "test", seed=seed, near=[e.tokens for e in dev])
-    manifest = _manifest(ctx, dev + test, test_seed=seed, search_info={**old.get("search", {}), "test": search_info},
-                         build_info={**old.get("build", {}), "test": build_info}, previous=old)
+        test, search_info, build_info = _split_examples(ctx, "test", seed=seed,
+                                                        other_split_tokens=[e.tokens for e in dev])
+    manifest = build_manifest(ctx, dev + test, test_seed=seed,
+                              search_info={**old.get("search", {}), "test": search_info},
+                              build_info={**old.get("build", {}), "test": build_info}, previous=old)
     out = save_suite(dev + test, manifest, path, force=True, readme=render_readme(manifest))
     ctx.partial.remove()
     return out
 
 
-def _context(cfg: SuiteConfig, bridge: Any, find: Finder, progress: Progress) -> _Context:
+def _context(cfg: SuiteConfig, bridge: Any, find: Finder, progress: Progress) -> BuildContext:
+    """The model (loaded unless given), the corpus cut into windows and into the splits' documents, the targets."""
     bridge = bridge if bridge is not None else load_model(cfg.model)
     if bridge.advdla_card.name != cfg.model:
         raise AdvdlaError(f"the config names model {cfg.model!r} but the bridge given is {bridge.advdla_card.name!r}")
     corpus = load_corpus(cfg.corpus)
     windows = TokenWindows(corpus, bridge.tokenizer)
     docs = split_documents(windows, seed=cfg.seed)
-    return _Context(cfg, bridge, corpus, windows, docs, resolve_targets(bridge, cfg, windows), find, progress)
+    return BuildContext(cfg, bridge, corpus, windows, docs, resolve_targets(bridge, cfg, windows), find, progress)
 
 
-def _build_key(ctx: _Context, *, test_seed: int) -> dict[str, Any]:
+def _build_key(ctx: BuildContext, *, test_seed: int) -> dict[str, Any]:
+    """What is being built: a resumed build, or another worker, must be building exactly this."""
     key = {"config": ctx.cfg.to_dict(), "weights": ctx.bridge.advdla_card.weights_fingerprint,
            "corpus": ctx.corpus.fingerprint, "test_seed": test_seed, "schema_version": SCHEMA_VERSION}
     return {**key, "up_to": True} if ctx.up_to else key
 
 
 def resolve_targets(bridge: Any, cfg: SuiteConfig, windows: Any) -> list[Component]:
-    """The config's targets (heads or MLPs); ``auto``: the analysis' top ones (:func:`advdla.erasure.rank_targets`)."""
+    """The config's targets (heads or MLPs); ``auto``: the analysis' top ones (:func:`advdla.analysis.rank_targets`)."""
     if cfg.targets != "auto":
         targets = [parse_component(t, bridge.cfg) for t in cfg.targets]
     else:
-        tokens, docs = windows.sample(cfg.seq_len, 16, seed=cfg.seed + 1000)
-        resamples = windows.sample(cfg.seq_len, 4, seed=cfg.seed + 1001, exclude=set(docs))[0]
-        frame = rank_targets(bridge, tokens, resamples)
+        frame = rank_targets_from_windows(bridge, windows, seq_len=cfg.seq_len, seed=cfg.seed)
         targets = [parse_component(n, bridge.cfg) for n in frame["component"][: cfg.n_auto_targets]]
     bad = [t.name for t in targets if t.kind not in ("head", "mlp")]
     if bad or not targets:
@@ -227,20 +179,21 @@ def resolve_targets(bridge: Any, cfg: SuiteConfig, windows: Any) -> list[Compone
 # --------------------------------------------------------------------------------------------- one split
 
 
-def _split_examples(ctx: _Context, split: str, *, seed: int, near: list[torch.Tensor]
+def _split_examples(ctx: BuildContext, split: str, *, seed: int, other_split_tokens: list[Int[Tensor, " pos"]]
                     ) -> tuple[list[Example], dict[str, Any], dict[str, Any]]:
     """A split's adversarial examples (checked on their final truth) and its natural controls.
 
-    ``near``: the other split's prompts. A candidate sharing more than MAX_SPLIT_OVERLAP of its tokens, position by
-    position, with one of them is left out (the search's token pools are shared, so disjoint documents alone do
-    not guarantee it): the build enforces the overlap rule that verify checks.
+    ``other_split_tokens``: the other split's prompts. A candidate sharing more than MAX_SPLIT_OVERLAP of its
+    tokens, position by position, with one of them is left out (the search's token pools are shared, so disjoint
+    documents alone do not guarantee it): the build enforces the overlap rule that verify checks
+    (:func:`advdla.suites.natural.too_close`).
     """
-    n_adv = _n_adversarial(ctx, split)
+    n_adv = n_adversarial(ctx, split)
     found, search_info = _adversarial_candidates(ctx, split, seed=seed, n=n_adv)
-    cands = [c for c in found if not _too_close(c.tokens, near)]
+    cands = [c for c in found if not too_close(c.tokens, other_split_tokens)]
     adversarial, rejected = _checked_adversarial(ctx, split, cands, n_adv)
     used = set().union(*(c.docs for c in cands)) if cands else set()
-    natural, scanned = _natural_candidates(ctx, split, seed=seed, exclude=used, near=near)
+    natural, scanned = natural_candidates(ctx, split, seed=seed, exclude=used, other_split_tokens=other_split_tokens)
     examples = adversarial + ctx.partial.examples([_example_job(ctx, split, "natural", c) for c in natural],
                                                   after=lambda: _tick(ctx, split, "natural"))
     return examples, search_info, {"adversarial_asked": n_adv, "candidates_rejected_on_truth": rejected,
@@ -248,33 +201,21 @@ def _split_examples(ctx: _Context, split: str, *, seed: int, near: list[torch.Te
                                    "natural_windows_scanned": scanned, "natural_found": len(natural)}
 
 
-def _too_close(tokens: tuple[int, ...], near: list[torch.Tensor]) -> bool:
-    t = torch.tensor(tokens)
-    return any(len(o) == len(t) and float((o == t).float().mean()) > MAX_SPLIT_OVERLAP for o in near)
-
-
-def _other_docs(ctx: _Context, split: str) -> set[int]:
-    return ctx.docs["test" if split == "dev" else "dev"]
-
-
-def _n_adversarial(ctx: _Context, split: str) -> int:
-    return ctx.cfg.splits.n_dev if split == "dev" else ctx.cfg.splits.n_test
-
-
-def _search_jobs(ctx: _Context, split: str, *, seed: int) -> list[tuple[str, Callable[[], Any]]]:
+def _search_jobs(ctx: BuildContext, split: str, *, seed: int) -> list[tuple[str, Callable[[], Any]]]:
     """One step per target: its search's candidates (as JSON) and what the manifest records about it."""
-    per_target = math.ceil(4 * _n_adversarial(ctx, split) / len(ctx.targets))
+    per_target = math.ceil(4 * n_adversarial(ctx, split) / len(ctx.targets))
 
     def search(i: int, target: Component) -> dict[str, Any]:
         found, meta = ctx.find(ctx.bridge, target, cfg=ctx.cfg, seed=seed + 1000 * i + SPLITS.index(split) * 500,
-                               n=per_target, windows=ctx.windows, exclude_docs=_other_docs(ctx, split),
+                               n=per_target, windows=ctx.windows, exclude_docs=other_docs(ctx, split),
                                out_dir=ctx.partial.search_dir(f"{split}-{target}"), progress=ctx.progress)
         return {"candidates": [c.to_json() for c in found], "meta": meta}
 
     return [(f"search-{split}-{t}", lambda i=i, t=t: search(i, t)) for i, t in enumerate(ctx.targets)]
 
 
-def _adversarial_candidates(ctx: _Context, split: str, *, seed: int, n: int) -> tuple[list[Candidate], dict[str, Any]]:
+def _adversarial_candidates(ctx: BuildContext, split: str, *, seed: int, n: int
+                            ) -> tuple[list[Candidate], dict[str, Any]]:
     """Up to 4n distinct candidates per split (spare ones replace those the final truth rejects), seeded order."""
     def compute() -> dict[str, Any]:
         pools, info = [], {"seed": seed, "per_target": []}
@@ -292,7 +233,7 @@ def _adversarial_candidates(ctx: _Context, split: str, *, seed: int, n: int) -> 
     return [Candidate.from_json(c) for c in done["candidates"]], done["info"]
 
 
-def _checked_adversarial(ctx: _Context, split: str, cands: list[Candidate], n: int) -> tuple[list[Example], int]:
+def _checked_adversarial(ctx: BuildContext, split: str, cands: list[Candidate], n: int) -> tuple[list[Example], int]:
     """The first n candidates whose final truth still meets the adversarial thresholds; the others are counted."""
     done = ctx.partial.examples([_example_job(ctx, split, "adversarial", c) for c in cands],
                                 enough=lambda exs: sum(e.mechanism != "none" for e in exs) >= n,
@@ -342,84 +283,14 @@ def candidates_from_search(result: Any, target: str, *, engine: str = "advdla.se
                            ) -> tuple[list[Candidate], dict[str, Any]]:
     """A search result's verified examples as suite candidates, and what the manifest records about the search."""
     frame = verified_examples(result.examples)
-    near = tuple(sorted(result.summary.get("docs", [])))
-    cands = [Candidate(tuple(int(t) for t in row["tokens"]), target, int(row["source_doc"]), int(row["trial"]), near)
-             for _, row in frame.iterrows()]
+    searched_docs = tuple(sorted(result.summary.get("docs", [])))  # documents any of its prompts may borrow from
+    cands = [Candidate(tuple(int(t) for t in row["tokens"]), target, int(row["source_doc"]), int(row["trial"]),
+                       searched_docs) for _, row in frame.iterrows()]
     counts = result.summary.get("counts", {})
     return cands, {"engine": engine, "objective": result.summary.get("objective"),
                    "trials": counts.get("study_complete_trials"),
                    "adversarial_fast": counts.get("study_adversarial_fast"), "verified": len(frame),
                    "rejected_on_verify": counts.get("rejected_on_verify")}
-
-
-# --------------------------------------------------------------------------------------------- natural controls
-
-
-def _natural_candidates(ctx: _Context, split: str, *, seed: int, exclude: set[int], near: list[torch.Tensor]
-                        ) -> tuple[list[Candidate], int]:
-    """Unmanipulated windows of the split's documents where LD > margin and a target is in DLA's top k."""
-    def compute() -> dict[str, Any]:
-        found, scanned = _scan(ctx, split, seed=seed, exclude=exclude, near=near)
-        return {"candidates": [c.to_json() for c in found], "scanned": scanned}
-
-    done = ctx.partial.step(f"natural-{split}", compute)
-    return [Candidate.from_json(c) for c in done["candidates"]], done["scanned"]
-
-
-def _scan(ctx: _Context, split: str, *, seed: int, exclude: set[int], near: list[torch.Tensor], batch: int = 32
-          ) -> tuple[list[Candidate], int]:
-    cfg, need = ctx.cfg, ctx.cfg.splits.n_natural
-    if need == 0:
-        return [], 0
-    comps, thr, found, scanned = panel_candidates(ctx.bridge.cfg), cfg.threshold_values(), [], 0
-    for tokens, docs in _scan_windows(ctx, split, seed=seed, exclude=exclude):
-        for start in range(0, len(docs), batch):
-            d = dla(ctx.bridge, tokens[start:start + batch], components=comps)
-            for j in range(d.values.shape[0]):
-                scanned += 1
-                target = _natural_target(ctx, d.values[j], float(d.ld[j]), comps, thr, turn=len(found))
-                if target is not None and not _too_close(tuple(tokens[start + j].tolist()), near):
-                    found.append(Candidate(tuple(tokens[start + j].tolist()), target.name, docs[start + j]))
-                    if len(found) == need:
-                        return found, scanned
-            ctx.progress(Step(f"natural controls ({split})", done=len(found), total=need, info=f"{scanned} scanned"))
-    if ctx.up_to:
-        return found, scanned
-    raise AdvdlaError(f"{split}: {len(found)} of {need} natural controls found in {scanned} corpus windows (LD > "
-                      f"margin and a target in DLA's top {thr.top_k}): raise splits.natural_scan or lower "
-                      f"splits.n_natural")
-
-
-def _scan_windows(ctx: _Context, split: str, *, seed: int, exclude: set[int]
-                  ) -> Iterator[tuple[torch.Tensor, list[int]]]:
-    """Up to ``natural_scan`` windows of the split's documents, in passes of one window per document (each pass a
-    fresh seeded draw; a window already scanned, here or in another document, is skipped), so that a small corpus
-    offers several windows a document."""
-    cfg, left, seen = ctx.cfg, ctx.cfg.splits.natural_scan, set()
-    eligible = sum(1 for d in ctx.docs[split] - exclude if ctx.windows.lengths[d] >= cfg.seq_len)
-    for p in range(math.ceil(left / eligible) if eligible else 0):
-        tokens, docs = ctx.windows.sample(cfg.seq_len, min(left, eligible), seed=seed + 7 + 7919 * p,
-                                          exclude=_other_docs(ctx, split) | exclude)
-        keep = []
-        for i, t in enumerate(map(tuple, tokens.tolist())):
-            if t not in seen:  # documents can share text: a window is scanned once
-                seen.add(t)
-                keep.append(i)
-        left -= min(left, eligible)
-        if keep:
-            yield tokens[keep], [docs[i] for i in keep]
-
-
-def _natural_target(ctx: _Context, values: torch.Tensor, ld: float, comps: list[Component], thr: Any, *, turn: int
-                    ) -> Component | None:
-    """The first target, in round-robin order from ``turn``, that this window puts in DLA's top k (LD > margin)."""
-    if not ld > thr.margin:
-        return None
-    k = len(ctx.targets)
-    for target in (ctx.targets[(turn + i) % k] for i in range(k)):
-        if int(magnitude_rank(values, comps.index(target))) <= thr.top_k:
-            return target
-    return None
 
 
 # --------------------------------------------------------------------------------------------- ground truth
@@ -430,186 +301,28 @@ def _example_seed(cfg: SuiteConfig, eid: str) -> int:
     return int(hashlib.sha256(f"{cfg.seed}/{eid}".encode()).hexdigest()[:8], 16)
 
 
-def _example_job(ctx: _Context, split: str, kind: str, cand: Candidate) -> tuple[str, Callable[[], Example]]:
+def _example_job(ctx: BuildContext, split: str, kind: str, cand: Candidate) -> tuple[str, Callable[[], Example]]:
     """The example's id and how to compute its truth (the build reads it back instead when it is done)."""
     eid = example_id(list(cand.tokens), cand.target, kind)
     return eid, lambda: _truth_example(ctx, split, kind, cand, eid)
 
 
-def _tick(ctx: _Context, split: str, kind: str) -> None:
+def _tick(ctx: BuildContext, split: str, kind: str) -> None:
     sizes = ctx.cfg.splits
     total = sizes.n_dev + sizes.n_test + 2 * sizes.n_natural  # rejected candidates come on top
     ctx.progress(Step("ground truth", done=ctx.partial.examples_done, total=total, info=f"{split} {kind}"))
 
 
-def _truth_example(ctx: _Context, split: str, kind: str, cand: Candidate, eid: str) -> Example:
+def _truth_example(ctx: BuildContext, split: str, kind: str, cand: Candidate, eid: str) -> Example:
     """One example: two disjoint resample sets avoiding its documents and the other split's, its panel, its truth."""
     cfg, seed = ctx.cfg, _example_seed(ctx.cfg, eid)
     tokens, target = torch.tensor(cand.tokens), parse_component(cand.target, ctx.bridge.cfg)
     sizes = [cfg.resamples, cfg.method_resamples, cfg.panel.screen_resamples]
     truth_res, method_res, screen = disjoint_resamples(ctx.windows, len(cand.tokens), sizes, seed=seed,
-                                                       exclude=cand.docs | _other_docs(ctx, split))
+                                                       exclude=cand.docs | other_docs(ctx, split))
     panel = choose_panel(ctx.bridge, tokens, target, policy=cfg.panel, screen=screen)
     truth = ground_truth(ctx.bridge, tokens, truth_res, panel)
     label = target_mechanism(truth, target.name, cfg.threshold_values()) if kind == "adversarial" else "none"
     return Example(example_id=eid, split=split, kind=kind, text=ctx.bridge.tokenizer.decode(list(cand.tokens)),
                    tokens=tokens, resamples=truth_res, method_resamples=method_res, target=target.name, truth=truth,
                    mechanism=label, source_doc=cand.source_doc, trial=cand.trial, resample_seed=seed)
-
-
-# --------------------------------------------------------------------------------------------- manifest, README
-
-
-def _previous(dest: Path) -> dict[str, Any] | None:
-    """The manifest of the suite about to be replaced (for its changelog), read as plain JSON so that a suite of
-    an older schema still hands its changelog on; None when there is none or it is unreadable."""
-    try:
-        m = json.loads((dest / "manifest.json").read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None
-    return m if isinstance(m, dict) else None
-
-
-def _chain(ctx: _Context, rows: list[dict[str, Any]], test_seed: int) -> Chain:
-    card = ctx.bridge.advdla_card
-    chain = Chain().add("weights", {"model": ctx.cfg.model, "sha256": card.weights_fingerprint})
-    chain.add("tokenizer", {"sha256": card.tokenizer_fingerprint})
-    chain.add("corpus", {"name": ctx.corpus.name, "sha256": ctx.corpus.fingerprint})
-    chain.add("config", {"config": ctx.cfg.to_dict()})
-    if test_seed != ctx.cfg.seed:
-        chain.add("regenerate-test", {"seed": test_seed})
-    return chain.add("examples", rows_fingerprint_args(rows))
-
-
-def _manifest(
-    ctx: _Context,
-    examples: list[Example],
-    *,
-    test_seed: int,
-    search_info: dict[str, Any],
-    build_info: dict[str, Any],
-    previous: dict[str, Any] | None,
-) -> dict[str, Any]:
-    rows = [e.to_row() for e in examples]
-    cfg, chain = ctx.cfg, _chain(ctx, rows, test_seed)
-    now = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
-    history = list((previous or {}).get("test_history", [])) if previous and previous.get("name") == cfg.name else []
-    history.append({"seed": test_seed, "fingerprint": chain.fingerprint, "created": now})
-    m = {
-        "schema_version": SCHEMA_VERSION,
-        "name": cfg.name,
-        "version": cfg.version,
-        "description": cfg.description,
-        "created": now,
-        "advdla_version": advdla.__version__,
-        "libraries": library_versions(),
-        "model": cfg.model,
-        "model_card": ctx.bridge.advdla_card.to_dict(),
-        "corpus": {"name": ctx.corpus.name, "fingerprint": ctx.corpus.fingerprint},
-        "config": cfg.to_dict(),
-        "thresholds": cfg.to_dict()["thresholds"],
-        "panel_policy": cfg.to_dict()["panel"],
-        "seed": cfg.seed,
-        "test_seed": test_seed,
-        "test_history": history,
-        "splits": split_counts(rows),
-        "targets": [t.name for t in ctx.targets],
-        "search": search_info,
-        "mechanisms": _mechanism_counts(examples),
-        "build": build_info,
-        "fingerprint": chain.fingerprint,
-        "fingerprints": chain.to_list(),
-        "files": {},
-    }
-    m["changelog"] = _changelog(previous, m, regenerated=test_seed != cfg.seed)
-    assert set(m) <= set(MANIFEST_FIELDS)
-    return m
-
-
-def _mechanism_counts(examples: list[Example]) -> dict[str, dict[str, int]]:
-    out: dict[str, dict[str, int]] = {split: {} for split in SPLITS}
-    for e in examples:
-        if e.kind == "adversarial":
-            out[e.split][e.mechanism] = out[e.split].get(e.mechanism, 0) + 1
-    return out
-
-
-def _changelog(previous: dict[str, Any] | None, m: dict[str, Any], *, regenerated: bool) -> list[dict[str, Any]]:
-    """Keep the old changelog; add a line when the version moves, the test split is regenerated, or data change."""
-    log = list(previous.get("changelog", [])) if previous and previous.get("name") == m["name"] else []
-    date = m["created"][:10]
-    if not log or log[-1]["version"] != m["version"]:
-        note = "first build" if not log else f"version {m['version']} (the config's version moved)"
-    elif regenerated:
-        note = f"test split regenerated with seed {m['test_seed']}"
-    elif previous and previous.get("fingerprint") != m["fingerprint"]:
-        note = "rebuilt: same version, different data"
-    else:
-        return log
-    return log + [{"version": m["version"], "date": date, "note": note, "fingerprint": m["fingerprint"]}]
-
-
-COLUMNS_DOC = """\
-| column | per | what it holds |
-|---|---|---|
-| `example_id`, `split`, `kind` | example | stable id; `dev` or `test`; `adversarial` (searched) or `natural` |
-| `text`, `tokens` | example | the prompt |
-| `resamples` | example | the truth's R_truth counterfactual texts (same length, other documents) |
-| `method_resamples` | example | the R_method texts methods receive: other documents again, never the truth's |
-| `t1`, `t2`, `ld` | example | the clean run's top-2 tokens and LD = logit[t1] - logit[t2] (last position) |
-| `target` | example | the component the example is about |
-| `mechanism` | example | why DLA misleads: `compensation`, `baseline`, `mixed`; `none` for natural controls |
-| `source_doc` | example | the corpus document the prompt is built on (the cluster of the bootstrap) |
-| `panel` | example | the components that carry truth: every head and MLP (up to 512) |
-| `dla` | panel component | direct logit attribution (baseline: a zero output) |
-| `te_mean`, `te_std` | panel component | total effect: LD_clean - LD, output from a resample, over `resamples` |
-| `de_mean`, `de_std` | panel component | direct effect: the same swap on the direct path to the logits only |
-| `ie_mean` | panel component | indirect effect: te_mean - de_mean (what later components do with the output) |
-| `te_zero` | panel component | total effect of a zero output (DLA's baseline): dla - te_zero is purely indirect |
-"""
-
-
-def render_readme(m: dict[str, Any]) -> str:
-    """The suite folder's README: what it is, its columns, how to load it without advdla, and the changelog."""
-    counts = "\n".join(f"| {s} | {c['adversarial']} | {c['natural']} | "
-                       f"{', '.join(f'{k} {v}' for k, v in m.get('mechanisms', {}).get(s, {}).items())} |"
-                       for s, c in m["splits"].items())
-    log = "\n".join(
-        f"- v{e['version']} ({e['date']}): {e['note']} (fingerprint {e['fingerprint'][:12]})" for e in m["changelog"]
-    )
-    thr = ", ".join(f"{k}={v}" for k, v in m["thresholds"].items())
-    cfg = m["config"]
-    return f"""# {m["name"]} (version {m["version"]})
-
-{m["description"]}
-
-Model `{m["model"]}` (weights {m["model_card"]["weights_fingerprint"][:12]}), corpus `{m["corpus"]["name"]}`,
-targets {", ".join(m["targets"])}, R_truth = {cfg["resamples"]}, R_method = {cfg["method_resamples"]},
-seed {m["seed"]}, test seed {m["test_seed"]}. Adversarial thresholds: {thr}. Fingerprint: `{m["fingerprint"]}`.
-
-| split | adversarial | natural | mechanisms |
-|---|---|---|---|
-{counts}
-
-## Columns
-
-{COLUMNS_DOC}
-`compensation`: the direct effect carries the DLA (|DE| >= de_share |DLA|) and later components undo it;
-`baseline`: the direct effect is small (the output hardly depends on the context) and little happens downstream;
-`mixed`: the rest. The truth is independent of what it judges: methods receive only `method_resamples`; the
-panel is every head and MLP (no method chooses it); dev and test come from disjoint halves of the corpus's
-documents.
-
-Load it without advdla:
-
-```python
-import datasets
-ds = datasets.load_dataset("parquet", data_files={{"dev": "data/dev.parquet", "test": "data/test.parquet"}})
-```
-
-Check it with advdla: `advdla suite verify PATH` (file hashes, fingerprint chain, model weights, split overlap,
-each example's consistency, and ground truth re-derived on the model).
-
-## Changelog
-{log}
-"""

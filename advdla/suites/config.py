@@ -7,7 +7,7 @@ the canonical config is one link of the suite's fingerprint chain. Example (``su
     name: planted-erasure
     version: 3
     model: planted-erasure
-    targets: [L0H1]          # or: auto (the analysis' auto-target ranking, advdla.erasure.rank_targets)
+    targets: [L0H1]          # or: auto (the analysis' auto-target ranking, advdla.analysis.rank_targets)
     search: {trials: 48, batch: 16, sampler: tpe}
     resamples: 8             # R_truth: the truth's resamples
     method_resamples: 4      # R_method: the only counterfactuals a method sees (disjoint from the truth's)

@@ -33,6 +33,7 @@ import contextlib
 import hashlib
 import json
 import os
+import shutil
 import socket
 import threading
 import time
@@ -187,8 +188,6 @@ class SharedBuild:
         """Stop renewing claims and drop this machine's scratch (the units stay in the database: other workers
         may still be reading them)."""
         self.close()
-        import shutil
-
         shutil.rmtree(self.root, ignore_errors=True)
 
     def close(self) -> None:

@@ -1,0 +1,117 @@
+"""Intervals for benchmark numbers: a seeded cluster bootstrap of a mean, of a paired difference between two methods,
+and of a difference between two groups of examples.
+
+Context: a suite's examples are not independent. Several adversarial prompts (and the natural windows beside them)
+are cut from one base document, so they share whatever made that document easy or hard. Every interval here
+resamples *clusters* (the base documents, :func:`advdla.scoring.cluster_of`) with replacement, never single
+examples, so near-duplicates count once. All draws come from ``numpy.random.default_rng(seed)``: the same values
+and seed give the same interval on any machine, which keeps records byte-for-byte reproducible.
+
+Intuition: two methods scored on the same examples share the between-example variance (some examples are hard for
+everyone), so their difference is far better determined than either mean: :func:`paired_interval` bootstraps the
+difference itself. :func:`group_difference` compares one method on two kinds of examples (adversarial against
+natural) while keeping each document whole across both kinds.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from jaxtyping import Bool, Float
+from numpy import ndarray
+
+__all__ = ["bootstrap_ci", "paired_interval", "group_difference", "group_difference_reference"]
+
+Interval = tuple[float, float, float]  # point estimate, lower bound, upper bound
+
+
+def _cluster_stats(values: Float[ndarray, " n"], clusters: ndarray
+                   ) -> tuple[Float[ndarray, " cluster"], Float[ndarray, " cluster"]]:
+    """Per cluster: the sum of its defined (non-NaN) values and how many there are."""
+    ok = ~np.isnan(values)
+    ids, inverse = np.unique(clusters, return_inverse=True)
+    sums = np.bincount(inverse[ok], weights=values[ok], minlength=len(ids))
+    counts = np.bincount(inverse[ok], minlength=len(ids)).astype(float)
+    return sums, counts
+
+
+def _quantiles(draws: ndarray, level: float) -> tuple[float, float]:
+    """The percentile interval of bootstrap draws at ``level`` (0.95: the 2.5% and 97.5% quantiles)."""
+    alpha = (1 - level) / 2
+    return float(np.quantile(draws, alpha)), float(np.quantile(draws, 1 - alpha))
+
+
+def bootstrap_ci(values: Float[ndarray, " n"], *, clusters: ndarray | None = None, n_boot: int = 1000, seed: int = 0,
+                 level: float = 0.95) -> tuple[float, float]:
+    """Seeded percentile bootstrap interval of the mean over examples (NaNs dropped).
+
+    With ``clusters`` (one label per value: the base document an example was built on) whole clusters are
+    resampled, so near-duplicate prompts from one document count once, not as independent evidence. Fewer than
+    two clusters give no interval, (nan, nan): resampling a single document always draws the same mean, and a
+    zero-width interval would claim a precision the data cannot show.
+    """
+    values = np.asarray(values, dtype=float)
+    clusters = np.arange(len(values)) if clusters is None else np.asarray(clusters)
+    sums, counts = _cluster_stats(values, clusters)
+    keep = counts > 0
+    sums, counts = sums[keep], counts[keep]
+    if len(sums) < 2:
+        return float("nan"), float("nan")
+    idx = np.random.default_rng(seed).integers(0, len(sums), size=(n_boot, len(sums)))
+    return _quantiles(sums[idx].sum(1) / counts[idx].sum(1), level)
+
+
+def paired_interval(a: Float[ndarray, " n"], b: Float[ndarray, " n"], clusters: ndarray, *, n_boot: int = 1000,
+                    seed: int = 0, level: float = 0.95) -> Interval:
+    """Mean of a - b over the examples where both are defined, with a paired cluster-bootstrap interval.
+
+    ``a`` and ``b`` are two methods' values of one metric on the same examples (aligned), ``clusters`` the
+    examples' base documents. Pairing removes the between-example variance both methods share, so a real
+    difference shows even where the two methods' own intervals overlap.
+    """
+    diff = np.asarray(a, dtype=float) - np.asarray(b, dtype=float)
+    ok = ~np.isnan(diff)
+    if not ok.any():
+        return float("nan"), float("nan"), float("nan")
+    lo, hi = bootstrap_ci(diff[ok], clusters=np.asarray(clusters)[ok], n_boot=n_boot, seed=seed, level=level)
+    return float(diff[ok].mean()), lo, hi
+
+
+def group_difference(values: Float[ndarray, " n"], in_a: Bool[ndarray, " n"], clusters: ndarray, *,
+                     n_boot: int = 1000, seed: int = 0, level: float = 0.95) -> Interval:
+    """Mean over group A minus mean over group B (one method, two kinds of examples), with a cluster-bootstrap
+    interval that keeps documents whole across both groups.
+
+    ``values``: one metric per example (NaNs dropped); ``in_a``: True for A (e.g. adversarial), False for B
+    (natural); ``clusters``: the examples' base documents. Each draw resamples documents with replacement and
+    takes both groups' means over the drawn documents, so an adversarial prompt and a natural window cut from
+    the same document move together (paired through their document) and near-duplicates never count twice.
+    Draws that miss a group are dropped. :func:`group_difference_reference` is the literal loop.
+    """
+    values, in_a = np.asarray(values, dtype=float), np.asarray(in_a, dtype=bool)
+    ok = ~np.isnan(values)
+    if not (ok & in_a).any() or not (ok & ~in_a).any():
+        return float("nan"), float("nan"), float("nan")
+    clusters, v, a = np.asarray(clusters)[ok], values[ok], in_a[ok]
+    n_docs = len(np.unique(clusters))
+    sa, ca = _cluster_stats(np.where(a, v, np.nan), clusters)  # per document: group A's sum and count
+    sb, cb = _cluster_stats(np.where(a, np.nan, v), clusters)  # ... and group B's
+    idx = np.random.default_rng(seed).integers(0, n_docs, size=(n_boot, n_docs))
+    with np.errstate(invalid="ignore", divide="ignore"):  # a draw without one group divides by zero: dropped below
+        diffs = sa[idx].sum(1) / ca[idx].sum(1) - sb[idx].sum(1) / cb[idx].sum(1)
+    return (float(v[a].mean() - v[~a].mean()), *_quantiles(diffs[np.isfinite(diffs)], level))
+
+
+def group_difference_reference(values: Float[ndarray, " n"], in_a: Bool[ndarray, " n"], clusters: ndarray, *,
+                               n_boot: int = 1000, seed: int = 0, level: float = 0.95) -> Interval:
+    """:func:`group_difference` the slow, obvious way: per draw, collect the examples of the drawn documents."""
+    keep = [i for i, x in enumerate(values) if not np.isnan(x)]
+    docs = sorted({clusters[i] for i in keep})
+    idx = np.random.default_rng(seed).integers(0, len(docs), size=(n_boot, len(docs)))
+    diffs = []
+    for draw in idx:
+        a = [values[i] for d in draw for i in keep if clusters[i] == docs[d] and in_a[i]]
+        b = [values[i] for d in draw for i in keep if clusters[i] == docs[d] and not in_a[i]]
+        if a and b:
+            diffs.append(sum(a) / len(a) - sum(b) / len(b))
+    point = np.mean([values[i] for i in keep if in_a[i]]) - np.mean([values[i] for i in keep if not in_a[i]])
+    return (float(point), *_quantiles(np.asarray(diffs), level))

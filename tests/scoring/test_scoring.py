@@ -1,0 +1,378 @@
+"""Scoring: metrics on hand-made numbers, the acceptance numbers on the planted suite, the harness, records, the CLI."""
+
+from __future__ import annotations
+
+import json
+import math
+import types
+
+import numpy as np
+import pytest
+import torch
+
+from advdla.methods import AttributionMethod, register_method
+from advdla.registry import Registry
+from advdla.scoring import (
+    FRAME_COLUMNS,
+    METRICS,
+    ResultRecord,
+    bootstrap_ci,
+    example_metrics,
+    group_difference,
+    paired_interval,
+    read_records,
+    run_methods,
+    write_records,
+)
+from advdla.suites import Example, Truth
+
+
+def _row(te, target=0, ld=2.0):
+    """A hand-made example: only the truth's te_mean, panel, target and LD matter to the metrics."""
+    zeros = torch.zeros(len(te), dtype=torch.float64)
+    truth = Truth(t1=0, t2=1, ld=ld, panel=[f"L0H{i}" for i in range(len(te))], dla=zeros,
+                  te_mean=torch.tensor(te, dtype=torch.float64), te_std=zeros, de_mean=zeros, de_std=zeros,
+                  ie_mean=zeros, te_zero=zeros)
+    tokens = torch.zeros(2, dtype=torch.long)
+    return Example(example_id="hand", split="dev", kind="adversarial", text="", tokens=tokens,
+                   resamples=torch.zeros(1, 2, dtype=torch.long), method_resamples=torch.ones(1, 2, dtype=torch.long),
+                   target=f"L0H{target}", truth=truth, mechanism="compensation")
+
+
+def test_metrics_on_hand_made_numbers():
+    row = _row([0.0, 2.0, -1.0, 0.5], target=0)
+    m = example_metrics([3.0, 2.0, -1.0, 0.5], row, k=2)  # target 0 ranked first by the method, last by the truth
+    assert m["fooled"] == 1.0 and m["topk_recall"] == 0.5 and m["mae_norm"] == pytest.approx(3.0 / 4 / 2.0)
+    assert m["sign_agreement"] == pytest.approx(1.0)  # the target carries no |TE|, every other sign is right
+    honest = example_metrics([0.0, 2.0, -1.0, 0.5], row, k=2)
+    assert (
+        honest["fooled"] == 0.0 and honest["spearman"] == pytest.approx(1.0) and honest["kendall"] == pytest.approx(1.0)
+    )
+    flipped = example_metrics([0.0, -2.0, 1.0, -0.5], row, k=2)
+    assert flipped["sign_agreement"] == 0.0 and flipped["spearman"] == pytest.approx(-1.0)
+    assert math.isnan(example_metrics([1.0, 1.0, 1.0, 1.0], row)["spearman"])  # constant: undefined, not 0
+    assert set(METRICS) == {"spearman", "kendall", "topk_recall", "sign_agreement", "mae_norm", "fooled", "spearman_w",
+                            "auroc"}
+
+
+def _weighted_spearman_reference(est, truth):
+    """The obvious implementation: average ranks by counting, weighted means and covariance by loops."""
+    def ranks(x):
+        return [sum(1.0 for y in x if y < v) + (sum(1.0 for y in x if y == v) + 1) / 2 for v in x]
+
+    rx, ry, w = ranks(est), ranks(truth), [abs(t) for t in truth]
+    w = [v / sum(w) for v in w]
+    mx, my = sum(a * b for a, b in zip(w, rx)), sum(a * b for a, b in zip(w, ry))
+    cov = sum(wi * (a - mx) * (b - my) for wi, a, b in zip(w, rx, ry))
+    vx, vy = sum(wi * (a - mx) ** 2 for wi, a in zip(w, rx)), sum(wi * (b - my) ** 2 for wi, b in zip(w, ry))
+    return cov / math.sqrt(vx * vy)
+
+
+def test_weighted_spearman_weighs_what_matters_and_matches_its_reference():
+    truth = [5.0, 0.01, -0.02, 0.03, 2.0]
+    est = [4.0, 3.0, -1.0, -2.0, 1.0]  # the two that matter in the right order, the near-zero ones scrambled
+    m = example_metrics(est, _row(truth), k=2)
+    assert m["spearman_w"] > 0.9 > 0.5 > m["spearman"]
+    rng = np.random.default_rng(0)
+    for _ in range(20):
+        t, e = rng.normal(size=9), rng.normal(size=9)
+        assert example_metrics(e, _row(list(t)))["spearman_w"] == pytest.approx(_weighted_spearman_reference(e, t))
+
+
+def test_auroc_matches_counting_pairs():
+    truth, ld = [2.0, 0.0, 0.05, 1.0, -0.5], 2.0  # |TE| >= 0.2 matters: components 0, 3, 4
+    assert example_metrics([3.0, 0.1, 0.2, 1.0, -0.9], _row(truth, ld=ld))["auroc"] == 1.0
+    assert example_metrics([0.0, 1.0, 2.0, 0.0, 0.0], _row(truth, ld=ld))["auroc"] == 0.0
+    rng = np.random.default_rng(1)
+    for _ in range(20):
+        t, e = rng.normal(size=8), np.round(rng.normal(size=8), 1)  # rounding makes ties
+        pos, neg = np.abs(e)[np.abs(t) >= 0.2], np.abs(e)[np.abs(t) < 0.2]
+        if len(pos) and len(neg):
+            want = np.mean([1.0 if p > q else 0.5 if p == q else 0.0 for p in pos for q in neg])
+            assert example_metrics(e, _row(list(t), ld=2.0))["auroc"] == pytest.approx(want)
+
+
+def test_cluster_bootstrap_counts_a_document_once():
+    """Five copies of each of 10 documents' values: the cluster interval is that of the 10, the naive one narrower."""
+    rng = np.random.default_rng(2)
+    ten = rng.normal(size=10)
+    values, clusters = np.repeat(ten, 5), np.repeat(np.arange(10), 5)
+    naive, clustered, of_ten = bootstrap_ci(values), bootstrap_ci(values, clusters=clusters), bootstrap_ci(ten)
+    assert clustered == pytest.approx(of_ten)
+    assert (clustered[1] - clustered[0]) > 1.8 * (naive[1] - naive[0])
+
+
+def test_cluster_bootstrap_matches_a_loop_reference():
+    values = np.array([0.1, 0.5, np.nan, 0.9, 0.3, 0.7, 0.2])
+    clusters = np.array(["a", "a", "b", "b", "c", "d", "d"])
+    lo, hi = bootstrap_ci(values, clusters=clusters, n_boot=200, seed=4)
+    ids = ["a", "b", "c", "d"]  # np.unique order; every cluster has a defined value
+    draws = np.random.default_rng(4).integers(0, 4, size=(200, 4))
+    means = []
+    for row in draws:
+        picked = [v for i in row for v, c in zip(values, clusters) if c == ids[i] and not np.isnan(v)]
+        means.append(sum(picked) / len(picked))
+    assert (lo, hi) == pytest.approx((np.quantile(means, 0.025), np.quantile(means, 0.975)))
+
+
+def test_paired_interval_sees_a_difference_that_separate_intervals_hide():
+    rng = np.random.default_rng(3)
+    base = rng.normal(scale=1.0, size=40)  # large between-example spread, shared by both methods
+    a, b = base + 0.2 + rng.normal(scale=0.05, size=40), base
+    clusters = np.arange(40) // 2
+    lo_a, hi_a = bootstrap_ci(a, clusters=clusters)
+    lo_b, hi_b = bootstrap_ci(b, clusters=clusters)
+    assert lo_a < hi_b  # the two methods' own intervals overlap ...
+    mean, lo, hi = paired_interval(a, b, clusters)
+    assert mean == pytest.approx(0.2, abs=0.05) and lo > 0  # ... the paired one excludes 0
+
+
+def test_group_difference_fast_path_agrees_with_the_literal_loop():
+    from advdla.scoring.stats import group_difference_reference
+    rng = np.random.default_rng(5)
+    for seed in range(25):
+        n = int(rng.integers(4, 30))
+        values = rng.normal(size=n)
+        values[rng.random(n) < 0.1] = np.nan
+        in_a = rng.random(n) < 0.5
+        in_a[:2], values[:2] = (True, False), (1.0, 0.0)  # both groups present
+        clusters = rng.integers(0, max(2, n // 3), n).astype(str)
+        fast = group_difference(values, in_a, clusters, n_boot=200, seed=seed)
+        assert fast == pytest.approx(group_difference_reference(values, in_a, clusters, n_boot=200, seed=seed),
+                                     abs=1e-12)
+
+
+def test_group_difference_shifts_with_group_a_and_sees_a_real_gap():
+    rng = np.random.default_rng(7)
+    values, in_a = rng.normal(size=60), np.arange(60) % 2 == 0
+    clusters = np.arange(60) // 4  # each document holds adversarial and natural examples
+    d0, lo0, hi0 = group_difference(values, in_a, clusters)
+    d1, lo1, hi1 = group_difference(values + 0.8 * in_a, in_a, clusters)
+    assert (d1 - d0, lo1 - lo0, hi1 - hi0) == pytest.approx((0.8, 0.8, 0.8))
+    assert lo0 < d0 < hi0 and lo1 > 0  # a gap of 0.8 against unit noise over 15 documents is seen
+    assert all(math.isnan(x) for x in group_difference(values, np.ones(60, bool), clusters))
+
+
+def test_bootstrap_is_seeded_and_brackets_the_mean():
+    v = np.random.default_rng(0).normal(size=50)
+    lo, hi = bootstrap_ci(v, seed=3)
+    assert (lo, hi) == bootstrap_ci(v, seed=3) and lo < v.mean() < hi
+    assert all(math.isnan(x) for x in bootstrap_ci(np.array([np.nan])))
+
+
+def test_one_document_gives_no_interval_not_a_zero_width_one():
+    """Six examples from one document (a search that settled on one context): no interval; from two: one."""
+    v = np.array([0.1, 0.3, 0.2, 0.6, 0.4, 0.5])
+    assert all(math.isnan(x) for x in bootstrap_ci(v, clusters=np.zeros(6, int)))
+    assert all(math.isnan(x) for x in bootstrap_ci(np.array([0.5])))
+    assert all(math.isnan(x) for x in paired_interval(v, v - 0.2, np.zeros(6, int))[1:])
+    lo, hi = bootstrap_ci(v, clusters=np.array([0, 0, 0, 1, 1, 1]))
+    assert lo == pytest.approx(0.2) and hi == pytest.approx(0.5)  # the two documents' means bound it
+
+
+@pytest.fixture(scope="module")
+def scored(planted, planted_suite):
+    examples = [e.with_split("all") for e in planted_suite.examples]
+    frame, runs = run_methods(planted, ["oracle", "random", "dla", "dla-erasure-aware"], examples, seed=0)
+    assert not any(r.error for r in runs)
+    return frame
+
+
+def _value(frame, method, metric, kind="all"):
+    sel = frame[(frame.method == method) & (frame.metric == metric) & (frame.kind == kind)]
+    assert len(sel) == 1
+    return sel.iloc[0]
+
+
+def test_frame_is_tidy(scored):
+    assert list(scored.columns) == FRAME_COLUMNS
+    assert {"adversarial", "natural", "all"} <= set(scored["kind"]) <= {"adversarial", "natural", "all", "compensation",
+                                                                         "baseline", "mixed", "none"}
+    n = scored[(scored.method == "dla") & (scored.metric == "spearman")].set_index("kind")["n"]
+    mechanisms = [g for g in ("compensation", "baseline", "mixed", "none") if g in n]
+    assert sum(n[g] for g in mechanisms) == n["adversarial"] and n["adversarial"] + n["natural"] == n["all"]
+    has = scored["lo"].notna() & scored["hi"].notna()  # no interval only for a group from a single document
+    assert has[scored["kind"].isin(["adversarial", "natural", "all"])].all()
+    s = scored[has]
+    assert (s["lo"] <= s["value"] + 1e-12).all() and (s["value"] <= s["hi"] + 1e-12).all()
+
+
+def test_oracle_is_perfect(scored):
+    for kind in ("adversarial", "natural", "all"):
+        for metric in ("spearman", "kendall", "topk_recall", "sign_agreement"):
+            assert _value(scored, "oracle", metric, kind).value == pytest.approx(1.0)
+        assert (
+            _value(scored, "oracle", "fooled", kind).value == 0.0
+            and _value(scored, "oracle", "mae_norm", kind).value == 0.0
+        )
+
+
+def test_random_is_about_chance(scored):
+    assert abs(_value(scored, "random", "spearman").value) < 0.3
+    assert abs(_value(scored, "random", "kendall").value) < 0.3
+
+
+def test_dla_is_fooled_by_the_planted_writer_and_erasure_aware_dla_less(scored):
+    dla_fooled = _value(scored, "dla", "fooled", "adversarial").value
+    aware_fooled = _value(scored, "dla-erasure-aware", "fooled", "adversarial").value
+    assert dla_fooled >= 0.75 and aware_fooled < dla_fooled
+    assert _value(scored, "dla", "fooled", "natural").value < dla_fooled  # the honest head is (mostly) not a trap
+
+
+class _WrongShape(AttributionMethod):
+    def attribute(self, model, batch):
+        return torch.zeros(len(batch), batch.n_panel - 1)
+
+
+class _NaN(AttributionMethod):
+    def attribute(self, model, batch):
+        return torch.full((len(batch), batch.n_panel), float("nan"))
+
+
+class _Raises(AttributionMethod):
+    def attribute(self, model, batch):
+        raise RuntimeError("boom\nsecond line")
+
+
+def test_harness_names_and_skips_bad_methods(planted, planted_suite, monkeypatch):
+    from advdla.methods import registry
+
+    scratch = Registry[registry.MethodSpec]("method")  # the bad methods vanish after the test
+    for name, spec in registry.METHODS.items():
+        scratch.add(name, spec)
+    monkeypatch.setattr(registry, "METHODS", scratch)
+    for name, cls in (("test-wrong-shape", _WrongShape), ("test-nan", _NaN), ("test-raises", _Raises)):
+        register_method(name, version="1", description="a broken method (test only)")(cls)
+    warnings = []
+    examples = planted_suite.examples[:4]
+    frame, runs = run_methods(
+        planted, ["test-wrong-shape", "dla", "test-nan", "test-raises"], examples, warn=warnings.append
+    )
+    assert set(frame["method"]) == {"dla"}
+    assert len(warnings) == 3 and all("\n" not in w for w in warnings)
+    assert "'test-wrong-shape' returned shape" in warnings[0] and "'test-nan' returned NaN" in warnings[1]
+    assert "'test-raises' raised RuntimeError: boom" in warnings[2]
+
+
+def _record(frame=None):
+    nan = float("nan")
+    metric = {"kind": "all", "metric": "spearman", "value": nan, "lo": nan, "hi": nan, "n": 0, "higher_is_better": True}
+    per = [{"example_id": "e1", "kind": "adversarial", "mechanism": "compensation", "cluster": "doc3", "spearman": nan,
+            "fooled": 1.0}]
+    return ResultRecord(method={"name": "dla", "version": "1", "params": {"seed": 0}},
+                        suite={"name": "s", "version": "1", "fingerprint": "f", "model": "planted-erasure"},
+                        split="dev", k=3, n_examples=2, metrics=[metric], per_example=per,
+                        environment={"git_commit": None, "versions": {}, "device": "cpu"}, wall_time_s=0.1,
+                        created="now")
+
+
+def test_records_round_trip_through_json(tmp_path):
+    path = tmp_path / "out" / "records.json"
+    write_records(path, [_record()])
+    raw = json.loads(path.read_text())
+    assert raw[0]["metrics"][0]["value"] is None and raw[0]["schema_version"] == 2
+    assert raw[0]["per_example"][0]["spearman"] is None and raw[0]["per_example"][0]["cluster"] == "doc3"
+    back = read_records(path)[0]
+    assert back.method == _record().method and math.isnan(back.metrics[0]["value"])
+    assert math.isnan(back.per_example[0]["spearman"]) and back.per_example[0]["fooled"] == 1.0
+    assert list(back.frame().columns) == FRAME_COLUMNS
+    assert [p.name for p in path.parent.iterdir()] == ["records.json"]  # no temp file left behind
+
+
+@pytest.fixture
+def fake_suite_module(monkeypatch, planted, planted_suite):
+    """The scoring harness with a stand-in suite: load_suite returns the planted suite, verify can be made to fail."""
+    import advdla.scoring.harness as harness
+    from advdla.errors import AdvdlaError
+
+    state = {"bad": False, "sample": None}
+
+    def verify_suite(path, bridge=None, sample=3):
+        state["sample"] = sample
+        if state["bad"]:
+            raise AdvdlaError(f"suite {path} fails verification: fingerprint mismatch")
+
+    def load_suite(path):
+        return types.SimpleNamespace(
+            manifest=planted_suite.manifest,
+            examples=lambda split=None: [e for e in planted_suite.examples if split in (None, e.split)],
+        )
+
+    monkeypatch.setattr(harness, "verify_suite", verify_suite)
+    monkeypatch.setattr(harness, "load_suite", load_suite)
+    monkeypatch.setattr(harness, "load_model", lambda name, device="cpu": planted)
+    return types.SimpleNamespace(state=state)
+
+
+def test_score_cli_writes_one_record_per_method(tmp_path, fake_suite_module, capsys):
+    from advdla.cli import main
+
+    out = tmp_path / "records.json"
+    rc = main(
+        [
+            "score",
+            "--suite",
+            str(tmp_path),
+            "--methods",
+            "dla,oracle",
+            "--split",
+            "dev",
+            "--out",
+            str(out),
+            "--format",
+            "json",
+            "--verify-sample",
+            "0",
+        ]
+    )
+    assert rc == 0 and fake_suite_module.state["sample"] == 0
+    records = read_records(out)
+    assert [r.method["name"] for r in records] == ["dla", "oracle"]
+    assert records[0].suite["fingerprint"] == "test-0-16" and records[0].split == "dev" and records[0].n_examples == 8
+    assert {"adversarial", "natural", "all"} <= {m["kind"] for m in records[0].metrics}
+    assert len(records[0].per_example) == 8 and {"cluster", "mechanism", "spearman_w"} <= set(records[0].per_example[0])
+    assert records[0].environment["versions"]["torch"] == torch.__version__
+    assert json.loads(capsys.readouterr().out)["records"][1]["method"]["name"] == "oracle"
+    assert [p.name for p in tmp_path.iterdir()] == ["records.json"]  # the checkpoints went with the records
+
+
+def test_a_killed_scoring_run_resumes_from_its_checkpoint(tmp_path, planted, planted_suite):
+    from advdla.scoring import run_method
+    from advdla.scoring.checkpoint import checkpoint_for
+
+    examples = planted_suite.examples[:6]
+
+    def checkpoint(run):
+        return checkpoint_for(tmp_path / "r.json", run.name, version=run.version, params=run.params,
+                              manifest=planted_suite.manifest, split="dev")
+
+    def killed_after_two_batches(step):
+        if step.done == 4:
+            raise KeyboardInterrupt
+
+    whole = run_method(planted, "atp", examples, batch_size=2)
+    with pytest.raises(KeyboardInterrupt):
+        run_method(planted, "atp", examples, batch_size=2, checkpoint=checkpoint, progress=killed_after_two_batches)
+    done = []
+    resumed = run_method(planted, "atp", examples, batch_size=2, checkpoint=checkpoint,
+                         progress=lambda step: done.append(step.done))
+    assert done == [4, 6]  # the first report says where it resumed; only the third batch was computed again
+    assert resumed.estimates.keys() == whole.estimates.keys()
+    for eid, values in whole.estimates.items():
+        assert torch.allclose(torch.tensor(resumed.estimates[eid]), torch.tensor(values), atol=1e-6)
+    done.clear()
+    run_method(planted, "atp", examples, batch_size=2, seed=1, checkpoint=checkpoint,
+               progress=lambda step: done.append(step.done))
+    assert done == [0, 2, 4, 6]  # another seed: another key, so the checkpoint is not used
+
+
+def test_score_cli_rejects_a_bad_suite_and_an_unknown_method(tmp_path, fake_suite_module, capsys):
+    from advdla.cli import main
+
+    fake_suite_module.state["bad"] = True
+    assert main(["score", "--suite", str(tmp_path), "--methods", "dla"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "fingerprint mismatch" in err and len(err.splitlines()) == 1
+    assert main(["score", "--suite", str(tmp_path), "--methods", "dla,atpstar"]) == 2
+    assert "Did you mean 'atp-star'" in capsys.readouterr().err
+    assert main(["score", "--suite", str(tmp_path / "missing"), "--methods", "dla"]) == 2
