@@ -24,7 +24,7 @@ from sqlalchemy import select
 
 from advdla.suites.workers import UNITS, SharedBuild, open_database
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 ENV = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "TQDM_DISABLE": "1"}
 
 

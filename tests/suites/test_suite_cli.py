@@ -13,7 +13,7 @@ import pytest
 from advdla.cli import main
 from advdla.suites.build import Candidate
 
-SHIPPED = Path(__file__).resolve().parents[1] / "suites"
+SHIPPED = Path(__file__).resolve().parents[2] / "suites"
 
 
 def corpus_finder(bridge, target, *, cfg, seed, n, windows, out_dir, exclude_docs=frozenset(), progress=None):

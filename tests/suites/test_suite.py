@@ -27,7 +27,7 @@ from advdla.suites.build import Candidate
 from advdla.suites.fingerprint import Chain, canonical_json, hash_rows, next_fingerprint
 from advdla.suites.store import rows_fingerprint_args
 
-SHIPPED = Path(__file__).resolve().parents[1] / "suites"
+SHIPPED = Path(__file__).resolve().parents[2] / "suites"
 
 
 def corpus_finder(bridge, target, *, cfg, seed, n, windows, out_dir, exclude_docs=frozenset(), progress=None):
