@@ -162,6 +162,12 @@ def all_components(cfg: Any) -> list[Component]:
     return comps
 
 
+def heads_and_mlps(cfg: Any) -> list[Component]:
+    """Every attention head and MLP, in residual-stream order: the components patching can replace, and the one pool
+    that truth panels, the search's |DLA| rank and the analysis's writers and readers are drawn from."""
+    return [c for c in all_components(cfg) if c.kind in ("head", "mlp")]
+
+
 def head_components(cfg: Any) -> list[Component]:
     """All attention heads, layer-major."""
     return [Component("head", l, h) for l in range(cfg.n_layers) for h in range(cfg.n_heads)]

@@ -186,8 +186,3 @@ def disjoint_resamples(windows: TokenWindows, n_tokens: int, sizes: list[int], *
     drawn = windows.sample(n_tokens, sum(sizes), seed=seed, exclude=exclude)[0]
     return list(torch.split(drawn, sizes))
 
-
-def resamples_for(windows: TokenWindows, n_tokens: int, r: int, *, seed: int, exclude: set[int] = frozenset()
-                  ) -> Int[Tensor, "r pos"]:
-    """R unrelated texts with exactly ``n_tokens`` tokens: the resamples that ground truth averages over."""
-    return windows.sample(n_tokens, r, seed=seed, exclude=exclude)[0]

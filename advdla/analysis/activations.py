@@ -21,7 +21,15 @@ import torch
 from jaxtyping import Float, Int
 from torch import Tensor
 
-from advdla.components import LN_FINAL_SCALE, RESID_POINTS, Component, all_components, is_downstream, resid_hook
+from advdla.components import (
+    LN_FINAL_SCALE,
+    RESID_POINTS,
+    Component,
+    all_components,
+    heads_and_mlps,
+    is_downstream,
+    resid_hook,
+)
 from advdla.patching import v_composition_hooks
 
 __all__ = ["component_output", "output_hooks", "scale_hooks", "downstream_of", "residual_points", "after_writer_hook",
@@ -61,7 +69,7 @@ def after_writer_hook(writer: Component) -> str:
 def clean_run(bridge: Any, tokens: Int[Tensor, "batch pos"], writers: list[Component]) -> tuple[Tensor, Any]:
     """One clean forward caching what every writer's analysis reads (outputs, residuals and norm scales downstream)."""
     first = min(w.layer for w in writers)
-    later = [c for c in all_components(bridge.cfg) if c.kind in ("head", "mlp") and c.layer >= first]
+    later = [c for c in heads_and_mlps(bridge.cfg) if c.layer >= first]
     names = output_hooks(later) | scale_hooks(later) | {LN_FINAL_SCALE}
     names |= {h for w in writers for h, _ in residual_points(bridge.cfg, w)}
     with torch.inference_mode():

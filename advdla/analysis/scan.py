@@ -31,7 +31,7 @@ from advdla.analysis.activations import (
 from advdla.analysis.stats import Quartiles, centred
 from advdla.analysis.writers import Criteria, Note, WriterAnalysis, pr_quartiles, writer_norm_ratio
 from advdla.attribution import check_tokens
-from advdla.components import Component, all_components, head_components, is_downstream
+from advdla.components import Component, head_components, heads_and_mlps, is_downstream
 
 __all__ = ["EraserPair", "scan_erasers", "eraser_pairs"]
 
@@ -67,7 +67,7 @@ def scan_erasers(bridge: Any, tokens: Int[Tensor, "batch pos"], *, first_pos: in
     tokens = check_tokens(bridge, tokens)
     cfg = bridge.cfg
     writers = writers or [c for c in head_components(cfg) if c.layer < cfg.n_layers - 1]
-    later = [c for c in all_components(cfg) if c.kind in ("head", "mlp") and c.layer >= min(w.layer for w in writers)]
+    later = [c for c in heads_and_mlps(cfg) if c.layer >= min(w.layer for w in writers)]
     names = output_hooks(later) | scale_hooks(later) | {after_writer_hook(w) for w in writers}
     step(f"scan: clean forward over {len(later)} components")
     with torch.inference_mode():

@@ -51,7 +51,7 @@ from advdla.analysis.activations import (
 )
 from advdla.analysis.stats import Fit, Quartiles, batched_slopes, centred, linear_fit, projection_ratio, quartiles
 from advdla.attribution import DLAResult, check_tokens, dla
-from advdla.components import Component, all_components, parse_component
+from advdla.components import Component, heads_and_mlps, parse_component
 from advdla.errors import AdvdlaError
 
 __all__ = ["Note", "WriterRow", "check_writer", "discover_writers", "Criteria", "writer_norm_ratio", "pr_quartiles",
@@ -97,7 +97,7 @@ def discover_writers(bridge: Any, tokens: Int[Tensor, "batch pos"], *, top: int 
     signed mean is near zero or negative. ``dla_result``: a :func:`~advdla.attribution.dla` of these prompts over
     (at least) those components, reused.
     """
-    comps = [c for c in all_components(bridge.cfg) if c.kind in ("head", "mlp") and c.layer < bridge.cfg.n_layers - 1]
+    comps = [c for c in heads_and_mlps(bridge.cfg) if c.layer < bridge.cfg.n_layers - 1]
     res = dla_result or dla(bridge, tokens, components=comps)
     values = res.values[:, [res.index(c) for c in comps]]
     mean_ld = res.ld.abs().mean().clamp(min=1e-6)

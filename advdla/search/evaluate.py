@@ -31,7 +31,14 @@ from torch import Tensor
 
 from advdla.attribution import check_context, logit_direction, magnitude_rank, top2
 from advdla.attribution import dla as dla_reference
-from advdla.components import LN_FINAL_SCALE, Component, all_components, attn_result_hook, mlp_out_hook, resid_hook
+from advdla.components import (
+    LN_FINAL_SCALE,
+    Component,
+    attn_result_hook,
+    heads_and_mlps,
+    mlp_out_hook,
+    resid_hook,
+)
 from advdla.patching import direct_effects_reference, forward_from, input_effects_reference, ld_of_final
 
 __all__ = ["Scores", "Evaluator", "verify", "rank_pool"]
@@ -88,7 +95,7 @@ def _safe(ld: Tensor) -> Tensor:
 
 def rank_pool(cfg: Any) -> list[Component]:
     """The components the target is ranked among: every head and MLP, in residual order."""
-    return [c for c in all_components(cfg) if c.kind in ("head", "mlp")]
+    return heads_and_mlps(cfg)
 
 
 class Evaluator:

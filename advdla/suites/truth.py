@@ -32,7 +32,7 @@ from jaxtyping import Float, Int
 from torch import Tensor
 
 from advdla.attribution import dla, magnitude_rank
-from advdla.components import Component, all_components
+from advdla.components import Component, heads_and_mlps
 from advdla.criteria import Thresholds, mechanism
 from advdla.patching import total_effects, truth_effects
 from advdla.suites.config import PanelPolicy
@@ -69,7 +69,7 @@ VALUE_COLUMNS = tuple(f.name for f in dataclasses.fields(Truth) if f.name not in
 
 def panel_candidates(cfg: Any) -> list[Component]:
     """Every attention head and MLP, in residual-stream order: what a full panel holds."""
-    return [c for c in all_components(cfg) if c.kind in ("head", "mlp")]
+    return heads_and_mlps(cfg)
 
 
 def choose_panel(bridge: Any, tokens: Int[Tensor, " pos"], target: Component, *, policy: PanelPolicy,

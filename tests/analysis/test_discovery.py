@@ -5,7 +5,6 @@ near zero or negative, and a decoy head whose output is anti-correlated with the
 from __future__ import annotations
 
 import pytest
-import torch
 
 from advdla.analysis import analyze, sample_prompts
 from advdla.components import parse_component
@@ -23,12 +22,7 @@ VARIANTS = {
 }
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module", params=list(VARIANTS))

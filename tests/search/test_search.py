@@ -35,14 +35,7 @@ from advdla.search.space import WINDOWS_PER_BASE, _prescreen_scores, build_promp
 from advdla.search.verified import verify_resamples
 from advdla.search.yields import summarise, wilson
 
-
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Tiny models on a shared 2-core machine: one torch thread is ~50x faster than two fighting for cores."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")
