@@ -4,7 +4,9 @@ Context: ground truth in advdla is causal: a component's input is replaced by it
 text with exactly as many tokens as the prompt (the paper's control), averaged over R such resamples.
 This module supplies both the prompts and those resamples.
 
-Sources, all returned as a ``datasets.Dataset`` with columns ``text`` and ``source``:
+Sources, all returned as a ``datasets.Dataset`` with columns ``text``, ``source`` (the genre, ``prose`` or ``code``, for
+the built-in corpus; the corpus's name otherwise) and ``file`` (the source file a document was cut from: the unit of
+independence, since the ~2,000-character documents of one file share style, vocabulary and often whole lines):
 - ``builtin`` (default, offline): English prose from ``pydoc_data.topics`` (the Python reference manual,
   which ships with every CPython) and stdlib source code, cut into documents of about 2,000 characters;
   the paper used C4 prose plus code, so this mix keeps its spirit without a download.
@@ -58,7 +60,7 @@ def load_corpus(source: str = "builtin") -> Corpus:
 
     if source == "builtin":
         rows = _builtin_rows()
-        columns = {"text": [r[0] for r in rows], "source": [r[1] for r in rows]}
+        columns = {"text": [r[0] for r in rows], "source": [r[1] for r in rows], "file": [r[2] for r in rows]}
         return Corpus("builtin", datasets.Dataset.from_dict(columns))
     path = Path(source).expanduser()
     if path.exists():
@@ -66,16 +68,26 @@ def load_corpus(source: str = "builtin") -> Corpus:
     return Corpus(source, _hub_dataset(source))
 
 
-def _builtin_rows() -> list[tuple[str, str]]:
+def _builtin_rows() -> list[tuple[str, str, str]]:
+    """(text, genre, source file) per document: a pydoc topic counts as its own source (``pydoc:<topic>``, a section
+    of the reference manual), a stdlib module as one (``stdlib:<module>.py``)."""
     from pydoc_data.topics import topics
 
-    rows = [(chunk, "prose") for key in sorted(topics) for chunk in _chunks(topics[key])]
+    rows = [(chunk, "prose", f"pydoc:{key}") for key in sorted(topics) for chunk in _chunks(topics[key])]
     stdlib = Path(sysconfig.get_paths()["stdlib"])
     for mod in _CODE_MODULES:
         file = stdlib / f"{mod}.py"
         if file.exists():
-            rows += [(chunk, "code") for chunk in _chunks(file.read_text(encoding="utf-8"))]
+            rows += [(chunk, "code", f"stdlib:{mod}.py") for chunk in _chunks(file.read_text(encoding="utf-8"))]
     return rows
+
+
+def source_files(corpus: Corpus) -> list[str]:
+    """The source file of every document, in corpus order (a corpus without a ``file`` column: each document its
+    own source, ``doc<i>``)."""
+    if "file" in corpus.dataset.column_names:
+        return list(corpus.dataset["file"])
+    return [f"doc{i}" for i in range(len(corpus))]
 
 
 def _chunks(text: str, size: int = DOC_CHARS) -> list[str]:
@@ -101,8 +113,9 @@ def _local_dataset(path: Path) -> Any:
                           f"found {sorted(kinds) or 'none'}")
     kind = files[0].suffix
     if kind == ".txt":
-        rows = [c for f in files for c in _chunks(f.read_text(encoding="utf-8", errors="replace"))]
-        return datasets.Dataset.from_dict({"text": rows, "source": [str(path)] * len(rows)})
+        rows = [(c, str(f)) for f in files for c in _chunks(f.read_text(encoding="utf-8", errors="replace"))]
+        return datasets.Dataset.from_dict({"text": [r[0] for r in rows], "source": [str(path)] * len(rows),
+                                           "file": [r[1] for r in rows]})
     builder = "parquet" if kind == ".parquet" else "json"
     ds = datasets.load_dataset(builder, data_files=[str(f) for f in files], split="train")
     return _with_text_column(ds, str(path))

@@ -36,10 +36,12 @@ def register(subparsers: Any) -> None:
     p.add_argument("--split", choices=("dev", "test", "all"), default=None, help="only this split")
     p.add_argument(
         "--sort",
-        default="spearman",
-        help="rank by this metric on adversarial examples; 'GROUP.METRIC' for another group (compensation, "
-        "baseline, mixed, natural, all), 'drop' for the Spearman drop (default: spearman)",
+        default="mcc@te",
+        help="rank by this metric on adversarial examples, METRIC@te or METRIC@de (@te when omitted); "
+        "'GROUP.METRIC' for another group (compensation, baseline, mixed, natural, all) (default: mcc@te, "
+        "importance MCC against the total effect)",
     )
+    p.add_argument("--wide", action="store_true", help="every column (the markdown page's), not the 80-column view")
     p.add_argument("--format", choices=("table", "markdown", "json"), default="table", help="default: table")
     p.set_defaults(func=cmd_leaderboard)
 
@@ -56,7 +58,8 @@ def cmd_leaderboard(args: Any) -> int:
         check_writable(Path(args.dir) / MARKDOWN_NAME, flag="--dir", kind="file")
         print(write_markdown(args.dir, suites_dir=args.suites, sort=args.sort))
         return 0
-    show(args.dir, suites_dir=args.suites, suite=args.suite, split=args.split, sort=args.sort, fmt=args.format)
+    show(args.dir, suites_dir=args.suites, suite=args.suite, split=args.split, sort=args.sort, fmt=args.format,
+         wide=args.wide)
     return 0
 
 
@@ -124,26 +127,28 @@ def show(
     suites_dir: str | Path | None = None,
     suite: str | None = None,
     split: str | None = None,
-    sort: str = "spearman",
+    sort: str = "mcc@te",
     fmt: str = "table",
+    wide: bool = False,
 ) -> None:
     """Print the leaderboard in ``directory``: rich tables (or markdown / JSON), stale records and problems apart."""
-    from advdla.leaderboard import groups, load_board, ranked_rows, render_markdown
+    from advdla.leaderboard import default_suites_dir, groups, load_board, ranked_rows, render_markdown
 
+    suites_dir = suites_dir or default_suites_dir(Path(directory))
     board = load_board(directory, suites_dir=suites_dir, suite=suite, split=split)
     if fmt == "markdown":
-        print(render_markdown(board, sort=sort))
+        print(render_markdown(board, sort=sort, suites_dir=suites_dir))
         return
     grouped = groups(board.current)
     ranked = {k: ranked_rows(v, sort=sort) for k, v in grouped.items()}
     if fmt == "json":
-        _print_json(board, grouped, ranked)
+        _print_json(board, ranked, suites_dir)
         return
     if not ranked:
         where = f" for suite {suite}" if suite else ""
         err_console.print(f"no current records in {directory}{where}: score a suite with `advdla score --suite PATH "
                           f"--out FILE`, then `advdla leaderboard add FILE --dir {directory}`")
-    _print_tables(grouped, ranked, sort=sort)
+    _print_tables(board.current, ranked, sort=sort, wide=wide, suites_dir=suites_dir)
     for e, why in board.stale:
         err_console.print(f"[yellow]stale[/]: {e.path.name if e.path else e.method}: {why}")
     for line in board.problems:
@@ -151,40 +156,41 @@ def show(
     sys.stdout.flush()
 
 
-def _print_json(board: Any, grouped: dict[tuple, list], ranked: dict[tuple, list[dict[str, Any]]]) -> None:
-    """One JSON document: per table its suite, fingerprint, verdict and rows; the stale records; the problems."""
-    from advdla.leaderboard import verdict
+def _print_json(board: Any, ranked: dict[tuple, list[dict[str, Any]]], suites_dir: Any) -> None:
+    """One JSON document: per suite version its verdict (every tested hypothesis), per table its rows; the stale
+    records; the problems."""
+    from advdla.leaderboard import suite_versions, test_hypotheses
 
-    boards = [
-        {
-            "suite": s,
-            "version": v,
-            "split": sp,
-            "fingerprint": grouped[(s, v, sp)][0].suite_fingerprint,
-            "verdict": verdict(grouped[(s, v, sp)]),
-            "rows": rows,
-        }
-        for (s, v, sp), rows in ranked.items()
-    ]
+    verdicts = [{"suite": s, "version": v, **test_hypotheses(entries, suites_dir=suites_dir)}
+                for (s, v), entries in suite_versions(board.current).items()]
+    for item in verdicts:
+        for res in item["results"]:
+            res["hypothesis"] = vars(res["hypothesis"])
+    boards = [{"suite": s, "version": v, "split": sp, "rows": rows} for (s, v, sp), rows in ranked.items()]
     stale = [{"file": e.path.name if e.path else None, "reason": why} for e, why in board.stale]
-    print(json.dumps(nan_to_none({"boards": boards, "stale": stale, "problems": board.problems}), indent=2,
-                     default=str))
+    print(json.dumps(nan_to_none({"verdicts": verdicts, "boards": boards, "stale": stale,
+                                  "problems": board.problems}), indent=2, default=str))
 
 
-def _print_tables(grouped: dict[tuple, list], ranked: dict[tuple, list[dict[str, Any]]], *, sort: str) -> None:
-    """One narrow rich table per (suite, version, split), its example counts in the title, its verdict below."""
-    from advdla.leaderboard import display_rows, verdict
+def _counts(r0: dict[str, Any]) -> str:
+    return (f"{r0.get('n_adv') or 0} adversarial ({r0.get('n_comp') or 0} compensation, {r0.get('n_base') or 0} "
+            f"baseline, {r0.get('n_mixed') or 0} mixed) + {r0.get('n_nat') or 0} natural")
+
+
+def _print_tables(entries: list[Any], ranked: dict[tuple, list[dict[str, Any]]], *, sort: str, wide: bool,
+                  suites_dir: Any) -> None:
+    """One rich table per (suite, version, split) (80 columns unless ``wide``), then each suite version's verdict."""
+    from advdla.leaderboard import display_rows, suite_versions, verdict
 
     for (s, v, sp), rows in ranked.items():
-        r0 = rows[0]
-        n = (f"{r0.get('n_adv') or 0} adversarial ({r0.get('n_comp') or 0} compensation, {r0.get('n_base') or 0} "
-             f"baseline) + {r0.get('n_nat') or 0} natural examples")
         console.print(
             table(
-                display_rows(rows, compact=True),
-                title=f"{s} v{v} · {sp} split · {n} · ranked by {sort}\n"
-                "mean [95% CI]; fooled = target wrongly in the top k; vs DLA = paired difference (* excludes 0); "
-                "noise ceiling on top, not ranked",
+                display_rows(rows, compact=not wide),
+                title=f"{s} v{v} · {sp} · {_counts(rows[0])} · by {sort}\n"
+                "mean [95% CI over source files]; vs DLA = paired difference (* excludes 0)",
             )
         )
-        console.print(" ".join(verdict(grouped[(s, v, sp)])))
+    for (s, v), group in suite_versions(entries).items():
+        console.print(f"[bold]{s} v{v}[/]", highlight=False)
+        for line in verdict(group, suites_dir=suites_dir):
+            console.print(line, highlight=False, markup=False)

@@ -150,13 +150,14 @@ class _StageDisplay:
 
 
 def _print_leaderboard(outputs: Any) -> None:
-    from advdla.leaderboard import groups, load_board, run_verdict
+    from advdla.leaderboard import load_board, run_verdict, suite_versions
 
-    show(outputs.paths["leaderboard"], suites_dir=outputs.paths["suite"].parent)
+    suites = outputs.paths["suite"].parent
+    show(outputs.paths["leaderboard"], suites_dir=suites)
     console.print(f"[bold]Rows:[/] {outputs.notes.get('rows', '')}", highlight=False)
-    board = load_board(outputs.paths["leaderboard"], suites_dir=outputs.paths["suite"].parent)
-    for entries in groups(board.current).values():
-        for line in run_verdict(entries):
+    board = load_board(outputs.paths["leaderboard"], suites_dir=suites)
+    for entries in suite_versions(board.current).values():
+        for line in run_verdict(entries, suites_dir=suites):
             console.print(line, highlight=False, markup=False)
 
 

@@ -11,19 +11,24 @@ The modules, in the order they build on each other:
 - :mod:`~advdla.leaderboard.records`: reading, validating and writing records (:class:`Entry`, :class:`Board`,
   :func:`add_record`, :func:`load_board`), current or stale against the suite's manifest;
 - :mod:`~advdla.leaderboard.columns`: the one list of table columns (:class:`Column` in :data:`COLUMNS`);
-- :mod:`~advdla.leaderboard.ranking`: each row's role (noise ceiling, method, sanity row) from the method's
-  metadata, paired comparisons with DLA (:func:`paired`, :func:`beats`), the ranked rows of a table;
-- :mod:`~advdla.leaderboard.verdict`: the generated sentences (:func:`verdict`, :func:`run_verdict`);
+- :mod:`~advdla.leaderboard.ranking`: each row's role (noise ceiling, method, reference row, chance) from the
+  record, paired comparisons with DLA (:func:`paired`, :func:`beats`), the ranked rows of a table;
+- :mod:`~advdla.leaderboard.hypotheses`: the pre-registered hypotheses a suite's verdict tests;
+- :mod:`~advdla.leaderboard.verdict`: those hypotheses tested on dev and test, Holm-corrected, as sentences
+  (:func:`verdict`, :func:`run_verdict`);
 - :mod:`~advdla.leaderboard.render`: cells, the markdown page, ``LEADERBOARD.md`` (:func:`write_markdown`).
 """
 
-from advdla.leaderboard.columns import CEILING, COLUMNS, Column, compared_pairs, register_column
+from advdla.leaderboard.columns import COLUMNS, PRIMARY, Column, compared_pairs, register_column
+from advdla.leaderboard.hypotheses import DEFAULT_HYPOTHESES, Hypothesis, hypotheses_for, registration_hash
 from advdla.leaderboard.ranking import (
                                         BASELINE,
                                         ROLES,
                                         adv_vs_natural,
                                         beats,
+                                        chance_row,
                                         groups,
+                                        in_group,
                                         n_documents,
                                         paired,
                                         per_example,
@@ -37,16 +42,26 @@ from advdla.leaderboard.records import (
                                         Entry,
                                         add_record,
                                         check_current,
+                                        default_suites_dir,
                                         load_board,
                                         parse_record,
                                         record_filename,
                                         suite_fingerprint,
 )
-from advdla.leaderboard.render import MARKDOWN_NAME, display_rows, intro, render_markdown, write_markdown
-from advdla.leaderboard.verdict import MIN_VERDICT_DOCS, RELATIVE, run_verdict, verdict
+from advdla.leaderboard.render import (
+                                        MARKDOWN_NAME,
+                                        display_rows,
+                                        intro,
+                                        render_markdown,
+                                        suite_versions,
+                                        write_markdown,
+)
+from advdla.leaderboard.verdict import ALPHA, MIN_SOURCES, MIN_VERDICT_DOCS, run_verdict, test_hypotheses, verdict
 
 __all__ = ["Entry", "Board", "parse_record", "record_filename", "add_record", "load_board", "groups", "role",
            "paired", "beats", "ranked_rows", "display_rows", "verdict", "run_verdict", "render_markdown",
-           "write_markdown", "suite_fingerprint", "check_current", "GROUPS", "CEILING", "BASELINE",
+           "write_markdown", "suite_fingerprint", "check_current", "GROUPS", "PRIMARY", "BASELINE", "chance_row",
+           "in_group", "default_suites_dir", "suite_versions", "Hypothesis", "DEFAULT_HYPOTHESES", "hypotheses_for",
+           "registration_hash", "test_hypotheses", "ALPHA", "MIN_SOURCES",
            "Column", "COLUMNS", "register_column", "compared_pairs", "ROLES", "adv_vs_natural", "n_documents",
-           "per_example", "sort_key", "MARKDOWN_NAME", "intro", "MIN_VERDICT_DOCS", "RELATIVE"]
+           "per_example", "sort_key", "MARKDOWN_NAME", "intro", "MIN_VERDICT_DOCS"]

@@ -11,7 +11,7 @@ written, whether the narrow terminal table shows it (and under which title), whi
 rows carry for it, and the sentence of the page's prose that explains it. Adding a column is adding one entry.
 
     >>> [c.title for c in COLUMNS.values() if c.compact_title][:3]
-    ['#', 'method', 'Spearman comp']
+    ['#', 'method', 'MCC vs TE adv']
 """
 
 from __future__ import annotations
@@ -24,9 +24,8 @@ from typing import Any
 from advdla.leaderboard.records import GROUPS
 from advdla.registry import Registry
 
-__all__ = ["Column", "COLUMNS", "CEILING", "register_column", "compared_pairs", "estimate_cell", "difference_cell"]
+__all__ = ["Column", "COLUMNS", "PRIMARY", "register_column", "compared_pairs", "estimate_cell", "difference_cell"]
 
-CEILING = "output-patching"  # the built-in noise ceiling (MethodSpec.role "ceiling"), named in the prose
 # (row, row key, compact) -> the cell's text; ``compact``: the terminal's narrow table (intervals on a second line)
 Cell = Callable[[Mapping[str, Any], str, bool], str]
 
@@ -73,14 +72,14 @@ def compared_pairs() -> list[tuple[str, str]]:
 
 
 def _rank_cell(r: Mapping[str, Any], key: str, compact: bool) -> str:
-    return "" if r["role"] != "method" else str(r[key])  # the ceiling and sanity rows are not ranked
+    return "" if r["role"] != "method" else str(r[key])  # the ceiling, reference and chance rows are not ranked
 
 
 def _method_cell(r: Mapping[str, Any], key: str, compact: bool) -> str:
     name = r[key] if compact else f"{r[key]} v{r['version']}"
     if not compact and r["params"]:
         name += " (" + ", ".join(f"{k}={v}" for k, v in sorted(r["params"].items())) + ")"
-    tag = {"ceiling": "noise ceiling", "sanity": "sanity, not ranked"}.get(r["role"])
+    tag = {"ceiling": "noise ceiling", "reference": "reads the truth"}.get(r["role"])
     return f"{name} [{tag}]" if tag else name
 
 
@@ -108,7 +107,9 @@ def difference_cell(r: Mapping[str, Any], key: str, compact: bool) -> str:
 
 def _seconds_cell(r: Mapping[str, Any], key: str, compact: bool) -> str:
     v = r.get(key, math.nan)
-    return "-" if v is None or math.isnan(v) else f"{v:.1f}"
+    if v is None or math.isnan(v):
+        return "-"
+    return f"{v:.2f}" if v < 10 else f"{v:.0f}"
 
 
 def _counts_cell(r: Mapping[str, Any], key: str, compact: bool) -> str:
@@ -130,32 +131,42 @@ def _vs_dla(title: str, metric: str, group: str, *, compact: bool = False, **fie
                   group, compared=True, **fields)
 
 
-_ROWS_NOTE = (f"The *noise ceiling* (`{CEILING}` on the method resamples: exact, but on other resamples than the "
-              "truth's) is shown on top and not ranked; `oracle` (the truth itself) is a sanity row, not ranked.")
-_FOOLED_NOTE = ("*fooled* = share of examples where the method puts the target in its top k although its true effect "
-                "is not.")
+_ROWS_NOTE = ("Rows: ranked methods; `split-half` (the truth's own split-half reliability, no method involved) is the "
+              "noise ceiling, on top and not ranked; `exact-te` and `exact-de` return the truth's own total and direct "
+              "effects (what a perfect estimator of each estimand scores), not ranked; *chance* is what an uninformed "
+              "estimator scores on these examples.")
+_MCC_NOTE = ("*MCC* (the primary metric) = Matthews correlation between the method's call \"this component matters\" "
+             "(|estimate| >= tau |LD|) and the truth's (|TE| >= tau |LD|, tau = 0.1) over the panel: 1 for a perfect "
+             "call, 0 for any constant or random one. *vs TE* scores every method against the total effect; *vs own* "
+             "against the method's own estimand (the direct effect DE for DLA and its variants, the TE otherwise).")
+_TARGET_NOTE = ("*target error* = |estimate - TE| / |LD| on the example's target (chance: the zero estimate's error); "
+                "*false alarm* = share of examples whose target does not matter (|TE| < tau |LD|) but is called.")
+_RANK_NOTE = ("*rank late* = Spearman over the components from 3 layers before the target on; *top-k* = share of the "
+              "true top 3 (|TE| >= 0.05 |LD|) among the method's top 3; *AUPRC* = average precision of |estimate| for "
+              "\"matters\" (chance: the base rate).")
 _VS_DLA_NOTE = ("*vs DLA* = the paired difference from DLA on the same examples with its paired cluster-bootstrap "
-                "interval (`*`: the interval excludes 0). Where a group's examples come from a single document there "
-                "is no interval (one document cannot show its own spread).")
+                "interval over source files (`*`: the interval excludes 0; the verdict's tests are Holm-corrected, "
+                "these cells are not). A group from a single source file has no interval.")
+
+PRIMARY = "mcc@te"  # the primary metric: importance MCC against the total effect
 
 for _column in (
     Column("#", "rank", _rank_cell, "#"),
     Column("method", "method", _method_cell, "method", note=_ROWS_NOTE, note_rank=5),
-    _estimate("Spearman adv", "spearman", "adversarial"),
-    _estimate("Spearman comp", "spearman", "compensation", compact=True, compared=True),
-    _estimate("Spearman base", "spearman", "baseline", compact=True, compared=True),
-    _estimate("Spearman nat", "spearman", "natural", compact=True, compared=True),
-    _estimate("TE-weighted Spearman adv", "spearman_w", "adversarial", note_rank=2,
-              note="*TE-weighted Spearman* weighs each component by its |TE|;"),
-    _estimate("AUROC adv", "auroc", "adversarial", note_rank=3,
-              note="*AUROC* separates the components with |TE| >= 0.1 |LD| from the rest."),
-    _estimate("fooled comp", "fooled", "compensation", compact=True, compared=True, note=_FOOLED_NOTE, note_rank=1),
-    _estimate("fooled base", "fooled", "baseline", compact=True, compared=True),
-    _estimate("fooled nat", "fooled", "natural", compact=True, compared=True),
-    _vs_dla("vs DLA: Spearman adv", "spearman", "adversarial", compact=True, note=_VS_DLA_NOTE, note_rank=4),
-    _vs_dla("vs DLA: fooled adv", "fooled", "adversarial"),
-    Column("time s", "wall_time_s", _seconds_cell, note_rank=6,
-           note="*time s*: the method's wall time on the split (its cost, with its parameters in brackets)."),
+    Column("estimand", "estimand", lambda r, key, compact: str(r.get(key) or "")),
+    _estimate("MCC vs TE adv", PRIMARY, "adversarial", compact=True, note=_MCC_NOTE, note_rank=1),
+    _estimate("MCC vs own adv", "mcc@own", "adversarial"),
+    _estimate("MCC vs TE nat", PRIMARY, "natural"),
+    _estimate("target error comp", "target_error@te", "compensation", note=_TARGET_NOTE, note_rank=2),
+    _estimate("target error base", "target_error@te", "baseline"),
+    _estimate("false alarm comp", "false_alarm@te", "compensation"),
+    _estimate("false alarm nat", "false_alarm@te", "natural"),
+    _estimate("rank late adv", "rank_late@te", "adversarial", note=_RANK_NOTE, note_rank=3),
+    _estimate("top-k adv", "topk_recall@te", "adversarial"),
+    _estimate("AUPRC adv", "auprc@te", "adversarial"),
+    _vs_dla("vs DLA: MCC adv", PRIMARY, "adversarial", compact=True, note=_VS_DLA_NOTE, note_rank=4),
+    Column("s/ex", "seconds_per_example", _seconds_cell, "s/ex", note_rank=6,
+           note="*s/ex*: the method's wall time per example (its cost; parameters in brackets after its name)."),
     Column("n comp/base/nat", "n_comp", _counts_cell),  # the terminal table says it in its title
 ):
     register_column(_column)

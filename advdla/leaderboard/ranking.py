@@ -1,10 +1,11 @@
 """Ranking: the role of each record's row, paired comparisons between two records, and the ranked rows of a table.
 
 Context: one table is every current record of one (suite, suite version, split) (:func:`groups`). Its rows are not
-all contestants. The *noise ceiling* (``output-patching`` run on the method resamples) is exact and differs from
-the truth only because the truth averages over other resamples, so no method can be expected to beat it: it is
-shown on top, not ranked. A *sanity* row reads the truth (``oracle``): shown below, not ranked. Which is which is
-the method's registered metadata (:attr:`advdla.methods.MethodSpec.role`), not its name.
+all contestants. The *noise ceiling* (``split-half``: the truth's own split-half reliability, no method involved) is
+shown on top, not ranked. *Reference* rows read the truth (``exact-te``, ``exact-de``: what a perfect estimator of each
+estimand scores): shown below, not ranked; a *chance* row (what an uninformed estimator scores on the same examples)
+ends the table. Which is which is the role the record states (its method's registered
+:attr:`advdla.methods.MethodSpec.role`), not its name.
 
 Intuition: two methods' intervals on the same examples overlap even where one is better on nearly every example,
 because both share the examples' own variance. A *paired* comparison (:func:`paired`) bootstraps the per-example
@@ -26,18 +27,21 @@ from advdla.leaderboard.records import GROUPS, Entry, as_float, higher_is_better
 from advdla.methods import METHODS, method_spec
 from advdla.scoring import group_difference, paired_interval
 
-__all__ = ["BASELINE", "ROLES", "role", "groups", "per_example", "n_documents", "paired", "beats", "adv_vs_natural",
-           "sort_key", "ranked_rows"]
+__all__ = ["BASELINE", "ROLES", "role", "groups", "per_example", "in_group", "n_documents", "paired", "beats",
+           "adv_vs_natural", "sort_key", "ranked_rows", "chance_row"]
 
 BASELINE = "dla"  # what every method is compared with, pairwise
-ROLES = ("ceiling", "method", "sanity")  # a table's row order: the noise ceiling on top, sanity rows at the bottom
+ROLES = ("ceiling", "method", "reference", "chance")  # a table's row order: the ceiling on top, chance at the bottom
 HIDDEN_PARAMS = {"seed", "batch_size"}  # knobs that do not change a method's numbers: not shown with its name
 
 
 def role(entry: Entry) -> str:
-    """``ceiling`` (the noise ceiling: shown on top, not ranked), ``sanity`` (a row that reads the truth, like
-    ``oracle``: shown below, not ranked) or ``method``: the entry's method's registered ``MethodSpec.role``; a method
-    not registered here (a plug-in that is not installed) is ranked as a method."""
+    """``ceiling`` (the noise ceiling: shown on top, not ranked), ``reference`` (a row that reads the truth, like
+    ``exact-te``: shown below, not ranked) or ``method``: the role the record states, else the entry's method's
+    registered ``MethodSpec.role``; a method not registered here (a plug-in that is not installed) is ranked."""
+    stated = (entry.record.get("method") or {}).get("role")
+    if stated in ROLES:
+        return stated
     if entry.method in METHODS:  # the common case, without method_spec's entry-point scan (~10 ms a call)
         return METHODS[entry.method].role
     try:  # perhaps a plug-in that is installed but not loaded yet: method_spec loads the plug-ins
@@ -62,7 +66,7 @@ def per_example(entry: Entry) -> dict[str, dict[str, Any]]:
     return {row["example_id"]: row for row in entry.record.get("per_example") or []}
 
 
-def _in_group(row: dict[str, Any], group: str) -> bool:
+def in_group(row: dict[str, Any], group: str) -> bool:
     if group == "all":
         return True
     if group in ("adversarial", "natural"):
@@ -73,7 +77,7 @@ def _in_group(row: dict[str, Any], group: str) -> bool:
 def n_documents(entry: Entry, group: str, metric: str) -> int:
     """How many base documents the ``group`` examples with a defined ``metric`` come from: an interval needs two
     (records scored before intervals followed that rule may hold a zero-width one; the board drops it)."""
-    rows = [r for r in per_example(entry).values() if _in_group(r, group) and not math.isnan(as_float(r.get(metric)))]
+    rows = [r for r in per_example(entry).values() if in_group(r, group) and not math.isnan(as_float(r.get(metric)))]
     return len({str(r.get("cluster", i)) for i, r in enumerate(rows)})
 
 
@@ -81,7 +85,7 @@ def paired(entry: Entry, base: Entry, metric: str, group: str) -> tuple[float, f
     """Mean of (entry - base) for ``metric`` over the ``group`` examples both were scored on, with the paired
     cluster-bootstrap 95% interval (:func:`advdla.scoring.paired_interval`) and the number of examples used."""
     mine, theirs = per_example(entry), per_example(base)
-    ids = [i for i, row in theirs.items() if i in mine and _in_group(row, group)]
+    ids = [i for i, row in theirs.items() if i in mine and in_group(row, group)]
     a: Float[np.ndarray, " n"] = np.array([as_float(mine[i].get(metric)) for i in ids], dtype=float)
     b: Float[np.ndarray, " n"] = np.array([as_float(theirs[i].get(metric)) for i in ids], dtype=float)
     clusters = np.array([str(theirs[i].get("cluster", i)) for i in ids])
@@ -117,27 +121,29 @@ def adv_vs_natural(entry: Entry, metric: str) -> tuple[float, float, float]:
 
 
 def sort_key(sort: str) -> tuple[str, str]:
-    """``spearman`` -> (adversarial, spearman); ``compensation.fooled`` -> (compensation, fooled); ``drop``."""
+    """``mcc`` -> (adversarial, mcc@te); ``compensation.target_error@de`` -> (compensation, target_error@de)."""
     kind, _, metric = sort.rpartition(".")
-    return (kind or "adversarial"), metric
+    return (kind or "adversarial"), metric if "@" in metric else f"{metric}@te"
 
 
-def ranked_rows(entries: list[Entry], *, sort: str = "spearman") -> list[dict[str, Any]]:
+def ranked_rows(entries: list[Entry], *, sort: str = "mcc@te") -> list[dict[str, Any]]:
     """One row per method: the noise ceiling first (``rank`` 'ceiling'), then the methods best first by ``sort``
-    (a metric on adversarial examples, or ``GROUP.METRIC``), then sanity rows (``rank`` 'sanity', e.g. oracle).
+    (a ``metric@against`` on adversarial examples, or ``GROUP.METRIC@AGAINST``; ``@te`` when omitted), then the
+    reference rows (``rank`` 'reference', e.g. exact-te), then the chance row.
 
-    Each row: rank, method, version, role, params, wall_time_s, every metric per group as ``{metric}_{abbr}``
-    plus ``..._ci`` [low, high] (abbreviations in :data:`GROUPS`), the drops, and for every method but DLA its
-    paired difference from DLA ``vs_dla_{metric}_{abbr}`` = [mean, low, high] for each (metric, group) a column
-    asks for (:func:`advdla.leaderboard.columns.compared_pairs`; per-example records needed).
+    Each row: rank, method, version, role, estimand, params, wall_time_s, seconds_per_example, every metric per group
+    as ``{metric@against}_{abbr}`` plus ``..._ci`` [low, high] (abbreviations in :data:`GROUPS`), the same under
+    ``{metric}@own`` for the method's own estimand, and for every method but DLA its paired difference from DLA
+    ``vs_dla_{metric@against}_{abbr}`` = [mean, low, high] for each (metric, group) a column asks for
+    (:func:`advdla.leaderboard.columns.compared_pairs`; per-example records needed).
     """
     kind, metric = sort_key(sort)
     _check_sort(entries, sort, kind, metric)
     base = next((e for e in entries if e.method == BASELINE), None)
-    rows = [_row(e, base) for e in entries]
-    col = "drop_spearman" if metric == "drop" else f"{metric}_{GROUPS[kind]}"
+    rows = [_row(e, base) for e in entries] + ([chance_row(entries)] if entries else [])
+    col = f"{metric}_{GROUPS[kind]}"
     higher = next((e.higher_is_better[metric] for e in entries if metric in e.higher_is_better), True)
-    sign = 1.0 if metric == "drop" or not higher else -1.0
+    sign = 1.0 if not higher else -1.0
     rows.sort(key=lambda r: (ROLES.index(r["role"]), math.isnan(r.get(col, math.nan)),
                              sign * _nan0(r.get(col, math.nan)), r["method"]))
     n = 0
@@ -152,7 +158,7 @@ def _check_sort(entries: list[Entry], sort: str, kind: str, metric: str) -> None
     if kind not in GROUPS:
         raise AdvdlaError(f"unknown group {kind!r} in --sort {sort}: use METRIC or GROUP.METRIC with GROUP one of "
                           f"{', '.join(GROUPS)}{did_you_mean(kind, list(GROUPS))}")
-    known = {m for e in entries for k in e.metrics.values() for m in k} | {"drop"}
+    known = {m for e in entries for k in e.metrics.values() for m in k}
     if entries and metric not in known:
         raise AdvdlaError(
             f"unknown --sort metric {metric!r}: known are {', '.join(sorted(known))}."
@@ -165,24 +171,42 @@ def _nan0(x: float) -> float:
 
 
 def _row(e: Entry, base: Entry | None) -> dict[str, Any]:
-    """The entry's row: identity, every metric of every group with its interval, the drops, the paired differences."""
-    params = {k: v for k, v in (e.record.get("method", {}).get("params") or {}).items()
-              if k not in HIDDEN_PARAMS and v is not None}
+    """The entry's row: identity, cost, every metric of every group with its interval, the paired differences."""
+    method = e.record.get("method", {})
+    params = {k: v for k, v in (method.get("params") or {}).items() if k not in HIDDEN_PARAMS and v is not None}
+    n_examples = e.record.get("n_examples") or 0
+    wall = as_float(e.record.get("wall_time_s"))
     row: dict[str, Any] = {"method": e.method, "version": e.method_version, "role": role(e), "params": params,
-                           "wall_time_s": as_float(e.record.get("wall_time_s"))}
+                           "estimand": method.get("estimand", "total"), "wall_time_s": wall,
+                           "seconds_per_example": wall / n_examples if n_examples else math.nan}
+    own = "de" if row["estimand"] == "direct" else "te"
     for kind, abbr in GROUPS.items():
         row[f"n_{abbr}"] = e.n.get(kind)
         for metric, (v, lo, hi) in sorted(e.metrics.get(kind, {}).items()):
-            row[f"{metric}_{abbr}"] = v
-            one_doc = per_example(e) and n_documents(e, kind, metric) < 2  # one document has no spread to show
-            row[f"{metric}_{abbr}_ci"] = [math.nan, math.nan] if one_doc else [lo, hi]
-    row["drop_spearman"] = e.value("natural", "spearman") - e.value("adversarial", "spearman")
-    row["drop_fooled"] = e.value("adversarial", "fooled") - e.value("natural", "fooled")
-    for metric in ("spearman", "fooled"):
-        row[f"adv_vs_nat_{metric}"] = list(adv_vs_natural(e, metric))
+            one_doc = per_example(e) and n_documents(e, kind, metric) < 2  # one source file has no spread to show
+            cells = {f"{metric}_{abbr}": v, f"{metric}_{abbr}_ci": [math.nan, math.nan] if one_doc else [lo, hi]}
+            row.update(cells)
+            name, _, against = metric.partition("@")
+            if against == own:
+                row.update({k.replace(metric, f"{name}@own", 1): c for k, c in cells.items()})
     if base is not None and e is not base and row["role"] == "method":
         for metric, kind in compared_pairs():
             mean, lo, hi, n = paired(e, base, metric, kind)
             if n:
                 row[f"vs_dla_{metric}_{GROUPS[kind]}"] = [mean, lo, hi]
+    return row
+
+
+def chance_row(entries: list[Entry]) -> dict[str, Any]:
+    """What an uninformed estimator scores on the table's examples, metric by metric (from the records' ``chance``;
+    NaN where a metric has none): the row every method must clear."""
+    row: dict[str, Any] = {"method": "chance", "version": "", "role": "chance", "params": {}, "estimand": ""}
+    for e in entries:
+        for kind, abbr in GROUPS.items():
+            for metric, value in e.chance.get(kind, {}).items():
+                if math.isnan(value):
+                    continue
+                row.setdefault(f"{metric}_{abbr}", value)
+                if metric.endswith("@te"):  # an uninformed estimator of either estimand, scored against the TE
+                    row.setdefault(f"{metric[:-3]}@own_{abbr}", value)
     return row

@@ -35,7 +35,7 @@ from advdla.scoring import METRICS, ResultRecord
 from advdla.suites import read_manifest
 
 __all__ = ["Entry", "Board", "GROUPS", "parse_record", "record_filename", "suite_fingerprint", "check_current",
-           "add_record", "load_board", "folder_lock", "higher_is_better", "as_float"]
+           "add_record", "load_board", "default_suites_dir", "folder_lock", "higher_is_better", "as_float"]
 
 LOCK_NAME = ".leaderboard.lock"
 LOCK_TIMEOUT_S = 60  # a render or an add holds the lock for well under a second; a minute means a stuck process
@@ -48,7 +48,8 @@ _SPLITS = ("dev", "test", "all")  # a record scores one suite split, or both tog
 
 @dataclass
 class Entry:
-    """One result record, reduced to what the leaderboard ranks. ``metrics[kind][metric] = (value, low, high)``."""
+    """One result record, reduced to what the leaderboard ranks. ``metrics[kind][metric@against] = (value, low,
+    high)``, e.g. ``metrics["adversarial"]["mcc@te"]``."""
 
     method: str
     method_version: str
@@ -59,6 +60,7 @@ class Entry:
     metrics: dict[str, dict[str, tuple[float, float, float]]]
     n: dict[str, int] = field(default_factory=dict)
     higher_is_better: dict[str, bool] = field(default_factory=dict)
+    chance: dict[str, dict[str, float]] = field(default_factory=dict)  # chance[kind][metric@against]
     record: dict[str, Any] = field(default_factory=dict)
     path: Path | None = None
 
@@ -115,10 +117,11 @@ def _entry(rec: ResultRecord) -> Entry:
         record=rec.to_dict(),
     )
     for m in rec.metrics:
-        entry.metrics.setdefault(m["kind"], {})[m["metric"]] = (as_float(m["value"]), as_float(m["lo"]),
-                                                                as_float(m["hi"]))
+        key = f"{m['metric']}@{m.get('against', 'te')}"
+        entry.metrics.setdefault(m["kind"], {})[key] = (as_float(m["value"]), as_float(m["lo"]), as_float(m["hi"]))
+        entry.chance.setdefault(m["kind"], {})[key] = as_float(m.get("chance"))
         entry.n[m["kind"]] = max(entry.n.get(m["kind"], 0), int(m.get("n") or 0))
-        entry.higher_is_better[m["metric"]] = bool(m.get("higher_is_better", higher_is_better(m["metric"])))
+        entry.higher_is_better[key] = bool(m.get("higher_is_better", higher_is_better(m["metric"])))
     return entry
 
 
@@ -134,7 +137,8 @@ def as_float(x: Any) -> float:
 
 
 def higher_is_better(metric: str) -> bool:
-    """The scoring registry's direction for ``metric`` (records carry it too; this is for older records)."""
+    """The scoring registry's direction for ``metric`` (``name`` or ``name@against``; records carry it too)."""
+    metric = metric.partition("@")[0]
     spec = METRICS[metric] if metric in METRICS else None
     return True if spec is None else bool(spec.higher_is_better)
 
@@ -173,7 +177,7 @@ def _manifest_fingerprint(manifest: dict[str, Any]) -> str:
     return fp
 
 
-def _default_suites_dir(leaderboard_dir: Path) -> Path:
+def default_suites_dir(leaderboard_dir: Path) -> Path:
     """``suites/`` next to the leaderboard folder (the repository layout, and ``advdla run --out``'s)."""
     return Path(leaderboard_dir).resolve().parent / "suites"
 
@@ -212,7 +216,7 @@ def add_record(
     """
     entry = parse_record(json.loads(json.dumps(record, default=jsonable)))  # what will be read back
     directory = Path(directory)
-    reason = check_current(entry, Path(suites_dir) if suites_dir else _default_suites_dir(directory))
+    reason = check_current(entry, Path(suites_dir) if suites_dir else default_suites_dir(directory))
     if reason and not allow_stale:
         raise AdvdlaError(f"record for {entry.method} not added: {reason}")
     directory.mkdir(parents=True, exist_ok=True)
@@ -239,7 +243,7 @@ def load_board(
             f"no leaderboard folder {directory}: score a suite with `advdla score --suite PATH --out FILE`, "
             f"then `advdla leaderboard add FILE --dir {directory}`"
         )
-    sdir = Path(suites_dir) if suites_dir else _default_suites_dir(directory)
+    sdir = Path(suites_dir) if suites_dir else default_suites_dir(directory)
     board = Board(current=[], stale=[], problems=[])
     for path in sorted(p for p in directory.glob("*.json") if not p.name.startswith(".")):
         try:

@@ -20,20 +20,21 @@ from typing import Any
 from advdla.atomic import write_text_atomic
 from advdla.leaderboard.columns import COLUMNS
 from advdla.leaderboard.ranking import groups, ranked_rows, sort_key
-from advdla.leaderboard.records import Board, Entry, folder_lock, load_board
+from advdla.leaderboard.records import Board, Entry, default_suites_dir, folder_lock, load_board
 from advdla.leaderboard.verdict import verdict
 
-__all__ = ["MARKDOWN_NAME", "display_rows", "intro", "render_markdown", "write_markdown"]
+__all__ = ["MARKDOWN_NAME", "display_rows", "intro", "render_markdown", "suite_versions", "write_markdown"]
 
 MARKDOWN_NAME = "LEADERBOARD.md"
 # The page's fixed prose around the columns' notes: what is scored, how values read, what the group suffixes mean.
 PREAMBLE = (
-    "Attribution methods scored against causal ground truth (each component's total effect: its output resampled, "
-    "averaged over the truth's resamples) on advdla suites. Methods see only their own resamples, disjoint from "
-    "the truth's. Values are means over examples with cluster-bootstrap 95% intervals (clusters: the base "
-    "documents); *adv* = adversarial examples (prompts on which DLA misleads), split by mechanism: *comp* = "
-    "compensation (later components undo the target's direct effect), *base* = baseline (DLA's zero baseline "
-    "overstates an output that hardly depends on the context); *nat* = natural corpus examples."
+    "Attribution methods scored against causal ground truth on advdla suites: each component's total effect TE (its "
+    "output resampled, averaged over the truth's resamples) and direct effect DE. Methods see only their own "
+    "resamples, disjoint from the truth's. Every method is scored against the TE (does the component matter?) and "
+    "against its own estimand (DE for DLA and its variants). Values are means over examples with cluster-bootstrap "
+    "95% intervals (clusters: source files); *adv* = adversarial examples (prompts on which DLA misleads), split by "
+    "mechanism: *comp* = compensation (later components undo the target's direct effect), *base* = baseline (DLA's "
+    "zero baseline overstates an output that hardly depends on the context); *nat* = natural corpus examples."
 )
 CLOSING = "Rendered by `advdla leaderboard render`; the verdict sentences are generated from the records."
 
@@ -54,17 +55,20 @@ def intro() -> str:
     return " ".join([PREAMBLE, *notes, CLOSING])
 
 
-def render_markdown(board: Board, *, sort: str = "spearman") -> str:
-    """The leaderboard as markdown: the generated verdict, then one table per (suite, version, split), then stale
-    records and problems."""
+def render_markdown(board: Board, *, sort: str = "mcc@te", suites_dir: str | os.PathLike | None = None,
+                    figures: dict[tuple[str, int], str] | None = None) -> str:
+    """The leaderboard as markdown: per suite version its verdict (the pre-registered hypotheses on dev and test) and
+    its cost-accuracy figure (``figures``: (suite, version) -> a path relative to the page), then one table per
+    (suite, version, split), then stale records and problems."""
     lines = ["# advdla leaderboard", ""]
-    for (suite, version, split), entries in _headline_groups(board):
-        lines += [f"**{suite} v{version}, {split} split.** " + " ".join(verdict(entries)), ""]
+    for (suite, version), entries in suite_versions(board.current).items():
+        lines += [f"**{suite} v{version}.** " + " ".join(verdict(entries, suites_dir=suites_dir)), ""]
+        if figures and (suite, version) in figures:
+            lines += [f"![cost against importance MCC, {suite} v{version}]({figures[(suite, version)]})", ""]
     lines += [intro(), "", f"Methods ranked by {sort} ({sort_key(sort)[0]} examples).", ""]
     for (suite, version, split), entries in groups(board.current).items():
         fp = entries[0].suite_fingerprint
         lines += [f"## {suite} v{version}, {split} split", "", f"Suite fingerprint `{fp[:16]}`.", ""]
-        lines += [" ".join(verdict(entries)), ""]
         lines += _md_table(display_rows(ranked_rows(entries, sort=sort))) + [""]
     if not board.current:
         lines += ["No current records.", ""]
@@ -76,17 +80,12 @@ def render_markdown(board: Board, *, sort: str = "spearman") -> str:
     return "\n".join(lines)
 
 
-def _headline_groups(board: Board) -> list[tuple[tuple[str, int, str], list[Entry]]]:
-    """Per suite (latest version), the split the verdict speaks for: test if scored, else all, else dev."""
-    grouped = groups(board.current)
-    out = []
-    for suite in sorted({s for s, _, _ in grouped}):
-        version = max(v for s, v, _ in grouped if s == suite)
-        for split in ("test", "all", "dev"):
-            if (suite, version, split) in grouped:
-                out.append(((suite, version, split), grouped[(suite, version, split)]))
-                break
-    return out
+def suite_versions(entries: list[Entry]) -> dict[tuple[str, int], list[Entry]]:
+    """Entries by (suite, suite version), every split together: what one verdict speaks for."""
+    out: dict[tuple[str, int], list[Entry]] = {}
+    for e in entries:
+        out.setdefault((e.suite, e.suite_version), []).append(e)
+    return dict(sorted(out.items()))
 
 
 def _md_table(rows: list[dict[str, str]]) -> list[str]:
@@ -98,11 +97,12 @@ def _md_table(rows: list[dict[str, str]]) -> list[str]:
 
 
 def write_markdown(
-    directory: str | os.PathLike, *, suites_dir: str | os.PathLike | None = None, sort: str = "spearman"
+    directory: str | os.PathLike, *, suites_dir: str | os.PathLike | None = None, sort: str = "mcc@te"
 ) -> Path:
     """Render ``directory/LEADERBOARD.md`` from the records in it (atomically, under the folder's lock)."""
     directory = Path(directory)
-    text = render_markdown(load_board(directory, suites_dir=suites_dir), sort=sort)
+    suites_dir = suites_dir or default_suites_dir(directory)
+    text = render_markdown(load_board(directory, suites_dir=suites_dir), sort=sort, suites_dir=suites_dir)
     path = directory / MARKDOWN_NAME
     with folder_lock(directory):
         write_text_atomic(path, text)

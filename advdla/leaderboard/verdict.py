@@ -1,159 +1,184 @@
-"""The verdict: the sentences that say what a table shows, every number in them read from the records.
+"""The verdict: the suite's pre-registered hypotheses tested on dev and on test, every number read from the records.
 
-Context: a leaderboard is read for its conclusion: is DLA misled on the adversarial examples, and does any method do
-better there? A hand-written conclusion goes stale the moment a record changes, so the page writes none: :func:`verdict`
-(the three or four sentences above each table of ``LEADERBOARD.md``) and :func:`run_verdict` (the three lines that
-end ``advdla run``) are generated from the records each time they are shown.
+Context: a leaderboard is read for its conclusion (does DLA mislead on these prompts, and does any method do
+better?), and a conclusion is only as good as the way it was reached. So the verdict tests exactly the hypotheses the
+suite registered before it was scored (:mod:`advdla.leaderboard.hypotheses`), with these rules:
 
-Intuition: a claim is made only where a paired interval supports it. "Better than DLA" means the paired
-cluster-bootstrap interval of the difference excludes 0 (:func:`advdla.leaderboard.ranking.beats`); where the
-examples of a group come from one base document there is no interval, and the sentence says so rather than
-reporting a zero width. :func:`run_verdict` speaks only once the adversarial examples span
-:data:`MIN_VERDICT_DOCS` documents.
+- each test is one-sided, by a cluster bootstrap over *source files* (the records' ``cluster``), on each split;
+- a ``beats`` family (every ranked method against DLA) is Holm-corrected over the methods compared;
+- the best method is the one best on **dev**; its claim is then tested on **test**;
+- a claim is stated only where it holds (p < :data:`ALPHA` after correction) on test *and* on dev: a result on one
+  split only is reported as not replicated;
+- a split whose examples of a tested group come from fewer than :data:`MIN_SOURCES` source files gets no test, and the
+  sentence says how many it has.
+
+:func:`test_hypotheses` returns the outcomes as plain dicts (JSON output takes them as they are); :func:`verdict`
+writes them as sentences; :func:`run_verdict` (the lines that end ``advdla run``) is the same verdict.
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
 
-from advdla.leaderboard.ranking import BASELINE, adv_vs_natural, beats, n_documents, paired, per_example, role
-from advdla.leaderboard.records import Entry
+import numpy as np
 
-__all__ = ["RELATIVE", "MIN_VERDICT_DOCS", "verdict", "run_verdict"]
+from advdla.leaderboard.hypotheses import Hypothesis, hypotheses_for, registration_hash
+from advdla.leaderboard.ranking import BASELINE, in_group, per_example, role
+from advdla.leaderboard.records import Entry, as_float
+from advdla.scoring.stats import group_difference, group_p, holm, paired_interval, paired_p
 
-RELATIVE = "dla-relative"  # the verdict asks whether it fixes baseline examples
-MIN_VERDICT_DOCS = 5  # run_verdict speaks only when the adversarial examples span this many base documents
+__all__ = ["ALPHA", "MIN_SOURCES", "MIN_VERDICT_DOCS", "by_split", "test_hypotheses", "verdict", "run_verdict"]
+
+ALPHA = 0.05
+MIN_SOURCES = 5  # a split's tested group must span this many source files, or the split gets no test
+MIN_VERDICT_DOCS = MIN_SOURCES  # the name ``advdla run`` used (kept for callers)
+SPLITS = ("dev", "test")
 
 
-def verdict(entries: list[Entry]) -> list[str]:
-    """Three or four sentences stating what one (suite, split) table says, every number read from the records:
-    how often DLA is fooled (per mechanism), which methods beat DLA on compensation examples with a paired
-    interval that excludes 0, whether dla-relative fixes baseline examples, and the ceiling against the best."""
-    by = {e.method: e for e in entries}
-    dla = by.get(BASELINE)
-    if dla is None:
-        return [f"DLA was not scored on this split, so nothing is compared with it; {len(entries)} methods were."]
-    out = [_dla_sentence(dla)]
-    out.append(_compensation_sentence(entries, dla))
-    if "baseline" in dla.metrics:
-        out.append(_baseline_sentence(by.get(RELATIVE), dla))
-    ceiling = _ceiling_sentence(entries)
-    if ceiling:
-        out.append(ceiling)
+def by_split(entries: list[Entry]) -> dict[str, dict[str, Entry]]:
+    """split -> method -> entry, for the entries of one suite version."""
+    out: dict[str, dict[str, Entry]] = {}
+    for e in entries:
+        out.setdefault(e.split, {})[e.method] = e
     return out
 
 
-def run_verdict(entries: list[Entry]) -> list[str]:
-    """Two interval lines and one verdict sentence for one (suite, split) table, every number read from the records:
-    DLA on adversarial minus natural examples (Spearman below 0 or fooled above 0, interval excluding 0: the
-    adversarial examples do mislead it), the best method by adversarial Spearman minus DLA (paired), and what
-    the two say together."""
-    dla = {e.method: e for e in entries}.get(BASELINE)
-    methods = [e for e in entries if role(e) == "method" and e is not dla
-               and not math.isnan(e.value("adversarial", "spearman"))]
-    if dla is None or not methods:
-        return ["No verdict: DLA and at least one other method must be scored on the split."]
-    rho, fooled = adv_vs_natural(dla, "spearman"), adv_vs_natural(dla, "fooled")
-    best = max(methods, key=lambda e: e.value("adversarial", "spearman"))
-    diff = paired(best, dla, "spearman", "adversarial")
-    lines = [f"DLA, adversarial minus natural examples: Spearman {_interval(rho)}, fooled {_interval(fooled)} "
-             f"(95% intervals that resample whole documents).",
-             f"{best.method} (best Spearman on adversarial examples) minus DLA there: Spearman {_interval(diff[:3])} "
-             f"(paired 95% interval over {diff[3]} examples)."]
-    docs = {str(r.get("cluster", i)) for i, r in per_example(dla).items() if r.get("kind") == "adversarial"}
-    if len(docs) < MIN_VERDICT_DOCS:  # a bootstrap over one or two documents has an interval of width ~0
-        lines.append(f"Verdict: none yet: the adversarial examples come from {len(docs)} base document(s), and a "
-                     f"verdict needs at least {MIN_VERDICT_DOCS} (search longer, or with another --seed).")
-        return lines
-    misled = rho[2] < 0 or fooled[1] > 0
-    first = ("DLA misleads measurably more on the adversarial examples than on natural text" if misled
-             else "DLA does not mislead measurably more on the adversarial examples than on natural text")
-    second = (f"{best.method} ranks components measurably better than DLA there" if diff[1] > 0
-              else f"no method, not even {best.method}, ranks components measurably better than DLA there")
-    lines.append(f"Verdict: {first}, and {second}.")
+# -------------------------------------------------------------------------------------------------- tests
+
+
+def _values(entry: Entry, metric: str, ids: list[str]) -> np.ndarray:
+    rows = per_example(entry)
+    return np.array([as_float(rows[i].get(metric)) if i in rows else math.nan for i in ids], dtype=float)
+
+
+def _sources(rows: Mapping[str, Mapping[str, Any]], ids: list[str]) -> np.ndarray:
+    return np.array([str(rows[i].get("cluster", i)) for i in ids])
+
+
+def _group_test(h: Hypothesis, entry: Entry) -> dict[str, Any]:
+    """One method's metric on ``h.group`` against ``h.versus`` on one split."""
+    rows = per_example(entry)
+    ids = [i for i, r in rows.items() if in_group(r, h.group) or in_group(r, h.versus)]
+    values, in_a = _values(entry, h.metric, ids), np.array([in_group(rows[i], h.group) for i in ids], dtype=bool)
+    ok = ~np.isnan(values)
+    sources = _sources(rows, ids)
+    n_a, n_b = len(set(sources[ok & in_a])), len(set(sources[ok & ~in_a]))
+    sign = 1.0 if h.greater else -1.0
+    point, lo, hi = group_difference(values, in_a, sources, seed=0)
+    p = group_p(sign * values, in_a, sources, seed=0)
+    return {"estimate": point, "lo": lo, "hi": hi, "p": p, "sources": min(n_a, n_b), "n": int(ok.sum())}
+
+
+def _paired_test(h: Hypothesis, entry: Entry, base: Entry) -> dict[str, Any]:
+    """``entry`` minus ``base`` on ``h.metric`` over the ``h.group`` examples both were scored on, on one split."""
+    mine, theirs = per_example(entry), per_example(base)
+    ids = [i for i, r in theirs.items() if i in mine and in_group(r, h.group)]
+    a, b = _values(entry, h.metric, ids), _values(base, h.metric, ids)
+    ok = ~np.isnan(a - b)
+    sources = _sources(theirs, ids)
+    if not ok.any():
+        return {"estimate": math.nan, "lo": math.nan, "hi": math.nan, "p": math.nan, "sources": 0, "n": 0}
+    point, lo, hi = paired_interval(a, b, sources, seed=0)
+    p = paired_p(a, b, sources, seed=0) if h.greater else paired_p(b, a, sources, seed=0)
+    return {"estimate": point, "lo": lo, "hi": hi, "p": p, "sources": len(set(sources[ok])), "n": int(ok.sum())}
+
+
+def _holds(result: Mapping[str, Any] | None) -> bool:
+    return bool(result) and result["sources"] >= MIN_SOURCES and not math.isnan(result["p"]) and result["p"] < ALPHA
+
+
+def _outcome(dev: Mapping[str, Any] | None, test: Mapping[str, Any] | None) -> str:
+    """'holds' (dev and test), 'not replicated' (one split only), 'not supported', or 'no test' (why)."""
+    for split, r in (("dev", dev), ("test", test)):
+        if r is None:
+            return f"no test: not scored on {split}"
+        if r["sources"] < MIN_SOURCES:
+            return f"no test: {split} has {r['sources']} source file(s), a test needs {MIN_SOURCES}"
+    held = _holds(dev), _holds(test)
+    return "holds" if all(held) else "not replicated" if any(held) else "not supported"
+
+
+def _test_groups(h: Hypothesis, splits: Mapping[str, Mapping[str, Entry]]) -> dict[str, Any]:
+    res = {s: _group_test(h, splits[s][h.method]) for s in SPLITS if h.method in splits.get(s, {})}
+    return {"hypothesis": h, "method": h.method, **res, "outcome": _outcome(res.get("dev"), res.get("test"))}
+
+
+def _test_beats(h: Hypothesis, splits: Mapping[str, Mapping[str, Entry]]) -> list[dict[str, Any]]:
+    """Every ranked method against ``h.method`` on both splits, Holm-corrected per split over the methods; the first
+    result is the method best on dev."""
+    out = []
+    for s in SPLITS:
+        by = splits.get(s, {})
+        base = by.get(h.method)
+        rivals = sorted(n for n, e in by.items() if role(e) == "method" and n != h.method)
+        tests = {n: _paired_test(h, by[n], base) for n in rivals} if base else {}
+        for n, adj in zip(tests, holm([t["p"] for t in tests.values()])):
+            tests[n]["p_raw"], tests[n]["p"] = tests[n]["p"], adj
+        out.append(tests)
+    dev, test = out
+    order = sorted(dev, key=lambda n: -(dev[n]["estimate"] if h.greater else -dev[n]["estimate"])
+                   if not math.isnan(dev[n]["estimate"]) else math.inf)
+    return [{"hypothesis": h, "method": n, "dev": dev[n], "test": test.get(n), "best_on_dev": i == 0,
+             "outcome": _outcome(dev[n], test.get(n))} for i, n in enumerate(order)]
+
+
+def test_hypotheses(entries: list[Entry], *, suites_dir: str | Path | None = None) -> dict[str, Any]:
+    """The outcome of every pre-registered hypothesis of one suite version (entries of both splits)."""
+    suite = entries[0].suite if entries else ""
+    hypotheses, source = hypotheses_for(suite, suites_dir)
+    splits = by_split(entries)
+    results = []
+    for h in hypotheses:
+        if h.kind == "groups":
+            results.append(_test_groups(h, splits))
+        else:
+            results.extend(_test_beats(h, splits))
+    return {"registered": source, "hash": registration_hash(hypotheses), "results": results}
+
+
+# ----------------------------------------------------------------------------------------------- sentences
+
+
+def _num(r: Mapping[str, Any] | None) -> str:
+    if not r or math.isnan(r["estimate"]):
+        return "n/a"
+    ci = "" if math.isnan(r["lo"]) else f" [{r['lo']:+.2f}, {r['hi']:+.2f}]"
+    p = "" if math.isnan(r["p"]) else f", p={r['p']:.3f}"
+    return f"{r['estimate']:+.2f}{ci}{p}, {r['sources']} files"
+
+
+def _sentence(res: Mapping[str, Any]) -> str:
+    h: Hypothesis = res["hypothesis"]
+    what = h.statement if h.kind == "groups" else f"{res['method']} beats {h.method} on {h.metric} ({h.group})"
+    best = " (best on dev)" if res.get("best_on_dev") else ""
+    return f"{what}{best}: {res['outcome']}; dev {_num(res.get('dev'))}; test {_num(res.get('test'))}."
+
+
+def verdict(entries: list[Entry], *, suites_dir: str | Path | None = None, all_methods: bool = False) -> list[str]:
+    """The verdict of one suite version as sentences: one per hypothesis (for the ``beats`` family: the method best
+    on dev, plus every method whose claim holds, or all of them with ``all_methods``), then what holds in words."""
+    if BASELINE not in {e.method for e in entries}:
+        return [f"No verdict: DLA was not scored on this suite ({len(entries)} records)."]
+    tested = test_hypotheses(entries, suites_dir=suites_dir)
+    lines = [f"Pre-registered hypotheses {tested['hash']} ({tested['registered']}); one-sided tests, Holm-corrected "
+             f"over methods, alpha {ALPHA}, intervals over source files; a claim needs dev and test."]
+    for res in tested["results"]:
+        if all_methods or res["hypothesis"].kind == "groups" or res.get("best_on_dev") or res["outcome"] == "holds":
+            lines.append(_sentence(res))
+    held = [res for res in tested["results"] if res["outcome"] == "holds"]
+    lines.append("Verdict: " + ("; ".join(_claim(r) for r in held) if held else "no pre-registered claim holds on "
+                                "both splits") + ".")
     return lines
 
 
-def _interval(v: tuple[float, ...]) -> str:
-    return f"{v[0]:+.2f} [{v[1]:+.2f}, {v[2]:+.2f}]"
+def _claim(res: Mapping[str, Any]) -> str:
+    h: Hypothesis = res["hypothesis"]
+    return h.statement if h.kind == "groups" else f"{res['method']} beats {h.method} on {h.metric} ({h.group})"
 
 
-def _pct(x: float) -> str:
-    return "-" if math.isnan(x) else f"{100 * x:.0f}%"
-
-
-def _dla_sentence(dla: Entry) -> str:
-    per = [f"{_pct(dla.value(g, 'fooled'))} of {dla.n.get(g, 0)} {g}" for g in ("compensation", "baseline", "mixed")
-           if dla.n.get(g)]
-    detail = f" ({'; '.join(per)})" if per else ""
-    out = (f"DLA is fooled on {_pct(dla.value('adversarial', 'fooled'))} of the {dla.n.get('adversarial', 0)} "
-           f"adversarial examples{detail} and on {_pct(dla.value('natural', 'fooled'))} of the "
-           f"{dla.n.get('natural', 0)} natural ones")
-    diffs = [(m, adv_vs_natural(dla, m)) for m in ("fooled", "spearman")]
-    shown = [f"{m} {d:+.2f} [{lo:+.2f}, {hi:+.2f}]" for m, (d, lo, hi) in diffs if not math.isnan(lo)]
-    if shown:
-        out += (f"; adversarial minus natural, with 95% intervals that resample whole documents: "
-                f"{', '.join(shown)}")
-    return out + "."
-
-
-def _compensation_sentence(entries: list[Entry], dla: Entry) -> str:
-    group = "compensation" if dla.n.get("compensation") else "adversarial"
-    methods = [e for e in entries if role(e) == "method" and e is not dla]
-    verdicts = {e.method: beats(e, dla, "spearman", group) for e in methods}
-    if all(v is None for v in verdicts.values()):
-        if dla.n.get(group) and n_documents(dla, group, "spearman") < 2:
-            return (f"The {dla.n[group]} {group} examples all come from one document, so no interval can separate "
-                    f"a method from DLA there.")
-        return f"No per-example results on {group} examples to compare the methods with DLA."
-    better = [f"{m} ({paired(next(e for e in methods if e.method == m), dla, 'spearman', group)[0]:+.2f})"
-              for m, v in verdicts.items() if v]
-    if not better:
-        return (f"On {group} examples no method ranks components better than DLA with a paired 95% interval of "
-                f"the Spearman difference that excludes 0.")
-    rest = [m for m, v in verdicts.items() if v is False]
-    tail = f"; {', '.join(rest)} do not" if rest else ""
-    return (f"On {group} examples {_join(better)} rank components better than DLA (paired 95% interval of the "
-            f"Spearman difference above 0, mean difference in brackets){tail}.")
-
-
-def _baseline_sentence(relative: Entry | None, dla: Entry) -> str:
-    if relative is None:
-        return f"{RELATIVE} was not scored, so whether it fixes DLA's baseline examples is open."
-    f_rel, f_dla = relative.value("baseline", "fooled"), dla.value("baseline", "fooled")
-    if math.isnan(f_rel) or math.isnan(f_dla):
-        return f"The fooled rates of {RELATIVE} and DLA on baseline examples are undefined here."
-    if f_dla == 0:
-        how = "DLA is not fooled there to begin with"
-    elif f_rel <= 0.5 * f_dla:
-        how = "at most half of DLA's: it fixes most of them" if f_rel > 0 else "it fixes all of them"
-    else:
-        how = "more than half of DLA's: it does not fix them"
-    return (f"On the {dla.n.get('baseline', 0)} baseline examples {RELATIVE} is fooled on {_pct(f_rel)} against "
-            f"DLA's {_pct(f_dla)}{_paired_note(relative, dla)}, {how}.")
-
-
-def _paired_note(relative: Entry, dla: Entry) -> str:
-    """`` (paired difference -0.75 [-1.00, -0.50])`` of the fooled rate on baseline examples, or why there is none."""
-    mean, lo, hi, n = paired(relative, dla, "fooled", "baseline")
-    if not n:
-        return ""
-    if math.isnan(lo):
-        return f" (paired difference {mean:+.2f}; all from one document, so no interval)"
-    return f" (paired difference {mean:+.2f} [{lo:+.2f}, {hi:+.2f}])"
-
-
-def _ceiling_sentence(entries: list[Entry]) -> str | None:
-    ceiling = next((e for e in entries if role(e) == "ceiling"), None)
-    methods = [e for e in entries if role(e) == "method" and not math.isnan(e.value("adversarial", "spearman"))]
-    if ceiling is None or not methods:
-        return None
-    best = max(methods, key=lambda e: e.value("adversarial", "spearman"))
-    c, b = ceiling.value("adversarial", "spearman"), best.value("adversarial", "spearman")
-    above = " (above it: resampling noise, not a better method)" if b > c else ""
-    return (f"The noise ceiling ({ceiling.method} on the method resamples) reaches a Spearman of {c:.2f} on "
-            f"adversarial examples; the best method, {best.method}, reaches {b:.2f}{above}.")
-
-
-def _join(items: list[str]) -> str:
-    return items[0] if len(items) == 1 else ", ".join(items[:-1]) + " and " + items[-1]
+def run_verdict(entries: list[Entry], *, suites_dir: str | Path | None = None) -> list[str]:
+    """The lines that end ``advdla run``: the same verdict as the board's."""
+    return verdict(entries, suites_dir=suites_dir)

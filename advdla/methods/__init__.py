@@ -5,7 +5,8 @@
   plug-ins from the ``advdla.methods`` entry-point group (:func:`load_plugins`), lookup with did-you-mean;
 - one private module per family of built-ins, re-exported here like optuna's samplers: ``dla``,
   ``dla-relative``, ``dla-erasure-aware``, ``atp``, ``atp-graddrop``, ``atp-star``, ``ig``, ``tl-dla``,
-  ``tl-atp``, ``output-patching``, ``random``, ``oracle``. Importing this package registers them.
+  ``tl-atp``, ``exact-patching``, ``random``, and the reference rows ``exact-te``, ``exact-de``. Importing this
+  package registers them.
 
 Changelog (a method's version moves whenever its numbers do, so the leaderboard keeps old and new apart):
 
@@ -15,6 +16,9 @@ Changelog (a method's version moves whenever its numbers do, so the leaderboard 
   ``budget`` candidates by exact patching; ``atp-graddrop`` 1 is version 1's idea without verification.
 - ``dla-erasure-aware`` 2: the projection ratio centred on the method resamples (version 1's uncentred ratio
   measured the shared offset, not erasure).
+- renamed (numbers unchanged): ``output-patching`` 1 -> ``exact-patching`` 1 (a ranked entrant, no longer the
+  noise ceiling), ``oracle`` 1 -> ``exact-te`` 1 (a reference row); new: ``exact-de`` 1.
+- every method declares its estimand (``direct`` or ``total``).
 - new: ``dla-relative`` 1, ``atp-graddrop`` 1, ``tl-dla`` 1, ``tl-atp`` 1.
 """
 
@@ -27,12 +31,13 @@ from advdla.methods._atp import AtP  # isort: skip
 from advdla.methods._atp_star import AtPGradDrop, AtPStar  # isort: skip
 from advdla.methods._ig import IntegratedGradients  # isort: skip
 from advdla.methods._tl import TLAttributionPatching, TLDirectLogitAttribution  # isort: skip
-from advdla.methods._output_patching import OutputPatching  # isort: skip
+from advdla.methods._exact_patching import ExactPatching  # isort: skip
 from advdla.methods._random import RandomBaseline  # isort: skip
-from advdla.methods._oracle import Oracle  # isort: skip
+from advdla.methods._reference import ExactDE, ExactTE  # isort: skip
 from advdla.methods.base import AttributionMethod, ExampleBatch
 from advdla.methods.registry import (
                                      ENTRY_POINT_GROUP,
+                                     ESTIMANDS,
                                      METHODS,
                                      ROLES,
                                      MethodSpec,
@@ -45,9 +50,9 @@ from advdla.methods.registry import (
 )
 
 __all__ = [
-    "AttributionMethod", "ExampleBatch", "MethodSpec", "METHODS", "ROLES", "ENTRY_POINT_GROUP", "register_method",
-    "get_method",
+    "AttributionMethod", "ExampleBatch", "MethodSpec", "METHODS", "ROLES", "ESTIMANDS", "ENTRY_POINT_GROUP",
+    "register_method", "get_method",
     "method_spec", "available_methods", "resolve_methods", "load_plugins",
     "DLA", "RelativeDLA", "ErasureAwareDLA", "AtP", "AtPGradDrop", "AtPStar", "IntegratedGradients",
-    "TLDirectLogitAttribution", "TLAttributionPatching", "OutputPatching", "RandomBaseline", "Oracle",
+    "TLDirectLogitAttribution", "TLAttributionPatching", "ExactPatching", "RandomBaseline", "ExactTE", "ExactDE",
 ]

@@ -23,7 +23,7 @@ from advdla.methods.registry import register_method
 from advdla.patching import direct_effects
 
 
-@register_method("dla", version="1",
+@register_method("dla", version="1", estimand="direct",
                  description="direct logit attribution: the component's output at the last position "
                  "on W_U[t1] - W_U[t2], over the final-norm scale")
 class DLA(AttributionMethod):
@@ -35,7 +35,7 @@ class DLA(AttributionMethod):
         return batch.gather(result.values.float().cpu(), index)
 
 
-@register_method("dla-relative", version="1",
+@register_method("dla-relative", version="1", estimand="direct",
                  description="DLA of the component's clean output minus its mean output over the method "
                  "resamples (clean final-norm scale): its direct effect; removes the baseline offset, "
                  "not compensation")

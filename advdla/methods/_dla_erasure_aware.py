@@ -37,7 +37,8 @@ from advdla.models.bridge import lean
 _EPS = 1e-12
 
 
-@register_method("dla-erasure-aware", version="2", description="the paper's erasure-aware DLA, centred on the method "
+@register_method("dla-erasure-aware", version="2", estimand="direct",
+                 description="the paper's erasure-aware DLA, centred on the method "
                  "resamples: DLA-relative(c) x PR(final-residual change, c's output change), so an erased write "
                  "counts ~0 (erasers too)")
 class ErasureAwareDLA(AttributionMethod):

@@ -52,7 +52,7 @@ def _mlp_label(layer: int) -> str:
     return f"{layer}_mlp_out"  # TransformerLens's label for an MLP's output in decompose_resid
 
 
-@register_method("tl-dla", version="1",
+@register_method("tl-dla", version="1", estimand="direct",
                  description="TransformerLens 4.3 direct_logit_attribution (unit='head' for heads, 'component' "
                  "for MLPs) on t1 - t2 at the last position: DLA computed by the library")
 class TLDirectLogitAttribution(AttributionMethod):

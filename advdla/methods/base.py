@@ -1,14 +1,16 @@
 """The attribution-method interface: :class:`AttributionMethod` and the :class:`ExampleBatch` it reads.
 
 Context: every attribution method answers one question per suite example: how much does each component of
-the example's *panel* cause the logit difference LD = logit[t1] - logit[t2]? The causal answer (the ground
-truth a suite stores as ``te_mean``) is the total effect TE(c) = LD_clean - LD with c's input replaced by the
-resample's, averaged over the example's resamples. A method returns its *estimate* of TE(c), one number per
-panel component, in panel order; :mod:`advdla.scoring` compares the two.
+the example's *panel* cause the logit difference LD = logit[t1] - logit[t2]? A method returns one estimate per
+panel component, in panel order, of what it claims to measure (its registered *estimand*): the direct effect DE(c)
+(DLA and its variants: c's contribution along the direct path to the logits) or the total effect TE(c) = LD_clean -
+LD with c's input replaced by the resample's, averaged over the example's resamples (AtP, IG, patching). The suite
+stores both as ground truth (``de_mean``, ``te_mean``); :mod:`advdla.scoring` compares every method with the TE and
+with its own estimand.
 
 Intuition: a method sees exactly what the suite gives it (the prompt, its resamples, t1/t2, the panel) and
-nothing of the answer. The one exception is the ``oracle`` sanity row, which reads ``te_mean`` and so marks
-the ceiling of every metric.
+nothing of the answer. The exceptions are the reference rows (``exact-te``, ``exact-de``), which read the truth and
+so mark what a perfect estimator of each estimand scores.
 
 Like optuna's ``BaseSampler``, the base class is small: one abstract method. Implementations live one per
 private module (``advdla/methods/_dla.py`` ...) and register themselves by name with metadata (see
@@ -36,7 +38,8 @@ class ExampleBatch:
     """B suite examples of the same length and the same panel size P, as tensors a method can run.
 
     ``panels[b]`` lists example b's components in the order the method must return them; panels may differ
-    between examples (only their length is shared). ``te_mean`` is present only for the oracle and scoring.
+    between examples (only their length is shared). ``te_mean`` and ``de_mean`` are present only for the reference
+    rows (exact-te, exact-de).
     The scoring harness builds batches from suite examples (:func:`advdla.scoring.to_batch`); a method never
     reads a suite row.
     """
@@ -49,6 +52,7 @@ class ExampleBatch:
     targets: list[Component]
     example_ids: list[str] = field(default_factory=list)
     te_mean: Float[Tensor, "batch panel"] | None = None
+    de_mean: Float[Tensor, "batch panel"] | None = None
 
     def __len__(self) -> int:
         return self.tokens.shape[0]
@@ -69,6 +73,7 @@ class ExampleBatch:
             targets=[self.targets[i] for i in index],
             example_ids=[self.example_ids[i] for i in index] if self.example_ids else [],
             te_mean=None if self.te_mean is None else self.te_mean[idx],
+            de_mean=None if self.de_mean is None else self.de_mean[idx],
         )
 
     def union(self) -> tuple[list[Component], Int[Tensor, "batch panel"]]:

@@ -30,12 +30,16 @@ from advdla.errors import AdvdlaError
 from advdla.methods.base import AttributionMethod
 from advdla.registry import Registry
 
-__all__ = ["ENTRY_POINT_GROUP", "ROLES", "MethodSpec", "METHODS", "register_method", "load_plugins",
+__all__ = ["ENTRY_POINT_GROUP", "ROLES", "ESTIMANDS", "MethodSpec", "METHODS", "register_method", "load_plugins",
            "available_methods", "method_spec", "get_method", "resolve_methods"]
 
 ENTRY_POINT_GROUP = "advdla.methods"
-# The leaderboard's row kinds: a ranked method, the noise ceiling (shown on top), a sanity row that reads the truth.
-ROLES = ("method", "ceiling", "sanity")
+# The leaderboard's row kinds: a ranked method, the noise ceiling (shown on top, computed from the truth alone), a
+# reference row that reads the truth (exact-te, exact-de: what a perfect estimator of each estimand scores).
+ROLES = ("method", "ceiling", "reference")
+# What a method claims to estimate: a component's direct effect (DLA and its variants) or its total effect (AtP, IG,
+# patching). Every method is scored against the total effect and against its own estimand.
+ESTIMANDS = ("direct", "total")
 
 
 @dataclass(frozen=True)
@@ -52,6 +56,7 @@ class MethodSpec:
     source: str = "builtin"    # "builtin" or "entry point <value>"
     params: dict[str, Any] = field(default_factory=dict, hash=False)  # the harness's default options (IG: steps)
     role: str = "method"       # the leaderboard's row kind, one of ROLES
+    estimand: str = "total"    # what it estimates, one of ESTIMANDS: "direct" (DE) or "total" (TE)
 
 
 def _register_entry_point(methods: Registry[MethodSpec], ep: Any) -> None:
@@ -77,6 +82,8 @@ def _register(methods: Registry[MethodSpec], cls: Any, *, name: str, version: st
         raise AdvdlaError(f"method {name!r} must be an AttributionMethod subclass, got {cls!r}")
     if meta.get("role", "method") not in ROLES:
         raise AdvdlaError(f"method {name!r} has role {meta['role']!r}: use one of {', '.join(ROLES)}")
+    if meta.get("estimand", "total") not in ESTIMANDS:
+        raise AdvdlaError(f"method {name!r} has estimand {meta['estimand']!r}: use one of {', '.join(ESTIMANDS)}")
     cls.name, cls.version, cls.description = name, version, description
     cls.needs_grad, cls.uses_truth = needs_grad, uses_truth
     methods.add(name, MethodSpec(name=name, version=version, description=description, cls=cls,
@@ -86,14 +93,18 @@ def _register(methods: Registry[MethodSpec], cls: Any, *, name: str, version: st
 
 def register_method(name: str, *, version: str, description: str, needs_grad: bool = False, uses_truth: bool = False,
                     exact: bool = False, source: str = "builtin", params: dict[str, Any] | None = None,
-                    role: str = "method") -> Callable[[type[AttributionMethod]], type[AttributionMethod]]:
+                    role: str = "method", estimand: str = "total"
+                    ) -> Callable[[type[AttributionMethod]], type[AttributionMethod]]:
     """Class decorator: register an :class:`AttributionMethod` subclass under ``name`` with its metadata.
 
     ``params``: keyword options the scoring harness builds the method with unless told otherwise (they must be
     keywords of the class's ``__init__``), e.g. ``{"steps": 16}`` for integrated gradients. ``role``: the
-    leaderboard row it takes (:data:`ROLES`): ``ceiling`` for exact output patching, ``sanity`` for the oracle.
+    leaderboard row it takes (:data:`ROLES`): ``reference`` for the rows that read the truth (exact-te, exact-de).
+    ``estimand`` (:data:`ESTIMANDS`): ``direct`` for a direct-effect method (DLA and its variants, scored against
+    the DE as well as the TE), ``total`` for a total-effect method (the default; a plug-in that says nothing is
+    scored as an estimate of the TE).
     """
-    meta = {"exact": exact, "source": source, "params": dict(params or {}), "role": role}
+    meta = {"exact": exact, "source": source, "params": dict(params or {}), "role": role, "estimand": estimand}
     # METHODS is looked up when the class is decorated, so a test may swap in a scratch registry.
     return lambda cls: _register(METHODS, cls, name=name, version=version, description=description,
                                  needs_grad=needs_grad, uses_truth=uses_truth, **meta)

@@ -7,8 +7,8 @@ into the next stage's inputs, in one output folder::
     analysis    analysis.analyze on a corpus sample       OUT/analysis.json   writers, erasers, the auto target
     search      search.run_search on the auto target      OUT/search/         adversarial examples (parquet)
     suite       suites.build_suite from a small config    OUT/suites/NAME/    dev/test splits, manifest
-                (+ the shipped suite's dev examples)
-    scores      scoring, every built-in method, dev split OUT/results/*.json  one result record per method
+                (+ the shipped suite's dev and test examples)
+    scores      every built-in method + the ceiling, dev+test OUT/results/scores.json  a record per method, split
     leaderboard leaderboard.add_record + render           OUT/leaderboard/    records and LEADERBOARD.md
 
 Intuition: the defaults are the smallest sizes at which the result still says something (a handful of
@@ -17,8 +17,8 @@ further. The suites worth publishing are built from a config with ``advdla suite
 whole path and where each piece lands.
 
 A verdict needs more examples than minutes of search find, so where the project ships a suite for the model
-(``suites/*/``, :func:`advdla.suites.imported.choose_shipped`) the run adds that suite's dev examples to its own
-(their truth took hours) and takes its resample counts; every row's panel is then the late one: each head and
+(``suites/*/``, :func:`advdla.suites.imported.choose_shipped`) the run adds that suite's dev and test examples to
+its own (their truth took hours) and takes its resample counts; every row's panel is then the late one: each head and
 MLP from ``late_layers`` layers before the earliest target on (:class:`advdla.suites.PanelPolicy` ``min_layer``),
 where compensation happens and patching is cheap. The output says how many rows come from where.
 

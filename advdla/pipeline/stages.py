@@ -25,6 +25,7 @@ from advdla.models import load_model
 from advdla.pipeline.plan import RunPlan, suite_name
 from advdla.progress import Progress
 from advdla.scoring import ResultRecord, read_records, score_suite, write_records
+from advdla.scoring.ceiling import ceiling_record
 from advdla.search import SearchConfig, SearchResult, read_search, run_search, verified_examples
 from advdla.suites import PanelPolicy, SuiteConfig, build_suite, load_suite, verify_suite
 from advdla.suites.build import candidates_from_search
@@ -78,8 +79,8 @@ def load_stage(name: str, plan: RunPlan, state: RunState, rec: dict[str, Any]) -
     elif name == "suite":
         state.suite = state.outputs.paths["suite"] = out / "suites" / suite_name(plan.model)
     elif name == "scores":
-        state.records = read_records(out / "results" / "dev.json")
-        state.outputs.paths["results"] = out / "results" / "dev.json"
+        state.records = read_records(out / "results" / "scores.json")
+        state.outputs.paths["results"] = out / "results" / "scores.json"
         suite = load_suite(state.suite)
         state.outputs.notes["rows"] = (f"the dev split's {len(suite.examples(split='dev'))} examples: "
                                        f"{rows_by_source(suite.manifest, 'dev')}")
@@ -191,7 +192,10 @@ def stage_suite(plan: RunPlan, state: RunState, report: Report, progress: Progre
 
 
 def _panel_and_imported(plan: RunPlan, state: RunState) -> tuple[PanelPolicy, Any]:
-    """The run's panel policy and the shipped suite's dev examples cut to it (None without a shipped suite).
+    """The run's panel policy and the shipped suite's dev and test examples cut to it (None without a shipped suite:
+    the run's test split then holds its own test search's rows; with one, the shipped test rows are its test split,
+    so the verdict can ask whether a dev result replicates). Both suites cut the corpus into splits with the same
+    seeded rule, so with the same seed the shipped test rows come from the run's test documents.
 
     Without one: every head and MLP up to ``max_full`` of them, else a screened panel of ``panel_size``. With one:
     every head and MLP from ``late_layers`` before the earliest target (the run's or the shipped suite's) on.
@@ -203,8 +207,8 @@ def _panel_and_imported(plan: RunPlan, state: RunState) -> tuple[PanelPolicy, An
     first = max(0, min(t.layer for t in targets) - plan.late_layers)
     panel = PanelPolicy(max_full=cfg.n_layers * (cfg.n_heads + 1), size=plan.panel_size, screen_resamples=1,
                         min_layer=first)
-    return panel, import_examples(plan.shipped, state.bridge, split="dev", policy=panel, seq_len=plan.seq_len,
-                                  max_per_kind=plan.shipped_max)
+    return panel, [import_examples(plan.shipped, state.bridge, split=split, policy=panel, seq_len=plan.seq_len,
+                                   max_per_kind=plan.shipped_max) for split in ("dev", "test")]
 
 
 def rows_by_source(manifest: dict[str, Any], split: str) -> str:
@@ -238,34 +242,33 @@ def search_handover(state: RunState) -> Callable[..., Any]:
 
 
 def stage_scores(plan: RunPlan, state: RunState, report: Report, progress: Progress) -> None:
-    """Every built-in method (or the plan's list) on the suite's dev split; one result record per method."""
+    """Every built-in method (or the plan's list) on the suite's dev and test splits (the verdict needs both: a claim
+    must replicate), plus the split-half noise ceiling; one result record per method and split."""
     suite = load_suite(state.suite)
-    examples = suite.examples(split="dev")
     names = (
         [n for n, spec in available_methods().items() if spec.source == "builtin"]
         if plan.methods == "all"
         else resolve_methods(plan.methods)
     )
-    records = score_suite(
-        state.bridge,
-        suite.manifest,
-        examples,
-        names,
-        split="dev",
-        k=3,
-        seed=plan.seed,
-        device=plan.device,
-        params=plan.params(),
-        warn=lambda msg: report(f"skipped: {msg}"),
-        progress=progress,
-    )
+    records, counts = [], {}
+    for split in ("dev", "test"):
+        examples = suite.examples(split=split)
+        if not examples:
+            continue
+        counts[split] = len(examples)
+        records += score_suite(state.bridge, suite.manifest, examples, names, split=split, k=3, seed=plan.seed,
+                               device=plan.device, params=plan.params(), warn=lambda msg: report(f"skipped: {msg}"),
+                               progress=progress)
+        records.append(ceiling_record(state.bridge, suite.manifest, examples, split=split, seed=plan.seed,
+                                      device=plan.device, progress=progress))
     if not records:
         raise AdvdlaError("every method failed on the suite: see the lines above")
-    write_records(state.out / "results" / "dev.json", records)
+    write_records(state.out / "results" / "scores.json", records)
     state.records = records
-    state.outputs.paths["results"] = state.out / "results" / "dev.json"
-    state.outputs.notes["scores"] = f"{len(records)} methods on {len(examples)} dev examples"
-    state.outputs.notes["rows"] = f"the dev split's {len(examples)} examples: {rows_by_source(suite.manifest, 'dev')}"
+    state.outputs.paths["results"] = state.out / "results" / "scores.json"
+    state.outputs.notes["scores"] = (f"{len(names)} methods and the split-half ceiling on "
+                                     + " and ".join(f"{n} {s}" for s, n in counts.items()) + " examples")
+    state.outputs.notes["rows"] = "; ".join(f"{s}: {rows_by_source(suite.manifest, s)}" for s in counts)
 
 
 def stage_leaderboard(state: RunState) -> None:

@@ -26,7 +26,7 @@ from advdla.progress import Progress, Step, silent
 from advdla.scoring.checkpoint import Checkpoint
 from advdla.scoring.metrics import FRAME_COLUMNS, score_estimates
 from advdla.scoring.records import ResultRecord, make_record
-from advdla.suites import Example, Suite, load_suite, verify_suite
+from advdla.suites import Example, Suite, load_suite, source_files_of, verify_suite
 
 __all__ = ["MethodRun", "to_batch", "batches", "check_estimates", "run_method", "run_methods", "open_suite",
            "split_examples", "score_suite"]
@@ -49,7 +49,7 @@ class MethodRun:
 
 def to_batch(examples: list[Example], cfg: Any, *, with_truth: bool = False) -> ExampleBatch:
     """The batch a method reads: tokens, the *method* resamples, t1/t2, panels, targets (and ``te_mean`` only
-    ``with_truth``, for the oracle sanity row). The truth's own resamples never reach a method.
+    ``with_truth``, for the reference rows exact-te and exact-de). The truth's own resamples never reach a method.
 
     Raises AdvdlaError when the examples cannot share a batch (different lengths, resample counts or panel sizes).
     """
@@ -57,13 +57,14 @@ def to_batch(examples: list[Example], cfg: Any, *, with_truth: bool = False) -> 
         raise AdvdlaError("an ExampleBatch needs at least one example")
     _check_uniform(examples)
     te = torch.stack([e.truth.te_mean.float() for e in examples]) if with_truth else None
+    de = torch.stack([e.truth.de_mean.float() for e in examples]) if with_truth else None
     return ExampleBatch(
         tokens=torch.stack([e.tokens for e in examples]),
         resamples=torch.stack([e.method_resamples for e in examples]),  # never the truth's
         t1=torch.tensor([e.truth.t1 for e in examples]), t2=torch.tensor([e.truth.t2 for e in examples]),
         panels=[parse_components(e.truth.panel, cfg) for e in examples],
         targets=[parse_components([e.target], cfg)[0] for e in examples],
-        example_ids=[e.example_id for e in examples], te_mean=te,
+        example_ids=[e.example_id for e in examples], te_mean=te, de_mean=de,
     )
 
 
@@ -139,12 +140,15 @@ def run_method(model: Any, name: str, examples: list[Example], *, batch_size: in
 
 
 def run_methods(model: Any, names: list[str], examples: list[Example], *, batch_size: int = 8, seed: int = 0,
-                k: int = 3, params: Mapping[str, Mapping[str, Any]] | None = None,
-                warn: Callable[[str], None] = lambda msg: None, progress: Progress = silent,
-                checkpoint: Checkpoints | None = None) -> tuple[pd.DataFrame, list[MethodRun]]:
+                k: int = 3, tau: float = 0.1, params: Mapping[str, Mapping[str, Any]] | None = None,
+                clusters: Mapping[str, str] | None = None, warn: Callable[[str], None] = lambda msg: None,
+                progress: Progress = silent, checkpoint: Checkpoints | None = None
+                ) -> tuple[pd.DataFrame, list[MethodRun]]:
     """Run and score several methods; failed ones are reported through ``warn`` (one line each) and left out.
 
     ``params`` maps a method name to options that override its registered defaults (e.g. ``{"ig": {"steps": 4}}``).
+    Each method is scored against the TE and, for a direct-effect method, against the DE too (its registered
+    ``estimand``); ``clusters`` (example id -> source file) is what the intervals resample.
     """
     frames, runs = [], []
     for name in names:
@@ -154,7 +158,8 @@ def run_methods(model: Any, names: list[str], examples: list[Example], *, batch_
         if run.error:
             warn(run.error)
             continue
-        frame, run.per_example = score_estimates(name, run.estimates, examples, k=k, seed=seed)
+        frame, run.per_example = score_estimates(name, run.estimates, examples, estimand=method_spec(name).estimand,
+                                                 clusters=clusters, k=k, tau=tau, seed=seed)
         frames.append(frame)
     frame = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=FRAME_COLUMNS)
     return frame, runs
@@ -190,8 +195,18 @@ def score_suite(model: Any, manifest: Mapping[str, Any], examples: list[Example]
                 batch_size: int = 8, k: int = 3, seed: int = 0, device: str = "cpu",
                 params: Mapping[str, Mapping[str, Any]] | None = None, warn: Callable[[str], None] = lambda msg: None,
                 progress: Progress = silent, checkpoint: Checkpoints | None = None) -> list[ResultRecord]:
-    """Run and score ``names`` on ``examples``: one ResultRecord per method that succeeded (failures go to ``warn``)."""
-    frame, runs = run_methods(model, names, examples, batch_size=batch_size, seed=seed, k=k, params=params,
-                              warn=warn, progress=progress, checkpoint=checkpoint)
-    return [make_record(run, frame, manifest, split=split, k=k, n_examples=len(examples), device=device)
-            for run in runs if not run.error]
+    """Run and score ``names`` on ``examples``: one ResultRecord per method that succeeded (failures go to ``warn``).
+
+    Intervals resample the examples' source files (:func:`advdla.suites.source_files_of`); where the suite's corpus
+    is not the one loaded here they resample documents, ``warn`` says why and the records say so (``clusters``).
+    """
+    clusters, why = source_files_of(manifest, examples)
+    if why:
+        warn(why)
+    tau = float(manifest.get("tau", 0.1))
+    frame, runs = run_methods(model, names, examples, batch_size=batch_size, seed=seed, k=k, tau=tau, params=params,
+                              clusters=clusters, warn=warn, progress=progress, checkpoint=checkpoint)
+    unit = "document" if why else "source file"
+    return [make_record(run, frame, manifest, split=split, k=k, n_examples=len(examples), device=device,
+                        estimand=method_spec(run.name).estimand, role=method_spec(run.name).role, tau=tau,
+                        clusters=unit) for run in runs if not run.error]

@@ -35,23 +35,26 @@ __all__ = [
     "read_records",
 ]
 
-SCHEMA_VERSION = 2  # 2: per-example values, mechanism groups, cluster intervals
+SCHEMA_VERSION = 3  # 3: estimands, metrics against TE and DE, chance levels, source-file clusters
 
 
 @dataclass
 class ResultRecord:
-    """One method's scores on one suite split, self-describing. JSON schema (``to_dict``), version 2:
+    """One method's scores on one suite split, self-describing. JSON schema (``to_dict``), version 3:
 
-    - ``schema_version`` (int, 2); ``created`` (ISO 8601 UTC time the record was made)
-    - ``method``: {``name``, ``version``, ``params`` (dict: seed, steps ...)}
+    - ``schema_version`` (int, 3); ``created`` (ISO 8601 UTC time the record was made)
+    - ``method``: {``name``, ``version``, ``params`` (dict: seed, steps ...), ``estimand`` ('direct' | 'total'),
+      ``role`` ('method' | 'reference' | 'ceiling')}
     - ``suite``: {``name``, ``version``, ``fingerprint``, ``model``} from the suite manifest
-    - ``split`` ('dev' | 'test' | 'all'); ``k`` (top-k used by topk_recall and fooled); ``floor`` (the true top k
-      only holds components with |TE| >= floor * |LD|); ``n_examples``
+    - ``split`` ('dev' | 'test' | 'all'); ``k`` (top-k of topk_recall); ``floor`` (the true top k only holds
+      components with |TE| >= floor * |LD|); ``tau`` (a component *matters* when |TE| >= tau * |LD|);
+      ``clusters`` ('source file' or 'document': what the intervals resample); ``n_examples``
     - ``metrics``: list of {``kind`` (a group: 'adversarial' | 'natural' | 'all' | 'compensation' | 'baseline' |
-      'mixed'), ``metric``, ``value``, ``lo``, ``hi`` (cluster-bootstrap 95% interval of the mean over
-      examples), ``n`` (examples where the metric is defined), ``higher_is_better``}
-    - ``per_example``: list of {``example_id``, ``kind``, ``mechanism``, ``cluster`` (the example's base
-      document), and every metric's value}: what paired comparisons between methods are computed from
+      'mixed'), ``metric``, ``against`` ('te' | 'de': the truth it is scored against), ``value``, ``lo``, ``hi``
+      (cluster-bootstrap 95% interval of the mean over examples), ``n`` (examples where the metric is defined),
+      ``higher_is_better``, ``chance`` (what an uninformed estimator scores on these examples, or null)}
+    - ``per_example``: list of {``example_id``, ``kind``, ``mechanism``, ``cluster`` (the example's source file),
+      and every ``metric@against`` value (``mcc@te`` ...)}: what paired comparisons between methods are computed from
     - ``environment``: {``git_commit`` (or null), ``versions`` {python, torch, transformer_lens, advdla},
       ``device``, ``platform``}
     - ``wall_time_s``: seconds the method took on the split (attribution only, not scoring)
@@ -70,6 +73,8 @@ class ResultRecord:
     per_example: list[dict[str, Any]] = field(default_factory=list)
     created: str = ""
     floor: float = 0.05
+    tau: float = 0.1
+    clusters: str = "source file"
     schema_version: int = SCHEMA_VERSION
 
     def to_dict(self) -> dict[str, Any]:
@@ -81,14 +86,16 @@ class ResultRecord:
             raise AdvdlaError(f"result record schema version {d.get('schema_version')!r} is not {SCHEMA_VERSION}: "
                               f"rescore with this advdla (`advdla score --suite PATH --out FILE`)")
         metrics = [{k: _nan(v) if k in ("value", "lo", "hi") else v for k, v in m.items()} for m in d["metrics"]]
-        per = [{k: _nan(v) if k in METRICS else v for k, v in row.items()} for row in d.get("per_example", [])]
-        keys = ("method", "suite", "split", "k", "n_examples", "environment", "wall_time_s", "created", "floor")
+        per = [{k: _nan(v) if "@" in k else v for k, v in row.items()} for row in d.get("per_example", [])]
+        keys = ("method", "suite", "split", "k", "n_examples", "environment", "wall_time_s", "created", "floor",
+                "tau", "clusters")
         return cls(metrics=metrics, per_example=per, schema_version=d["schema_version"], **{k: d[k] for k in keys})
 
     def frame(self) -> pd.DataFrame:
         """The record's metrics as the tidy frame (``FRAME_COLUMNS``)."""
         rows = [{"method": self.method["name"], "split": self.split,
-                 **{k: m[k] for k in ("kind", "metric", "value", "lo", "hi", "n")}} for m in self.metrics]
+                 **{k: _nan(m.get(k)) for k in ("kind", "metric", "against", "value", "lo", "hi", "n", "chance")}}
+                for m in self.metrics]
         return pd.DataFrame(rows, columns=FRAME_COLUMNS)
 
 
@@ -97,26 +104,31 @@ def _nan(v: Any) -> Any:
 
 
 def make_record(run: Any, frame: pd.DataFrame, manifest: Mapping[str, Any], *, split: str, k: int, n_examples: int,
-                device: str) -> ResultRecord:
-    """The record of one successful :class:`advdla.scoring.harness.MethodRun`: its rows of the scored frame and
-    its per-example values (``run.per_example``, the frame :func:`advdla.scoring.per_example_frame` made)."""
+                device: str, estimand: str = "total", role: str = "method", tau: float = 0.1,
+                clusters: str = "source file") -> ResultRecord:
+    """The record of one successful :class:`advdla.scoring.harness.MethodRun` (or of the ceiling, which has the same
+    fields): its rows of the scored frame and its per-example values (``run.per_example``, the frame
+    :func:`advdla.scoring.per_example_frame` made)."""
     mine = frame[frame["method"] == run.name]
-    metrics = [{"kind": r.kind, "metric": r.metric, "value": float(r.value), "lo": float(r.lo), "hi": float(r.hi),
-                "n": int(r.n), "higher_is_better": METRICS[r.metric].higher_is_better} for r in mine.itertuples()]
+    metrics = [{"kind": r.kind, "metric": r.metric, "against": r.against, "value": float(r.value),
+                "lo": float(r.lo), "hi": float(r.hi), "n": int(r.n),
+                "higher_is_better": METRICS[r.metric].higher_is_better, "chance": float(r.chance)}
+               for r in mine.itertuples()]
     suite = {key: manifest.get(key) for key in ("name", "version", "fingerprint", "model")}
-    return ResultRecord(method={"name": run.name, "version": run.version, "params": run.params}, suite=suite,
-                        split=split, k=k, n_examples=n_examples, metrics=metrics, per_example=_per_example(run),
-                        environment=environment(device), wall_time_s=round(run.wall_time_s, 4),
+    method = {"name": run.name, "version": run.version, "params": run.params, "estimand": estimand, "role": role}
+    return ResultRecord(method=method, suite=suite, split=split, k=k, n_examples=n_examples, metrics=metrics,
+                        per_example=_per_example(run), environment=environment(device),
+                        wall_time_s=round(run.wall_time_s, 4), tau=tau, clusters=clusters,
                         created=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()))
 
 
 def _per_example(run: Any) -> list[dict[str, Any]]:
-    """One dict per example (identity, then each metric's value), from the long per-(example, metric) frame."""
+    """One dict per example (identity, then each ``metric@against`` value), from the long per-example frame."""
     per = getattr(run, "per_example", None)
     rows: dict[str, dict[str, Any]] = {}
     for r in ([] if per is None else per.to_dict("records")):
         row = rows.setdefault(r["example_id"], {k: r[k] for k in ("example_id", "kind", "mechanism", "cluster")})
-        row[r["metric"]] = float(r["value"])
+        row[f"{r['metric']}@{r['against']}"] = float(r["value"])
     return list(rows.values())
 
 

@@ -19,7 +19,8 @@ import numpy as np
 from jaxtyping import Bool, Float
 from numpy import ndarray
 
-__all__ = ["bootstrap_ci", "paired_interval", "group_difference", "group_difference_reference"]
+__all__ = ["bootstrap_ci", "paired_interval", "group_difference", "group_difference_reference", "one_sided_p",
+           "paired_p", "group_p", "holm", "holm_reference"]
 
 Interval = tuple[float, float, float]  # point estimate, lower bound, upper bound
 
@@ -87,10 +88,19 @@ def group_difference(values: Float[ndarray, " n"], in_a: Bool[ndarray, " n"], cl
     the same document move together (paired through their document) and near-duplicates never count twice.
     Draws that miss a group are dropped. :func:`group_difference_reference` is the literal loop.
     """
+    point, diffs = _group_draws(values, in_a, clusters, n_boot, seed)
+    if diffs is None:
+        return float("nan"), float("nan"), float("nan")
+    return (point, *_quantiles(diffs, level))
+
+
+def _group_draws(values: Float[ndarray, " n"], in_a: Bool[ndarray, " n"], clusters: ndarray, n_boot: int, seed: int
+                 ) -> tuple[float, Float[ndarray, " b"] | None]:
+    """The point difference of :func:`group_difference` and its finite bootstrap draws (None: a group is empty)."""
     values, in_a = np.asarray(values, dtype=float), np.asarray(in_a, dtype=bool)
     ok = ~np.isnan(values)
     if not (ok & in_a).any() or not (ok & ~in_a).any():
-        return float("nan"), float("nan"), float("nan")
+        return float("nan"), None
     clusters, v, a = np.asarray(clusters)[ok], values[ok], in_a[ok]
     n_docs = len(np.unique(clusters))
     sa, ca = _cluster_stats(np.where(a, v, np.nan), clusters)  # per document: group A's sum and count
@@ -98,7 +108,14 @@ def group_difference(values: Float[ndarray, " n"], in_a: Bool[ndarray, " n"], cl
     idx = np.random.default_rng(seed).integers(0, n_docs, size=(n_boot, n_docs))
     with np.errstate(invalid="ignore", divide="ignore"):  # a draw without one group divides by zero: dropped below
         diffs = sa[idx].sum(1) / ca[idx].sum(1) - sb[idx].sum(1) / cb[idx].sum(1)
-    return (float(v[a].mean() - v[~a].mean()), *_quantiles(diffs[np.isfinite(diffs)], level))
+    return float(v[a].mean() - v[~a].mean()), diffs[np.isfinite(diffs)]
+
+
+def group_p(values: Float[ndarray, " n"], in_a: Bool[ndarray, " n"], clusters: ndarray, *, n_boot: int = 1000,
+            seed: int = 0) -> float:
+    """One-sided p-value of "group A's mean exceeds group B's" from the draws of :func:`group_difference`."""
+    _, diffs = _group_draws(values, in_a, clusters, n_boot, seed)
+    return float("nan") if diffs is None or len(np.unique(clusters)) < 2 else one_sided_p(diffs)
 
 
 def group_difference_reference(values: Float[ndarray, " n"], in_a: Bool[ndarray, " n"], clusters: ndarray, *,
@@ -115,3 +132,57 @@ def group_difference_reference(values: Float[ndarray, " n"], in_a: Bool[ndarray,
             diffs.append(sum(a) / len(a) - sum(b) / len(b))
     point = np.mean([values[i] for i in keep if in_a[i]]) - np.mean([values[i] for i in keep if not in_a[i]])
     return (float(point), *_quantiles(np.asarray(diffs), level))
+
+
+# ------------------------------------------------------------------------------------------ hypothesis tests
+
+
+def _draws_of_mean(values: Float[ndarray, " n"], clusters: ndarray, n_boot: int, seed: int) -> Float[ndarray, " b"]:
+    """Cluster-bootstrap draws of the mean of ``values`` (NaNs dropped), as :func:`bootstrap_ci` takes them."""
+    sums, counts = _cluster_stats(np.asarray(values, dtype=float), np.asarray(clusters))
+    keep = counts > 0
+    sums, counts = sums[keep], counts[keep]
+    idx = np.random.default_rng(seed).integers(0, len(sums), size=(n_boot, len(sums)))
+    return sums[idx].sum(1) / counts[idx].sum(1)
+
+
+def one_sided_p(draws: Float[ndarray, " b"]) -> float:
+    """The bootstrap p-value of "the difference is above 0": the share of draws at or below 0, with the +1
+    correction that keeps it above 0 ((1 + #{draw <= 0}) / (1 + #draws))."""
+    draws = np.asarray(draws, dtype=float)
+    draws = draws[np.isfinite(draws)]
+    return float((1 + (draws <= 0).sum()) / (1 + len(draws))) if len(draws) else float("nan")
+
+
+def paired_p(a: Float[ndarray, " n"], b: Float[ndarray, " n"], clusters: ndarray, *, n_boot: int = 1000,
+             seed: int = 0) -> float:
+    """One-sided p-value of "mean(a - b) > 0" from the paired cluster bootstrap of :func:`paired_interval`
+    (NaN with fewer than two clusters: no test)."""
+    diff = np.asarray(a, dtype=float) - np.asarray(b, dtype=float)
+    ok = ~np.isnan(diff)
+    if len(np.unique(np.asarray(clusters)[ok])) < 2:
+        return float("nan")
+    return one_sided_p(_draws_of_mean(diff[ok], np.asarray(clusters)[ok], n_boot, seed))
+
+
+def holm(pvalues: list[float]) -> list[float]:
+    """Holm-Bonferroni adjusted p-values (NaN stays NaN and is not counted): the i-th smallest of m p-values is
+    multiplied by m - i, then made monotone. Rejecting where the adjusted p < alpha controls the family-wise error
+    at alpha over all m tests."""
+    order = sorted((p, i) for i, p in enumerate(pvalues) if not np.isnan(p))
+    m, out, running = len(order), [float("nan")] * len(pvalues), 0.0
+    for rank, (p, i) in enumerate(order):
+        running = max(running, min(1.0, (m - rank) * p))
+        out[i] = running
+    return out
+
+
+def holm_reference(pvalues: list[float]) -> list[float]:
+    """:func:`holm` the slow, obvious way: adjusted p_i = max over j ranked at or before i of min(1, (m - j) p_j)."""
+    valid = [(p, i) for i, p in enumerate(pvalues) if not np.isnan(p)]
+    ranked = sorted(valid)
+    m = len(ranked)
+    out = [float("nan")] * len(pvalues)
+    for pos, (_, i) in enumerate(ranked):
+        out[i] = max(min(1.0, (m - j) * ranked[j][0]) for j in range(pos + 1))
+    return out

@@ -11,6 +11,7 @@ manifest (:mod:`~advdla.suites.store`, whose :class:`Example` is the one definit
 
 from advdla.suites.build import build_suite, regenerate_test
 from advdla.suites.config import PanelPolicy, SuiteConfig, config_from_dict, load_config
+from advdla.suites.sources import document_cluster, source_files_of
 from advdla.suites.store import (
     KINDS,
     SPLITS,
@@ -27,6 +28,8 @@ from advdla.suites.truth import Truth, choose_panel, ground_truth
 from advdla.suites.verify import verify_suite
 
 __all__ = [
+    "document_cluster",
+    "source_files_of",
     "build_suite",
     "regenerate_test",
     "PanelPolicy",

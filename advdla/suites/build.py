@@ -66,16 +66,16 @@ __all__ = ["Candidate", "build_suite", "regenerate_test", "search_candidates", "
 
 def build_suite(cfg: SuiteConfig, dest: str | Path, *, force: bool = False, find: Finder | None = None,
                 bridge: Any = None, progress: Progress | None = None, db: str | None = None,
-                up_to: bool = False, imported: tuple[list[Example], dict[str, Any]] | None = None) -> Path:
+                up_to: bool = False, imported: list[tuple[list[Example], dict[str, Any]]] | None = None) -> Path:
     """Build the suite described by ``cfg`` into ``dest`` (atomically; an existing ``dest`` needs ``force``).
 
     ``up_to``: the config's counts are upper bounds: a split keeps as many adversarial examples and natural
     controls as hold (even none) instead of stopping the build (``advdla run`` takes what its search found; the
     manifest records how many were asked for and how many held). Published suites keep the default: exact counts.
 
-    ``imported``: examples taken over from another suite (:func:`advdla.suites.imported.import_examples`), with
-    what the manifest records about them; each joins its split after the split's own rows (a prompt the build
-    made too is kept once).
+    ``imported``: examples taken over from another suite (:func:`advdla.suites.imported.import_examples`, one
+    import per split), with what the manifest records about them; each joins its split after the split's own rows
+    (a prompt the build made too is kept once).
 
     A build of the same config interrupted earlier resumes from ``.NAME.partial`` beside ``dest``; with ``db``
     (an SQLAlchemy URL) from that database instead, shared with every other worker given the same URL.
@@ -107,15 +107,16 @@ def build_suite(cfg: SuiteConfig, dest: str | Path, *, force: bool = False, find
     return path
 
 
-def _imported_to_add(imported: tuple[list[Example], dict[str, Any]] | None, split: str, own: list[Example],
+def _imported_to_add(imported: list[tuple[list[Example], dict[str, Any]]] | None, split: str, own: list[Example],
                      info: dict[str, Any]) -> list[Example]:
     """The imported examples of ``split`` that the build did not make itself; ``info`` records the import."""
-    if not imported or imported[1]["split"] != split:
+    mine = [(rows, meta) for rows, meta in imported or [] if meta["split"] == split]
+    if not mine:
         return []
-    ids = {e.example_id for e in own}
-    rows = [e.with_split(split) for e in imported[0] if e.example_id not in ids]
-    info["imported"] = {**imported[1], "adversarial": sum(e.kind == "adversarial" for e in rows),
-                        "natural": sum(e.kind == "natural" for e in rows), "duplicates": len(imported[0]) - len(rows)}
+    (taken, meta), ids = mine[0], {e.example_id for e in own}
+    rows = [e.with_split(split) for e in taken if e.example_id not in ids]
+    info["imported"] = {**meta, "adversarial": sum(e.kind == "adversarial" for e in rows),
+                        "natural": sum(e.kind == "natural" for e in rows), "duplicates": len(taken) - len(rows)}
     return rows
 
 

@@ -88,10 +88,14 @@ class SuiteConfig:
     thresholds: dict = field(default_factory=dict)  # keys of advdla.criteria.Thresholds; missing -> defaults
     panel: PanelPolicy = field(default_factory=PanelPolicy)
     splits: SplitSizes = field(default_factory=SplitSizes)
+    # The verdict's pre-registered hypotheses (advdla.leaderboard.hypotheses): how the suite is judged, not what it
+    # holds, so they are not part of the fingerprint; the config file's history shows they came before the scores.
+    hypotheses: list = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         """Canonical plain form (thresholds filled with defaults): what the fingerprint chain hashes."""
         d = dataclasses.asdict(self)
+        del d["hypotheses"]
         d["thresholds"] = dataclasses.asdict(self.threshold_values())
         d["targets"] = self.targets if self.targets == "auto" else list(self.targets)
         if not d["panel"]["min_layer"]:

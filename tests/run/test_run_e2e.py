@@ -103,25 +103,25 @@ def _trials(out):
 def test_rerun_resumes_finished_stages(run_out):
     out, first = run_out
     trials, manifest = _trials(out), (first.paths["suite"] / "manifest.json").read_bytes()
-    records = (out / "results" / "dev.json").read_bytes()
+    records = (out / "results" / "scores.json").read_bytes()
     again = run_pipeline(_plan(out))  # the same plan into the same folder: nothing is redone
     assert again.resumed == list(STAGES[1:])  # the model is loaded, every other stage read back
     assert _trials(out) == trials and (first.paths["suite"] / "manifest.json").read_bytes() == manifest
-    assert (out / "results" / "dev.json").read_bytes() == records
+    assert (out / "results" / "scores.json").read_bytes() == records
     assert again.paths["suite"] == first.paths["suite"] and "resumed" in again.notes["search"]
     assert again.notes["rows"] == first.notes["rows"] and "adversarial from the dev search" in again.notes["rows"]
 
 
 def test_rerun_of_an_unfinished_stage_picks_up_there(run_out):
     out, _ = run_out
-    before = json.loads((out / "results" / "dev.json").read_text())
+    before = json.loads((out / "results" / "scores.json").read_text())
     stages = json.loads((out / "stages.json").read_text())
     del stages["done"]["scores"], stages["done"]["leaderboard"]  # as if killed while scoring
     (out / "stages.json").write_text(json.dumps(stages))
     again = run_pipeline(_plan(out))
     assert again.resumed == ["analysis", "search", "suite"]
     assert set(json.loads((out / "stages.json").read_text())["done"]) == set(STAGES[1:])  # the model: always loaded
-    after = json.loads((out / "results" / "dev.json").read_text())
+    after = json.loads((out / "results" / "scores.json").read_text())
     assert [(r["method"], r["metrics"]) for r in after] == [(r["method"], r["metrics"]) for r in before]  # seeded
 
 

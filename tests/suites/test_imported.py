@@ -107,6 +107,6 @@ def test_run_with_a_shipped_suite_scores_both(shipped_run, planted):
     assert sum(e.example_id in shipped_ids for e in dev) == 12
     assert all(e.resamples.shape[0] == 8 and e.method_resamples.shape[0] == 4 for e in dev)  # the shipped R
     assert "from the shipped planted-erasure v3" in outputs.notes["rows"]
-    records = json.loads((out / "results" / "dev.json").read_text())
+    records = json.loads((out / "results" / "scores.json").read_text())
     assert {r["method"]["name"] for r in records} == {"oracle", "dla", "random"}
     verify_suite(outputs.paths["suite"], sample=2, bridge=planted)  # re-derives sampled rows, imported ones included

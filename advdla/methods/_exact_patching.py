@@ -1,12 +1,14 @@
-"""``output-patching``: each component's output replaced by its resample output, exactly (not an estimate).
+"""``exact-patching``: each component's output replaced by its resample output, exactly, on the method resamples.
 
 For an attention head this IS the total effect: a head's output is a function of its q, k, v inputs alone,
 so resampling all of them (the ground truth's definition) makes it emit exactly its resample output
 (:mod:`advdla.patching`). For MLPs too the output is a function of the MLP's input only, so the same holds.
 
 It runs on the resamples a method is given (a suite's method resamples, disjoint from the truth's), so it
-differs from the truth only by resampling noise: the leaderboard shows it on top as the *noise ceiling*, what
-any method can reach with those counterfactuals. Cost: one forward per component and resample.
+differs from the truth only by resampling noise: it is the total-effect estimator every cheaper method approximates,
+and a ranked entrant (it was the "noise ceiling" until scoring v3, whose ceiling involves no method: the truth's
+own split-half reliability, :mod:`advdla.scoring.ceiling`). Integrated gradients (``ig``) integrates along this same
+patching path, so its error against this row is its quadrature error. Cost: one forward per component and resample.
 """
 
 from __future__ import annotations
@@ -21,10 +23,10 @@ from advdla.methods.registry import register_method
 from advdla.patching import output_effects
 
 
-@register_method("output-patching", version="1", exact=True, role="ceiling",
-                 description="exact resample of each component's output over the method resamples: the total effect "
-                 "on other resamples than the truth's (the noise ceiling)")
-class OutputPatching(AttributionMethod):
+@register_method("exact-patching", version="1", exact=True,
+                 description="exact activation patching of each component's output on the method resamples: the "
+                 "total effect measured on other resamples than the truth's")
+class ExactPatching(AttributionMethod):
     def __init__(self, *, seed: int = 0, batch_size: int = 64) -> None:
         super().__init__(seed=seed)
         self.batch_size = batch_size
