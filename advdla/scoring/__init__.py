@@ -1,6 +1,7 @@
 """Scoring attribution methods against a suite's causal ground truth.
 
-``metrics`` (the metric registry, per-example metrics, aggregation per group), ``stats`` (seeded cluster-bootstrap
+``metrics`` (the metric registry, per-example metrics against TE and DE with their chance values, aggregation
+per group), ``reference`` (each metric's slow loop reference), ``stats`` (seeded cluster-bootstrap
 intervals: of a mean, of a paired difference between methods, of a difference between groups), ``harness``
 (suite -> batches -> method runs -> scored frame -> records), ``records`` (the self-describing JSON result record),
 ``checkpoint`` (per-batch checkpoints a killed run resumes from). Add a metric with :func:`register_metric` in
@@ -19,13 +20,18 @@ from advdla.scoring.harness import (
                                     to_batch,
 )
 from advdla.scoring.metrics import (
+                                    AGAINST,
                                     FRAME_COLUMNS,
                                     METRICS,
+                                    Context,
                                     MetricSpec,
                                     aggregate,
                                     cluster_of,
+                                    example_chance,
+                                    example_context,
                                     example_metrics,
                                     per_example_frame,
+                                    primary_metric,
                                     register_metric,
                                     score_estimates,
 )
@@ -41,7 +47,8 @@ from advdla.scoring.records import (
 from advdla.scoring.stats import bootstrap_ci, group_difference, group_difference_reference, paired_interval
 
 __all__ = ["MethodRun", "batches", "check_estimates", "open_suite", "run_method", "run_methods", "score_suite",
-           "split_examples", "to_batch", "FRAME_COLUMNS", "METRICS", "MetricSpec", "aggregate", "bootstrap_ci",
-           "example_metrics", "per_example_frame", "paired_interval", "group_difference", "group_difference_reference",
-           "cluster_of", "register_metric", "score_estimates", "SCHEMA_VERSION", "ResultRecord", "environment",
-           "git_commit", "make_record", "read_records", "write_records"]
+           "split_examples", "to_batch", "AGAINST", "FRAME_COLUMNS", "METRICS", "Context", "MetricSpec", "aggregate",
+           "bootstrap_ci", "example_chance", "example_context", "example_metrics", "per_example_frame",
+           "primary_metric", "paired_interval", "group_difference", "group_difference_reference", "cluster_of",
+           "register_metric", "score_estimates", "SCHEMA_VERSION", "ResultRecord", "environment", "git_commit",
+           "make_record", "read_records", "write_records"]
