@@ -148,7 +148,8 @@ def show(
         where = f" for suite {suite}" if suite else ""
         err_console.print(f"no current records in {directory}{where}: score a suite with `advdla score --suite PATH "
                           f"--out FILE`, then `advdla leaderboard add FILE --dir {directory}`")
-    _print_tables(board.current, ranked, sort=sort, wide=wide, suites_dir=suites_dir)
+    judged = board if split is None else load_board(directory, suites_dir=suites_dir, suite=suite)  # both splits
+    _print_tables(judged.current, ranked, sort=sort, wide=wide, suites_dir=suites_dir)
     for e, why in board.stale:
         err_console.print(f"[yellow]stale[/]: {e.path.name if e.path else e.method}: {why}")
     for line in board.problems:
@@ -159,9 +160,9 @@ def show(
 def _print_json(board: Any, ranked: dict[tuple, list[dict[str, Any]]], suites_dir: Any) -> None:
     """One JSON document: per suite version its verdict (every tested hypothesis), per table its rows; the stale
     records; the problems."""
-    from advdla.leaderboard import suite_versions, test_hypotheses
+    from advdla.leaderboard import evaluate_hypotheses, suite_versions
 
-    verdicts = [{"suite": s, "version": v, **test_hypotheses(entries, suites_dir=suites_dir)}
+    verdicts = [{"suite": s, "version": v, **evaluate_hypotheses(entries, suites_dir=suites_dir)}
                 for (s, v), entries in suite_versions(board.current).items()]
     for item in verdicts:
         for res in item["results"]:

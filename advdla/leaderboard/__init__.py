@@ -56,12 +56,12 @@ from advdla.leaderboard.render import (
                                         suite_versions,
                                         write_markdown,
 )
-from advdla.leaderboard.verdict import ALPHA, MIN_SOURCES, MIN_VERDICT_DOCS, run_verdict, test_hypotheses, verdict
+from advdla.leaderboard.verdict import ALPHA, MIN_SOURCES, MIN_VERDICT_DOCS, evaluate_hypotheses, run_verdict, verdict
 
 __all__ = ["Entry", "Board", "parse_record", "record_filename", "add_record", "load_board", "groups", "role",
            "paired", "beats", "ranked_rows", "display_rows", "verdict", "run_verdict", "render_markdown",
            "write_markdown", "suite_fingerprint", "check_current", "GROUPS", "PRIMARY", "BASELINE", "chance_row",
            "in_group", "default_suites_dir", "suite_versions", "Hypothesis", "DEFAULT_HYPOTHESES", "hypotheses_for",
-           "registration_hash", "test_hypotheses", "ALPHA", "MIN_SOURCES",
+           "registration_hash", "evaluate_hypotheses", "ALPHA", "MIN_SOURCES",
            "Column", "COLUMNS", "register_column", "compared_pairs", "ROLES", "adv_vs_natural", "n_documents",
            "per_example", "sort_key", "MARKDOWN_NAME", "intro", "MIN_VERDICT_DOCS"]

@@ -12,7 +12,7 @@ suite registered before it was scored (:mod:`advdla.leaderboard.hypotheses`), wi
 - a split whose examples of a tested group come from fewer than :data:`MIN_SOURCES` source files gets no test, and the
   sentence says how many it has.
 
-:func:`test_hypotheses` returns the outcomes as plain dicts (JSON output takes them as they are); :func:`verdict`
+:func:`evaluate_hypotheses` returns the outcomes as plain dicts (JSON output takes them as they are); :func:`verdict`
 writes them as sentences; :func:`run_verdict` (the lines that end ``advdla run``) is the same verdict.
 """
 
@@ -30,7 +30,7 @@ from advdla.leaderboard.ranking import BASELINE, in_group, per_example, role
 from advdla.leaderboard.records import Entry, as_float
 from advdla.scoring.stats import group_difference, group_p, holm, paired_interval, paired_p
 
-__all__ = ["ALPHA", "MIN_SOURCES", "MIN_VERDICT_DOCS", "by_split", "test_hypotheses", "verdict", "run_verdict"]
+__all__ = ["ALPHA", "MIN_SOURCES", "MIN_VERDICT_DOCS", "by_split", "evaluate_hypotheses", "verdict", "run_verdict"]
 
 ALPHA = 0.05
 MIN_SOURCES = 5  # a split's tested group must span this many source files, or the split gets no test
@@ -95,6 +95,8 @@ def _outcome(dev: Mapping[str, Any] | None, test: Mapping[str, Any] | None) -> s
     for split, r in (("dev", dev), ("test", test)):
         if r is None:
             return f"no test: not scored on {split}"
+        if r["n"] == 0:
+            return f"no test: no examples of the tested groups on {split}"
         if r["sources"] < MIN_SOURCES:
             return f"no test: {split} has {r['sources']} source file(s), a test needs {MIN_SOURCES}"
     held = _holds(dev), _holds(test)
@@ -125,7 +127,7 @@ def _test_beats(h: Hypothesis, splits: Mapping[str, Mapping[str, Entry]]) -> lis
              "outcome": _outcome(dev[n], test.get(n))} for i, n in enumerate(order)]
 
 
-def test_hypotheses(entries: list[Entry], *, suites_dir: str | Path | None = None) -> dict[str, Any]:
+def evaluate_hypotheses(entries: list[Entry], *, suites_dir: str | Path | None = None) -> dict[str, Any]:
     """The outcome of every pre-registered hypothesis of one suite version (entries of both splits)."""
     suite = entries[0].suite if entries else ""
     hypotheses, source = hypotheses_for(suite, suites_dir)
@@ -162,7 +164,7 @@ def verdict(entries: list[Entry], *, suites_dir: str | Path | None = None, all_m
     on dev, plus every method whose claim holds, or all of them with ``all_methods``), then what holds in words."""
     if BASELINE not in {e.method for e in entries}:
         return [f"No verdict: DLA was not scored on this suite ({len(entries)} records)."]
-    tested = test_hypotheses(entries, suites_dir=suites_dir)
+    tested = evaluate_hypotheses(entries, suites_dir=suites_dir)
     lines = [f"Pre-registered hypotheses {tested['hash']} ({tested['registered']}); one-sided tests, Holm-corrected "
              f"over methods, alpha {ALPHA}, intervals over source files; a claim needs dev and test."]
     for res in tested["results"]:

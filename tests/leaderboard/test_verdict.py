@@ -10,8 +10,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from advdla.leaderboard import DEFAULT_HYPOTHESES, Hypothesis, hypotheses_for, registration_hash
-from advdla.leaderboard import test_hypotheses as tested_hypotheses
+from advdla.leaderboard import DEFAULT_HYPOTHESES, Hypothesis, evaluate_hypotheses, hypotheses_for, registration_hash
 from advdla.leaderboard.records import parse_record
 from advdla.leaderboard.verdict import MIN_SOURCES, verdict
 from advdla.scoring import ResultRecord
@@ -25,7 +24,7 @@ def _rows(split: str, n_files: int, per_file: int, values, seed: int) -> list[di
     rng = np.random.default_rng(seed)
     rows = []
     for f in range(n_files):
-        for j in range(per_file):
+        for _ in range(per_file):
             for kind, mech in (("adversarial", "compensation"), ("natural", "none")):
                 i = len(rows)
                 mcc, fa = values(kind, rng)
@@ -47,10 +46,9 @@ def _board(effects: dict[str, dict[str, float]], *, n_files: int = 8, fa_gap: di
     DLA's false alarm on compensation examples exceeds natural by ``fa_gap[split]``."""
     entries = []
     for s_i, split in enumerate(("dev", "test")):
-        gap = (fa_gap or {}).get(split, 0.0)
-        base = _rows(split, n_files, 3, lambda kind, rng: (rng.normal(0.3, 0.1),
-                                                           float(rng.random() < (0.2 + gap if kind == "adversarial"
-                                                                                 else 0.2))), seed=s_i)
+        rate = {"adversarial": 0.2 + (fa_gap or {}).get(split, 0.0), "natural": 0.2}
+        base = _rows(split, n_files, 3, lambda kind, rng, rate=rate: (rng.normal(0.3, 0.1),
+                                                                      float(rng.random() < rate[kind])), seed=s_i)
         entries.append(_record("dla", split, base))
         for m_i, (method, eff) in enumerate(effects.items()):
             rng = np.random.default_rng(100 + 10 * s_i + m_i)
@@ -64,26 +62,27 @@ def _result(tested, method: str | None = None, hid: str = "methods"):
 
 
 def test_a_planted_improvement_on_both_splits_holds():
-    tested = tested_hypotheses(_board({"good": {"dev": 0.3, "test": 0.3}, "same": {"dev": 0.0, "test": 0.0}}))
+    tested = evaluate_hypotheses(_board({"good": {"dev": 0.3, "test": 0.3}, "same": {"dev": 0.0, "test": 0.0}}))
     assert _result(tested, "good")["outcome"] == "holds"
     assert _result(tested, "good")["best_on_dev"]
     assert _result(tested, "same")["outcome"] == "not supported"
 
 
 def test_an_improvement_on_dev_only_does_not_replicate():
-    tested = tested_hypotheses(_board({"lucky": {"dev": 0.3, "test": 0.0}}))
+    tested = evaluate_hypotheses(_board({"lucky": {"dev": 0.3, "test": 0.0}}))
     res = _result(tested, "lucky")
     assert res["outcome"] == "not replicated"
     assert res["dev"]["p"] < 0.05 < res["test"]["p"]
 
 
 def test_the_best_method_is_chosen_on_dev_not_on_test():
-    tested = tested_hypotheses(_board({"dev-best": {"dev": 0.4, "test": 0.1}, "test-best": {"dev": 0.1, "test": 0.5}}))
+    tested = evaluate_hypotheses(_board({"dev-best": {"dev": 0.4, "test": 0.1},
+                                         "test-best": {"dev": 0.1, "test": 0.5}}))
     assert _result(tested, "dev-best")["best_on_dev"] and not _result(tested, "test-best")["best_on_dev"]
 
 
 def test_too_few_source_files_gets_no_test():
-    tested = tested_hypotheses(_board({"good": {"dev": 0.3, "test": 0.3}}, n_files=MIN_SOURCES - 1))
+    tested = evaluate_hypotheses(_board({"good": {"dev": 0.3, "test": 0.3}}, n_files=MIN_SOURCES - 1))
     res = _result(tested, "good")
     assert res["outcome"].startswith("no test") and f"{MIN_SOURCES - 1} source file" in res["outcome"]
     lines = verdict(_board({"good": {"dev": 0.3, "test": 0.3}}, n_files=MIN_SOURCES - 1))
@@ -91,14 +90,14 @@ def test_too_few_source_files_gets_no_test():
 
 
 def test_the_group_hypothesis_sees_a_planted_false_alarm_gap():
-    tested = tested_hypotheses(_board({}, n_files=10, fa_gap={"dev": 0.6, "test": 0.6}))
+    tested = evaluate_hypotheses(_board({}, n_files=10, fa_gap={"dev": 0.6, "test": 0.6}))
     assert _result(tested, hid="compensation")["outcome"] == "holds"
-    tested = tested_hypotheses(_board({}, n_files=10, fa_gap={"dev": 0.0, "test": 0.0}))
+    tested = evaluate_hypotheses(_board({}, n_files=10, fa_gap={"dev": 0.0, "test": 0.0}))
     assert _result(tested, hid="compensation")["outcome"] == "not supported"
 
 
 def test_holm_correction_is_applied_over_the_methods():
-    tested = tested_hypotheses(_board({f"m{i}": {"dev": 0.02, "test": 0.02} for i in range(5)}))
+    tested = evaluate_hypotheses(_board({f"m{i}": {"dev": 0.02, "test": 0.02} for i in range(5)}))
     tests = [r["test"] for r in tested["results"] if r["hypothesis"].id == "methods"]
     assert all(t["p"] >= t["p_raw"] for t in tests)
     assert [t["p"] for t in tests] == pytest.approx(holm([t["p_raw"] for t in tests]))
