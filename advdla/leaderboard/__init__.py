@@ -15,6 +15,8 @@ The modules, in the order they build on each other:
   metadata, paired comparisons with DLA (:func:`paired`, :func:`beats`), the ranked rows of a table;
 - :mod:`~advdla.leaderboard.verdict`: the generated sentences (:func:`verdict`, :func:`run_verdict`);
 - :mod:`~advdla.leaderboard.render`: cells, the markdown page, ``LEADERBOARD.md`` (:func:`write_markdown`).
+- :mod:`~advdla.leaderboard.frontier`: the cost-accuracy frontier (seconds per example against the primary metric,
+  Pareto front marked) as a PNG and as terminal lines. Not imported here: it imports matplotlib.
 """
 
 from advdla.leaderboard.columns import CEILING, COLUMNS, Column, compared_pairs, register_column
