@@ -17,6 +17,8 @@ The modules, in the order they build on each other:
 - :mod:`~advdla.leaderboard.verdict`: those hypotheses tested on dev and test, Holm-corrected, as sentences
   (:func:`verdict`, :func:`run_verdict`);
 - :mod:`~advdla.leaderboard.render`: cells, the markdown page, ``LEADERBOARD.md`` (:func:`write_markdown`).
+- :mod:`~advdla.leaderboard.frontier`: the cost-accuracy frontier (seconds per example against the primary metric,
+  Pareto front marked) as a PNG and as terminal lines. Not imported here: it imports matplotlib.
 """
 
 from advdla.leaderboard.columns import COLUMNS, PRIMARY, Column, compared_pairs, register_column
