@@ -42,6 +42,8 @@ def register(subparsers: Any) -> None:
         "importance MCC against the total effect)",
     )
     p.add_argument("--wide", action="store_true", help="every column (the markdown page's), not the 80-column view")
+    p.add_argument("--frontier", action="store_true",
+                   help="under each table, its cost-accuracy frontier: seconds per example against importance MCC")
     p.add_argument("--format", choices=("table", "markdown", "json"), default="table", help="default: table")
     p.set_defaults(func=cmd_leaderboard)
 
@@ -59,7 +61,7 @@ def cmd_leaderboard(args: Any) -> int:
         print(write_markdown(args.dir, suites_dir=args.suites, sort=args.sort))
         return 0
     show(args.dir, suites_dir=args.suites, suite=args.suite, split=args.split, sort=args.sort, fmt=args.format,
-         wide=args.wide)
+         wide=args.wide, frontier=args.frontier)
     return 0
 
 
@@ -130,6 +132,7 @@ def show(
     sort: str = "mcc@te",
     fmt: str = "table",
     wide: bool = False,
+    frontier: bool = False,
 ) -> None:
     """Print the leaderboard in ``directory``: rich tables (or markdown / JSON), stale records and problems apart."""
     from advdla.leaderboard import default_suites_dir, groups, load_board, ranked_rows, render_markdown
@@ -149,7 +152,7 @@ def show(
         err_console.print(f"no current records in {directory}{where}: score a suite with `advdla score --suite PATH "
                           f"--out FILE`, then `advdla leaderboard add FILE --dir {directory}`")
     judged = board if split is None else load_board(directory, suites_dir=suites_dir, suite=suite)  # both splits
-    _print_tables(judged.current, ranked, sort=sort, wide=wide, suites_dir=suites_dir)
+    _print_tables(judged.current, ranked, sort=sort, wide=wide, suites_dir=suites_dir, frontier=frontier)
     for e, why in board.stale:
         err_console.print(f"[yellow]stale[/]: {e.path.name if e.path else e.method}: {why}")
     for line in board.problems:
@@ -179,9 +182,11 @@ def _counts(r0: dict[str, Any]) -> str:
 
 
 def _print_tables(entries: list[Any], ranked: dict[tuple, list[dict[str, Any]]], *, sort: str, wide: bool,
-                  suites_dir: Any) -> None:
-    """One rich table per (suite, version, split) (80 columns unless ``wide``), then each suite version's verdict."""
+                  suites_dir: Any, frontier: bool = False) -> None:
+    """One rich table per (suite, version, split) (80 columns unless ``wide``; with ``frontier`` its cost-accuracy
+    frontier below it), then each suite version's verdict."""
     from advdla.leaderboard import display_rows, suite_versions, verdict
+    from advdla.leaderboard.frontier import frontier_lines, points_of
 
     for (s, v, sp), rows in ranked.items():
         console.print(
@@ -191,6 +196,9 @@ def _print_tables(entries: list[Any], ranked: dict[tuple, list[dict[str, Any]]],
                 "mean [95% CI over source files]; vs DLA = paired difference (* excludes 0)",
             )
         )
+        if frontier:
+            for line in frontier_lines(points_of(rows), width=min(console.width, 120), chance=0.0):
+                console.print(line, highlight=False, markup=False)
     for (s, v), group in suite_versions(entries).items():
         console.print(f"[bold]{s} v{v}[/]", highlight=False)
         for line in verdict(group, suites_dir=suites_dir):

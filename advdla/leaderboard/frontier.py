@@ -36,7 +36,8 @@ import numpy as np
 from advdla.atomic import write_atomic
 from advdla.errors import AdvdlaError
 
-__all__ = ["ROLES", "Point", "pareto_front", "pareto_front_reference", "frontier_figure", "frontier_lines"]
+__all__ = ["ROLES", "Point", "pareto_front", "pareto_front_reference", "frontier_figure", "frontier_lines", "points_of",
+           "write_frontiers"]
 
 ROLES = ("method", "reference", "ceiling")
 TRUTH_LABEL = "(reads the truth)"
@@ -80,19 +81,22 @@ def _order(p: Point) -> tuple[bool, float, bool, float, str]:
     return (no_time, 0.0 if no_time else p.seconds, no_value, 0.0 if no_value else -p.value, p.method)
 
 
-def _candidates(points: list[Point]) -> list[Point]:
-    """The points that may be on the front: ranked, with a value and a time that are numbers (NaN never is)."""
-    return [p for p in points if p.role == "method" and not math.isnan(p.value) and not math.isnan(p.seconds)]
+def _candidates(points: list[Point], above: float) -> list[Point]:
+    """The points that may be on the front: ranked, with a value and a time that are numbers (NaN never is), and
+    measurably above ``above`` (chance: the value and, where there is one, its interval's lower bound; a method no
+    better than an uninformed one is worth no cost, however fast)."""
+    return [p for p in points if p.role == "method" and not math.isnan(p.value) and not math.isnan(p.seconds)
+            and p.value > above and (math.isnan(p.lo) or p.lo > above)]
 
 
-def pareto_front(points: list[Point]) -> list[str]:
+def pareto_front(points: list[Point], *, above: float = -math.inf) -> list[str]:
     """Names of the ranked points no other ranked point dominates, fastest first.
 
     ``q`` dominates ``p`` when it is at least as fast and at least as good, and strictly better in one of the two.
     One sort and one pass: a group of equally fast points contributes its best ones (ties all stay) when they beat
     the best value of every strictly faster point."""
     front, best = [], -math.inf
-    for _, group in itertools.groupby(sorted(_candidates(points), key=_order), key=lambda p: p.seconds):
+    for _, group in itertools.groupby(sorted(_candidates(points, above), key=_order), key=lambda p: p.seconds):
         group = list(group)
         top = max(p.value for p in group)
         if top > best:
@@ -101,9 +105,9 @@ def pareto_front(points: list[Point]) -> list[str]:
     return front
 
 
-def pareto_front_reference(points: list[Point]) -> list[str]:
+def pareto_front_reference(points: list[Point], *, above: float = -math.inf) -> list[str]:
     """The same front by the obvious O(n^2) double loop, for tests to compare :func:`pareto_front` with."""
-    ranked = sorted(_candidates(points), key=_order)
+    ranked = sorted(_candidates(points, above), key=_order)
     front = []
     for p in ranked:
         dominated = False
@@ -152,7 +156,7 @@ def _umask() -> int:
 def _draw(points: list[Point], *, title: str, metric_label: str, chance: float, ceiling: float | None) -> Any:
     fig, ax = plt.subplots(figsize=(7.5, 4.8))
     drawn = sorted((p for p in points if p.drawable), key=_order)
-    front = set(pareto_front(points))
+    front = set(pareto_front(points, above=chance))
     _draw_front(ax, [p for p in drawn if p.role == "method" and p.method in front])
     for p in drawn:
         _draw_point(ax, p)
@@ -220,7 +224,7 @@ def _legend(ax: Any, roles: set[str]) -> None:
 # ------------------------------------------------------------------------------------------ the terminal view
 
 
-def frontier_lines(points: list[Point], *, width: int = 80) -> list[str]:
+def frontier_lines(points: list[Point], *, width: int = 80, chance: float = -math.inf) -> list[str]:
     """One line per point, fastest first: name, seconds per example, value [interval], a text bar, its tag.
 
     ``0.45 [0.40, 0.50]`` is the value with its 95% interval; the bar spans the values shown, from the lowest (or
@@ -231,7 +235,7 @@ def frontier_lines(points: list[Point], *, width: int = 80) -> list[str]:
     if not points:
         return []
     ordered = sorted(points, key=_order)
-    front = set(pareto_front(points))
+    front = set(pareto_front(points, above=chance))
     cells = [(_seconds(p.seconds), _value(p.value), _interval(p.lo, p.hi), _tag(p, front)) for p in ordered]
     widths = [max(len(c[i]) for c in cells) for i in range(4)]
     names = max(len(p.method) for p in ordered)
@@ -299,3 +303,40 @@ def _bar(v: float, scale: tuple[float, float]) -> str:
     lo, hi = scale
     n = round(BAR_CELLS * min(max((v - lo) / (hi - lo), 0.0), 1.0))
     return "|" + "#" * n + " " * (BAR_CELLS - n) + "|"
+
+
+# ------------------------------------------------------------------------------------------- from the board
+
+
+def points_of(rows: list[dict[str, Any]], *, metric: str = "mcc@te_adv") -> list[Point]:
+    """The frontier's points from one table's ranked rows (:func:`advdla.leaderboard.ranked_rows`): seconds per
+    example against ``metric`` (a row key, the primary metric on adversarial examples by default)."""
+    out = []
+    for r in rows:
+        if r["role"] not in ROLES:
+            continue  # the chance row is a line, not a point
+        lo, hi = r.get(f"{metric}_ci") or (math.nan, math.nan)
+        out.append(Point(r["method"], float(r.get("seconds_per_example", math.nan)), float(r.get(metric, math.nan)),
+                         math.nan if lo is None else float(lo), math.nan if hi is None else float(hi), r["role"]))
+    return out
+
+
+def write_frontiers(tables: dict[tuple[str, int, str], list[dict[str, Any]]], directory: str | os.PathLike
+                    ) -> dict[tuple[str, int], str]:
+    """One frontier PNG per suite version, from its test table (else its dev table), written into ``directory`` as
+    ``frontier-SUITE-vVERSION.png``; returns (suite, version) -> that file name, for the page's image links."""
+    chosen: dict[tuple[str, int], tuple[str, list[dict[str, Any]]]] = {}
+    for (suite, version, split), rows in sorted(tables.items()):
+        if split == "test" or (suite, version) not in chosen:
+            chosen[(suite, version)] = (split, rows)
+    out = {}
+    for (suite, version), (split, rows) in chosen.items():
+        points = [p for p in points_of(rows) if not math.isnan(p.value)]
+        if not points:
+            continue
+        name = f"frontier-{suite}-v{version}.png"
+        ceiling = next((p.value for p in points if p.role == "ceiling"), None)
+        frontier_figure(points, Path(directory) / name, ceiling=ceiling,
+                        title=f"{suite} v{version}, {split} split: cost against importance MCC (adversarial examples)")
+        out[(suite, version)] = name
+    return out

@@ -19,6 +19,7 @@ from typing import Any
 
 from advdla.atomic import write_text_atomic
 from advdla.leaderboard.columns import COLUMNS
+from advdla.leaderboard.frontier import write_frontiers
 from advdla.leaderboard.ranking import groups, ranked_rows, sort_key
 from advdla.leaderboard.records import Board, Entry, default_suites_dir, folder_lock, load_board
 from advdla.leaderboard.verdict import verdict
@@ -62,7 +63,8 @@ def render_markdown(board: Board, *, sort: str = "mcc@te", suites_dir: str | os.
     (suite, version, split), then stale records and problems."""
     lines = ["# advdla leaderboard", ""]
     for (suite, version), entries in suite_versions(board.current).items():
-        lines += [f"**{suite} v{version}.** " + " ".join(verdict(entries, suites_dir=suites_dir)), ""]
+        said = verdict(entries, suites_dir=suites_dir)
+        lines += [f"**{suite} v{version}.** {said[0]}", "", *[f"- {line}" for line in said[1:]], ""]
         if figures and (suite, version) in figures:
             lines += [f"![cost against importance MCC, {suite} v{version}]({figures[(suite, version)]})", ""]
     lines += [intro(), "", f"Methods ranked by {sort} ({sort_key(sort)[0]} examples).", ""]
@@ -99,11 +101,15 @@ def _md_table(rows: list[dict[str, str]]) -> list[str]:
 def write_markdown(
     directory: str | os.PathLike, *, suites_dir: str | os.PathLike | None = None, sort: str = "mcc@te"
 ) -> Path:
-    """Render ``directory/LEADERBOARD.md`` from the records in it (atomically, under the folder's lock)."""
+    """Render ``directory/LEADERBOARD.md`` and its cost-accuracy figures (``frontier-*.png``, one per suite version)
+    from the records in it (atomically, under the folder's lock)."""
     directory = Path(directory)
     suites_dir = suites_dir or default_suites_dir(directory)
-    text = render_markdown(load_board(directory, suites_dir=suites_dir), sort=sort, suites_dir=suites_dir)
-    path = directory / MARKDOWN_NAME
+    board = load_board(directory, suites_dir=suites_dir)
     with folder_lock(directory):
+        tables = {key: ranked_rows(entries, sort=sort) for key, entries in groups(board.current).items()}
+        figures = write_frontiers(tables, directory)
+        text = render_markdown(board, sort=sort, suites_dir=suites_dir, figures=figures)
+        path = directory / MARKDOWN_NAME
         write_text_atomic(path, text)
     return path

@@ -69,7 +69,8 @@ def _group_test(h: Hypothesis, entry: Entry) -> dict[str, Any]:
     sign = 1.0 if h.greater else -1.0
     point, lo, hi = group_difference(values, in_a, sources, seed=0)
     p = group_p(sign * values, in_a, sources, seed=0)
-    return {"estimate": point, "lo": lo, "hi": hi, "p": p, "sources": min(n_a, n_b), "n": int(ok.sum())}
+    n = int(min((ok & in_a).sum(), (ok & ~in_a).sum()))  # the smaller group's examples: 0 when one is missing
+    return {"estimate": point, "lo": lo, "hi": hi, "p": p, "sources": min(n_a, n_b), "n": n}
 
 
 def _paired_test(h: Hypothesis, entry: Entry, base: Entry) -> dict[str, Any]:

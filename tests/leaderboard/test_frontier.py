@@ -172,3 +172,13 @@ def test_a_width_too_narrow_for_the_numbers_is_refused():
     with pytest.raises(AdvdlaError, match="width of 20 columns cannot hold"):
         frontier_lines(board(), width=20)
     assert frontier_lines([]) == []
+
+
+def test_a_method_at_or_below_chance_is_never_on_the_front():
+    """random is the fastest point, so without the chance floor it would always be on the front."""
+    from advdla.leaderboard.frontier import Point, pareto_front, pareto_front_reference
+
+    pts = [Point("random", 1e-4, -0.05), Point("lucky", 2e-4, 0.02, -0.1, 0.15), Point("dla", 1e-3, 0.6),
+           Point("ig", 1.0, 0.9)]
+    assert pareto_front(pts) == ["random", "lucky", "dla", "ig"]
+    assert pareto_front(pts, above=0.0) == pareto_front_reference(pts, above=0.0) == ["dla", "ig"]
