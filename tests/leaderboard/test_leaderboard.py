@@ -47,14 +47,18 @@ def make_record(
     fingerprint: str = FP,
     split: str = "dev",
     method_version: str = "1",
-    fooled_adv: float = 0.5,
+    error_adv: float = 0.5,
+    role: str = "method",
 ) -> dict:
-    """A result record as advdla.scoring writes it."""
+    """A result record as advdla.scoring writes it: ``spearman_adv``/``_nat`` become importance MCC against the TE,
+    ``error_adv`` the target error (lower is better)."""
 
     def m(kind: str, metric: str, v: float, n: int, hib: bool = True) -> dict:
         return {
             "kind": kind,
             "metric": metric,
+            "against": "te",
+            "chance": 0.0,
             "value": v,
             "lo": v - 0.1,
             "hi": v + 0.1,
@@ -63,13 +67,13 @@ def make_record(
         }
 
     metrics = [
-        m("adversarial", "spearman", spearman_adv, 10),
-        m("natural", "spearman", spearman_nat, 12),
-        m("adversarial", "fooled", fooled_adv, 10, False),
-        m("natural", "fooled", 0.1, 12, False),
+        m("adversarial", "mcc", spearman_adv, 10),
+        m("natural", "mcc", spearman_nat, 12),
+        m("adversarial", "target_error", error_adv, 10, False),
+        m("natural", "target_error", 0.1, 12, False),
     ]
     return ResultRecord(
-        method={"name": method, "version": method_version, "params": {"seed": 0}},
+        method={"name": method, "version": method_version, "params": {"seed": 0}, "estimand": "total", "role": role},
         suite={"name": suite, "version": version, "fingerprint": fingerprint, "model": "planted-erasure"},
         split=split,
         k=3,
@@ -87,19 +91,19 @@ def lb(tmp_path):
     return tmp_path / "leaderboard"
 
 
-def test_ranking_and_drop(lb):
-    for rec in (make_record("dla", 0.2, 0.8), make_record("oracle", 1.0, 1.0), make_record("random", 0.0, 0.0),
-                make_record("output-patching", 0.9, 0.9)):
+def test_ranking(lb):
+    for rec in (make_record("dla", 0.2, 0.8), make_record("exact-te", 1.0, 1.0, role="reference"),
+                make_record("random", 0.0, 0.0), make_record("split-half", 0.9, 0.9, role="ceiling")):
         add_record(rec, lb)
     rows = ranked_rows(load_board(lb).current)
-    # the noise ceiling on top (not ranked), then the methods ranked, then the oracle (a sanity row, not ranked)
-    assert [(r["rank"], r["method"]) for r in rows] == [("ceiling", "output-patching"), (1, "dla"), (2, "random"),
-                                                        ("sanity", "oracle")]
-    assert rows[1]["drop_spearman"] == pytest.approx(0.6)
-    assert rows[1]["spearman_adv_ci"] == pytest.approx([0.1, 0.3])
-    # the fooled rate is lower-is-better (the record says so), so ranking by it puts the least-fooled first
-    add_record(make_record("random", 0.0, 0.0, fooled_adv=0.0), lb)
-    rows = ranked_rows(load_board(lb).current, sort="fooled")
+    # the ceiling on top (not ranked), the methods ranked, the reference rows (they read the truth), then chance
+    assert [(r["rank"], r["method"]) for r in rows] == [("ceiling", "split-half"), (1, "dla"), (2, "random"),
+                                                        ("reference", "exact-te"), ("chance", "chance")]
+    assert rows[1]["mcc@te_adv_ci"] == pytest.approx([0.1, 0.3])
+    assert rows[-1]["mcc@te_adv"] == 0.0  # the chance row: what the records say an uninformed estimator scores
+    # the target error is lower-is-better (the record says so), so ranking by it puts the smallest error first
+    add_record(make_record("random", 0.0, 0.0, error_adv=0.0), lb)
+    rows = ranked_rows(load_board(lb).current, sort="target_error")
     assert [r["method"] for r in rows if r["role"] == "method"] == ["random", "dla"]
 
 
@@ -108,7 +112,7 @@ def test_file_name_and_replacement(lb):
     assert p1.name == record_filename(parse_record(make_record("dla", 0.2, 0.8))) == "toy-v1-dev-dla-v1.json"
     p2 = add_record(make_record("dla", 0.3, 0.8), lb)  # re-scoring the same method replaces its record
     assert p1 == p2 and len(list(lb.glob("*.json"))) == 1
-    assert load_board(lb).current[0].value("adversarial", "spearman") == 0.3
+    assert load_board(lb).current[0].value("adversarial", "mcc@te") == 0.3
     assert not list(lb.glob(".*.tmp"))
 
 
@@ -124,12 +128,12 @@ def test_add_rejects_unknown_suite_and_wrong_fingerprint(lb):
 
 def test_stale_records_are_kept_apart(lb, tmp_path):
     add_record(make_record("dla", 0.2, 0.8), lb)
-    add_record(make_record("oracle", 1.0, 1.0), lb)
+    add_record(make_record("exact-te", 1.0, 1.0, role="reference"), lb)
     make_suite(tmp_path, version=2, fingerprint="c" * 64)  # the suite was rebuilt
     add_record(make_record("random", 0.0, 0.0, version=2, fingerprint="c" * 64), lb)
     board = load_board(lb)
     assert [e.method for e in board.current] == ["random"]
-    assert sorted(e.method for e, _ in board.stale) == ["dla", "oracle"]
+    assert sorted(e.method for e, _ in board.stale) == ["dla", "exact-te"]
     md = render_markdown(board)
     assert "## Stale records" in md and md.index("| random") < md.index("## Stale")
 
@@ -174,13 +178,13 @@ def test_cli_add_json_markdown_and_render(lb, tmp_path, capsys):
     assert main(["leaderboard", "--dir", str(lb), "--format", "json", "--split", "dev"]) == 0
     out = capsys.readouterr().out
     payload = json.loads(out.split("\n", 2)[2])  # first lines: the paths `add` printed
-    assert payload["boards"][0]["rows"][0]["method"] == "dla" and payload["boards"][0]["fingerprint"] == FP
+    assert payload["boards"][0]["rows"][0]["method"] == "dla" and payload["verdicts"][0]["suite"] == "toy"
     assert main(["leaderboard", "--dir", str(lb), "--split", "test", "--format", "json"]) == 2  # matches nothing
     assert "Did you mean 'dev'" in capsys.readouterr().err
     assert main(["leaderboard", "render", "--dir", str(lb)]) == 0
     assert "| 1 | dla v1 |" in (lb / "LEADERBOARD.md").read_text()
-    assert main(["leaderboard", "--dir", str(lb), "--sort", "spearmann"]) == 2
-    assert "Did you mean 'spearman'" in capsys.readouterr().err
+    assert main(["leaderboard", "--dir", str(lb), "--sort", "mccc"]) == 2
+    assert "Did you mean 'mcc@te'" in capsys.readouterr().err
     (tmp_path / "bad.json").write_text("[1, 2]")
     assert main(["leaderboard", "add", str(tmp_path / "bad.json"), "--dir", str(lb)]) == 2
 
@@ -201,15 +205,16 @@ def test_concurrent_adds_lose_nothing(lb, tmp_path):
     assert not list(lb.glob(".*.tmp"))
 
 
-# ------------------------------------------------------------------- v2: groups, paired intervals, the verdict
+# --------------------------------------------------------------- groups, paired intervals, roles, columns
 
 
 def _v2_record(method: str, per: dict[str, dict[str, float]], *, wall: float = 1.0, params: dict | None = None,
-               split: str = "test", one_doc: str | None = None) -> dict:
+               split: str = "test", one_doc: str | None = None, role: str = "method") -> dict:
     """A record made by the real scoring code (aggregate + make_record) from hand-made per-example values.
 
-    ``per``: example_id -> {metric: value}; the examples' kinds and mechanisms come from :data:`EXAMPLES`. Each
-    example is its own document, except that ``one_doc`` puts every example of that mechanism in one.
+    ``per``: example_id -> {metric: value} (scored against the TE); the examples' kinds and mechanisms come from
+    :data:`EXAMPLES`. Each example is its own source file, except that ``one_doc`` puts every example of that
+    mechanism in one.
     """
     from types import SimpleNamespace
 
@@ -220,14 +225,15 @@ def _v2_record(method: str, per: dict[str, dict[str, float]], *, wall: float = 1
 
     rows = [{"method": method, "example_id": i, "split": split, "kind": EXAMPLES[i][0], "mechanism": EXAMPLES[i][1],
              "cluster": f"doc{i}" if one_doc is None or EXAMPLES[i][1] != one_doc else "doc0", "metric": metric,
-             "value": value}
+             "against": "te", "value": value, "chance": 0.0}
             for i, values in per.items() for metric, value in values.items()]
     per_frame = pd.DataFrame(rows)
     frame = aggregate(per_frame, n_boot=200)
     run = SimpleNamespace(name=method, version="1", params={"seed": 0, **(params or {})}, wall_time_s=wall,
                           per_example=per_frame)
     manifest = {"name": "toy", "version": 1, "fingerprint": FP, "model": "planted-erasure"}
-    return scoring_record(run, frame, manifest, split=split, k=3, n_examples=len(per), device="cpu").to_dict()
+    return scoring_record(run, frame, manifest, split=split, k=3, n_examples=len(per), device="cpu",
+                          role=role).to_dict()
 
 
 # 8 compensation and 4 baseline adversarial examples, 6 natural ones
@@ -236,18 +242,17 @@ EXAMPLES = {**{f"c{i}": ("adversarial", "compensation") for i in range(8)},
             **{f"n{i}": ("natural", "none") for i in range(6)}}
 
 
-def _values(spearman, fooled) -> dict[str, dict[str, float]]:
-    """Per example {spearman, fooled}: ``spearman(i, kind, mechanism)``, ``fooled(i, kind, mechanism)``."""
-    out = {ex: {"spearman": spearman(i, *EXAMPLES[ex]), "fooled": fooled(i, *EXAMPLES[ex])}
-           for i, ex in enumerate(EXAMPLES)}
-    return {ex: {**v, "spearman_w": v["spearman"], "auroc": 0.5 + v["spearman"] / 2} for ex, v in out.items()}
+def _values(mcc, alarm) -> dict[str, dict[str, float]]:
+    """Per example {mcc, false_alarm}: ``mcc(i, kind, mechanism)``, ``alarm(i, kind, mechanism)``."""
+    return {ex: {"mcc": mcc(i, *EXAMPLES[ex]), "false_alarm": alarm(i, *EXAMPLES[ex])}
+            for i, ex in enumerate(EXAMPLES)}
 
 
 def _noise(i: int) -> float:
     return ((i * 37) % 11 - 5) / 100  # deterministic, in [-0.05, 0.05]
 
 
-def _dla_spearman(i, kind, mech):
+def _dla_mcc(i, kind, mech):
     return {"compensation": 0.2, "baseline": 0.3, "none": 0.8}[mech] + _noise(i)
 
 
@@ -256,31 +261,31 @@ def v2board(tmp_path):
     make_suite(tmp_path)
     lb = tmp_path / "leaderboard"
     records = {
-        "dla": _values(_dla_spearman, lambda i, kind, mech: float(kind == "adversarial")),
-        "atp": _values(lambda i, k, m: _dla_spearman(i, k, m) + (0.4 if m == "compensation" else 0.0) + _noise(i + 3),
+        "dla": _values(_dla_mcc, lambda i, kind, mech: float(kind == "adversarial")),
+        "atp": _values(lambda i, k, m: _dla_mcc(i, k, m) + (0.4 if m == "compensation" else 0.0) + _noise(i + 3),
                        lambda i, kind, mech: 0.0),
-        "dla-relative": _values(lambda i, k, m: _dla_spearman(i, k, m) + _noise(i + 5),
+        "dla-relative": _values(lambda i, k, m: _dla_mcc(i, k, m) + _noise(i + 5),
                                 lambda i, kind, mech: float(mech == "compensation" or (mech == "baseline" and i == 8))),
         "random": _values(lambda i, k, m: _noise(i), lambda i, kind, mech: float(i % 4 == 0)),
-        "output-patching": _values(lambda i, k, m: 0.95, lambda i, kind, mech: 0.0),
-        "oracle": _values(lambda i, k, m: 1.0, lambda i, kind, mech: 0.0),
     }
     for method, per in records.items():
         add_record(_v2_record(method, per, params={"budget": 5} if method == "atp" else None), lb)
+    add_record(_v2_record("split-half", _values(lambda i, k, m: 0.95, lambda *a: 0.0), role="ceiling"), lb)
+    add_record(_v2_record("exact-te", _values(lambda i, k, m: 1.0, lambda *a: 0.0), role="reference"), lb)
     return lb
 
 
 def test_rows_carry_groups_and_paired_differences_from_dla(v2board):
     rows = {r["method"]: r for r in ranked_rows(load_board(v2board).current)}
-    assert rows["output-patching"]["rank"] == "ceiling" and rows["oracle"]["rank"] == "sanity"
+    assert rows["split-half"]["rank"] == "ceiling" and rows["exact-te"]["rank"] == "reference"
     atp, rel = rows["atp"], rows["dla-relative"]
     assert (atp["n_comp"], atp["n_base"], atp["n_nat"]) == (8, 4, 6)
-    mean, lo, hi = atp["vs_dla_spearman_comp"]
-    assert mean == pytest.approx(0.4 + np.mean([_noise(i + 3) for i in range(8)])) and lo > 0
-    assert atp["vs_dla_fooled_comp"][0] == pytest.approx(-1.0)
-    _, lo, hi = rel["vs_dla_spearman_comp"]
+    mean, lo, hi = atp["vs_dla_mcc@te_adv"]
+    assert mean == pytest.approx(np.mean([0.4 * (i < 8) + _noise(i + 3) for i in range(12)])) and lo > 0
+    _, lo, hi = rel["vs_dla_mcc@te_adv"]
     assert lo < 0 < hi  # no real difference: the interval straddles 0
-    assert "vs_dla_spearman_adv" not in rows["dla"] and "vs_dla_spearman_adv" not in rows["oracle"]
+    assert "vs_dla_mcc@te_adv" not in rows["dla"] and "vs_dla_mcc@te_adv" not in rows["exact-te"]
+    assert atp["mcc@own_adv"] == atp["mcc@te_adv"]  # a total-effect method's own estimand is the TE
 
 
 def test_paired_interval_is_narrower_than_the_two_separate_ones(v2board):
@@ -289,91 +294,52 @@ def test_paired_interval_is_narrower_than_the_two_separate_ones(v2board):
 
     board = {e.method: e for e in load_board(v2board).current}
     atp, dla = board["atp"], board["dla"]
-    assert beats(atp, dla, "spearman", "compensation") is True
-    assert beats(board["dla-relative"], dla, "spearman", "compensation") is False
-    assert beats(atp, dla, "fooled", "compensation") is True  # lower is better for fooled
-    assert beats(atp, dla, "spearman", "natural") is False
-
-
-def test_the_verdict_is_generated_from_the_numbers(v2board):
-    from advdla.leaderboard import verdict
-
-    entries = load_board(v2board).current
-    sentences = verdict(entries)
-    assert 3 <= len(sentences) <= 4
-    assert sentences[0].startswith("DLA is fooled on 100% of the 12 adversarial examples (100% of 8 compensation; "
-                                   "100% of 4 baseline) and on 0% of the 6 natural ones; adversarial minus natural, "
-                                   "with 95% intervals that resample whole documents: fooled +1.00 [+1.00, +1.00], "
-                                   "spearman -0.5")
-    d, lo, hi = next(r for r in ranked_rows(entries) if r["method"] == "dla")["adv_vs_nat_spearman"]
-    nat = np.mean([_dla_spearman(i, "natural", "none") for i in range(12, 18)])
-    adv = np.mean([_dla_spearman(i, *EXAMPLES[ex]) for i, ex in enumerate(EXAMPLES) if i < 12])
-    assert d == pytest.approx(adv - nat) and lo < d < hi < 0
-    assert "On compensation examples atp (+0.40) rank components better than DLA" in sentences[1]
-    assert "dla-relative, random do not" in sentences[1]
-    assert "dla-relative is fooled on 25% against DLA's 100%" in sentences[2] and "at most half" in sentences[2]
-    assert "noise ceiling (output-patching on the method resamples) reaches a Spearman of 0.95" in sentences[3]
-    md = render_markdown(load_board(v2board))
-    assert md.startswith("# advdla leaderboard\n\n**toy v1, test split.** DLA is fooled on 100%")
-    table = md[md.index("| # |"):]
-    assert "| TE-weighted Spearman adv | AUROC adv |" in table.splitlines()[0]
-    assert table.index("output-patching v1 [noise ceiling]") < table.index("| 1 | atp v1 (budget=5)")
-    assert table.index("| 1 | atp") < table.index("oracle v1 [sanity, not ranked]")
-    atp_line = next(line for line in table.splitlines() if line.startswith("| 1 | atp"))
-    assert "+0.26* [" in atp_line  # its paired Spearman difference on all 12 adversarial examples, significant
-
-
-def test_verdict_follows_the_records(v2board):
-    """Change dla-relative's baseline results and the sentence about it changes with them."""
-    from advdla.leaderboard import verdict
-
-    worse = _values(_dla_spearman, lambda i, kind, mech: float(kind == "adversarial"))
-    add_record(_v2_record("dla-relative", worse), v2board)
-    sentence = verdict(load_board(v2board).current)[2]
-    assert "dla-relative is fooled on 100% against DLA's 100%" in sentence and "does not fix them" in sentence
+    assert beats(atp, dla, "mcc@te", "compensation") is True
+    assert beats(board["dla-relative"], dla, "mcc@te", "compensation") is False
+    assert beats(atp, dla, "false_alarm@te", "compensation") is True  # lower is better for the false alarm
+    assert beats(atp, dla, "mcc@te", "natural") is False
 
 
 def test_examples_from_one_document_get_no_interval(v2board):
-    """The baseline examples all cut from one document (as a search that settles on one context leaves them): no
-    interval on their column, none on the paired difference, and the verdict says why instead of a zero width."""
-    from advdla.leaderboard import verdict
-
+    """The baseline examples all cut from one source file (as a search that settles on one context leaves them): no
+    interval on their column."""
     for method in ("dla", "dla-relative"):
-        per = _values(_dla_spearman, lambda i, kind, mech, m=method: float(kind == "adversarial" and m == "dla"))
+        per = _values(_dla_mcc, lambda i, kind, mech, m=method: float(kind == "adversarial" and m == "dla"))
         add_record(_v2_record(method, per, one_doc="baseline"), v2board)
     rows = {r["method"]: r for r in ranked_rows(load_board(v2board).current)}
-    assert all(math.isnan(x) for x in rows["dla"]["fooled_base_ci"]) and rows["dla"]["fooled_base"] == 1.0
-    assert not any(math.isnan(x) for x in rows["dla"]["fooled_comp_ci"])  # eight documents: an interval
-    sentence = verdict(load_board(v2board).current)[2]
-    assert "paired difference -1.00; all from one document, so no interval" in sentence
+    assert all(math.isnan(x) for x in rows["dla"]["false_alarm@te_base_ci"]) and rows["dla"]["false_alarm@te_base"] == 1
+    assert not any(math.isnan(x) for x in rows["dla"]["false_alarm@te_comp_ci"])  # eight files: an interval
 
 
 def test_sort_by_a_mechanism_and_unknown_groups(v2board):
     entries = load_board(v2board).current
-    rows = ranked_rows(entries, sort="compensation.fooled")
-    assert rows[1]["method"] == "atp" and rows[1]["fooled_comp"] == 0.0
+    rows = ranked_rows(entries, sort="compensation.false_alarm")
+    assert rows[1]["method"] == "atp" and rows[1]["false_alarm@te_comp"] == 0.0
     with pytest.raises(AdvdlaError, match="unknown group 'compensaton'.*Did you mean 'compensation'"):
-        ranked_rows(entries, sort="compensaton.spearman")
+        ranked_rows(entries, sort="compensaton.mcc")
 
 
 def test_cli_show_prints_the_verdict_and_json_carries_it(v2board, capsys):
     assert main(["leaderboard", "--dir", str(v2board)]) == 0
-    out = capsys.readouterr().out
-    assert "noise ceiling" in out and "DLA is fooled on 100%" in " ".join(out.split())
+    out = " ".join(capsys.readouterr().out.split())
+    assert "split-half" in out and "Pre-registered hypotheses" in out and "Verdict:" in out
     assert main(["leaderboard", "--dir", str(v2board), "--format", "json"]) == 0
-    board = json.loads(capsys.readouterr().out)["boards"][0]
-    assert board["verdict"][0].startswith("DLA is fooled") and board["rows"][0]["rank"] == "ceiling"
+    payload = json.loads(capsys.readouterr().out)
+    assert payload["boards"][0]["rows"][0]["rank"] == "ceiling"
+    assert payload["verdicts"][0]["results"][0]["outcome"].startswith("no test: not scored on dev")
 
 
-def test_roles_come_from_method_metadata(v2board):
-    """The noise ceiling and the sanity row are what the methods' registry says; a record of a method that is not
-    registered here (an uninstalled plug-in) is ranked like any method."""
+def test_roles_come_from_the_record(v2board):
+    """The ceiling and the reference rows are what their records say; a record without a role falls back to the
+    method registry, and a method not registered here (an uninstalled plug-in) is ranked like any method."""
     from advdla.leaderboard import role
-    from advdla.methods import method_spec
 
-    entries = load_board(v2board).current
-    assert {e.method: role(e) for e in entries} == {e.method: method_spec(e.method).role for e in entries}
-    assert role(parse_record(make_record("not-installed-plugin", 0.1, 0.2))) == "method"
+    roles = {e.method: role(e) for e in load_board(v2board).current}
+    assert roles == {"dla": "method", "atp": "method", "dla-relative": "method", "random": "method",
+                     "split-half": "ceiling", "exact-te": "reference"}
+    unregistered = make_record("not-installed-plugin", 0.1, 0.2)
+    del unregistered["method"]["role"]
+    assert role(parse_record(unregistered)) == "method"
 
 
 def test_a_column_is_one_entry(v2board):
@@ -393,3 +359,17 @@ def test_a_column_is_one_entry(v2board):
     finally:
         COLUMNS.remove("Kendall adv")
     assert list(display_rows(rows)[0]) == before
+
+
+def test_the_board_fits_80_columns_without_cutting_a_number(v2board):
+    """At COLUMNS=80 the default board (and its frontier) prints every line within 80 characters and no cell is cut
+    (rich marks a cut cell with an ellipsis)."""
+    import os
+    import subprocess
+    import sys
+
+    env = {**os.environ, "COLUMNS": "80"}
+    out = subprocess.run([sys.executable, "-c", "from advdla.cli import main; main()", "leaderboard", "--dir",
+                          str(v2board), "--frontier"], capture_output=True, text=True, env=env, check=True).stdout
+    assert "atp" in out and "0.95" in out
+    assert "\u2026" not in out and max(len(line) for line in out.splitlines()) <= 80
