@@ -76,8 +76,8 @@ def test_method_follows_panel_order(name, planted, batch):
 def test_metadata_and_did_you_mean():
     specs = available_methods()
     assert {"dla", "dla-relative", "dla-erasure-aware", "atp", "atp-graddrop", "atp-star", "ig", "tl-dla", "tl-atp",
-            "output-patching", "random", "oracle"} <= set(specs)
-    assert specs["atp"].needs_grad and not specs["dla"].needs_grad and specs["oracle"].uses_truth
+            "exact-patching", "random", "exact-te"} <= set(specs)
+    assert specs["atp"].needs_grad and not specs["dla"].needs_grad and specs["exact-te"].uses_truth
     assert all(s.description and s.version for s in specs.values())
     with pytest.raises(AdvdlaError, match="Did you mean 'atp-star'"):
         get_method("atp_star")
@@ -103,10 +103,23 @@ def test_ig_and_atp_agree_with_the_exact_effect_where_the_model_is_linear_enough
             torch.testing.assert_close(est[:, i], truth[:, i], atol=0.1 * truth[:, i].abs().max().item(), rtol=0)
 
 
-def test_oracle_needs_the_truth(planted, rows):
+def test_the_reference_rows_need_the_truth_and_return_it(planted, rows):
     no_truth = to_batch(rows, planted.cfg, with_truth=False)
-    with pytest.raises(AdvdlaError, match="te_mean"):
-        get_method("oracle").attribute(planted, no_truth)
+    for name, column in (("exact-te", "te_mean"), ("exact-de", "de_mean")):
+        with pytest.raises(AdvdlaError, match=column):
+            get_method(name).attribute(planted, no_truth)
+    batch = to_batch(rows, planted.cfg, with_truth=True)
+    torch.testing.assert_close(get_method("exact-de").attribute(planted, batch),
+                               torch.stack([r.truth.de_mean.float() for r in rows]))
+
+
+def test_every_method_declares_its_estimand():
+    """DLA and its variants estimate the direct effect; AtP, IG and patching the total effect."""
+    specs = available_methods()
+    direct = {n for n, s in specs.items() if s.estimand == "direct"}
+    assert direct == {"dla", "dla-relative", "dla-erasure-aware", "tl-dla", "exact-de"}
+    assert {specs[n].role for n in ("exact-te", "exact-de")} == {"reference"}
+    assert specs["exact-patching"].role == "method"
 
 
 def test_rows_of_different_lengths_cannot_share_a_batch(planted, rows):
@@ -152,8 +165,10 @@ def test_a_plugin_from_an_entry_point_is_registered_and_scored(monkeypatch, plan
     assert spec.cls is _Constant and spec.version == "7" and spec.source == "entry point fake_pkg.mod:_Constant"
     frame, runs = run_methods(planted, ["const-plugin", "dla"], planted_suite.examples, seed=0)
     assert set(frame["method"]) == {"const-plugin", "dla"} and not any(r.error for r in runs)
-    spearman = frame[(frame.method == "const-plugin") & (frame.metric == "spearman")]
+    spearman = frame[(frame.method == "const-plugin") & (frame.metric == "rank_full")]
     assert spearman["n"].eq(0).all()  # a constant estimate has no rank correlation: NaN, counted as 0 examples
+    mcc = frame[(frame.method == "const-plugin") & (frame.metric == "mcc")]
+    assert (mcc["value"] == 0).all()  # and its constant call has an importance MCC of exactly 0 (chance)
 
 
 def test_a_broken_plugin_is_reported_and_the_builtins_survive(monkeypatch, capsys):
@@ -211,5 +226,5 @@ def gqa_batch(tiny_gqa):
 def test_method_runs_on_a_grouped_query_model(name, tiny_gqa, gqa_batch):
     values = get_method(name, **FAST_PARAMS.get(name, {})).attribute(tiny_gqa, gqa_batch)
     assert values.shape == (2, gqa_batch.n_panel) and torch.isfinite(values).all()
-    if name == "output-patching":  # exact: equals the total effect, per example in its own panel order
+    if name == "exact-patching":  # exact: equals the total effect, per example in its own panel order
         torch.testing.assert_close(values, gqa_batch.te_mean, atol=1e-5, rtol=1e-5)

@@ -1,7 +1,7 @@
 """End to end: ``advdla run`` on the planted-erasure model, then the leaderboard it wrote.
 
 The planted writer L0H1 has a large DLA that L1H2 erases (see :mod:`advdla.models.planted`), so on the
-planted suite DLA must be fooled (the writer in its top k, its true effect not) while the oracle ranks
+planted suite DLA must raise false alarms (the erased writer called important, its true effect not) while exact-te ranks
 components perfectly and the random baseline not at all.
 """
 
@@ -14,7 +14,7 @@ import pytest
 
 from advdla.cli import main
 from advdla.errors import AdvdlaError
-from advdla.leaderboard import MIN_VERDICT_DOCS, adv_vs_natural, groups, load_board, ranked_rows, run_verdict
+from advdla.leaderboard import MIN_SOURCES, evaluate_hypotheses, load_board, ranked_rows, run_verdict, suite_versions
 from advdla.pipeline import STAGES, plan_run, run_pipeline
 from advdla.search import read_search, verified_examples
 
@@ -23,7 +23,7 @@ def _plan(out):
     # the --quick sizes, smaller still (6 adversarial dev examples: enough for the Spearman order to be stable)
     plan = plan_run("planted-erasure", out=str(out), quick=True, shipped="none")  # the run's own rows only
     return dataclasses.replace(plan, prompts=4, trials=16, batch=8, n_dev=6, n_test=2, n_natural=2,
-                               methods="oracle,dla,dla-erasure-aware,atp,random",
+                               methods="exact-te,dla,dla-erasure-aware,atp,random",
                                n_base=64, pool_size=96, verify_resamples=8)  # the search's own defaults
 
 
@@ -50,31 +50,35 @@ def test_every_stage_ran_and_wrote(run_out):
     assert 3 <= manifest["splits"]["dev"]["adversarial"] <= build["adversarial_asked"]
 
 
-def test_leaderboard_ranks_oracle_over_dla_over_random(run_out):
+def test_leaderboard_ranks_exact_te_over_dla_over_random(run_out):
     out, _ = run_out
     board = load_board(out / "leaderboard")
     assert not board.problems and not board.stale
-    rows = {r["method"]: r for r in ranked_rows(board.current, sort="spearman")}
-    assert {"oracle", "dla", "random", "dla-erasure-aware", "atp"} <= set(rows)
-    assert rows["oracle"]["spearman_adv"] == pytest.approx(1.0)
-    assert rows["oracle"]["rank"] == "sanity"  # it reads the truth: a sanity row, outside the ranking
+    rows = {r["method"]: r for r in ranked_rows([e for e in board.current if e.split == "dev"])}
+    assert {"exact-te", "dla", "random", "dla-erasure-aware", "atp", "split-half"} <= set(rows)
+    assert rows["exact-te"]["mcc@te_adv"] == pytest.approx(1.0)
+    assert rows["exact-te"]["rank"] == "reference"  # it reads the truth: outside the ranking
+    assert rows["split-half"]["rank"] == "ceiling"
     ranked = sorted((r for r in rows.values() if r["role"] == "method"), key=lambda r: r["rank"])
     assert [r["rank"] for r in ranked] == list(range(1, len(ranked) + 1))
-    assert all(a["spearman_adv"] >= b["spearman_adv"] for a, b in zip(ranked, ranked[1:]))
-    assert rows["oracle"]["spearman_adv"] > rows["dla"]["spearman_adv"] > rows["random"]["spearman_adv"]
-    assert rows["dla"]["fooled_adv"] >= 0.9  # DLA puts the erased writer in its top k on (nearly) every example
-    assert rows["oracle"]["fooled_adv"] == 0.0
+    assert all(a["mcc@te_adv"] >= b["mcc@te_adv"] for a, b in zip(ranked, ranked[1:]))
+    assert rows["exact-te"]["mcc@te_adv"] > rows["dla"]["mcc@te_adv"] > rows["random"]["mcc@te_adv"]
+    assert rows["dla"]["false_alarm@te_adv"] >= 0.9  # DLA calls the erased writer important on every example
+    assert rows["exact-te"]["false_alarm@te_adv"] == 0.0
     md = (out / "leaderboard" / "LEADERBOARD.md").read_text()
-    assert "planted-erasure-run v1, dev split" in md and "| oracle" in md and "| random" in md
+    assert "planted-erasure-run v1, dev split" in md and "| exact-te" in md and "| random" in md
+    assert "frontier-planted-erasure-run-v1.png" in md and (out / "leaderboard" / "frontier-planted-erasure-run-v1.png"
+                                                            ).is_file()
 
 
 def test_leaderboard_cli_on_the_run(run_out, capsys):
     out, _ = run_out
-    assert main(["leaderboard", "--dir", str(out / "leaderboard"), "--format", "json", "--sort", "fooled"]) == 0
+    assert main(["leaderboard", "--dir", str(out / "leaderboard"), "--format", "json", "--sort", "false_alarm",
+                 "--split", "dev"]) == 0
     payload = json.loads(capsys.readouterr().out)
     (board,) = payload["boards"]
-    methods = [r for r in board["rows"] if r["role"] == "method"]  # the oracle sanity row comes after them
-    assert board["suite"] == "planted-erasure-run" and methods[-1]["fooled_adv"] >= 0.9
+    methods = [r for r in board["rows"] if r["role"] == "method"]  # the reference rows come after them
+    assert board["suite"] == "planted-erasure-run" and methods[-1]["false_alarm@te_adv"] >= 0.9
 
 
 def test_run_refuses_to_overwrite_a_suite(run_out, capsys):
@@ -131,19 +135,16 @@ def test_rerun_with_other_settings_is_refused(run_out):
         run_pipeline(dataclasses.replace(_plan(out), n_dev=7))
 
 
-def test_run_verdict_states_intervals(run_out):
+def test_run_verdict_is_the_pre_registered_one(run_out):
+    """The run ends with the board's verdict: the registered hypotheses, each tested on dev and test."""
     out, _ = run_out
     board = load_board(out / "leaderboard")
-    (entries,) = groups(board.current).values()
-    gap_line, best_line, sentence = run_verdict(entries)
-    dla = next(e for e in entries if e.method == "dla")
-    rho, fooled = adv_vs_natural(dla, "spearman"), adv_vs_natural(dla, "fooled")
-    assert rho[1] <= rho[0] <= rho[2] and fooled[1] <= fooled[0] <= fooled[2]
-    assert gap_line.startswith(f"DLA, adversarial minus natural examples: Spearman {rho[0]:+.2f} [{rho[1]:+.2f}, ")
-    assert best_line.split(" ")[0] in {"dla-erasure-aware", "atp", "random"}  # never the oracle (a sanity row)
-    docs = {r["cluster"] for r in dla.record["per_example"] if r["kind"] == "adversarial"}
-    if len(docs) < MIN_VERDICT_DOCS:  # too few documents for an interval to mean anything: no verdict
-        assert sentence.startswith(f"Verdict: none yet: the adversarial examples come from {len(docs)} base")
-        return
-    misled = rho[2] < 0 or fooled[1] > 0  # the sentence follows the intervals
-    assert sentence.startswith("Verdict: DLA misleads measurably more" if misled else "Verdict: DLA does not")
+    (entries,) = suite_versions(board.current).values()
+    lines = run_verdict(entries, suites_dir=out / "suites")
+    assert lines[0].startswith("Pre-registered hypotheses") and lines[-1].startswith("Verdict: ")
+    assert {e.split for e in entries} == {"dev", "test"}
+    tested = evaluate_hypotheses(entries, suites_dir=out / "suites")
+    for res in tested["results"]:
+        files = [res[s]["sources"] for s in ("dev", "test") if res.get(s)]
+        if any(f < MIN_SOURCES for f in files):  # too few source files: the hypothesis is not tested
+            assert res["outcome"].startswith("no test")

@@ -106,7 +106,7 @@ def test_one_document_gives_no_interval_not_a_zero_width_one():
 @pytest.fixture(scope="module")
 def scored(planted, planted_suite):
     examples = [e.with_split("all") for e in planted_suite.examples]
-    frame, runs = run_methods(planted, ["oracle", "random", "dla", "dla-erasure-aware"], examples, seed=0)
+    frame, runs = run_methods(planted, ["exact-te", "random", "dla", "dla-erasure-aware"], examples, seed=0)
     assert not any(r.error for r in runs)
     return frame
 
@@ -135,9 +135,9 @@ def test_frame_is_tidy(scored):
 def test_oracle_is_perfect(scored):
     for kind in ("adversarial", "natural", "all"):
         for metric in ("mcc", "rank_full", "topk_recall", "sign_agreement", "auprc", "auroc"):
-            assert _value(scored, "oracle", metric, kind).value == pytest.approx(1.0, abs=1e-6)
+            assert _value(scored, "exact-te", metric, kind).value == pytest.approx(1.0, abs=1e-6)
         for metric in ("target_error", "false_alarm", "mae_norm"):
-            assert _value(scored, "oracle", metric, kind).value == pytest.approx(0.0, abs=1e-6)
+            assert _value(scored, "exact-te", metric, kind).value == pytest.approx(0.0, abs=1e-6)
 
 
 def test_random_is_about_chance(scored):
@@ -263,12 +263,12 @@ def test_score_cli_writes_one_record_per_method(tmp_path, fake_suite_module, cap
     )
     assert rc == 0 and fake_suite_module.state["sample"] == 0
     records = read_records(out)
-    assert [r.method["name"] for r in records] == ["dla", "oracle"]
+    assert [r.method["name"] for r in records] == ["dla", "exact-te"]
     assert records[0].suite["fingerprint"] == "test-0-16" and records[0].split == "dev" and records[0].n_examples == 8
     assert {"adversarial", "natural", "all"} <= {m["kind"] for m in records[0].metrics}
     assert len(records[0].per_example) == 8 and {"cluster", "mechanism", "spearman_w"} <= set(records[0].per_example[0])
     assert records[0].environment["versions"]["torch"] == torch.__version__
-    assert json.loads(capsys.readouterr().out)["records"][1]["method"]["name"] == "oracle"
+    assert json.loads(capsys.readouterr().out)["records"][1]["method"]["name"] == "exact-te"
     assert [p.name for p in tmp_path.iterdir()] == ["records.json"]  # the checkpoints went with the records
 
 
