@@ -64,8 +64,8 @@ def test_method_follows_panel_order(name, planted, batch):
     one = batch.select([0])
     flipped = one.select([0])
     flipped.panels = [one.panels[0][::-1]]
-    if one.te_mean is not None:
-        flipped.te_mean = one.te_mean.flip(1)
+    if one.te_mean is not None:  # the truth, for the reference rows, in the flipped panel's order too
+        flipped.te_mean, flipped.de_mean = one.te_mean.flip(1), one.de_mean.flip(1)
     got, back = method.attribute(planted, one), method.attribute(planted, flipped)
     if name == "random":
         assert not torch.equal(got, back.flip(1))
