@@ -19,9 +19,10 @@ import sys
 
 from advdla import __version__
 from advdla.errors import AdvdlaError
+from advdla.report import set_layout
 
 # Subcommand modules, in help order. A module missing here is simply not offered.
-COMMANDS = ("run", "models", "predict", "analyze", "search", "suite", "score", "leaderboard")
+COMMANDS = ("run", "models", "methods", "predict", "analyze", "search", "suite", "score", "leaderboard")
 
 
 class Parser(argparse.ArgumentParser):
@@ -53,6 +54,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.print_help()
         return 2
     try:
+        set_layout(wide=getattr(args, "wide", False), columns=getattr(args, "columns", None))
         return int(args.func(args) or 0)
     except AdvdlaError as exc:
         print(f"advdla {args.command}: error: {_one_line(str(exc))}", file=sys.stderr)
