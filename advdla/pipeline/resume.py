@@ -23,7 +23,9 @@ NOT_KEYED = ("out", "force", "notes")  # plan fields a resumed run may change
 
 def plan_key(plan: RunPlan) -> dict[str, Any]:
     """What must match for a folder's run to be resumed: every size, not where it lives, --force or the notes."""
-    return json.loads(json.dumps({k: v for k, v in plan.to_dict().items() if k not in NOT_KEYED}))
+    # a run without --limit keys as runs did before the option existed, so their folders still resume
+    return json.loads(json.dumps({k: v for k, v in plan.to_dict().items()
+                                  if k not in NOT_KEYED and not (k == "limit" and v is None)}))
 
 
 def finished_stages(out: str | Path) -> list[str]:

@@ -15,6 +15,7 @@ from typing import Any
 
 from advdla.analysis import analyze, sample_prompts
 from advdla.atomic import write_json_atomic
+from advdla.commands.score import smoke_subset
 from advdla.components import Component, parse_component
 from advdla.corpus import TokenWindows, load_corpus, split_documents
 from advdla.criteria import Thresholds
@@ -241,6 +242,8 @@ def stage_scores(plan: RunPlan, state: RunState, report: Report, progress: Progr
     """Every built-in method (or the plan's list) on the suite's dev split; one result record per method."""
     suite = load_suite(state.suite)
     examples = suite.examples(split="dev")
+    if plan.limit:
+        examples = smoke_subset(examples, plan.limit)
     names = (
         [n for n, spec in available_methods().items() if spec.source == "builtin"]
         if plan.methods == "all"
