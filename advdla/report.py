@@ -196,20 +196,22 @@ def _measure(header: str, cells: list[str]) -> tuple[int, int]:
 def fit_columns(columns: list[str], measures: dict[str, tuple[int, int]], width: int) -> tuple[list[str], list[int]]:
     """The columns shown at ``width`` and each one's width: the longest cell where it all fits, else the widest
     columns narrowed (wrapping between words, never below their longest word); the columns that do not fit even
-    at their narrowest are dropped from the right (the first one always stays)."""
+    at their narrowest are dropped from the right, but two always stay (a field/value card keeps its values). Where
+    even two do not fit, the widest is narrowed further (to 8): its longest words then continue on the next line
+    (a 64-digit fingerprint in an 80-column terminal), never cut."""
     shown = list(columns)
-    while len(shown) > 1 and EDGE + sum(measures[c][1] + PER_COLUMN for c in shown) > width:
+    while len(shown) > 2 and EDGE + sum(measures[c][1] + PER_COLUMN for c in shown) > width:
         shown.pop()
     widths = [measures[c][0] for c in shown]
-    least = [measures[c][1] for c in shown]
-    excess = EDGE + sum(w + PER_COLUMN for w in widths) - width
-    while excess > 0:
-        slack = [w - m for w, m in zip(widths, least)]
-        i = max(range(len(widths)), key=lambda j: (slack[j] > 0, widths[j]))
-        if slack[i] <= 0:
-            break  # one column wider than the terminal at its narrowest: it shows in full, the line wraps
-        widths[i] -= 1
-        excess -= 1
+    for floor in ([measures[c][1] for c in shown], [min(8, measures[c][1]) for c in shown]):
+        excess = EDGE + sum(w + PER_COLUMN for w in widths) - width
+        while excess > 0:
+            slack = [w - m for w, m in zip(widths, floor)]
+            i = max(range(len(widths)), key=lambda j: (slack[j] > 0, widths[j]))
+            if slack[i] <= 0:
+                break
+            widths[i] -= 1
+            excess -= 1
     return shown, widths
 
 

@@ -47,19 +47,20 @@ def shipped_suites() -> list[tuple[Path, dict[str, Any]]]:
 
 
 def resolve_suite(value: str, *, flag: str = "--suite") -> Path:
-    """A suite folder from a path or a shipped suite's name; anything else stops with one line."""
+    """A suite folder from a path or a shipped suite's name. A path (it holds a ``/``, or starts with ``.`` or
+    ``~``) is returned as it is, for the suite's reader to check and explain; a name that is no folder here and no
+    suite in :func:`suite_dirs` stops with one line naming the suites there."""
     path = Path(value).expanduser()
-    if path.is_dir():
+    if path.is_dir() or os.sep in value or (os.altsep or os.sep) in value or value.startswith((".", "~")):
         return path
-    if os.sep not in value and not value.startswith("."):
-        for d in suite_dirs():
-            if (d / value / "manifest.json").is_file():
-                return d / value
+    for d in suite_dirs():
+        if (d / value / "manifest.json").is_file():
+            return d / value
     names = [p.name for p, _ in shipped_suites()]
     where = ", ".join(str(d) for d in suite_dirs())
     raise AdvdlaError(f"{flag} {value}: no such suite folder, and no suite of that name in {where}; give a suite "
                       f"folder or one of {', '.join(names) or '(none shipped)'} (`advdla suite list`; more folders: "
-                      f"ADVDLA_SUITES=DIR){did_you_mean(value, names)}")
+                      f"ADVDLA_SUITES=DIR; a new one: `advdla suite build CONFIG.yaml`){did_you_mean(value, names)}")
 
 
 def leaderboard_dir(value: str | None, *, create: bool = False) -> Path:

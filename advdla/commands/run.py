@@ -46,6 +46,9 @@ def register(subparsers: Any) -> None:
 
 
 def cmd_run(args: Any) -> int:
+    if args.limit is not None and args.limit < 1:  # before the heavy imports: a typo costs no start-up time
+        raise AdvdlaError(f"--limit must be at least 1, got {args.limit}")
+    shipped = args.shipped if args.shipped in ("auto", "none") else str(resolve_suite(args.shipped, flag="--shipped"))
     # Lazy: the pipeline imports torch and transformer_lens (about 4 s), which `advdla --help` must not pay.
     import datasets
 
@@ -54,9 +57,6 @@ def cmd_run(args: Any) -> int:
 
     datasets.disable_progress_bars()  # the suite's parquet writes would print their own bars between ours
     model = args.model or DEFAULT_MODEL
-    if args.limit is not None and args.limit < 1:
-        raise AdvdlaError(f"--limit must be at least 1, got {args.limit}")
-    shipped = args.shipped if args.shipped in ("auto", "none") else str(resolve_suite(args.shipped, flag="--shipped"))
     check_writable(args.out, flag="--out")
     load_all_plugins(args, "run")
     bridge = _load_unregistered(model)

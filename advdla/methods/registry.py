@@ -170,8 +170,8 @@ def get_method(name: str, **params: Any) -> AttributionMethod:
     takes_any = any(p.kind is p.VAR_KEYWORD for p in inspect.signature(spec.cls.__init__).parameters.values())
     unknown = [k for k in params if k not in known]
     if unknown and not takes_any:
-        raise AdvdlaError(f"method {name!r} has no parameter {unknown[0]!r}: it takes {', '.join(known) or 'none'}."
-                          f"{did_you_mean(unknown[0], list(known))}")
+        raise AdvdlaError(f"method {name!r} has no parameter {unknown[0]!r} (its parameters: "
+                          f"{', '.join(known) or 'none'}).{did_you_mean(unknown[0], list(known))}")
     try:
         return spec.cls(**params)
     except TypeError as exc:
