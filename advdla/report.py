@@ -286,7 +286,8 @@ def emit(payload: dict[str, Any], fmt: str, *, tables: list[tuple[str, list[dict
         print(to_csv(tables or []), end="")
         return
     for title, rows in tables or []:
-        print_table(table(rows, title=title))
+        if LAYOUT.columns is None or _chosen(list(dict.fromkeys(c for r in rows for c in r))):
+            print_table(table(rows, title=title))  # with --columns, a table that has none of them is left out
 
 
 def to_csv(tables: list[tuple[str, list[dict[str, Any]]]]) -> str:

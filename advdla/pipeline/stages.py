@@ -241,9 +241,9 @@ def search_handover(state: RunState) -> Callable[..., Any]:
 def stage_scores(plan: RunPlan, state: RunState, report: Report, progress: Progress) -> None:
     """Every built-in method (or the plan's list) on the suite's dev split; one result record per method."""
     suite = load_suite(state.suite)
-    examples = suite.examples(split="dev")
+    examples = every = suite.examples(split="dev")
     if plan.limit:
-        examples = smoke_subset(examples, plan.limit)
+        examples = smoke_subset(every, plan.limit)
     names = (
         [n for n, spec in available_methods().items() if spec.source == "builtin"]
         if plan.methods == "all"
@@ -268,7 +268,9 @@ def stage_scores(plan: RunPlan, state: RunState, report: Report, progress: Progr
     state.records = records
     state.outputs.paths["results"] = state.out / "results" / "dev.json"
     state.outputs.notes["scores"] = f"{len(records)} methods on {len(examples)} dev examples"
-    state.outputs.notes["rows"] = f"the dev split's {len(examples)} examples: {rows_by_source(suite.manifest, 'dev')}"
+    scored = f"{len(examples)} scored (--limit) of " if len(examples) < len(every) else ""
+    state.outputs.notes["rows"] = (f"{scored}the dev split's {len(every)} examples: "
+                                   f"{rows_by_source(suite.manifest, 'dev')}")
 
 
 def stage_leaderboard(state: RunState) -> None:
