@@ -28,7 +28,8 @@ FIRST_COLUMNS = ("method", "kind", "n", "spearman", "fooled", "time_s")
 def register(subparsers: Any) -> None:
     p = subparsers.add_parser("score", help="score attribution methods against a suite's ground truth")
     p.add_argument("--suite", required=True, help="a suite's name (`advdla suite list`) or folder")
-    p.add_argument("--methods", default="all", help="'all' or a comma-separated list, e.g. dla,atp (default: all)")
+    p.add_argument("--methods", default="all", help="'all' or a comma-separated list, e.g. dla,atp (default: all; "
+                   "`advdla methods list` names them, with their parameters)")
     p.add_argument("--split", default="dev", help="which examples to score: dev, test or all (default: dev)")
     p.add_argument("--limit", type=int, default=None, metavar="N",
                    help="score only N examples of the split, adversarial and natural alternately: a smoke run "
@@ -39,7 +40,7 @@ def register(subparsers: Any) -> None:
     p.add_argument("--seed", type=int, default=0, help="seed for seeded methods and the bootstrap (default: 0)")
     p.add_argument("--param", action="append", default=[], metavar="METHOD.KEY=VALUE",
                    help="an option of one method over its registered default, e.g. ig.steps=2 (repeatable; the "
-                   "record keeps what each method ran with)")
+                   "record keeps what each method ran with; `advdla methods info NAME` lists a method's options)")
     p.add_argument("--verify-sample", type=int, default=3,
                    help="examples whose ground truth is re-derived before scoring (default: 3; 0 keeps the other "
                    "checks: files, fingerprint, model, splits; for a suite just verified, as build-and-score.sh does)")
