@@ -5,8 +5,11 @@ panel exactly as DLA does, so its Spearman equals DLA's on the same examples."""
 from __future__ import annotations
 
 import json
+import re
+import shlex
 import sys
 import textwrap
+from pathlib import Path
 
 import pytest
 
@@ -16,6 +19,31 @@ from advdla.methods.registry import METHODS, load_plugin_modules, load_plugins, 
 from advdla.registry import import_plugin
 
 pytestmark = pytest.mark.usefixtures("one_thread")
+README = Path(__file__).resolve().parents[2] / "README.md"
+
+
+def readme_block(marker: str) -> str:
+    """The fenced block after the ``<!-- marker ... -->`` comment in the README."""
+    found = re.search(rf"<!-- {re.escape(marker)}[^>]*-->\s*```\w*\n(.*?)```", README.read_text(), re.S)
+    assert found, f"no block after a <!-- {marker} --> marker in README.md"
+    return found.group(1)
+
+
+def test_the_readme_plugin_example_runs_as_written(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "my_method.py").write_text(readme_block("plugin example"))
+    commands = [shlex.split(line)[1:] for line in readme_block("plugin commands").splitlines() if line.strip()]
+    try:
+        for argv in commands:
+            assert main(argv) == 0, argv
+        shown = capsys.readouterr().out
+    finally:
+        METHODS.remove("half-dla")
+    assert "half-dla" in shown and "scale=0.5" in shown
+    records = {r["method"]["name"]: r for r in json.loads((tmp_path / "half.json").read_text())}
+    assert set(records) == {"half-dla", "dla"}
+    assert sorted(p.name for p in (tmp_path / "board").glob("*.json")) == [
+        "planted_erasure-v3-dev-dla-v1.json", "planted_erasure-v3-dev-half_dla-v1.json"]
 
 PLUGIN = textwrap.dedent('''
     import torch
