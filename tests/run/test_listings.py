@@ -146,3 +146,20 @@ def test_argument_errors_come_before_torch_is_imported(argv, tmp_path):
     *message, status = done.stderr.strip().splitlines()
     assert status == "2 False", done.stderr
     assert len(message) == 1 and "error:" in message[0]
+
+
+@pytest.mark.parametrize(("command", "func", "argv"), [
+    ("run", "cmd_run", ["run"]), ("score", "cmd_score", ["score", "--suite", "x"]),
+    ("suite", "cmd_build", ["suite", "build", "x.yaml"]), ("search", "cmd_search", ["search"]),
+])
+def test_ctrl_c_says_what_resumes(command, func, argv, monkeypatch, capsys):
+    import importlib
+
+    def interrupted(args):
+        raise KeyboardInterrupt
+
+    # main() builds its parser anew, and each command registers the function its module holds then
+    monkeypatch.setattr(importlib.import_module(f"advdla.commands.{command}"), func, interrupted)
+    assert main(argv) == 130
+    err = capsys.readouterr().err
+    assert err.startswith(f"advdla {command}: interrupted: ") and "resume" in err

@@ -70,6 +70,7 @@ def test_what_the_readme_says_they_print(quickstart):
     assert all(stat.S_IMODE((cwd / "figures" / f).stat().st_mode) & 0o044 for f in figures)  # the umask's mode
     _, _, out, _ = _run(quickstart, "suite")
     assert "24 examples" in " ".join(out.split()) and out.count("compensation") == 12
+    assert "wrote 2 result records to scores.json" in _run(quickstart, "score")[3]
     records = {r["method"]["name"]: r for r in json.loads((cwd / "scores.json").read_text())}
     spearman = {n: next(m for m in r["metrics"] if m["metric"] == "spearman" and m["kind"] == "adversarial")
                 for n, r in records.items()}
