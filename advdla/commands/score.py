@@ -78,8 +78,8 @@ def cmd_score(args: Any) -> int:
              f"{len(examples)} examples{smoke} (mean [95% CI]; time_s excludes loading the model)")
     emit(payload, args.format, tables=[(title, table_rows(records))])
     if args.out:
-        err_console.print(f"advdla score: wrote {len(records)} result records to {args.out} (add them to the "
-                          f"board: `advdla leaderboard add {args.out}`)", highlight=False, markup=False,
+        err_console.print(f"advdla score: wrote {len(records)} result records to {args.out} (add them to a "
+                          f"board: `advdla leaderboard add {args.out} [--dir DIR]`)", highlight=False, markup=False,
                           soft_wrap=True)
     return 0 if records else 1
 
