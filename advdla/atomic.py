@@ -2,7 +2,9 @@
 
 The text goes to a temporary file in the destination's folder (same filesystem, so the rename is atomic),
 is flushed to disk, and replaces the destination with ``os.replace``; on any failure the temporary file is
-removed. Every JSON or text result advdla writes goes through here.
+removed. Every JSON or text result advdla writes goes through here. ``mkstemp`` makes its file private (0600);
+the file is given the mode an ordinary ``open()`` would (0666 less the umask: 0644 under umask 022) before the
+rename, so records, checkpoints and figures are readable by whoever may read the folder.
 
 Commands also check here, before they create anything, that their destination can be written
 (:func:`check_writable`), and remove what a failed run created (:func:`removed_on_failure`), so that a refused
@@ -25,8 +27,15 @@ from typing import Any
 from advdla.errors import AdvdlaError
 
 
+def umask_mode() -> int:
+    """The mode ``open()`` gives a new file: 0666 less the process's umask (read by setting it and back)."""
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return 0o666 & ~mask
+
+
 def write_text_atomic(path: str | os.PathLike, text: str) -> Path:
-    """Write ``text`` to ``path`` atomically (creating its folder)."""
+    """Write ``text`` to ``path`` atomically (creating its folder), with the umask's mode."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
@@ -35,6 +44,7 @@ def write_text_atomic(path: str | os.PathLike, text: str) -> Path:
             f.write(text)
             f.flush()
             os.fsync(f.fileno())
+        os.chmod(tmp, umask_mode())
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
@@ -45,8 +55,8 @@ def write_text_atomic(path: str | os.PathLike, text: str) -> Path:
 def write_atomic(path: str | os.PathLike, write: Callable[[Path], None]) -> Path:
     """Atomically create ``path`` with ``write(tmp)``, which writes the whole file at ``tmp`` (Parquet, PNG ...).
 
-    ``tmp`` is an empty file in the destination's folder; it is flushed to disk and renamed over ``path`` once
-    ``write`` returns, and removed if it raises.
+    ``tmp`` is an empty file in the destination's folder; it is flushed to disk, given the umask's mode and renamed
+    over ``path`` once ``write`` returns, and removed if it raises.
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -56,6 +66,7 @@ def write_atomic(path: str | os.PathLike, write: Callable[[Path], None]) -> Path
         write(Path(tmp))
         with open(tmp, "rb+") as f:
             os.fsync(f.fileno())
+        os.chmod(tmp, umask_mode())
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

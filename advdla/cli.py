@@ -19,9 +19,19 @@ import sys
 
 from advdla import __version__
 from advdla.errors import AdvdlaError
+from advdla.report import set_layout
 
 # Subcommand modules, in help order. A module missing here is simply not offered.
-COMMANDS = ("run", "models", "predict", "analyze", "search", "suite", "score", "leaderboard")
+COMMANDS = ("run", "models", "methods", "predict", "analyze", "search", "suite", "score", "leaderboard")
+
+
+# What Ctrl-C keeps, per command: the work that resumes when the same command runs again.
+RESUME_HINT = {
+    "run": "the finished stages are kept in --out; the same command resumes after them",
+    "search": "the study is kept in --out (or --storage); the same command resumes it",
+    "suite": "a suite build keeps what it finished (suites/.NAME.partial/); the same command resumes it",
+    "score": "with --out, each method's estimates so far are checkpointed; the same command resumes them",
+}
 
 
 class Parser(argparse.ArgumentParser):
@@ -53,6 +63,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.print_help()
         return 2
     try:
+        set_layout(wide=getattr(args, "wide", False), columns=getattr(args, "columns", None))
         return int(args.func(args) or 0)
     except AdvdlaError as exc:
         print(f"advdla {args.command}: error: {_one_line(str(exc))}", file=sys.stderr)
@@ -66,7 +77,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"advdla {args.command}: error: {_os_error(exc)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        print(f"advdla {args.command}: interrupted", file=sys.stderr)
+        print(f"advdla {args.command}: interrupted: {RESUME_HINT.get(args.command, 'nothing was left half-written')}",
+              file=sys.stderr)
         return 130
 
 

@@ -19,17 +19,27 @@ Plug-ins: a registry made with ``entry_points="advdla.methods"`` imports each en
 :meth:`Registry.load_plugins`; what loading means is the ``on_entry_point`` callback's to say (register the
 loaded object, or let the import of a module register its own). A plug-in that fails to load is skipped and
 reported as one line, for the face to print; the built-ins still work.
+
+Plug-ins without packaging: :func:`import_plugin` imports a module by name (``my_module``, found on ``sys.path`` or in
+the current folder) or a Python file by path (``./my_method.py``); what its import registers is then registered,
+as with an entry point that names a module.
 """
 
 from __future__ import annotations
 
+import hashlib
 import importlib.metadata
+import importlib.util
+import os
+import sys
 from collections.abc import Callable, Iterator
+from pathlib import Path
+from types import ModuleType
 from typing import Any, Generic, TypeVar
 
 from advdla.errors import AdvdlaError, did_you_mean
 
-__all__ = ["Registry"]
+__all__ = ["Registry", "import_plugin"]
 
 T = TypeVar("T")
 
@@ -115,3 +125,45 @@ class Registry(Generic[T]):
                 self._plugins[key] = (f"plug-in {self.kind} {ep.name!r} ({ep.value}) failed to load: "
                                       f"{type(exc).__name__}: {exc}")
         return [line for line in self._plugins.values() if line]
+
+
+def import_plugin(spec: str) -> ModuleType:
+    """The module ``spec`` names: a Python file (``path/to/file.py``) or an importable module (``pkg.mod``; the
+    current folder is tried too). Importing a module twice returns the first import. A module that is not found or
+    fails to import stops with one line saying which and why."""
+    path = Path(spec).expanduser()
+    try:
+        if spec.endswith(".py") or path.is_file():
+            return _import_file(path)
+        if spec in sys.modules:
+            return sys.modules[spec]
+        if importlib.util.find_spec(spec.split(".")[0]) is None and os.getcwd() not in sys.path:
+            sys.path.append(os.getcwd())  # `--plugin my_module` for my_module.py here, as `python -m` would
+        return importlib.import_module(spec)
+    except AdvdlaError:
+        raise
+    except ModuleNotFoundError as exc:
+        raise AdvdlaError(f"plug-in {spec!r}: no module named {exc.name!r}; give an importable module name or the "
+                          f"path of a .py file") from None
+    except Exception as exc:  # the plug-in's own import failed: say so in one line
+        raise AdvdlaError(f"plug-in {spec!r} failed to import: {type(exc).__name__}: {exc}") from None
+
+
+def _import_file(path: Path) -> ModuleType:
+    if not path.is_file():
+        raise AdvdlaError(f"plug-in {path}: no such file; give the path of a .py file or a module name")
+    resolved = path.resolve()
+    name = f"advdla_plugin_{resolved.stem}_{hashlib.sha256(str(resolved).encode()).hexdigest()[:8]}"
+    if name in sys.modules:
+        return sys.modules[name]
+    module_spec = importlib.util.spec_from_file_location(name, resolved)
+    if module_spec is None or module_spec.loader is None:
+        raise AdvdlaError(f"plug-in {path}: not a Python module; give a .py file")
+    module = importlib.util.module_from_spec(module_spec)
+    sys.modules[name] = module
+    try:
+        module_spec.loader.exec_module(module)
+    except BaseException:
+        del sys.modules[name]
+        raise
+    return module

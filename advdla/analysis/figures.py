@@ -10,7 +10,10 @@
    downstream components lose when the writer is removed from their inputs; the paper's Figure 4), and against
    its erasers' (else its logit-direction compensators') summed DLA, each with its linear fit.
 
-Every file is written to a temporary name and renamed, so an interrupted run leaves no half-written PNG.
+Every file is written to a temporary name and renamed, so an interrupted run leaves no half-written PNG. Every axis
+is labelled; the hook names are explained on Figure 1's x-axis (``pre3``: the residual stream before block 3,
+``mid3``: after its attention, ``post3``: after its MLP); medians are drawn as points with their quartile range, so
+a value of 0 (a PR that V-composition patching removed) is still visible; titles are wrapped to the figure's width.
 
 matplotlib (about half a second to import) is imported here at the top, and :mod:`advdla.analysis` does not import
 this module: only ``advdla analyze --plot-dir`` pays for it.
@@ -18,6 +21,7 @@ this module: only ``advdla analyze --plot-dir`` pays for it.
 
 from __future__ import annotations
 
+import textwrap
 from pathlib import Path
 from typing import Any
 
@@ -29,7 +33,17 @@ from advdla.analysis.run import Analysis
 from advdla.analysis.writers import WriterAnalysis
 from advdla.atomic import write_atomic
 
-__all__ = ["write_figures"]
+__all__ = ["write_figures", "HOOK_NAMES"]
+
+HOOK_NAMES = "pre L: residual before block L, mid L: after its attention, post L: after its MLP"
+FIT_LABELS = {"vcomp_path": "its V-composition path", "erasers": "its erasers' summed DLA",
+              "compensators": "its compensators' summed DLA"}
+
+
+def _title(ax: Any, text: str, *, fontsize: float = 10) -> None:
+    """A title wrapped to the axes' width (about 11 characters per inch at 10 pt), so it never runs off the figure."""
+    inches = ax.figure.get_figwidth() * ax.get_position().width
+    ax.set_title("\n".join(textwrap.wrap(text, max(20, int(inches * 11 * 10 / fontsize)))), fontsize=fontsize)
 
 
 def write_figures(analysis: Analysis, out_dir: str | Path, *, top_components: int = 12) -> list[Path]:
@@ -61,14 +75,16 @@ def _residual_figure(wa: WriterAnalysis, model: str) -> Any:
     lines = (("pr", "clean", "tab:blue"), ("pr_vcomp", f"V-comp patched ({_receivers(wa)})", "tab:orange"))
     for key, label, color in lines:
         q = [getattr(r, key) for r in wa.residual]
-        ax.plot(x, [v.median for v in q], marker="o", ms=3, color=color, label=label)
-        ax.fill_between(x, [v.q25 for v in q], [v.q75 for v in q], color=color, alpha=0.2)
+        ax.plot(x, [v.median for v in q], marker="o", ms=3, color=color, label=f"{label}: median")
+        ax.fill_between(x, [v.q25 for v in q], [v.q75 for v in q], color=color, alpha=0.3, lw=0.8,
+                        edgecolor=color, label=f"{label}: quartiles")
     step = max(1, len(x) // 30)
     ax.set_xticks(x[::step], [r.label for r in wa.residual][::step], rotation=90, fontsize=7)
     ax.axhline(0, color="grey", lw=0.5)
+    ax.set_xlabel(f"hook point ({HOOK_NAMES})", fontsize=8)
     ax.set_ylabel(f"PR(residual, {wa.writer})")
-    ax.set_title(f"{model}: how much of {wa.writer}'s output the residual stream holds (median, quartiles)")
-    ax.legend(fontsize=8)
+    _title(ax, f"{model}: how much of {wa.writer}'s output the residual stream holds")
+    ax.legend(fontsize=7)
     return fig
 
 
@@ -81,17 +97,19 @@ def _component_figure(wa: WriterAnalysis, model: str, top: int) -> Any:
     rows = sorted(wa.components, key=lambda r: r.pr.median)[:top]
     fig, ax = plt.subplots(figsize=(max(6.0, 0.5 * len(rows) + 2), 4))
     x = np.arange(len(rows))
-    bars = ((-0.2, "pr", "clean", "tab:blue"), (0.2, "pr_vcomp", "V-comp patched", "tab:orange"))
-    for off, key, label, color in bars:
+    series = ((-0.15, "pr", "clean", "tab:blue", "o"),
+              (0.15, "pr_vcomp", f"{wa.writer} removed from the input (V-composition patched)", "tab:orange", "s"))
+    for off, key, label, color, marker in series:
         q = [getattr(r, key) for r in rows]
         med = np.array([v.median for v in q])
         err = np.array([[m - v.q25 for m, v in zip(med, q)], [v.q75 - m for m, v in zip(med, q)]]).clip(min=0)
-        ax.bar(x + off, med, width=0.4, yerr=err, capsize=2, color=color, label=label)
+        ax.errorbar(x + off, med, yerr=err, fmt=marker, ms=5, capsize=3, color=color, label=label)
     ax.set_xticks(x, [r.component + (" *" if r.eraser else "") for r in rows], rotation=45, fontsize=8)
     ax.axhline(0, color="grey", lw=0.5)
-    ax.set_ylabel(f"PR(component output, {wa.writer})")
-    ax.set_title(f"{model}: downstream components most opposed to {wa.writer} (* = eraser)")
-    ax.legend(fontsize=8)
+    ax.set_xlabel("downstream component (* = eraser)")
+    ax.set_ylabel(f"PR(output, {wa.writer}): median, quartiles")
+    _title(ax, f"{model}: the downstream components most opposed to {wa.writer}")
+    ax.legend(fontsize=7)
     return fig
 
 
@@ -108,7 +126,7 @@ def _fit_figure(wa: WriterAnalysis, model: str) -> Any:
                 label=f"slope {fit.slope:.3f} ± {fit.slope_stderr:.3f}, r = {fit.r:.2f}")
         ax.set_xlabel(fit.x_label)
         ax.set_ylabel(fit.y_label)
-        ax.set_title(f"{model}: {wa.writer} vs {key.replace('_', ' ')} (n = {fit.n})", fontsize=10)
+        _title(ax, f"{model}: {wa.writer}'s DLA vs {FIT_LABELS.get(key, key)} (n = {fit.n})")
         ax.legend(fontsize=8)
     fig.tight_layout()
     return fig
@@ -123,8 +141,9 @@ def _dla_te_figure(analysis: Analysis) -> Any:
            label="total effect (TE)")
     ax.set_xticks(x, [r["component"] for r in rows], rotation=45, fontsize=8)
     ax.axhline(0, color="grey", lw=0.5)
+    ax.set_xlabel("component (largest DLA - TE first)")
     ax.set_ylabel("effect on the logit difference")
-    ax.set_title(f"{analysis.model}: DLA vs TE, most overrated first ({analysis.te_prompts} prompts, "
-                 f"{analysis.resamples} resamples)")
+    _title(ax, f"{analysis.model}: DLA vs total effect, most overrated first ({analysis.te_prompts} prompts, "
+               f"{analysis.resamples} resamples)")
     ax.legend(fontsize=8)
     return fig

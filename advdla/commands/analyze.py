@@ -66,9 +66,12 @@ def cmd_analyze(args: Any) -> int:
     if args.plot_dir:
         from advdla.analysis.figures import write_figures  # matplotlib: only --plot-dir pays for it
 
-        write_figures(analysis, args.plot_dir)
+        written = write_figures(analysis, args.plot_dir)
     payload = analysis.to_dict()
     emit(payload, args.format, tables=tables(payload))
+    if args.plot_dir:  # on stderr, after the tables: --format json's stdout stays one document
+        err_console.print(f"advdla analyze: wrote {len(written)} figures to {args.plot_dir}: "
+                          f"{', '.join(p.name for p in written)}", highlight=False, markup=False, soft_wrap=True)
     return 0
 
 

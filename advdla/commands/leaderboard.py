@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from advdla.atomic import check_writable, nan_to_none
+from advdla.commands.names import leaderboard_dir, suites_dir_for
 from advdla.errors import AdvdlaError, did_you_mean
 from advdla.report import console, err_console, table
 
@@ -28,10 +29,10 @@ def register(subparsers: Any) -> None:
     )
     p.add_argument("action", nargs="?", choices=("show", "add", "render"), default="show", help="default: show")
     p.add_argument("files", nargs="*", metavar="FILE", help="result record JSON files (for add)")
-    p.add_argument("--dir", default="leaderboard", help="the leaderboard folder (default: leaderboard)")
-    p.add_argument(
-        "--suites", default=None, help="folder of suites to check fingerprints against (default: suites/ next to --dir)"
-    )
+    p.add_argument("--dir", default=None, help="the leaderboard folder (default: $ADVDLA_LEADERBOARD, else "
+                   "./leaderboard where it exists, else the project's leaderboard/)")
+    p.add_argument("--suites", default=None, help="folder of suites to check fingerprints against (default: suites/ "
+                   "next to --dir where it exists, else the project's suites/)")
     p.add_argument("--suite", default=None, help="only this suite (by name)")
     p.add_argument("--split", choices=("dev", "test", "all"), default=None, help="only this split")
     p.add_argument(
@@ -49,6 +50,9 @@ def register(subparsers: Any) -> None:
 
 
 def cmd_leaderboard(args: Any) -> int:
+    args.dir = str(leaderboard_dir(args.dir, create=args.action == "add"))
+    if args.suites is None and (args.action == "add" or Path(args.dir).is_dir()):
+        args.suites = str(suites_dir_for(Path(args.dir)))
     if args.action == "add":
         return _add(args)
     if args.files:
@@ -95,9 +99,9 @@ def _add(args: Any) -> int:
         raise AdvdlaError("give the result record files to add: advdla leaderboard add FILE [FILE...]")
     if args.suites and not Path(args.suites).is_dir():
         raise AdvdlaError(f"--suites {args.suites} is not a folder: give the folder that holds the suites "
-                          "(NAME/manifest.json), or leave it out for suites/ next to --dir")
+                          "(NAME/manifest.json), or leave it out for suites/ next to --dir (else the project's)")
     # every record is checked before any is written: a bad file among several adds none of them
-    suites_dir = Path(args.suites) if args.suites else Path(args.dir).resolve().parent / "suites"  # add_record's
+    suites_dir = Path(args.suites)  # cmd_leaderboard chose the default
     records = []
     for f in args.files:
         try:

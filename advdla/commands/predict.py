@@ -23,12 +23,11 @@ def register(subparsers: Any) -> None:
 
 
 def cmd_predict(args: Any) -> int:
-    from advdla.models import DEFAULT_MODEL, load_model
-
     if args.top_k < 1:
         raise AdvdlaError(f"--top-k must be at least 1, got {args.top_k}")
-    if not args.text and not args.bos:  # refused before the model loads
+    if not args.text and not args.bos:  # refused before the model loads (and before torch is imported)
         raise AdvdlaError("the text is empty: give the prompt to continue (or --bos to predict after BOS alone)")
+    from advdla.models import DEFAULT_MODEL, load_model
     with progress_bar(transient=True) as tick:
         bridge = load_model(args.model or DEFAULT_MODEL, device=args.device, progress=tick)
     if args.top_k > bridge.cfg.d_vocab:

@@ -7,9 +7,11 @@ from typing import Any
 
 from advdla.atomic import check_writable, removed_on_failure
 from advdla.commands.leaderboard import show
+from advdla.commands.methods import add_plugin_arg, load_all_plugins
+from advdla.commands.names import resolve_suite
 from advdla.errors import AdvdlaError
 from advdla.progress import Step
-from advdla.report import add_device_arg, console, err_console, progress_bar, table
+from advdla.report import add_device_arg, console, err_console, print_table, progress_bar, table
 
 
 def register(subparsers: Any) -> None:
@@ -36,26 +38,33 @@ def register(subparsers: Any) -> None:
         "own examples only"
     )
     p.add_argument("--force", action="store_true", help="replace the suite a previous run left in --out")
+    p.add_argument("--limit", type=int, default=None, metavar="N",
+                   help="score only N dev examples, adversarial and natural alternately: a smoke run of every stage")
+    add_plugin_arg(p)
     add_device_arg(p)
     p.set_defaults(func=cmd_run)
 
 
 def cmd_run(args: Any) -> int:
+    if args.limit is not None and args.limit < 1:  # before the heavy imports: a typo costs no start-up time
+        raise AdvdlaError(f"--limit must be at least 1, got {args.limit}")
+    shipped = args.shipped if args.shipped in ("auto", "none") else str(resolve_suite(args.shipped, flag="--shipped"))
     # Lazy: the pipeline imports torch and transformer_lens (about 4 s), which `advdla --help` must not pay.
     import datasets
 
-    from advdla.methods import load_plugins
     from advdla.models import DEFAULT_MODEL
     from advdla.pipeline import STAGES, fitting_seq_len, plan_run, run_pipeline
 
     datasets.disable_progress_bars()  # the suite's parquet writes would print their own bars between ours
     model = args.model or DEFAULT_MODEL
     check_writable(args.out, flag="--out")
+    load_all_plugins(args, "run")
     bridge = _load_unregistered(model)
     plan = plan_run(model, out=args.out, quick=args.quick, seed=args.seed, force=args.force, methods=args.methods,
-                    device=args.device, shipped=args.shipped, seq_len=fitting_seq_len(bridge) if bridge else None)
+                    device=args.device, shipped=shipped, seq_len=fitting_seq_len(bridge) if bridge else None,
+                    limit=args.limit)
     _check_before_writing(plan, bridge)
-    for line in (*plan.notes, *load_plugins()):
+    for line in plan.notes:
         err_console.print(f"advdla run: note: {line}", highlight=False, markup=False, soft_wrap=True)
     err_console.print(f"[bold]advdla run[/] on {plan.model}{' (quick)' if args.quick else ''} -> {plan.out}")
     t0 = time.perf_counter()
@@ -164,7 +173,7 @@ def _print_leaderboard(outputs: Any) -> None:
 def _print_summary(outputs: Any, seconds: float) -> None:
     notes = [{"stage": k, "seconds": v, "result": outputs.notes.get(k, "")} for k, v in outputs.seconds.items()]
     resumed = f" (resumed: {', '.join(outputs.resumed)} finished before)" if outputs.resumed else ""
-    console.print(table(notes, title=f"advdla run: {seconds:.0f} s{resumed}"))
+    print_table(table(notes, title=f"advdla run: {seconds:.0f} s{resumed}"))
     console.print("[bold]Wrote:[/]")
     for what, path in outputs.paths.items():
         console.print(f"  {what:<15} {path}")

@@ -30,7 +30,7 @@ def register(subparsers: Any) -> None:
     p.add_argument("--batch", type=int, default=16, help="candidates scored per batched evaluation (default: 16)")
     p.add_argument("--sampler", default="tpe", help="tpe (default), nsga2 (multi-objective) or random (baseline)")
     p.add_argument("--objective", default="compensation",
-                   help="the gap to open: compensation (default: DE - TE, with DE at least --min-de-share of LD: later "
+                   help="the gap to open: compensation (default: DE - TE, with DE at least 30% of LD: later "
                         "components undo a real direct effect), dla (DLA - TE, the paper's), baseline (DLA - DE)")
     p.add_argument("--resamples", type=int, default=8, help="R same-length resamples per TE (default: 8)")
     p.add_argument("--seq-len", type=int, default=None,

@@ -1,4 +1,8 @@
-"""``advdla suite build | verify | info | regenerate-test``: benchmark suites (see :mod:`advdla.suites`)."""
+"""``advdla suite build | verify | info | regenerate-test | list | show``: benchmark suites (see :mod:`advdla.suites`).
+
+A suite is named by its folder or by its name (``planted-erasure``: :func:`advdla.commands.names.resolve_suite`);
+``list`` and ``show`` are in :mod:`advdla.commands.suite_show`.
+"""
 
 from __future__ import annotations
 
@@ -11,6 +15,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from advdla.commands import suite_show
+from advdla.commands.names import resolve_suite
 from advdla.errors import AdvdlaError, fix_hint
 from advdla.report import add_device_arg, add_format_arg, emit, progress_bar
 
@@ -36,21 +42,22 @@ def register(subparsers: Any) -> None:
     add_device_arg(b)
     b.set_defaults(func=cmd_build)
     v = sub.add_parser("verify", help="check file hashes, the fingerprint chain, the model, and re-derive ground truth")
-    v.add_argument("path", metavar="PATH", help="suite folder")
+    v.add_argument("path", metavar="PATH", help="suite folder or name")
     v.add_argument("--sample", type=int, default=None,
                    help="examples whose ground truth is re-derived (default: 3, or all of a smaller suite)")
     add_device_arg(v)
     add_format_arg(v)
     v.set_defaults(func=cmd_verify)
     i = sub.add_parser("info", help="counts per split and kind, targets, thresholds, fingerprints")
-    i.add_argument("path", metavar="PATH", help="suite folder")
+    i.add_argument("path", metavar="PATH", help="suite folder or name")
     add_format_arg(i)
     i.set_defaults(func=cmd_info)
     r = sub.add_parser("regenerate-test", help="replace the test split by a fresh one built with a new seed")
-    r.add_argument("path", metavar="PATH", help="suite folder")
+    r.add_argument("path", metavar="PATH", help="suite folder or name")
     r.add_argument("--seed", type=int, required=True, help="seed of the new test split (recorded in the manifest)")
     add_device_arg(r)
     r.set_defaults(func=cmd_regenerate)
+    suite_show.register(sub)
 
 
 def _workers(value: str) -> int:
@@ -134,6 +141,7 @@ def _stop_workers(children: list[subprocess.Popen], *, failed: bool) -> None:
 
 
 def cmd_regenerate(args: Any) -> int:
+    args.path = str(resolve_suite(args.path, flag="PATH"))
     from advdla.atomic import check_writable
     from advdla.models import load_model
     from advdla.suites import read_manifest, regenerate_test, verify_suite
@@ -176,6 +184,7 @@ def _n_examples(manifest: dict[str, Any]) -> int | None:
 
 
 def cmd_verify(args: Any) -> int:
+    args.path = str(resolve_suite(args.path, flag="PATH"))
     from advdla.models import load_model
     from advdla.suites import read_manifest, verify_suite
 
@@ -195,6 +204,7 @@ def cmd_verify(args: Any) -> int:
 
 
 def cmd_info(args: Any) -> int:
+    args.path = str(resolve_suite(args.path, flag="PATH"))
     from advdla.suites import load_suite, suite_info
 
     with fix_hint(_damaged(args.path)):

@@ -17,21 +17,29 @@ The entry point loads either an :class:`~advdla.methods.base.AttributionMethod` 
 entry point's name unless it was already registered with :func:`register_method`) or a module whose import
 registers its methods. A plug-in that fails to load is skipped, and :func:`load_plugins` returns one line
 saying why, for the face to print; the built-ins still work.
+
+Without packaging: :func:`load_plugin_modules` imports modules or ``.py`` files (``advdla score --plugin
+my_method.py``; the environment variable ``ADVDLA_PLUGINS``, comma-separated, names some for every command); each
+:class:`AttributionMethod` subclass defined there and not registered by a decorator is registered under its
+``name`` attribute.
 """
 
 from __future__ import annotations
 
+import inspect
+import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from types import ModuleType
 from typing import Any
 
-from advdla.errors import AdvdlaError
+from advdla.errors import AdvdlaError, did_you_mean
 from advdla.methods.base import AttributionMethod
-from advdla.registry import Registry
+from advdla.registry import Registry, import_plugin
 
 __all__ = ["ENTRY_POINT_GROUP", "ROLES", "ESTIMANDS", "MethodSpec", "METHODS", "register_method", "load_plugins",
-           "available_methods", "method_spec", "get_method", "resolve_methods"]
+           "available_methods", "method_spec", "method_parameters", "get_method", "resolve_methods",
+           "load_plugin_modules"]
 
 ENTRY_POINT_GROUP = "advdla.methods"
 # The leaderboard's row kinds: a ranked method, the noise ceiling (shown on top, computed from the truth alone), a
@@ -111,12 +119,38 @@ def register_method(name: str, *, version: str, description: str, needs_grad: bo
 
 
 def load_plugins() -> list[str]:
-    """Import every not-yet-loaded ``advdla.methods`` entry point.
+    """Import every not-yet-loaded ``advdla.methods`` entry point and every module ``ADVDLA_PLUGINS`` names.
 
     Returns one line per plug-in that failed to load (in this call or an earlier one), for the face to print:
     nothing here writes to the terminal.
     """
-    return METHODS.load_plugins()
+    problems = METHODS.load_plugins()
+    for spec in [s.strip() for s in os.environ.get("ADVDLA_PLUGINS", "").split(",") if s.strip()]:
+        try:
+            load_plugin_modules([spec])
+        except AdvdlaError as exc:
+            problems.append(f"ADVDLA_PLUGINS: {exc}")
+    return problems
+
+
+def load_plugin_modules(specs: list[str]) -> list[str]:
+    """Import each module or ``.py`` file in ``specs`` (:func:`advdla.registry.import_plugin`) and register the
+    AttributionMethod subclasses it defines that no decorator registered (under their ``name``); returns the names
+    of the methods each import brought. A module that fails to import stops with one line."""
+    added: list[str] = []
+    for spec in specs:
+        before = set(METHODS.names())
+        module = import_plugin(spec)
+        for obj in list(vars(module).values()):
+            if (isinstance(obj, type) and issubclass(obj, AttributionMethod) and obj.__module__ == module.__name__
+                    and not inspect.isabstract(obj) and not any(s.cls is obj for s in METHODS.values())):
+                if not getattr(obj, "name", None):
+                    raise AdvdlaError(f"plug-in {spec}: {obj.__name__} has no `name`: set name = \"my-method\"")
+                _register(METHODS, obj, name=obj.name, version=str(getattr(obj, "version", "0")),
+                          description=obj.description or (obj.__doc__ or "").strip().split("\n")[0],
+                          needs_grad=obj.needs_grad, source=f"plug-in {spec}")
+        added += [n for n in METHODS.names() if n not in before]
+    return added
 
 
 def available_methods() -> dict[str, MethodSpec]:
@@ -131,10 +165,24 @@ def method_spec(name: str) -> MethodSpec:
     return METHODS.get(name)
 
 
+def method_parameters(name: str) -> dict[str, Any]:
+    """The keyword parameters the method's class takes, with their defaults (``inspect.Parameter.empty``: none)."""
+    sig = inspect.signature(method_spec(name).cls.__init__)
+    return {p.name: p.default for p in sig.parameters.values()
+            if p.kind in (p.KEYWORD_ONLY, p.POSITIONAL_OR_KEYWORD) and p.name != "self"}
+
+
 def get_method(name: str, **params: Any) -> AttributionMethod:
     """An instance of the method registered under ``name``, built with exactly the keyword parameters given
-    (``seed=``, ``steps=``...; the registered ``MethodSpec.params`` are the harness's to merge in)."""
+    (``seed=``, ``steps=``...; the registered ``MethodSpec.params`` are the harness's to merge in). A parameter
+    the class does not take stops with the ones it does and a did-you-mean."""
     spec = method_spec(name)
+    known = method_parameters(name)
+    takes_any = any(p.kind is p.VAR_KEYWORD for p in inspect.signature(spec.cls.__init__).parameters.values())
+    unknown = [k for k in params if k not in known]
+    if unknown and not takes_any:
+        raise AdvdlaError(f"method {name!r} has no parameter {unknown[0]!r} (its parameters: "
+                          f"{', '.join(known) or 'none'}).{did_you_mean(unknown[0], list(known))}")
     try:
         return spec.cls(**params)
     except TypeError as exc:

@@ -23,7 +23,13 @@ NOT_KEYED = ("out", "force", "notes")  # plan fields a resumed run may change
 
 def plan_key(plan: RunPlan) -> dict[str, Any]:
     """What must match for a folder's run to be resumed: every size, not where it lives, --force or the notes."""
-    return json.loads(json.dumps({k: v for k, v in plan.to_dict().items() if k not in NOT_KEYED}))
+    return json.loads(json.dumps(_keyed(plan.to_dict())))
+
+
+def _keyed(saved: dict[str, Any]) -> dict[str, Any]:
+    """A plan's fields that key its folder; a run without --limit keys as runs did before the option existed, so
+    their folders still resume."""
+    return {k: v for k, v in saved.items() if k not in NOT_KEYED and not (k == "limit" and v is None)}
 
 
 def finished_stages(out: str | Path) -> list[str]:
@@ -44,7 +50,7 @@ def check_out(plan: RunPlan) -> dict[str, dict[str, Any]]:
     if saved is None:
         check_destination(out / "suites" / suite_name(plan.model), force=False)
         return {}
-    before = {k: v for k, v in saved.items() if k not in NOT_KEYED}
+    before = _keyed(saved)
     if before != plan_key(plan):
         now = plan_key(plan)
         diff = ", ".join(f"{k} {before.get(k)!r} (now {now.get(k)!r})" for k in now if before.get(k) != now[k])

@@ -15,6 +15,7 @@ from typing import Any
 
 from advdla.analysis import analyze, sample_prompts
 from advdla.atomic import write_json_atomic
+from advdla.commands.score import smoke_subset
 from advdla.components import Component, parse_component
 from advdla.corpus import TokenWindows, load_corpus, split_documents
 from advdla.criteria import Thresholds
@@ -252,10 +253,13 @@ def stage_scores(plan: RunPlan, state: RunState, report: Report, progress: Progr
     )
     records, counts = [], {}
     for split in ("dev", "test"):
-        examples = suite.examples(split=split)
+        examples = every = suite.examples(split=split)
+        if plan.limit:
+            examples = smoke_subset(every, plan.limit)
         if not examples:
             continue
-        counts[split] = len(examples)
+        counts[split] = f"{len(examples)} {split}" + (f" (--limit, of {len(every)})" if len(examples) < len(every)
+                                                      else "")
         records += score_suite(state.bridge, suite.manifest, examples, names, split=split, k=3, seed=plan.seed,
                                device=plan.device, params=plan.params(), warn=lambda msg: report(f"skipped: {msg}"),
                                progress=progress)
@@ -267,7 +271,7 @@ def stage_scores(plan: RunPlan, state: RunState, report: Report, progress: Progr
     state.records = records
     state.outputs.paths["results"] = state.out / "results" / "scores.json"
     state.outputs.notes["scores"] = (f"{len(names)} methods and the split-half ceiling on "
-                                     + " and ".join(f"{n} {s}" for s, n in counts.items()) + " examples")
+                                     + " and ".join(counts.values()) + " examples")
     state.outputs.notes["rows"] = "; ".join(f"{s}: {rows_by_source(suite.manifest, s)}" for s in counts)
 
 

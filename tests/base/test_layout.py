@@ -19,7 +19,7 @@ LAYERS = {
     "producers": ("analysis", "search", "tasks"),
     "benchmark data": ("suites",),
     "consumers": ("methods", "scoring", "leaderboard"),
-    "face": ("cli", "commands", "pipeline", "report"),
+    "face": ("cli", "commands", "pipeline", "report", "api"),
 }
 RANK = {top: i for i, tops in enumerate(LAYERS.values()) for top in tops}
 MAX_MODULE_LINES, MAX_FUNCTION_LINES = 450, 50

@@ -1,0 +1,85 @@
+"""The README's quickstart, run as written on the planted model, and what the README says it prints.
+
+The commands are read from the README (the fenced block after the ``quickstart`` marker), so the test breaks when
+the README's commands stop working; each runs as its own ``advdla`` process, in an empty folder."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shlex
+import stat
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def readme_block(marker: str) -> str:
+    """The fenced block that follows the HTML comment holding ``marker`` in the README."""
+    text = (ROOT / "README.md").read_text()
+    found = re.search(rf"<!-- {re.escape(marker)}[^>]*-->\s*```\w*\n(.*?)```", text, re.S)
+    assert found, f"no block after a <!-- {marker} --> marker in README.md"
+    return found.group(1)
+
+
+def quickstart_commands() -> list[list[str]]:
+    lines = [line.strip() for line in readme_block("quickstart").splitlines() if line.strip()]
+    assert all(line.startswith("advdla ") for line in lines)
+    return [shlex.split(line)[1:] for line in lines]
+
+
+@pytest.fixture(scope="module")
+def quickstart(tmp_path_factory):
+    """Every quickstart command's (argv, exit status, stdout, stderr), run in order in one empty folder."""
+    cwd = tmp_path_factory.mktemp("quickstart")
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1", "COLUMNS": "100"}
+    env.pop("ADVDLA_LEADERBOARD", None)
+    out = []
+    for argv in quickstart_commands():
+        done = subprocess.run([sys.executable, "-m", "advdla.cli", *argv], cwd=cwd, env=env, capture_output=True,
+                              text=True, timeout=600)
+        out.append((argv, done.returncode, done.stdout, done.stderr))
+    return cwd, out
+
+
+def test_every_quickstart_command_succeeds(quickstart):
+    _, runs = quickstart
+    assert len(runs) >= 6
+    for argv, rc, _, err in runs:
+        assert rc == 0, f"advdla {' '.join(argv)}: {err}"
+
+
+def _run(quickstart, command):
+    return next(r for r in quickstart[1] if r[0][0] == command)
+
+
+def test_what_the_readme_says_they_print(quickstart):
+    cwd, _ = quickstart
+    _, _, out, _ = _run(quickstart, "predict")
+    tokens = re.findall(r"│\s+\d+\s+│\s+'(.)'", out)
+    assert tokens[:2] == ["-", "+"]
+    _, _, out, err = _run(quickstart, "analyze")
+    assert "erasers L1H2" in out and "-0.998" in out
+    figures = sorted(p.name for p in (cwd / "figures").glob("*.png"))
+    assert len(figures) == 4 and all(name in err for name in figures)
+    assert all(stat.S_IMODE((cwd / "figures" / f).stat().st_mode) & 0o044 for f in figures)  # the umask's mode
+    _, _, out, _ = _run(quickstart, "suite")
+    assert "24 examples" in " ".join(out.split()) and out.count("compensation") == 12
+    assert "wrote 2 result records to scores.json" in _run(quickstart, "score")[3]
+    records = {r["method"]["name"]: r for r in json.loads((cwd / "scores.json").read_text())}
+    spearman = {n: next(m for m in r["metrics"] if m["metric"] == "spearman" and m["kind"] == "adversarial")
+                for n, r in records.items()}
+    assert f"{spearman['dla']['value']:.2f} [{spearman['dla']['lo']:.2f}, {spearman['dla']['hi']:.2f}]" == \
+        "0.31 [0.25, 0.37]"
+    assert f"{spearman['atp']['value']:.2f} [{spearman['atp']['lo']:.2f}, {spearman['atp']['hi']:.2f}]" == \
+        "0.89 [0.85, 0.92]"
+    fooled = {n: next(m["value"] for m in r["metrics"] if m["metric"] == "fooled" and m["kind"] == "adversarial")
+              for n, r in records.items()}
+    assert fooled == {"dla": 1.0, "atp": 0.0}
+    board = quickstart[1][-1][2]
+    assert "+0.58*" in board and "atp" in board and "DLA is fooled on 100%" in " ".join(board.split())
