@@ -12,8 +12,8 @@ is written to disk::
     model = ad.load_model("planted-erasure")
     suite = ad.load_suite("planted-erasure")        # a shipped suite's name, or a folder
     frame = ad.score(["dla", my_function], suite, model=model, split="dev")
-    frame.query("metric == 'spearman'")             # method, split, kind, metric, value, lo, hi, n
-    ad.plot(frame, metric="spearman")               # a matplotlib Axes
+    frame.query("metric == 'mcc' and against == 'te'")  # method, split, kind, metric, against, value, lo, hi, n, chance
+    ad.plot(frame, metric="mcc")                    # a matplotlib Axes
 
 It sits in the face layer: it imports the layers below it at module top (this module is imported only by whoever
 asks for it; ``advdla --help`` never does).
@@ -30,11 +30,11 @@ import torch
 from advdla.commands.names import resolve_suite, shipped_suites
 from advdla.errors import AdvdlaError
 from advdla.methods import AttributionMethod, ExampleBatch
-from advdla.methods.registry import get_method, method_spec
+from advdla.methods.registry import METHODS, get_method, method_spec
 from advdla.models import load_model
 from advdla.scoring.harness import batches, check_estimates, split_examples, to_batch
 from advdla.scoring.metrics import FRAME_COLUMNS, score_estimates
-from advdla.suites import Example, Suite, verify_suite
+from advdla.suites import Example, Suite, source_files_of, verify_suite
 from advdla.suites import load_suite as _load_suite
 
 __all__ = ["load_model", "load_suite", "list_suites", "examples", "estimate", "score", "plot", "ExampleBatch",
@@ -99,28 +99,34 @@ def score(methods: Method | Sequence[Method], suite: Suite | str, *, model: Any 
           limit: int | None = None, k: int = 3, seed: int = 0, batch_size: int = 8,
           per_example: bool = False) -> pd.DataFrame:
     """Score each method on ``suite``'s ``split`` against its ground truth: a tidy frame with one row per
-    (method, split, kind, metric) and the columns ``method, split, kind, metric, value, lo, hi, n`` (the mean and its
-    95% cluster-bootstrap interval), the numbers ``advdla score`` prints. ``per_example`` instead returns one row
-    per (method, example, metric). ``model``: the loaded model (default: the suite's, loaded here)."""
+    (method, split, kind, metric, against) and the columns ``method, split, kind, metric, against, value, lo, hi, n,
+    chance`` (the mean, its 95% interval over source files, and what an uninformed estimator scores), the numbers
+    ``advdla score`` prints. A registered method is scored against its own estimand too (``against`` 'de' for a
+    direct-effect method); a function or unregistered class as an estimate of the total effect. ``per_example``
+    instead returns one row per (method, example, metric, against). ``model``: the loaded model (default: the suite's, loaded here)."""
     suite = load_suite(suite) if isinstance(suite, str) else suite
     model = model if model is not None else load_model(suite.manifest["model"])
     chosen = examples(suite, split, limit=limit)
     listed = [methods] if isinstance(methods, str) or not isinstance(methods, Sequence) else list(methods)
+    clusters = source_files_of(suite.manifest, chosen)[0]
     frames = []
     for method in listed:
         name = _as_callable(method, seed)[0]
         values = estimate(method, chosen, model=model, batch_size=batch_size, seed=seed)
-        aggregated, rows = score_estimates(name, values, chosen, k=k, seed=seed)
+        estimand = METHODS[name].estimand if isinstance(method, str) and name in METHODS else "total"
+        aggregated, rows = score_estimates(name, values, chosen, estimand=estimand, clusters=clusters, k=k, seed=seed)
         frames.append(rows if per_example else aggregated)
     return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=FRAME_COLUMNS)
 
 
-def plot(frame: pd.DataFrame, *, metric: str = "spearman", kinds: Sequence[str] = ("adversarial", "natural"),
+def plot(frame: pd.DataFrame, *, metric: str = "mcc", kinds: Sequence[str] = ("adversarial", "natural"),
          ax: Any = None) -> Any:
     """Bars of ``metric`` per method and kind with their 95% intervals (from :func:`score`); returns the Axes."""
     import matplotlib.pyplot as plt  # matplotlib only for whoever plots
 
     rows = frame[(frame["metric"] == metric) & frame["kind"].isin(kinds)]
+    if "against" in rows:
+        rows = rows[rows["against"] == "te"]  # every method's row against the total effect
     if rows.empty:
         raise AdvdlaError(f"no {metric!r} rows for kinds {', '.join(kinds)} in the frame: metrics there are "
                           f"{', '.join(sorted(frame['metric'].unique()))}")

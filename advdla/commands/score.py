@@ -22,7 +22,7 @@ from advdla.report import add_device_arg, add_format_arg, emit, err_console, pro
 
 SCORE_SPLITS = ("dev", "test", "all")  # advdla.scoring.harness.SCORE_SPLITS, here to refuse a typo before any import
 # The score table's columns, most important first: those that do not fit the terminal are left out from the right.
-FIRST_COLUMNS = ("method", "kind", "n", "spearman", "fooled", "time_s")
+FIRST_COLUMNS = ("method", "kind", "n", "mcc@te", "mcc@de", "target_error@te", "false_alarm@te", "time_s")
 
 
 def register(subparsers: Any) -> None:
@@ -168,14 +168,22 @@ def _warn(message: str) -> None:
     err_console.print(f"advdla score: skipped: {message}", highlight=False, markup=False)
 
 
+def _cell(m: dict[str, Any]) -> str:
+    value, lo, hi = (float("nan") if m.get(k) is None else m[k] for k in ("value", "lo", "hi"))
+    if value != value:
+        return "-"
+    return f"{value:.2f}" + ("" if lo != lo else f" [{lo:.2f},{hi:.2f}]")
+
+
 def table_rows(records: list[Any]) -> list[dict[str, Any]]:
-    """One row per (method, kind): each metric as 'value [lo, hi]'."""
+    """One row per (method, kind): each ``metric@against`` (against the TE, or the DE for a direct-effect method) as
+    'value [lo, hi]' (no interval where the examples come from one source file)."""
     out = []
     for rec in records:
         by_kind: dict[str, dict[str, Any]] = {}
         for m in rec.metrics:
             row = by_kind.setdefault(m["kind"], {"method": rec.method["name"], "kind": m["kind"], "n": m["n"]})
-            row[m["metric"]] = f"{m['value']:.2f} [{m['lo']:.2f},{m['hi']:.2f}]"
+            row[f"{m['metric']}@{m['against']}"] = _cell(m)
         for row in by_kind.values():
             row["time_s"] = f"{rec.wall_time_s:.2f}"
         out.extend(by_kind.values())
