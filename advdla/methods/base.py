@@ -106,6 +106,7 @@ class AttributionMethod(ABC):
     description: ClassVar[str] = ""
     needs_grad: ClassVar[bool] = False
     uses_truth: ClassVar[bool] = False
+    estimand: ClassVar[str] = "total"  # "direct" for a direct-effect method: scored against the DE as well as the TE
 
     def __init__(self, *, seed: int = 0) -> None:
         self.seed = seed

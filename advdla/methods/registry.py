@@ -75,7 +75,7 @@ def _register_entry_point(methods: Registry[MethodSpec], ep: Any) -> None:
         if not any(spec.cls is obj for spec in methods.values()):
             _register(methods, obj, name=ep.name, version=str(getattr(obj, "version", "0")),
                       description=obj.description or obj.__doc__ or "", needs_grad=obj.needs_grad,
-                      source=f"entry point {ep.value}")
+                      source=f"entry point {ep.value}", estimand=getattr(obj, "estimand", "total"))
     elif not isinstance(obj, ModuleType):  # a module: importing it registered its methods
         raise AdvdlaError("the entry point must name an AttributionMethod subclass or a module that registers methods")
 
@@ -93,7 +93,7 @@ def _register(methods: Registry[MethodSpec], cls: Any, *, name: str, version: st
     if meta.get("estimand", "total") not in ESTIMANDS:
         raise AdvdlaError(f"method {name!r} has estimand {meta['estimand']!r}: use one of {', '.join(ESTIMANDS)}")
     cls.name, cls.version, cls.description = name, version, description
-    cls.needs_grad, cls.uses_truth = needs_grad, uses_truth
+    cls.needs_grad, cls.uses_truth, cls.estimand = needs_grad, uses_truth, meta.get("estimand", "total")
     methods.add(name, MethodSpec(name=name, version=version, description=description, cls=cls,
                                  needs_grad=needs_grad, uses_truth=uses_truth, **meta))
     return cls
@@ -148,7 +148,8 @@ def load_plugin_modules(specs: list[str]) -> list[str]:
                     raise AdvdlaError(f"plug-in {spec}: {obj.__name__} has no `name`: set name = \"my-method\"")
                 _register(METHODS, obj, name=obj.name, version=str(getattr(obj, "version", "0")),
                           description=obj.description or (obj.__doc__ or "").strip().split("\n")[0],
-                          needs_grad=obj.needs_grad, source=f"plug-in {spec}")
+                          needs_grad=obj.needs_grad, source=f"plug-in {spec}",
+                          estimand=getattr(obj, "estimand", "total"))
         added += [n for n in METHODS.names() if n not in before]
     return added
 

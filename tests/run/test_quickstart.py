@@ -72,14 +72,11 @@ def test_what_the_readme_says_they_print(quickstart):
     assert "24 examples" in " ".join(out.split()) and out.count("compensation") == 12
     assert "wrote 2 result records to scores.json" in _run(quickstart, "score")[3]
     records = {r["method"]["name"]: r for r in json.loads((cwd / "scores.json").read_text())}
-    spearman = {n: next(m for m in r["metrics"] if m["metric"] == "spearman" and m["kind"] == "adversarial")
-                for n, r in records.items()}
-    assert f"{spearman['dla']['value']:.2f} [{spearman['dla']['lo']:.2f}, {spearman['dla']['hi']:.2f}]" == \
-        "0.31 [0.25, 0.37]"
-    assert f"{spearman['atp']['value']:.2f} [{spearman['atp']['lo']:.2f}, {spearman['atp']['hi']:.2f}]" == \
-        "0.89 [0.85, 0.92]"
-    fooled = {n: next(m["value"] for m in r["metrics"] if m["metric"] == "fooled" and m["kind"] == "adversarial")
-              for n, r in records.items()}
-    assert fooled == {"dla": 1.0, "atp": 0.0}
-    board = quickstart[1][-1][2]
-    assert "+0.58*" in board and "atp" in board and "DLA is fooled on 100%" in " ".join(board.split())
+    adv = {(n, m["metric"], m["against"]): m for n, r in records.items() for m in r["metrics"]
+           if m["kind"] == "adversarial"}
+    assert f"{adv['dla', 'mcc', 'de']['value']:.2f}" == "1.00" and f"{adv['dla', 'mcc', 'te']['value']:.2f}" == "0.78"
+    assert adv["dla", "false_alarm", "te"]["value"] == 1.0 and adv["atp", "false_alarm", "te"]["value"] == 0.0
+    assert f"{adv['atp', 'mcc', 'te']['value']:.2f}" == "1.00"
+    said = " ".join(board.split())
+    assert "+0.22*" in board and "atp" in board and "chance" in board and "Pre-registered hypotheses" in said
+    assert "no test: not scored on test" in said
