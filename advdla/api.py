@@ -103,7 +103,8 @@ def score(methods: Method | Sequence[Method], suite: Suite | str, *, model: Any 
     chance`` (the mean, its 95% interval over source files, and what an uninformed estimator scores), the numbers
     ``advdla score`` prints. A registered method is scored against its own estimand too (``against`` 'de' for a
     direct-effect method); a function or unregistered class as an estimate of the total effect. ``per_example``
-    instead returns one row per (method, example, metric, against). ``model``: the loaded model (default: the suite's, loaded here)."""
+    instead returns one row per (method, example, metric, against). ``model``: the loaded model (default: the
+    suite's, loaded here)."""
     suite = load_suite(suite) if isinstance(suite, str) else suite
     model = model if model is not None else load_model(suite.manifest["model"])
     chosen = examples(suite, split, limit=limit)

@@ -77,6 +77,7 @@ def test_what_the_readme_says_they_print(quickstart):
     assert f"{adv['dla', 'mcc', 'de']['value']:.2f}" == "1.00" and f"{adv['dla', 'mcc', 'te']['value']:.2f}" == "0.78"
     assert adv["dla", "false_alarm", "te"]["value"] == 1.0 and adv["atp", "false_alarm", "te"]["value"] == 0.0
     assert f"{adv['atp', 'mcc', 'te']['value']:.2f}" == "1.00"
+    board = quickstart[1][-1][2]
     said = " ".join(board.split())
     assert "+0.22*" in board and "atp" in board and "chance" in board and "Pre-registered hypotheses" in said
     assert "no test: not scored on test" in said
