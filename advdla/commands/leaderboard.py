@@ -180,7 +180,9 @@ def _print_json(board: Any, ranked: dict[tuple, list[dict[str, Any]]], suites_di
                                   "problems": board.problems}), indent=2, default=str))
 
 
-def _counts(r0: dict[str, Any]) -> str:
+def _counts(rows: list[dict[str, Any]]) -> str:
+    """The table's example counts: those of its widest row (the ceiling may be computed on a subset)."""
+    r0 = max(rows, key=lambda r: (r.get("n_adv") or 0) + (r.get("n_nat") or 0))
     return (f"{r0.get('n_adv') or 0} adversarial ({r0.get('n_comp') or 0} compensation, {r0.get('n_base') or 0} "
             f"baseline, {r0.get('n_mixed') or 0} mixed) + {r0.get('n_nat') or 0} natural")
 
@@ -196,7 +198,7 @@ def _print_tables(entries: list[Any], ranked: dict[tuple, list[dict[str, Any]]],
         console.print(
             table(
                 display_rows(rows, compact=not wide),
-                title=f"{s} v{v} · {sp} · {_counts(rows[0])} · by {sort}\n"
+                title=f"{s} v{v} · {sp} · {_counts(rows)} · by {sort}\n"
                 "mean [95% CI over source files]; vs DLA = paired difference (* excludes 0)",
             )
         )

@@ -76,7 +76,7 @@ def _rank_cell(r: Mapping[str, Any], key: str, compact: bool) -> str:
 
 
 def _method_cell(r: Mapping[str, Any], key: str, compact: bool) -> str:
-    name = r[key] if compact else f"{r[key]} v{r['version']}"
+    name = r[key] if compact or not r["version"] else f"{r[key]} v{r['version']}"
     if not compact and r["params"]:
         name += " (" + ", ".join(f"{k}={v}" for k, v in sorted(r["params"].items())) + ")"
     tag = {"ceiling": "noise ceiling", "reference": "reads the truth"}.get(r["role"])

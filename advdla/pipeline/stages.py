@@ -8,7 +8,7 @@ state. :func:`load_stage` reads a finished stage's outputs back instead, for a r
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -82,9 +82,8 @@ def load_stage(name: str, plan: RunPlan, state: RunState, rec: dict[str, Any]) -
     elif name == "scores":
         state.records = read_records(out / "results" / "scores.json")
         state.outputs.paths["results"] = out / "results" / "scores.json"
-        suite = load_suite(state.suite)
-        state.outputs.notes["rows"] = (f"the dev split's {len(suite.examples(split='dev'))} examples: "
-                                       f"{rows_by_source(suite.manifest, 'dev')}")
+        splits = [s for s in ("dev", "test") if any(r.split == s for r in state.records)]
+        state.outputs.notes["rows"] = _rows_note(load_suite(state.suite).manifest, splits)
     elif name == "leaderboard":
         state.outputs.paths["leaderboard"] = out / "leaderboard"
         state.outputs.paths["leaderboard_md"] = out / "leaderboard" / "LEADERBOARD.md"
@@ -272,7 +271,12 @@ def stage_scores(plan: RunPlan, state: RunState, report: Report, progress: Progr
     state.outputs.paths["results"] = state.out / "results" / "scores.json"
     state.outputs.notes["scores"] = (f"{len(names)} methods and the split-half ceiling on "
                                      + " and ".join(counts.values()) + " examples")
-    state.outputs.notes["rows"] = "; ".join(f"{s}: {rows_by_source(suite.manifest, s)}" for s in counts)
+    state.outputs.notes["rows"] = _rows_note(suite.manifest, list(counts))
+
+
+def _rows_note(manifest: Mapping[str, Any], splits: list[str]) -> str:
+    """Where each scored split's rows came from (the same words on a first run and on a resumed one)."""
+    return "; ".join(f"{s}: {rows_by_source(manifest, s)}" for s in splits)
 
 
 def stage_leaderboard(state: RunState) -> None:

@@ -92,7 +92,7 @@ def build_suite(cfg: SuiteConfig, dest: str | Path, *, force: bool = False, find
         if ctx.partial.shared:  # every search is claimable from the start: dev's and test's run side by side
             ctx.partial.steps([job for split in SPLITS for job in _search_jobs(ctx, split, seed=cfg.seed)])
         for split in SPLITS:
-            other_split_tokens = [e.tokens for e in examples]  # the test split keeps its distance from dev
+            other_split_tokens = [e.tokens for e in examples] + _imported_tokens(imported, not_split=split)
             part, search_info[split], build_info[split] = _split_examples(ctx, split, seed=cfg.seed,
                                                                           other_split_tokens=other_split_tokens)
             examples += part + _imported_to_add(imported, split, part, build_info[split])
@@ -105,6 +105,13 @@ def build_suite(cfg: SuiteConfig, dest: str | Path, *, force: bool = False, find
     path = ctx.partial.save(dest, write)  # once per machine and destination, however many workers build
     ctx.partial.remove()
     return path
+
+
+def _imported_tokens(imported: list[tuple[list[Example], dict[str, Any]]] | None, *, not_split: str
+                     ) -> list[Int[Tensor, " pos"]]:
+    """The prompts imported into the other splits: a split's own examples keep their distance from those too (the
+    test split from dev's, and dev's from the test examples that will be imported after it)."""
+    return [e.tokens for rows, meta in imported or [] if meta["split"] != not_split for e in rows]
 
 
 def _imported_to_add(imported: list[tuple[list[Example], dict[str, Any]]] | None, split: str, own: list[Example],

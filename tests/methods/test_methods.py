@@ -203,13 +203,14 @@ def gqa_batch(tiny_gqa):
     """Two random-token examples on the grouped-query Llama (rotary, no hook for pos_embed, 3 heads per kv group)."""
     from advdla.attribution import dla
     from advdla.components import head_components
-    from advdla.patching import total_effects
+    from advdla.patching import direct_effects, total_effects
 
     g = torch.Generator().manual_seed(0)
     tokens, resamples = torch.randint(0, 250, (2, 8), generator=g), torch.randint(0, 250, (2, 3, 8), generator=g)
     panel = head_components(tiny_gqa.cfg)
     d = dla(tiny_gqa, tokens, components=panel)
     te = total_effects(tiny_gqa, tokens, resamples, panel, t1=d.t1, t2=d.t2)
+    de = direct_effects(tiny_gqa, tokens, resamples, panel, t1=d.t1, t2=d.t2)
     return ExampleBatch(
         tokens=tokens,
         resamples=resamples,
@@ -219,6 +220,7 @@ def gqa_batch(tiny_gqa):
         targets=[panel[0], panel[1]],
         example_ids=["a", "b"],
         te_mean=torch.stack([te.mean[0], te.mean[1].flip(0)]),
+        de_mean=torch.stack([de.mean[0], de.mean[1].flip(0)]),
     )
 
 

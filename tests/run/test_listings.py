@@ -74,7 +74,7 @@ def test_score_fits_80_and_120_and_limit_mixes_kinds(monkeypatch):
                         "0", "--format", "json"], monkeypatch)
     record = json.loads(text)["records"][0]
     assert record["n_examples"] == 4
-    n = {m["kind"]: m["n"] for m in record["metrics"] if m["metric"] == "spearman"}
+    n = {m["kind"]: m["n"] for m in record["metrics"] if m["metric"] == "mcc" and m["against"] == "te"}
     assert n["adversarial"] == 2 and n["natural"] == 2
 
 
@@ -85,7 +85,7 @@ def test_methods_list_names_every_registered_method_with_its_parameters(monkeypa
     listed = {m["name"]: m for m in json.loads(text)["methods"]}
     assert rc == 0 and set(listed) == set(available_methods())
     assert listed["ig"]["params"]["steps"] == available_methods()["ig"].params.get("steps", 16)
-    assert listed["output-patching"]["cost"] == "patching" and listed["dla"]["cost"] == "forward"
+    assert listed["exact-patching"]["cost"] == "patching" and listed["dla"]["cost"] == "forward"
 
 
 def test_suite_show_example_lists_the_target_and_top_components_by_dla(monkeypatch):

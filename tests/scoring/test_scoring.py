@@ -11,10 +11,12 @@ import numpy as np
 import pytest
 import torch
 
-from advdla.methods import AttributionMethod, register_method
+from advdla.methods import AttributionMethod, available_methods, register_method
 from advdla.registry import Registry
 from advdla.scoring import (
+    AGAINST,
     FRAME_COLUMNS,
+    SCHEMA_VERSION,
     ResultRecord,
     bootstrap_ci,
     group_difference,
@@ -121,7 +123,9 @@ def test_frame_is_tidy(scored):
     assert list(scored.columns) == FRAME_COLUMNS
     assert {"adversarial", "natural", "all"} <= set(scored["kind"]) <= {"adversarial", "natural", "all", "compensation",
                                                                          "baseline", "mixed", "none"}
-    assert set(scored["against"]) == {"te"}  # run_methods scores every method as a total-effect estimate (for now)
+    against = scored.groupby("method")["against"].agg(set)  # each method against what it claims, and against TE
+    assert all(against[m] == set(AGAINST[available_methods()[m].estimand]) for m in against.index)
+    assert against["dla"] == {"te", "de"} and against["exact-te"] == {"te"}
     n = scored[(scored.method == "dla") & (scored.metric == "rank_full")].set_index("kind")["n"]
     mechanisms = [g for g in ("compensation", "baseline", "mixed", "none") if g in n]
     assert sum(n[g] for g in mechanisms) == n["adversarial"] and n["adversarial"] + n["natural"] == n["all"]
@@ -191,10 +195,10 @@ def test_harness_names_and_skips_bad_methods(planted, planted_suite, monkeypatch
 
 def _record(frame=None):
     nan = float("nan")
-    metric = {"kind": "all", "metric": "rank_full", "value": nan, "lo": nan, "hi": nan, "n": 0,
-              "higher_is_better": True}
-    per = [{"example_id": "e1", "kind": "adversarial", "mechanism": "compensation", "cluster": "doc3", "rank_full": nan,
-            "false_alarm": 1.0}]
+    metric = {"kind": "all", "metric": "rank_full", "against": "te", "value": nan, "lo": nan, "hi": nan, "n": 0,
+              "higher_is_better": True, "chance": 0.5}
+    per = [{"example_id": "e1", "kind": "adversarial", "mechanism": "compensation", "cluster": "doc3",
+            "rank_full@te": nan, "false_alarm@te": 1.0}]
     return ResultRecord(method={"name": "dla", "version": "1", "params": {"seed": 0}},
                         suite={"name": "s", "version": "1", "fingerprint": "f", "model": "planted-erasure"},
                         split="dev", k=3, n_examples=2, metrics=[metric], per_example=per,
@@ -206,11 +210,11 @@ def test_records_round_trip_through_json(tmp_path):
     path = tmp_path / "out" / "records.json"
     write_records(path, [_record()])
     raw = json.loads(path.read_text())
-    assert raw[0]["metrics"][0]["value"] is None and raw[0]["schema_version"] == 2
-    assert raw[0]["per_example"][0]["rank_full"] is None and raw[0]["per_example"][0]["cluster"] == "doc3"
+    assert raw[0]["metrics"][0]["value"] is None and raw[0]["schema_version"] == SCHEMA_VERSION == 3
+    assert raw[0]["per_example"][0]["rank_full@te"] is None and raw[0]["per_example"][0]["cluster"] == "doc3"
     back = read_records(path)[0]
     assert back.method == _record().method and math.isnan(back.metrics[0]["value"])
-    assert math.isnan(back.per_example[0]["rank_full"]) and back.per_example[0]["false_alarm"] == 1.0
+    assert math.isnan(back.per_example[0]["rank_full@te"]) and back.per_example[0]["false_alarm@te"] == 1.0
     assert list(back.frame().columns) == FRAME_COLUMNS
     assert [p.name for p in path.parent.iterdir()] == ["records.json"]  # no temp file left behind
 
@@ -250,7 +254,7 @@ def test_score_cli_writes_one_record_per_method(tmp_path, fake_suite_module, cap
             "--suite",
             str(tmp_path),
             "--methods",
-            "dla,oracle",
+            "dla,exact-te",
             "--split",
             "dev",
             "--out",
@@ -266,7 +270,8 @@ def test_score_cli_writes_one_record_per_method(tmp_path, fake_suite_module, cap
     assert [r.method["name"] for r in records] == ["dla", "exact-te"]
     assert records[0].suite["fingerprint"] == "test-0-16" and records[0].split == "dev" and records[0].n_examples == 8
     assert {"adversarial", "natural", "all"} <= {m["kind"] for m in records[0].metrics}
-    assert len(records[0].per_example) == 8 and {"cluster", "mechanism", "spearman_w"} <= set(records[0].per_example[0])
+    keys = {"cluster", "mechanism", "spearman_w@te", "spearman_w@de"}  # DLA is also scored against its own estimand
+    assert len(records[0].per_example) == 8 and keys <= set(records[0].per_example[0])
     assert records[0].environment["versions"]["torch"] == torch.__version__
     assert json.loads(capsys.readouterr().out)["records"][1]["method"]["name"] == "exact-te"
     assert [p.name for p in tmp_path.iterdir()] == ["records.json"]  # the checkpoints went with the records
