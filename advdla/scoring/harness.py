@@ -17,6 +17,8 @@ from typing import Any
 
 import pandas as pd
 import torch
+from jaxtyping import Int
+from torch import Tensor
 
 from advdla.components import parse_components
 from advdla.errors import AdvdlaError
@@ -151,6 +153,8 @@ def run_methods(model: Any, names: list[str], examples: list[Example], *, batch_
     ``estimand``); ``clusters`` (example id -> source file) is what the intervals resample.
     """
     frames, runs = [], []
+    if examples:
+        warm_up(model, examples[0].tokens)
     for name in names:
         run = run_method(model, name, examples, batch_size=batch_size, seed=seed, params=(params or {}).get(name),
                          progress=progress, checkpoint=checkpoint)
@@ -163,6 +167,13 @@ def run_methods(model: Any, names: list[str], examples: list[Example], *, batch_
         frames.append(frame)
     frame = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=FRAME_COLUMNS)
     return frame, runs
+
+
+def warm_up(model: Any, tokens: Int[Tensor, " pos"]) -> None:
+    """One forward pass before any method is timed: the first pass through a model pays for kernel selection and
+    allocator growth, which would otherwise be charged to whichever method runs first."""
+    with torch.no_grad():
+        model(tokens[None].to(next(model.parameters()).device))
 
 
 def open_suite(path: str | Path, *, device: str = "cpu", bridge: Any = None,
