@@ -92,7 +92,8 @@ def build_suite(cfg: SuiteConfig, dest: str | Path, *, force: bool = False, find
         if ctx.partial.shared:  # every search is claimable from the start: dev's and test's run side by side
             ctx.partial.steps([job for split in SPLITS for job in _search_jobs(ctx, split, seed=cfg.seed)])
         for split in SPLITS:
-            other_split_tokens = [e.tokens for e in examples] + _imported_tokens(imported, not_split=split)
+            later = SPLITS[SPLITS.index(split) + 1:]  # the earlier splits' imports are in examples already
+            other_split_tokens = [e.tokens for e in examples] + _imported_tokens(imported, later)
             part, search_info[split], build_info[split] = _split_examples(ctx, split, seed=cfg.seed,
                                                                           other_split_tokens=other_split_tokens)
             examples += part + _imported_to_add(imported, split, part, build_info[split])
@@ -107,11 +108,11 @@ def build_suite(cfg: SuiteConfig, dest: str | Path, *, force: bool = False, find
     return path
 
 
-def _imported_tokens(imported: list[tuple[list[Example], dict[str, Any]]] | None, *, not_split: str
+def _imported_tokens(imported: list[tuple[list[Example], dict[str, Any]]] | None, splits: tuple[str, ...]
                      ) -> list[Int[Tensor, " pos"]]:
-    """The prompts imported into the other splits: a split's own examples keep their distance from those too (the
-    test split from dev's, and dev's from the test examples that will be imported after it)."""
-    return [e.tokens for rows, meta in imported or [] if meta["split"] != not_split for e in rows]
+    """The prompts that will be imported into ``splits``: dev's own examples keep their distance from the test
+    examples imported after it, as test's keep theirs from dev's."""
+    return [e.tokens for rows, meta in imported or [] if meta["split"] in splits for e in rows]
 
 
 def _imported_to_add(imported: list[tuple[list[Example], dict[str, Any]]] | None, split: str, own: list[Example],
