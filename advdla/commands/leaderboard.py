@@ -1,4 +1,5 @@
-"""``advdla leaderboard [show|add FILE...|render]``: rank result records, add new ones, write LEADERBOARD.md.
+"""``advdla leaderboard [show|add FILE...|render|chance]``: rank result records, add new ones, write LEADERBOARD.md,
+test the uninformed methods against chance.
 
 The work is :mod:`advdla.leaderboard`'s; this module parses the arguments and prints. It imports that package
 inside the functions that use it: the package reads method metadata (:mod:`advdla.methods`, which imports torch,
@@ -25,9 +26,12 @@ def register(subparsers: Any) -> None:
         help="rank attribution methods from result records; add records; render LEADERBOARD.md",
         description="show (default): ranked tables per suite and split, stale records apart. "
         "add FILE...: validate result records (from `advdla score --out`) and add them. "
-        "render: write DIR/LEADERBOARD.md from the records.",
+        "render: write DIR/LEADERBOARD.md from the records. "
+        "chance: test the uninformed methods (--methods) against each metric's chance level in every cell, "
+        "Holm-corrected over the cells.",
     )
-    p.add_argument("action", nargs="?", choices=("show", "add", "render"), default="show", help="default: show")
+    p.add_argument("action", nargs="?", choices=("show", "add", "render", "chance"), default="show",
+                   help="default: show")
     p.add_argument("files", nargs="*", metavar="FILE", help="result record JSON files (for add)")
     p.add_argument("--dir", default=None, help="the leaderboard folder (default: $ADVDLA_LEADERBOARD, else "
                    "./leaderboard where it exists, else the project's leaderboard/)")
@@ -45,6 +49,8 @@ def register(subparsers: Any) -> None:
     p.add_argument("--wide", action="store_true", help="every column (the markdown page's), not the 80-column view")
     p.add_argument("--frontier", action="store_true",
                    help="under each table, its cost-accuracy frontier: seconds per example against importance MCC")
+    p.add_argument("--methods", default="random,constant",
+                   help="for chance: the uninformed methods to test, comma-separated (default: random,constant)")
     p.add_argument("--format", choices=("table", "markdown", "json"), default="table", help="default: table")
     p.set_defaults(func=cmd_leaderboard)
 
@@ -64,6 +70,8 @@ def cmd_leaderboard(args: Any) -> int:
         check_writable(Path(args.dir) / MARKDOWN_NAME, flag="--dir", kind="file")
         print(write_markdown(args.dir, suites_dir=args.suites, sort=args.sort))
         return 0
+    if args.action == "chance":
+        return _chance(args)
     show(args.dir, suites_dir=args.suites, suite=args.suite, split=args.split, sort=args.sort, fmt=args.format,
          wide=args.wide, frontier=args.frontier)
     return 0
@@ -125,6 +133,32 @@ def _add(args: Any) -> int:
     for record in records:
         print(add_record(record, args.dir, suites_dir=args.suites))
     return 0
+
+
+def _chance(args: Any) -> int:
+    """Print the chance check over the current records (``--suite``, ``--split`` filter them); exit 1 where a cell
+    is beyond chance after Holm, so a script can gate on it."""
+    from advdla.leaderboard import load_board
+    from advdla.leaderboard.chance import chance_lines, check_board
+
+    methods = tuple(m.strip() for m in args.methods.split(",") if m.strip())
+    board = load_board(args.dir, suites_dir=args.suites, suite=args.suite, split=args.split)
+    found = {e.method for e in board.current}
+    if not found & set(methods):
+        raise AdvdlaError(f"--methods {args.methods}: no current record of {', '.join(methods)} in {args.dir}; "
+                          f"score them with `advdla score --suite NAME --methods {','.join(methods)} --out FILE`")
+    check = check_board(board.current, methods=methods)
+    if args.format == "json":
+        cells = [{**r.labels, "metric": r.metric, "n": r.n, "sources": r.sources, "mean": r.mean, "chance": r.chance,
+                  "side": r.side, "p": r.p, "p_holm": r.p_holm, "beyond": r.beyond(check.alpha)} for r in check.results]
+        print(json.dumps(nan_to_none({"passes": check.passes, "alpha": check.alpha, "tested": len(check.tested),
+                                      "beyond": len(check.beyond), "raw_beyond": check.raw_beyond,
+                                      "expected": check.expected, "rejectable": check.rejectable,
+                                      "skipped": check.skipped, "cells": cells}), indent=2))
+    else:
+        for line in chance_lines(check, methods=methods):
+            console.print(line, highlight=False, markup=False)
+    return 0 if check.passes else 1
 
 
 def show(

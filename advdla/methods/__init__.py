@@ -5,11 +5,12 @@
   plug-ins from the ``advdla.methods`` entry-point group (:func:`load_plugins`), lookup with did-you-mean;
 - one private module per family of built-ins, re-exported here like optuna's samplers: ``dla``,
   ``dla-relative``, ``dla-erasure-aware``, ``atp``, ``atp-graddrop``, ``atp-star``, ``ig``, ``tl-dla``,
-  ``tl-atp``, ``exact-patching``, ``random``, and the reference rows ``exact-te``, ``exact-de``. Importing this
-  package registers them.
+  ``tl-atp``, ``exact-patching``, ``random``, ``constant``, and the reference rows ``exact-te``, ``exact-de``.
+  Importing this package registers them.
 
 Changelog (a method's version moves whenever its numbers do, so the leaderboard keeps old and new apart):
 
+- new: ``constant`` 1 (the same value for every component: a second uninformed baseline beside ``random``).
 - ``ig`` 2: one path per component with everything downstream recomputed (version 1 moved the whole panel at
   once, clamping a writer's eraser: blind to erasure); Gauss-Legendre rule by default; converges to the TE.
 - ``atp-star`` 2: the published GradDrop average (sum over all layers / (L - 1)) and verification of the top
@@ -32,7 +33,7 @@ from advdla.methods._atp_star import AtPGradDrop, AtPStar  # isort: skip
 from advdla.methods._ig import IntegratedGradients  # isort: skip
 from advdla.methods._tl import TLAttributionPatching, TLDirectLogitAttribution  # isort: skip
 from advdla.methods._exact_patching import ExactPatching  # isort: skip
-from advdla.methods._random import RandomBaseline  # isort: skip
+from advdla.methods._random import ConstantBaseline, RandomBaseline  # isort: skip
 from advdla.methods._reference import ExactDE, ExactTE  # isort: skip
 from advdla.methods.base import AttributionMethod, ExampleBatch
 from advdla.methods.registry import (
@@ -54,5 +55,6 @@ __all__ = [
     "register_method", "get_method",
     "method_spec", "available_methods", "resolve_methods", "load_plugins",
     "DLA", "RelativeDLA", "ErasureAwareDLA", "AtP", "AtPGradDrop", "AtPStar", "IntegratedGradients",
-    "TLDirectLogitAttribution", "TLAttributionPatching", "ExactPatching", "RandomBaseline", "ExactTE", "ExactDE",
+    "TLDirectLogitAttribution", "TLAttributionPatching", "ExactPatching", "RandomBaseline", "ConstantBaseline",
+    "ExactTE", "ExactDE",
 ]
