@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from advdla.atomic import write_text_atomic
+from advdla.leaderboard.chance import UNINFORMED, chance_lines, check_board
 from advdla.leaderboard.columns import COLUMNS
 from advdla.leaderboard.frontier import write_frontiers
 from advdla.leaderboard.ranking import groups, ranked_rows, sort_key
@@ -67,6 +68,7 @@ def render_markdown(board: Board, *, sort: str = "mcc@te", suites_dir: str | os.
         lines += [f"**{suite} v{version}.** {said[0]}", "", *[f"- {line}" for line in said[1:]], ""]
         if figures and (suite, version) in figures:
             lines += [f"![cost against importance MCC, {suite} v{version}]({figures[(suite, version)]})", ""]
+    lines += _chance_section(board.current)
     lines += [intro(), "", f"Methods ranked by {sort} ({sort_key(sort)[0]} examples).", ""]
     for (suite, version, split), entries in groups(board.current).items():
         fp = entries[0].suite_fingerprint
@@ -80,6 +82,15 @@ def render_markdown(board: Board, *, sort: str = "mcc@te", suites_dir: str | os.
     if board.problems:
         lines += ["## Unreadable records", ""] + [f"- {p}" for p in board.problems] + [""]
     return "\n".join(lines)
+
+
+def _chance_section(entries: list[Entry]) -> list[str]:
+    """The uninformed methods against chance over every suite (:mod:`advdla.leaderboard.chance`), where any was
+    scored: one check, Holm over all its cells."""
+    if not any(e.method in UNINFORMED for e in entries):
+        return []
+    said = chance_lines(check_board(entries))
+    return ["**Uninformed methods against chance.** " + said[0], "", *[f"- {line.strip()}" for line in said[1:]], ""]
 
 
 def suite_versions(entries: list[Entry]) -> dict[tuple[str, int], list[Entry]]:
