@@ -3,8 +3,9 @@
 ``list`` reads only manifests (no torch): the suites in the project's ``suites/`` and ``$ADVDLA_SUITES`` by name,
 with their model, version, prompt length and example counts. ``show`` prints one row per example of a split (its
 prompt, target, LD, mechanism, and the target's DLA, DE and TE), or, with ``--example ID`` (a prefix is enough),
-the example in full: its prompt, its tokens, and the panel components with the largest |DLA| with their direct
-and total effects, which is where DLA's story and the causal one part.
+the example in full: its prompt, its tokens, t1 and t2 (the two tokens of its logit difference, as ids and as
+text through the suite model's tokenizer), and the panel components with the largest |DLA| with their direct and
+total effects, which is where DLA's story and the causal one part.
 """
 
 from __future__ import annotations
@@ -75,6 +76,23 @@ def component_rows(row: dict[str, Any], top: int) -> list[dict[str, Any]]:
                                                                 ("TE zero", "te_zero"))}} for i in order]
 
 
+def token_texts(model: str, ids: list[int]) -> list[str] | None:
+    """Each token id as its text (``repr``-quoted, so a leading space shows), through the tokenizer of the suite's
+    registered ``model``; None where the model is not registered or cannot be loaded here (then ids alone are shown).
+    Loading reads the model's weights too (about a second for the planted models, a few for SmolLM2)."""
+    import torch  # lazy: torch, like everything that loads a model
+
+    from advdla.models import MODELS
+
+    if model not in MODELS:
+        return None
+    try:
+        _, tokenizer, _ = MODELS[model].load("cpu", torch.float32, None)
+    except (AdvdlaError, OSError, ValueError):
+        return None
+    return [printable(repr(tokenizer.decode([int(i)]))) for i in ids]
+
+
 def _one(rows: list[dict[str, Any]], wanted: str, split: str) -> dict[str, Any]:
     found = [r for r in rows if r["example_id"].startswith(wanted)]
     if len(found) != 1:
@@ -100,9 +118,11 @@ def cmd_show(args: Any) -> int:
                                    f"`--example ID` for one)", example_rows(rows))])
         return 0
     row = _one(rows, args.example, args.split)
+    texts = token_texts(str(suite.manifest.get("model", "")), [row["t1"], row["t2"]]) or [None, None]
     about = {"id": row["example_id"], "kind": row["kind"], "mechanism": row["mechanism"], "target": row["target"],
-             "LD": row["ld"], "t1": row["t1"], "t2": row["t2"], "source_doc": row["source_doc"],
-             "prompt": printable(row["text"]), "tokens": " ".join(map(str, row["tokens"]))}
+             "LD": row["ld"], "t1": row["t1"], "t1 text": texts[0], "t2": row["t2"], "t2 text": texts[1],
+             "source_doc": row["source_doc"], "prompt": printable(row["text"]),
+             "tokens": " ".join(map(str, row["tokens"]))}
     comps = component_rows(row, args.top)
     emit({**about, "components": comps}, args.format,
          tables=[(f"{head}: example {row['example_id']}", [{"field": k, "value": v} for k, v in about.items()]),

@@ -101,6 +101,23 @@ def test_suite_show_example_lists_the_target_and_top_components_by_dla(monkeypat
     assert [float(c["TE"]) for c in shown["components"]] == pytest.approx([row["te_mean"][i] for i in top], abs=1e-3)
 
 
+def test_suite_show_example_decodes_t1_and_t2(monkeypatch):
+    """The logit difference's two tokens are shown as text too: the planted model's tokenizer reads bytes, so an
+    ASCII id is its character."""
+    import pyarrow.parquet as pq
+
+    from advdla.commands.suite_show import token_texts
+
+    rows = pq.read_table(ROOT / "suites/planted-erasure/data/dev.parquet").to_pylist()
+    row = next(r for r in rows if all(33 <= r[t] < 127 for t in ("t1", "t2")))
+    rc, text = run_cli(["suite", "show", "planted-erasure", "--example", row["example_id"][:8], "--format", "json"],
+                       monkeypatch)
+    shown = json.loads(text)
+    assert rc == 0 and (shown["t1"], shown["t2"]) == (row["t1"], row["t2"])
+    assert (shown["t1 text"], shown["t2 text"]) == (repr(chr(row["t1"])), repr(chr(row["t2"])))
+    assert token_texts("not-a-registered-model", [1, 2]) is None  # then only the ids are shown
+
+
 def test_suite_names_resolve_from_any_folder(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     assert names.resolve_suite("planted-erasure") == ROOT / "suites" / "planted-erasure"
