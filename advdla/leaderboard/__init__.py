@@ -16,6 +16,8 @@ The modules, in the order they build on each other:
 - :mod:`~advdla.leaderboard.hypotheses`: the pre-registered hypotheses a suite's verdict tests;
 - :mod:`~advdla.leaderboard.verdict`: those hypotheses tested on dev and test, Holm-corrected, as sentences
   (:func:`verdict`, :func:`run_verdict`);
+- :mod:`~advdla.leaderboard.chance`: the uninformed methods (``random``, ``constant``) against each metric's chance
+  level over every cell of the records, one Holm-corrected check (:func:`~advdla.leaderboard.chance.check_board`);
 - :mod:`~advdla.leaderboard.render`: cells, the markdown page, ``LEADERBOARD.md`` (:func:`write_markdown`).
 - :mod:`~advdla.leaderboard.frontier`: the cost-accuracy frontier (seconds per example against the primary metric,
   Pareto front marked) as a PNG and as terminal lines. Not imported here: it imports matplotlib.

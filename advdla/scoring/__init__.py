@@ -4,7 +4,8 @@
 per group), ``reference`` (each metric's slow loop reference), ``stats`` (seeded cluster-bootstrap
 intervals: of a mean, of a paired difference between methods, of a difference between groups), ``harness``
 (suite -> batches -> method runs -> scored frame -> records), ``records`` (the self-describing JSON result record),
-``checkpoint`` (per-batch checkpoints a killed run resumes from). Add a metric with :func:`register_metric` in
+``checkpoint`` (per-batch checkpoints a killed run resumes from), ``chance`` (is an uninformed method at chance? a
+sign-flip test per cell, Holm over the cells). Add a metric with :func:`register_metric` in
 :mod:`advdla.scoring.metrics`.
 """
 
