@@ -195,6 +195,9 @@ def test_cli_chance_exit_status(tmp_path, capsys):
     add_record(scored_record("random", seed=3), lb)
     assert main(["leaderboard", "chance", "--dir", str(lb)]) == 0
     assert "Beyond chance after Holm: 0 of" in capsys.readouterr().out
+    assert main(["leaderboard", "render", "--dir", str(lb)]) == 0
+    page = (lb / "LEADERBOARD.md").read_text()
+    assert "**Uninformed methods against chance.** random against chance" in page and "after Holm: 0 of" in page
     add_record(scored_record("planted", seed=4, label="constant"), lb)
     assert main(["leaderboard", "chance", "--dir", str(lb), "--format", "json"]) == 1
     out = json.loads(capsys.readouterr().out)
