@@ -196,6 +196,7 @@ def test_cli_chance_exit_status(tmp_path, capsys):
     assert main(["leaderboard", "chance", "--dir", str(lb)]) == 0
     assert "Beyond chance after Holm: 0 of" in capsys.readouterr().out
     assert main(["leaderboard", "render", "--dir", str(lb)]) == 0
+    capsys.readouterr()  # the path it wrote
     page = (lb / "LEADERBOARD.md").read_text()
     assert "**Uninformed methods against chance.** random against chance" in page and "after Holm: 0 of" in page
     add_record(scored_record("planted", seed=4, label="constant"), lb)
