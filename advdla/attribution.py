@@ -21,9 +21,9 @@ import torch
 from jaxtyping import Float, Int
 from torch import Tensor
 
-from advdla.components import LN_FINAL_SCALE, Component, all_components
+from advdla.components import LN_FINAL_SCALE, Component, all_components, mlp_raw_hook, post_scale_hook
 from advdla.errors import AdvdlaError
-from advdla.models.bridge import head_output, lean
+from advdla.models.bridge import head_output, lean, post_norms
 
 
 @dataclass
@@ -66,26 +66,42 @@ def hook_names(components: list[Component]) -> set[str]:
     """The hooks whose activations the given components' outputs are read from (plus the final-norm scale).
 
     Heads are read at their ``site`` (hook_z, W_O applied here), which needs no per-head results; ``bias``
-    is computed from the weights and needs only the scale.
+    is computed from the weights and needs only the scale. On sandwich-norm models the post-norms' scales and the
+    MLPs' outputs before their post-norm are read too (the names exist only there: elsewhere nothing is cached).
     """
-    return {LN_FINAL_SCALE} | {c.site for c in components if c.kind != "bias"}
+    names = {LN_FINAL_SCALE} | {c.site for c in components if c.kind != "bias"}
+    names |= {post_scale_hook(c.layer, c.kind) for c in components if c.kind in ("head", "mlp")}
+    return names | {mlp_raw_hook(c.layer) for c in components if c.kind == "mlp"}
 
 
 def component_outputs(
-    bridge: Any, cache: Any, components: list[Component], pos: int = -1
+    bridge: Any, cache: Any, components: list[Component], pos: int = -1, *, scales: Any = None
 ) -> Float[Tensor, "batch comp d_model"]:
-    """Each component's output at position ``pos``, read from a cache holding :func:`hook_names` (heads: hook_z)."""
-    outs = [_output(bridge, cache, c, pos) for c in components]
+    """Each component's output at position ``pos`` as it reaches the residual stream, read from a cache holding
+    :func:`hook_names` (heads: hook_z).
+
+    On sandwich-norm models (:class:`~advdla.models.bridge.PostNorms`) that is the raw output through its block's
+    post-norm, the norm's scale taken from ``scales`` (a cache of the same rows; default ``cache`` itself). DE
+    passes the clean run's scales for a resample's outputs: the scale frozen, as the final norm's is.
+    """
+    outs = [_output(bridge, cache, c, pos, cache if scales is None else scales) for c in components]
     return torch.stack(outs, dim=1)
 
 
-def _output(bridge: Any, cache: Any, c: Component, pos: int) -> Float[Tensor, "batch d_model"]:
+def _output(bridge: Any, cache: Any, c: Component, pos: int, scales: Any) -> Float[Tensor, "batch d_model"]:
+    post = post_norms(bridge)
     if c.kind == "head":
-        return head_output(bridge, cache[c.z_hook][:, pos, c.head], c.layer, c.head)
-    if c.kind != "bias":
+        out = head_output(bridge, cache[c.z_hook][:, pos, c.head], c.layer, c.head)
+    elif c.kind == "mlp" and post is not None:
+        out = cache[mlp_raw_hook(c.layer)][:, pos]
+    elif c.kind != "bias":
         return cache[c.site][:, pos]
-    batch = cache[LN_FINAL_SCALE].shape[0]
-    return attention_bias_sum(bridge).expand(batch, -1)
+    else:
+        return attention_bias_sum(bridge).expand(cache[LN_FINAL_SCALE].shape[0], -1)
+    if post is None:
+        return out
+    weight = post.attn[c.layer] if c.kind == "head" else post.mlp[c.layer]
+    return out * weight / scales[post_scale_hook(c.layer, c.kind)][:, pos]
 
 
 def attention_bias_sum(bridge: Any) -> Float[Tensor, " d_model"]:

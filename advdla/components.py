@@ -72,6 +72,17 @@ def mlp_normalized_hook(layer: int) -> str:
     return block_hook(layer, "ln2.hook_normalized")
 
 
+def post_scale_hook(layer: int, kind: str) -> str:
+    """The scale of the sandwich norm after a block's attention (``kind`` 'head') or MLP ('mlp'), [batch, pos, 1]:
+    the RMS by which that output is divided before it joins the residual (Gemma; absent elsewhere)."""
+    return block_hook(layer, "ln1_post.hook_scale" if kind == "head" else "ln2_post.hook_scale")
+
+
+def mlp_raw_hook(layer: int) -> str:
+    """The MLP's output before its sandwich norm (Gemma; absent elsewhere, where ``hook_mlp_out`` is that)."""
+    return block_hook(layer, "ln2_post.hook_in")
+
+
 _HEAD = re.compile(r"^L(\d+)H(\d+)$")
 _MLP = re.compile(r"^MLP(\d+)$")
 _SINGLETONS = ("embed", "pos_embed", "bias")

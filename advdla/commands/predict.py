@@ -41,12 +41,13 @@ def cmd_predict(args: Any) -> int:
 
 
 def predict(bridge: Any, text: str, *, top_k: int = 10, bos: bool = False) -> list[dict[str, Any]]:
-    """Rows of rank, token, id, prob, logit for the ``top_k`` most likely next tokens."""
+    """Rows of rank, token, id, prob, logit for the ``top_k`` most likely next tokens. A model whose card names a BOS
+    token (Gemma) always gets it in front, as it was trained; ``bos`` adds it on any model."""
     import torch  # lazy, as advdla.models above
 
     tok = bridge.tokenizer
     ids = tok(text, add_special_tokens=False)["input_ids"]
-    if bos and tok.bos_token_id is not None:
+    if (bos or bridge.advdla_card.bos is not None) and tok.bos_token_id is not None:
         ids = [tok.bos_token_id, *ids]
     if not ids:
         raise AdvdlaError("the text is empty after tokenization: give some text (or --bos)")

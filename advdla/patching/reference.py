@@ -15,17 +15,20 @@ from jaxtyping import Float
 from torch import Tensor
 
 from advdla.attribution import check_tokens
-from advdla.components import LN_FINAL_IN, LN_FINAL_SCALE, Component
+from advdla.components import (
+    LN_FINAL_IN,
+    LN_FINAL_SCALE,
+    Component,
+    attn_out_hook,
+    mlp_out_hook,
+    mlp_raw_hook,
+    post_scale_hook,
+)
+from advdla.models.bridge import post_norms
 from advdla.patching.forward import Effects, Hook, _check_patchable, _n_kv, _resamples_3d, run_cached
 
 __all__ = ["output_effects_reference", "zero_effects_reference", "input_effects_reference",
            "direct_effects_reference"]
-
-
-def _last_outputs(cache: Any, components: list[Component]) -> Float[Tensor, "n comp d_model"]:
-    outs = [cache[c.output_hook][:, -1, c.head] if c.kind == "head" else cache[c.output_hook][:, -1]
-            for c in components]
-    return torch.stack(outs, 1)
 
 
 def _reference_loop(bridge: Any, tokens: Tensor, resamples: Tensor, components: list[Component], t1: Tensor | None,
@@ -132,14 +135,13 @@ def _mlp_input_patch(bridge: Any, tok: Tensor, c: Component, src: Tensor, a: Ten
 
 def direct_effects_reference(bridge: Any, tokens: Tensor, resamples: Tensor, components: list[Component], *,
                              t1: Tensor | None = None, t2: Tensor | None = None) -> Effects:
-    """Slow DE: a forward whose final residual gets (out_res - out_clean) added, with the final-norm scale frozen."""
+    """Slow DE: what c's block writes to the residual when c's output comes from the resample (one forward, with
+    the block's post-norm scale frozen on sandwich-norm models), added to the clean final residual with the
+    final-norm scale frozen: no later component sees the change."""
 
     def ld_one(tok: Tensor, res: Tensor, c: Component, a: Tensor, b: Tensor) -> Tensor:
-        name = c.output_hook
-        names = {name, LN_FINAL_SCALE}
-        clean = bridge.run_with_cache(tok, names_filter=lambda n: n in names)[1]
-        src = bridge.run_with_cache(res, names_filter=lambda n: n == name)[1]
-        delta = _last_outputs(src, [c])[:, 0] - _last_outputs(clean, [c])[:, 0]
+        clean = bridge.run_with_cache(tok, names_filter=lambda n: n == LN_FINAL_SCALE)[1]
+        delta = _block_write_change(bridge, tok, res, c)
 
         def add(x: Tensor, hook: Any) -> Tensor:
             x[:, -1] += delta
@@ -151,3 +153,21 @@ def direct_effects_reference(bridge: Any, tokens: Tensor, resamples: Tensor, com
         return _logit_diff(bridge.run_with_hooks(tok, fwd_hooks=[(LN_FINAL_IN, add), (LN_FINAL_SCALE, freeze)]), a, b)
 
     return _reference_loop(bridge, tokens, resamples, components, t1, t2, ld_one)
+
+
+def _block_write_change(bridge: Any, tok: Tensor, res: Tensor, c: Component) -> Float[Tensor, "1 d_model"]:
+    """The change, at the last position, of what c's block adds to the residual (``hook_attn_out`` or
+    ``hook_mlp_out``) when c's raw output is the resample's and the block's post-norm scale (if any) the clean one."""
+    sandwich = post_norms(bridge) is not None
+    raw = mlp_raw_hook(c.layer) if c.kind == "mlp" and sandwich else c.output_hook
+    write = attn_out_hook(c.layer) if c.kind == "head" else mlp_out_hook(c.layer)
+    scale = post_scale_hook(c.layer, c.kind)
+    clean = bridge.run_with_cache(tok, names_filter=lambda n: n in (write, scale))[1]
+    src = bridge.run_with_cache(res, names_filter=lambda n: n == raw)[1][raw]
+    sel = (lambda t: (slice(None), slice(None), c.head)) if c.kind == "head" else (lambda t: (slice(None),))
+    hooks = [_replace_hook(raw, src, sel)]
+    if sandwich:
+        hooks.append((scale, lambda s, hook: clean[scale]))
+    with bridge.hooks(fwd_hooks=hooks):
+        patched = bridge.run_with_cache(tok, names_filter=lambda n: n == write)[1][write]
+    return patched[:, -1] - clean[write][:, -1]
