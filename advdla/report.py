@@ -51,6 +51,17 @@ def add_format_arg(parser: Any) -> None:
                         help="exactly these columns of each table (names as in the header or the JSON)")
 
 
+PRECISION_CHOICES = ("bf16", "fp32")  # advdla.precision.PRECISIONS (a test keeps them equal): that module imports torch
+
+
+def add_precision_arg(parser: Any, what: str) -> None:
+    """``--precision bf16|fp32``: the dtype the screening forwards run in (``what`` says which ones, for the help).
+    Whatever it is, every number stored or reported is fp32 (:mod:`advdla.precision`)."""
+    parser.add_argument("--precision", choices=PRECISION_CHOICES, default="bf16",
+                        help=f"dtype {what}: bf16 (default; the CPU's bf16 matrix units, re-checked in fp32) or fp32 "
+                             f"(screen in fp32 too); stored and reported numbers are fp32 either way")
+
+
 class _Layout:
     """What the command line asked of the tables: ``wide`` (every column) and ``columns`` (exactly these)."""
 

@@ -11,7 +11,7 @@ from advdla.commands.methods import add_plugin_arg, load_all_plugins
 from advdla.commands.names import resolve_suite
 from advdla.errors import AdvdlaError
 from advdla.progress import Step
-from advdla.report import add_device_arg, console, err_console, print_table, progress_bar, table
+from advdla.report import add_device_arg, add_precision_arg, console, err_console, print_table, progress_bar, table
 
 
 def register(subparsers: Any) -> None:
@@ -40,6 +40,7 @@ def register(subparsers: Any) -> None:
     p.add_argument("--force", action="store_true", help="replace the suite a previous run left in --out")
     p.add_argument("--limit", type=int, default=None, metavar="N",
                    help="score only N dev examples, adversarial and natural alternately: a smoke run of every stage")
+    add_precision_arg(p, "of the screens (search loop, natural scan)")
     add_plugin_arg(p)
     add_device_arg(p)
     p.set_defaults(func=cmd_run)
@@ -62,7 +63,7 @@ def cmd_run(args: Any) -> int:
     bridge = _load_unregistered(model)
     plan = plan_run(model, out=args.out, quick=args.quick, seed=args.seed, force=args.force, methods=args.methods,
                     device=args.device, shipped=shipped, seq_len=fitting_seq_len(bridge) if bridge else None,
-                    limit=args.limit)
+                    limit=args.limit, precision=args.precision)
     _check_before_writing(plan, bridge)
     for line in plan.notes:
         err_console.print(f"advdla run: note: {line}", highlight=False, markup=False, soft_wrap=True)

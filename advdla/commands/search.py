@@ -15,7 +15,7 @@ from typing import Any
 from advdla.atomic import check_writable, nan_to_none, removed_on_failure
 from advdla.errors import AdvdlaError
 from advdla.progress import Step
-from advdla.report import add_format_arg, device, emit, err_console, progress_bar
+from advdla.report import add_format_arg, add_precision_arg, device, emit, err_console, progress_bar
 
 # advdla.models (and what uses it) imports torch: imported inside the commands, so `advdla --help` starts fast
 
@@ -52,6 +52,7 @@ def register(subparsers: Any) -> None:
     p.add_argument("--threads", type=int, default=None,
                    help="torch CPU threads (default: torch's choice; 1 is fastest on a busy machine)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    add_precision_arg(p, "candidates are scored in")
     p.add_argument("--n-gcg", type=int, default=2,
                    help="gradient-ranked token swaps per candidate (GCG-style, per context and position; default: 2)")
     p.add_argument("--gcg-k", type=int, default=16, help="swap tokens ranked per context and position (default: 16)")
@@ -73,7 +74,8 @@ def cmd_search(args: Any) -> int:
                           sampler=args.sampler, resamples=args.resamples,
                           seq_len=SearchConfig.seq_len if args.seq_len is None else args.seq_len, seed=args.seed,
                           max_examples=args.max_examples, corpus=args.corpus, max_verify=args.max_verify,
-                          verify_resamples=args.verify_resamples, n_gcg=args.n_gcg, gcg_k=args.gcg_k)
+                          verify_resamples=args.verify_resamples, n_gcg=args.n_gcg, gcg_k=args.gcg_k,
+                          precision=args.precision)
     validate(config)  # fail on a bad budget or sampler before loading a model
     for flag, value in (("--threads", args.threads), ("--max-examples", args.max_examples)):
         if value is not None and value < 1:

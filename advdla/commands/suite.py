@@ -18,7 +18,7 @@ from typing import Any
 from advdla.commands import suite_show
 from advdla.commands.names import resolve_suite
 from advdla.errors import AdvdlaError, fix_hint
-from advdla.report import add_device_arg, add_format_arg, emit, progress_bar
+from advdla.report import add_device_arg, add_format_arg, add_precision_arg, emit, progress_bar
 
 # The suite stack (advdla.suites) imports torch and transformer_lens (about 4 s): each command imports it when it
 # runs, so that `advdla --help` stays fast.
@@ -39,6 +39,7 @@ def register(subparsers: Any) -> None:
                    help="database shared by every worker of this build, on this machine or others: sqlite:///PATH or "
                         "postgresql://USER@HOST/DB (start the same command on each machine)")
     b.add_argument("--quiet-worker", action="store_true", help=argparse.SUPPRESS)  # a worker --workers started
+    add_precision_arg(b, "of the screens (each target's search loop, the natural scan)")
     add_device_arg(b)
     b.set_defaults(func=cmd_build)
     v = sub.add_parser("verify", help="check file hashes, the fingerprint chain, the model, and re-derive ground truth")
@@ -55,6 +56,7 @@ def register(subparsers: Any) -> None:
     r = sub.add_parser("regenerate-test", help="replace the test split by a fresh one built with a new seed")
     r.add_argument("path", metavar="PATH", help="suite folder or name")
     r.add_argument("--seed", type=int, required=True, help="seed of the new test split (recorded in the manifest)")
+    add_precision_arg(r, "of the screens (the test split's searches, its natural scan)")
     add_device_arg(r)
     r.set_defaults(func=cmd_regenerate)
     suite_show.register(sub)
@@ -97,7 +99,7 @@ def cmd_build(args: Any) -> int:
         check_context(bridge, cfg.seq_len, f"{args.config}: seq_len {cfg.seq_len}")
         t0 = time.perf_counter()
         with progress_bar() as tick:
-            path = build_suite(cfg, out, force=args.force, bridge=bridge, db=db,
+            path = build_suite(cfg, out, force=args.force, bridge=bridge, db=db, precision=args.precision,
                                progress=None if args.quiet_worker else tick)
     except BaseException:
         _stop_workers(children, failed=True)
@@ -120,7 +122,8 @@ def _start_workers(args: Any, out: Path, db: str) -> list[subprocess.Popen]:
     threads = max(1, (os.cpu_count() or 1) // args.workers)
     torch.set_num_threads(threads)
     argv = [sys.executable, "-m", "advdla.cli", "suite", "build", args.config, "--out", str(out), "--db", db,
-            "--device", args.device, "--quiet-worker"] + (["--force"] if args.force else [])
+            "--device", args.device, "--precision", args.precision, "--quiet-worker"]
+    argv += ["--force"] if args.force else []
     env = {**os.environ, "OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads)}
     children = [subprocess.Popen(argv, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL)
                 for _ in range(args.workers - 1)]
@@ -157,7 +160,7 @@ def cmd_regenerate(args: Any) -> int:
         verify_suite(args.path, sample=0, bridge=bridge)  # a tampered suite is refused, not extended
     t0 = time.perf_counter()
     with progress_bar() as tick:
-        path = regenerate_test(args.path, seed=args.seed, bridge=bridge, progress=tick)
+        path = regenerate_test(args.path, seed=args.seed, bridge=bridge, progress=tick, precision=args.precision)
     _done(f"regenerated the test split of {path} with seed {args.seed} in {time.perf_counter() - t0:.1f} s", path)
     return 0
 

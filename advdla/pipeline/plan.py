@@ -77,6 +77,9 @@ class RunPlan:
     late_layers: int = 3  # with a shipped suite: every row's panel starts this many layers before the first target
     force: bool = False  # replace a suite a previous run left in OUT
     device: str = "cpu"  # where the model runs (every stage: the tensors follow the model)
+    # the screens' dtype (advdla.precision): the search loop and the suite's natural scan run on a bf16 copy of the
+    # model, every example is re-verified and every truth and score computed in fp32; fp32 screens in fp32 too
+    precision: str = "bf16"
     limit: int | None = None  # scores: at most this many dev examples (a smoke run); None: all of them
     notes: tuple[str, ...] = ()  # what planning decided that the user should hear (a shipped suite skipped, ...)
 
@@ -90,6 +93,7 @@ class RunPlan:
 def plan_run(
     model: str, *, out: str, quick: bool = False, seed: int = 0, force: bool = False, methods: str = "all",
     device: str = "cpu", shipped: str = "auto", seq_len: int | None = None, limit: int | None = None,
+    precision: str = "bf16",
 ) -> RunPlan:
     """The default sizes, or the ``--quick`` ones (about half the work of every stage).
 
@@ -101,7 +105,8 @@ def plan_run(
     """
     if methods != "all":
         resolve_methods(methods)  # a typo stops here, before any work
-    plan = RunPlan(model=model, out=out, seed=seed, force=force, methods=methods, device=device, limit=limit)
+    plan = RunPlan(model=model, out=out, seed=seed, force=force, methods=methods, device=device, limit=limit,
+                   precision=precision)
     if seq_len is not None and seq_len != plan.seq_len:
         plan = dataclasses.replace(plan, seq_len=seq_len, notes=(
             f"the default prompt length of {plan.seq_len} tokens does not fit {model} (the search's pre-screen "

@@ -28,8 +28,9 @@ def plan_key(plan: RunPlan) -> dict[str, Any]:
 
 def _keyed(saved: dict[str, Any]) -> dict[str, Any]:
     """A plan's fields that key its folder; a run without --limit keys as runs did before the option existed, so
-    their folders still resume."""
-    return {k: v for k, v in saved.items() if k not in NOT_KEYED and not (k == "limit" and v is None)}
+    their folders still resume; so does an fp32 run (every run was fp32 before --precision)."""
+    return {k: v for k, v in saved.items() if k not in NOT_KEYED and not (k == "limit" and v is None)
+            and not (k == "precision" and v == "fp32")}
 
 
 def finished_stages(out: str | Path) -> list[str]:

@@ -142,7 +142,7 @@ def stage_search(plan: RunPlan, state: RunState, report: Report, progress: Progr
                               max_examples=3 * n, max_verify=n + 6, seed_contexts=64,  # the truth rejects some
                               thresholds=Thresholds(**dict(plan.thresholds)),
                               n_base=plan.n_base, pool_size=plan.pool_size, verify_resamples=plan.verify_resamples,
-                              exclude_docs=tuple(sorted(other)))
+                              exclude_docs=tuple(sorted(other)), precision=plan.precision)
         state.search[split] = _search_until(state, config, n, state.out / "search" / split, report, progress)
     state.outputs.paths["search"] = state.out / "search"
     found = {s: len(verified_examples(r.examples)) for s, r in state.search.items()}
@@ -182,7 +182,7 @@ def stage_suite(plan: RunPlan, state: RunState, report: Report, progress: Progre
     dest = state.out / "suites" / cfg.name
     # a suite in OUT whose stage is not recorded as finished was written by this run's plan (check_out): rebuilt
     build_suite(cfg, dest, bridge=state.bridge, find=search_handover(state), force=plan.force or dest.exists(),
-                progress=progress, up_to=True, imported=imported)
+                progress=progress, up_to=True, imported=imported, precision=plan.precision)
     report("verifying the suite (hashes, fingerprint chain, one example re-derived)")
     verify_suite(dest, sample=1, bridge=state.bridge, seed=plan.seed)
     state.suite = dest

@@ -17,6 +17,7 @@ from typing import Any
 from advdla.attribution import check_context
 from advdla.criteria import Thresholds
 from advdla.errors import AdvdlaError, did_you_mean
+from advdla.precision import DEFAULT_PRECISION, check_precision
 from advdla.search.objectives import check_objective
 from advdla.search.samplers import SAMPLERS
 from advdla.search.space import WINDOWS_PER_BASE
@@ -52,6 +53,8 @@ class SearchConfig:
     # Corpus documents the search must not touch (bases, spans, resamples): a suite's dev search excludes the test
     # split's documents and vice versa, so the two splits share no text by construction.
     exclude_docs: tuple[int, ...] = ()
+    # bf16 | fp32: the dtype candidates are scored in (advdla.precision); the re-verification is fp32 either way
+    precision: str = DEFAULT_PRECISION
 
     @property
     def mode(self) -> str:
@@ -100,6 +103,7 @@ def validate(config: SearchConfig) -> None:
         raise AdvdlaError(f"unknown sampler {config.sampler!r}: use one of {', '.join(SAMPLERS)}."
                           f"{did_you_mean(config.sampler, SAMPLERS.names())}")
     check_objective(config.objective)
+    check_precision(config.precision)
 
 
 def check_lengths(bridge: Any, config: SearchConfig) -> None:

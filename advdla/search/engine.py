@@ -12,6 +12,9 @@ Context: :func:`run_search` wires the parts together, each in its own module:
 5. re-verify the best candidates on the slow path with fresh resamples and write ``examples.parquet`` and
    ``search.json`` (:mod:`advdla.search.verified`).
 
+``config.precision`` (:mod:`advdla.precision`) is the loop's: with ``bf16`` the candidates are scored on the model's
+bf16 copy; the re-verification of step 5 always runs in fp32 on ``bridge``, so every row written is fp32.
+
 :func:`corpus_baseline` scores unmanipulated corpus windows the same way: the rate a search must beat.
 """
 
@@ -65,7 +68,7 @@ def run_search(bridge: Any, config: SearchConfig, *, out_dir: str | Path, storag
                        space_key=config.space_key(model, target.name))
     t_setup0 = time.perf_counter()
     space = space_for(bridge, windows, target, config)
-    evaluator = Evaluator(bridge, target, search_resamples(windows, space, config))
+    evaluator = Evaluator(bridge, target, search_resamples(windows, space, config), precision=config.precision)
     t_setup = time.perf_counter() - t_setup0
     t_loop0 = time.perf_counter()
     stats = run_loop(study, space, evaluator, config, os.getpid() if shared else 0, reporter(progress, config))
@@ -139,7 +142,7 @@ def corpus_baseline(bridge: Any, config: SearchConfig, *, n: int, target: Compon
     windows = TokenWindows(load_corpus(config.corpus), bridge.tokenizer)
     target = target or resolve_target(bridge, config.target, windows, seq_len=config.seq_len, seed=config.seed)
     space = space_for(bridge, windows, target, config)
-    evaluator = Evaluator(bridge, target, search_resamples(windows, space, config))
+    evaluator = Evaluator(bridge, target, search_resamples(windows, space, config), precision=config.precision)
     tokens = windows.sample(config.seq_len, n, seed=config.seed + 7,
                             exclude=set(space.base_docs) | set(config.exclude_docs))[0]
     hits = sum(int(is_hit(evaluator(tokens[i:i + config.batch]), config.thresholds, config.objective).sum())

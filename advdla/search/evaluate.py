@@ -17,6 +17,12 @@ construction: a search does not re-run its resamples for every candidate (``patc
 because it serves arbitrary prompts and resamples). TE is computed on the output path, which equals input
 patching for a head (see :mod:`advdla.patching`); the tests check TE and DE against ``patching`` and the
 search re-verifies every reported example on the literal slow paths (:func:`verify`).
+
+Precision (:mod:`advdla.precision`): with ``precision="bf16"`` the two forwards run on the model's bf16 screening
+copy and every score is read back in fp32 (``.float()`` before any sum over d_model), so thresholds compare fp32
+numbers with a bf16 model's rounding in them. The resamples' cached activations come from the same copy, and the
+splice casts them to the activation's dtype anyway, so a source cached in one dtype can patch the other.
+:func:`verify` always runs on the fp32 model given to it: what is reported never comes from the screen.
 """
 
 from __future__ import annotations
@@ -32,6 +38,7 @@ from torch import Tensor
 from advdla.attribution import check_context, logit_direction, magnitude_rank, top2
 from advdla.attribution import dla as dla_reference
 from advdla.components import (
+    LN_FINAL_IN,
     LN_FINAL_SCALE,
     Component,
     attn_result_hook,
@@ -40,6 +47,7 @@ from advdla.components import (
     resid_hook,
 )
 from advdla.patching import direct_effects_reference, forward_from, input_effects_reference, ld_of_final
+from advdla.precision import screening_model
 
 __all__ = ["Scores", "Evaluator", "verify", "rank_pool"]
 
@@ -99,11 +107,17 @@ def rank_pool(cfg: Any) -> list[Component]:
 
 
 class Evaluator:
-    """Scores batches of candidates for ``target`` against a fixed set of resamples [R, pos]."""
+    """Scores batches of candidates for ``target`` against a fixed set of resamples [R, pos].
 
-    def __init__(self, bridge: Any, target: Component, resamples: Int[Tensor, "r pos"], *, chunk_rows: int = 256):
+    ``precision``: ``fp32`` (the default here) scores on ``bridge`` itself; ``bf16`` on its bf16 screening copy
+    (:func:`advdla.precision.screening_model`), for screening only.
+    """
+
+    def __init__(self, bridge: Any, target: Component, resamples: Int[Tensor, "r pos"], *, chunk_rows: int = 256,
+                 precision: str = "fp32"):
         check_context(bridge, resamples.shape[1], f"search resamples of {resamples.shape[1]} tokens")
-        self.bridge, self.target, self.chunk_rows = bridge, target, chunk_rows
+        self.precision = precision
+        self.bridge, self.target, self.chunk_rows = screening_model(bridge, precision), target, chunk_rows
         self.device = bridge.W_U.device
         self.resamples = resamples.to(self.device)
         self.pool = rank_pool(bridge.cfg)
@@ -111,10 +125,10 @@ class Evaluator:
         self._act = target.site  # what TE replaces: a head's hook_z slice, an MLP's output
         out_name = target.output_hook
         with torch.inference_mode():
-            _, cache = bridge.run_with_cache(self.resamples, names_filter=lambda n: n in (self._act, out_name))
+            _, cache = self.bridge.run_with_cache(self.resamples, names_filter=lambda n: n in (self._act, out_name))
         self.source = cache[self._act].clone()  # [R, pos, n_heads, d_head] or [R, pos, d_model]
         out = cache[out_name][:, -1]
-        self.source_out = (out[:, target.head] if target.kind == "head" else out).clone()  # [R, d_model], for DE
+        self.source_out = (out[:, target.head] if target.kind == "head" else out).float()  # [R, d_model], for DE
 
     @property
     def seq_len(self) -> int:
@@ -124,12 +138,13 @@ class Evaluator:
         tokens = tokens.to(self.device)
         with torch.inference_mode():
             logits, got = self._clean(tokens)
-            last = logits[:, -1].float()
-            t1, t2 = top2(last)
-            ld = last.gather(1, t1[:, None])[:, 0] - last.gather(1, t2[:, None])[:, 0]
-            outs = self._outputs(got)
-            direction = logit_direction(self.bridge, t1, t2)
-            scale = got["scale"][:, :1]
+            t1, t2 = top2(logits[:, -1].float())
+            # LD from the final residual, as the patched rows' LD is: in bf16 the two then share their rounding
+            # up to the target's layer, and TE = LD - LD_patched is not swamped by the unembedding's
+            ld = ld_of_final(self.bridge, got["final"].float(), got["scale"][:, 0].float(), t1, t2)
+            outs = self._outputs(got).float()
+            direction = logit_direction(self.bridge, t1, t2).float()
+            scale = got["scale"][:, :1].float()
             dlas = torch.einsum("bcd,bd->bc", outs, direction) / scale
             delta = outs[:, self.index, None] - self.source_out[None]  # [B, R, d_model]
             de = torch.einsum("brd,bd->br", delta, direction) / scale
@@ -150,7 +165,8 @@ class Evaluator:
 
         hooks = [(attn_result_hook(l), keep(f"result{l}")) for l in range(self.bridge.cfg.n_layers)]
         hooks += [(mlp_out_hook(l), keep(f"mlp{l}")) for l in range(self.bridge.cfg.n_layers)]
-        hooks += [(LN_FINAL_SCALE, keep("scale")), (resid_hook(self.target.layer), keep("resid_pre", False))]
+        hooks += [(LN_FINAL_SCALE, keep("scale")), (LN_FINAL_IN, keep("final")),
+                  (resid_hook(self.target.layer), keep("resid_pre", False))]
         logits = self.bridge.run_with_hooks(tokens, fwd_hooks=hooks)
         return logits, got
 
@@ -170,7 +186,7 @@ class Evaluator:
         for start in range(0, batch * n_res, self.chunk_rows):
             sl = slice(start, start + self.chunk_rows)
             final, scale = forward_from(self.bridge, resid_pre[b_idx[sl]], self.target.layer, [self._splice(r_idx[sl])])
-            out[sl] = ld_of_final(self.bridge, final, scale, t1[b_idx[sl]], t2[b_idx[sl]])
+            out[sl] = ld_of_final(self.bridge, final.float(), scale.float(), t1[b_idx[sl]], t2[b_idx[sl]])
         return out.reshape(batch, n_res)
 
     def _splice(self, r_idx: Tensor) -> tuple[str, Any]:
@@ -179,9 +195,9 @@ class Evaluator:
 
         def hook(x: Tensor, hook: Any) -> Tensor:
             if self.target.kind == "head":
-                x[:, :, head] = src[:, :, head]
+                x[:, :, head] = src[:, :, head].to(x.dtype)
             else:
-                x[:] = src
+                x[:] = src.to(x.dtype)
             return x
 
         return (self._act, hook)

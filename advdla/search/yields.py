@@ -77,7 +77,7 @@ def natural_arm(bridge: Any, config: SearchConfig, target: Component) -> tuple[i
     agreed)."""
     windows = TokenWindows(load_corpus(config.corpus), bridge.tokenizer)
     space = space_for(bridge, windows, target, config)  # the searches' own (built once per seed)
-    evaluator = Evaluator(bridge, target, search_resamples(windows, space, config))
+    evaluator = Evaluator(bridge, target, search_resamples(windows, space, config), precision=config.precision)
     avoid = set(space.base_docs) | set(config.exclude_docs)
     tokens, docs = _windows(windows, config, avoid)
     hit_rows: list[int] = []
@@ -101,7 +101,7 @@ def reverify(bridge: Any, target: Component, tokens: torch.Tensor, fresh: torch.
     """
     if not len(tokens):
         return torch.zeros(0, dtype=torch.bool), 0, 0
-    evaluator = Evaluator(bridge, target, fresh)
+    evaluator = Evaluator(bridge, target, fresh)  # fp32 whatever config.precision: this is the verification
     ok = torch.cat([is_hit(evaluator(tokens[i:i + config.batch]), config.thresholds, config.objective)
                     for i in range(0, len(tokens), config.batch)])
     agreed = sum(bool(is_hit(slow_scores(verify(bridge, target, tokens[i], fresh)), config.thresholds,

@@ -37,6 +37,7 @@ import hashlib
 import math
 import random
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -49,6 +50,7 @@ from advdla.components import Component, parse_component
 from advdla.corpus import TokenWindows, disjoint_resamples, load_corpus, split_documents
 from advdla.errors import AdvdlaError
 from advdla.models import load_model
+from advdla.precision import DEFAULT_PRECISION, check_precision
 from advdla.progress import Progress, Step, silent
 from advdla.search import SearchConfig, run_search, verified_examples
 from advdla.suites.config import SuiteConfig, config_from_dict
@@ -66,7 +68,8 @@ __all__ = ["Candidate", "build_suite", "regenerate_test", "search_candidates", "
 
 def build_suite(cfg: SuiteConfig, dest: str | Path, *, force: bool = False, find: Finder | None = None,
                 bridge: Any = None, progress: Progress | None = None, db: str | None = None,
-                up_to: bool = False, imported: list[tuple[list[Example], dict[str, Any]]] | None = None) -> Path:
+                up_to: bool = False, imported: list[tuple[list[Example], dict[str, Any]]] | None = None,
+                precision: str = DEFAULT_PRECISION) -> Path:
     """Build the suite described by ``cfg`` into ``dest`` (atomically; an existing ``dest`` needs ``force``).
 
     ``up_to``: the config's counts are upper bounds: a split keeps as many adversarial examples and natural
@@ -77,14 +80,17 @@ def build_suite(cfg: SuiteConfig, dest: str | Path, *, force: bool = False, find
     import per split), with what the manifest records about them; each joins its split after the split's own rows
     (a prompt the build made too is kept once).
 
+    ``precision`` (:mod:`advdla.precision`): the dtype of the screens (the default finder's search loop and the
+    natural scan); every control the bf16 scan picks is re-checked in fp32, and every truth is fp32.
+
     A build of the same config interrupted earlier resumes from ``.NAME.partial`` beside ``dest``; with ``db``
     (an SQLAlchemy URL) from that database instead, shared with every other worker given the same URL.
     """
     dest = Path(dest)
     if not db:  # a shared build's worker may join after another saved the suite: its save step reads where
         check_destination(dest, force=force)
-    ctx = _context(cfg, bridge, find or search_candidates, progress or silent)
-    ctx.up_to = up_to
+    ctx = _context(cfg, bridge, find or partial(search_candidates, precision=precision), progress or silent)
+    ctx.up_to, ctx.precision = up_to, check_precision(precision)
     key = _build_key(ctx, test_seed=cfg.seed)
     ctx.partial = SharedBuild(db, dest, key) if db else PartialBuild(dest, key)
     examples, search_info, build_info = [], {}, {}
@@ -129,7 +135,7 @@ def _imported_to_add(imported: list[tuple[list[Example], dict[str, Any]]] | None
 
 
 def regenerate_test(path: str | Path, *, seed: int, find: Finder | None = None, bridge: Any = None,
-                    progress: Progress | None = None) -> Path:
+                    progress: Progress | None = None, precision: str = DEFAULT_PRECISION) -> Path:
     """Replace the suite's test split by a fresh one (search and natural draws with ``seed``); dev is kept."""
     path = Path(path)
     suite = load_suite(path)
@@ -138,7 +144,8 @@ def regenerate_test(path: str | Path, *, seed: int, find: Finder | None = None, 
         raise AdvdlaError(f"seed {seed} already made this suite's current or original split: pass a new --seed")
     cfg = config_from_dict(old["config"], where=f"{path}/manifest.json config")
     dev = suite.examples(split="dev")
-    ctx = _context(cfg, bridge, find or search_candidates, progress or silent)
+    ctx = _context(cfg, bridge, find or partial(search_candidates, precision=precision), progress or silent)
+    ctx.precision = check_precision(precision)
     if ctx.bridge.advdla_card.weights_fingerprint != old["model_card"]["weights_fingerprint"]:
         raise AdvdlaError(f"model {cfg.model!r} now has other weights than the suite was built on; "
                           f"rebuild the suite instead")
@@ -168,7 +175,8 @@ def _context(cfg: SuiteConfig, bridge: Any, find: Finder, progress: Progress) ->
 def _build_key(ctx: BuildContext, *, test_seed: int) -> dict[str, Any]:
     """What is being built: a resumed build, or another worker, must be building exactly this."""
     key = {"config": ctx.cfg.to_dict(), "weights": ctx.bridge.advdla_card.weights_fingerprint,
-           "corpus": ctx.corpus.fingerprint, "test_seed": test_seed, "schema_version": SCHEMA_VERSION}
+           "corpus": ctx.corpus.fingerprint, "test_seed": test_seed, "schema_version": SCHEMA_VERSION,
+           "precision": ctx.precision}  # a bf16 and an fp32 screen choose other candidates: never mix their steps
     return {**key, "up_to": True} if ctx.up_to else key
 
 
@@ -202,12 +210,14 @@ def _split_examples(ctx: BuildContext, split: str, *, seed: int, other_split_tok
     cands = [c for c in found if not too_close(c.tokens, other_split_tokens)]
     adversarial, rejected = _checked_adversarial(ctx, split, cands, n_adv)
     used = set().union(*(c.docs for c in cands)) if cands else set()
-    natural, scanned = natural_candidates(ctx, split, seed=seed, exclude=used, other_split_tokens=other_split_tokens)
+    natural, scan = natural_candidates(ctx, split, seed=seed, exclude=used, other_split_tokens=other_split_tokens)
     examples = adversarial + ctx.partial.examples([_example_job(ctx, split, "natural", c) for c in natural],
                                                   after=lambda: _tick(ctx, split, "natural"))
     return examples, search_info, {"adversarial_asked": n_adv, "candidates_rejected_on_truth": rejected,
                                    "candidates_too_close_to_other_split": len(found) - len(cands),
-                                   "natural_windows_scanned": scanned, "natural_found": len(natural)}
+                                   "natural_windows_scanned": scan["scanned"], "natural_found": len(natural),
+                                   "natural_scan_precision": scan["precision"],
+                                   "natural_dropped_on_fp32_recheck": scan["dropped_on_fp32_recheck"]}
 
 
 def _search_jobs(ctx: BuildContext, split: str, *, seed: int) -> list[tuple[str, Callable[[], Any]]]:
@@ -277,13 +287,14 @@ def _interleave(pools: list[list[Candidate]], n: int) -> list[Candidate]:
 
 
 def search_candidates(bridge: Any, target: Component, *, cfg: SuiteConfig, seed: int, n: int, windows: Any,
-                      out_dir: Path, exclude_docs: set[int] = frozenset(), progress: Progress = silent
-                      ) -> tuple[list[Candidate], dict[str, Any]]:
-    """The search engine's verified adversarial examples for one target (:func:`advdla.search.run_search`)."""
+                      out_dir: Path, exclude_docs: set[int] = frozenset(), progress: Progress = silent,
+                      precision: str = DEFAULT_PRECISION) -> tuple[list[Candidate], dict[str, Any]]:
+    """The search engine's verified adversarial examples for one target (:func:`advdla.search.run_search`;
+    ``precision``: its loop's, the verification is fp32)."""
     sc = SearchConfig(target=target.name, trials=cfg.search.trials, batch=cfg.search.batch, sampler=cfg.search.sampler,
                       objective=cfg.search.objective, resamples=cfg.method_resamples, seq_len=cfg.seq_len, seed=seed,
                       thresholds=cfg.threshold_values(), max_examples=n, max_verify=n + 4, corpus=cfg.corpus,
-                      exclude_docs=tuple(sorted(exclude_docs)))
+                      exclude_docs=tuple(sorted(exclude_docs)), precision=precision)
     result = run_search(bridge, sc, out_dir=out_dir, progress=progress)
     return candidates_from_search(result, target.name)
 

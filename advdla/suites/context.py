@@ -65,6 +65,7 @@ class BuildContext:
     progress: Progress
     partial: PartialBuild | SharedBuild | None = None
     up_to: bool = False  # counts are upper bounds (see advdla.suites.build.build_suite)
+    precision: str = "fp32"  # the screens' dtype (advdla.precision): natural scan and searches; truth is fp32 always
 
 
 def other_docs(ctx: BuildContext, split: str) -> set[int]:

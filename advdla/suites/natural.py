@@ -29,6 +29,7 @@ from advdla.attribution import dla, magnitude_rank
 from advdla.components import Component
 from advdla.criteria import Thresholds
 from advdla.errors import AdvdlaError
+from advdla.precision import screening_model
 from advdla.progress import Step
 from advdla.suites.context import BuildContext, Candidate, other_docs
 from advdla.suites.truth import panel_candidates
@@ -44,40 +45,58 @@ def too_close(tokens: tuple[int, ...], other_split_tokens: list[Int[Tensor, " po
 
 
 def natural_candidates(ctx: BuildContext, split: str, *, seed: int, exclude: set[int],
-                       other_split_tokens: list[Int[Tensor, " pos"]]) -> tuple[list[Candidate], int]:
-    """Unmanipulated windows of the split's documents where LD > margin and a target is in DLA's top k, and how
-    many windows were scanned (one build step: a resumed build reads them back)."""
+                       other_split_tokens: list[Int[Tensor, " pos"]]) -> tuple[list[Candidate], dict[str, Any]]:
+    """Unmanipulated windows of the split's documents where LD > margin and a target is in DLA's top k (checked in
+    fp32), and what the scan did: ``scanned`` windows, its ``precision``, ``dropped_on_fp32_recheck`` (one build
+    step: a resumed build reads them back)."""
     def compute() -> dict[str, Any]:
-        found, scanned = _scan(ctx, split, seed=seed, exclude=exclude, other_split_tokens=other_split_tokens)
-        return {"candidates": [c.to_json() for c in found], "scanned": scanned}
+        found, info = _scan(ctx, split, seed=seed, exclude=exclude, other_split_tokens=other_split_tokens)
+        return {"candidates": [c.to_json() for c in found], **info}
 
     done = ctx.partial.step(f"natural-{split}", compute)
-    return [Candidate.from_json(c) for c in done["candidates"]], done["scanned"]
+    info = {"scanned": done["scanned"], "precision": done.get("precision", "fp32"),
+            "dropped_on_fp32_recheck": done.get("dropped_on_fp32_recheck", 0)}
+    return [Candidate.from_json(c) for c in done["candidates"]], info
 
 
 def _scan(ctx: BuildContext, split: str, *, seed: int, exclude: set[int],
-          other_split_tokens: list[Int[Tensor, " pos"]], batch: int = 32) -> tuple[list[Candidate], int]:
+          other_split_tokens: list[Int[Tensor, " pos"]], batch: int = 32) -> tuple[list[Candidate], dict[str, Any]]:
     cfg, need = ctx.cfg, ctx.cfg.splits.n_natural
+    info = {"scanned": 0, "precision": ctx.precision, "dropped_on_fp32_recheck": 0}
     if need == 0:
-        return [], 0
-    comps, thr, found, scanned = panel_candidates(ctx.bridge.cfg), cfg.threshold_values(), [], 0
+        return [], info
+    comps, thr, found = panel_candidates(ctx.bridge.cfg), cfg.threshold_values(), []
+    screen = screening_model(ctx.bridge, ctx.precision)
     for tokens, docs in _scan_windows(ctx, split, seed=seed, exclude=exclude):
         for start in range(0, len(docs), batch):
-            d = dla(ctx.bridge, tokens[start:start + batch], components=comps)
+            d = dla(screen, tokens[start:start + batch], components=comps)
             for j in range(d.values.shape[0]):
-                scanned += 1
-                target = _natural_target(ctx, d.values[j], float(d.ld[j]), comps, thr, turn=len(found))
+                info["scanned"] += 1
+                target = _natural_target(ctx, d.values[j].float(), float(d.ld[j]), comps, thr, turn=len(found))
                 window = tuple(tokens[start + j].tolist())
-                if target is not None and not too_close(window, other_split_tokens):
+                if target is None or too_close(window, other_split_tokens):
+                    continue
+                if screen is not ctx.bridge:  # a bf16 decision: the fp32 one is the one that counts
+                    target = _fp32_target(ctx, tokens[start + j], comps, thr, turn=len(found))
+                    info["dropped_on_fp32_recheck"] += target is None
+                if target is not None:
                     found.append(Candidate(window, target.name, docs[start + j]))
                     if len(found) == need:
-                        return found, scanned
-            ctx.progress(Step(f"natural controls ({split})", done=len(found), total=need, info=f"{scanned} scanned"))
+                        return found, info
+            ctx.progress(Step(f"natural controls ({split})", done=len(found), total=need,
+                              info=f"{info['scanned']} scanned"))
     if ctx.up_to:
-        return found, scanned
-    raise AdvdlaError(f"{split}: {len(found)} of {need} natural controls found in {scanned} corpus windows (LD > "
-                      f"margin and a target in DLA's top {thr.top_k}): raise splits.natural_scan or lower "
+        return found, info
+    raise AdvdlaError(f"{split}: {len(found)} of {need} natural controls found in {info['scanned']} corpus windows "
+                      f"(LD > margin and a target in DLA's top {thr.top_k}): raise splits.natural_scan or lower "
                       f"splits.n_natural")
+
+
+def _fp32_target(ctx: BuildContext, tokens: Int[Tensor, " pos"], comps: list[Component], thr: Thresholds, *,
+                 turn: int) -> Component | None:
+    """:func:`_natural_target` of one window on the fp32 model: the re-check of a bf16 scan's choice."""
+    d = dla(ctx.bridge, tokens[None], components=comps)
+    return _natural_target(ctx, d.values[0], float(d.ld[0]), comps, thr, turn=turn)
 
 
 def _scan_windows(ctx: BuildContext, split: str, *, seed: int, exclude: set[int]

@@ -14,7 +14,7 @@ import pytest
 
 PACKAGE = Path(__file__).resolve().parents[2] / "advdla"
 LAYERS = {
-    "base": ("errors", "atomic", "progress", "registry", "criteria"),
+    "base": ("errors", "atomic", "progress", "registry", "criteria", "precision"),
     "core": ("components", "attribution", "patching", "models", "corpus"),
     "producers": ("analysis", "search", "tasks"),
     "benchmark data": ("suites",),

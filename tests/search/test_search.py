@@ -230,6 +230,7 @@ def test_search_finds_planted_writer_examples_and_each_reverifies(planted, tmp_p
         pool_size=24,
         max_verify=4,
         thresholds=Thresholds(margin=0.5),
+        precision="fp32",  # the counts below are the fp32 screen's (a bf16 one flips a near-threshold candidate)
     )
     steps = []
     result = run_search(planted, cfg, out_dir=tmp_path, progress=steps.append)
