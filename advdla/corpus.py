@@ -152,15 +152,20 @@ def _fingerprint_texts(texts: tuple[str, ...]) -> str:
 class TokenWindows:
     """Tokenize a corpus once; then draw seeded windows of exactly ``n_tokens`` tokens from distinct documents.
 
-    Windows never start with a BOS token: the model sees raw text, as in the paper's resamples. With
-    ``exclude`` (document indices), draws avoid those documents, so a resample is unrelated to its prompt.
+    On most models windows are raw text, as in the paper's resamples. A model that needs its BOS token (the card's
+    ``bos``; Gemma) gets it as every window's first token, followed by ``n_tokens - 1`` tokens of text: then every
+    prompt, resample and natural window starts with it, and since a resample has it at the same position, patching
+    never changes what position 0 holds. ``bos`` defaults to the one :func:`advdla.models.bridge.bridge_from_hf`
+    marks on the model's tokenizer (``tokenizer.advdla_bos``). With ``exclude`` (document indices), draws avoid
+    those documents, so a resample is unrelated to its prompt.
     """
 
-    def __init__(self, corpus: Corpus, tokenizer: Any):
+    def __init__(self, corpus: Corpus, tokenizer: Any, *, bos: int | None = None):
         texts = list(corpus.dataset["text"])
         encoded = tokenizer(texts, add_special_tokens=False)["input_ids"]
         self.ids: list[np.ndarray] = [np.asarray(x, dtype=np.int64) for x in encoded]
-        self.lengths = np.array([len(x) for x in self.ids])
+        self.bos = bos if bos is not None else getattr(tokenizer, "advdla_bos", None)
+        self.lengths = np.array([len(x) for x in self.ids]) + (self.bos is not None)  # BOS + text
 
     def sample(self, n_tokens: int, n: int, *, seed: int, exclude: set[int] = frozenset()
                ) -> tuple[Int[Tensor, "n pos"], list[int]]:
@@ -177,8 +182,14 @@ class TokenWindows:
         return torch.tensor(np.stack(rows)), [int(d) for d in docs]
 
     def _window(self, doc: int, n_tokens: int, rng: np.random.Generator) -> np.ndarray:
-        start = int(rng.integers(0, self.lengths[doc] - n_tokens + 1))
-        return self.ids[doc][start:start + n_tokens]
+        return self.window_at(doc, int(rng.integers(0, self.lengths[doc] - n_tokens + 1)), n_tokens)
+
+    def window_at(self, doc: int, start: int, n_tokens: int) -> np.ndarray:
+        """The window of ``n_tokens`` tokens of document ``doc`` whose text starts at token ``start`` (after the
+        BOS token on a model that needs it)."""
+        if self.bos is None:
+            return self.ids[doc][start:start + n_tokens]
+        return np.concatenate([[self.bos], self.ids[doc][start:start + n_tokens - 1]]).astype(np.int64)
 
 
 def split_documents(windows: TokenWindows, *, seed: int) -> dict[str, set[int]]:

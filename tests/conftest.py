@@ -33,6 +33,15 @@ def tiny_gqa():
     return load_model("tiny-llama-gqa")
 
 
+@pytest.fixture(scope="session")
+def tiny_gemma():
+    """The seeded random 3-layer Gemma 3 (sandwich norms with random weights, 1 kv head, a sliding window of 4
+    positions on layers 0-1, BOS), loaded once per session."""
+    from advdla.models import load_model
+
+    return load_model("tiny-gemma3")
+
+
 @pytest.fixture
 def advdla_home(tmp_path, monkeypatch):
     """An empty ADVDLA_HOME for one test (the cache folder it would write to)."""

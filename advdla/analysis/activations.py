@@ -28,22 +28,32 @@ from advdla.components import (
     all_components,
     heads_and_mlps,
     is_downstream,
+    post_scale_hook,
     resid_hook,
 )
+from advdla.models.bridge import PostNorms
 from advdla.patching import v_composition_hooks
 
 __all__ = ["component_output", "output_hooks", "scale_hooks", "downstream_of", "residual_points", "after_writer_hook",
            "clean_run", "patched_run", "Directions", "logit_directions", "position_dla"]
 
 
-def component_output(cache: Any, c: Component) -> Float[Tensor, "batch pos d_model"]:
-    """A head's or an MLP's output in a cache (a head's from the per-head ``hook_result``)."""
-    return cache[c.output_hook][:, :, c.head] if c.kind == "head" else cache[c.output_hook]
+def component_output(cache: Any, c: Component, post: PostNorms | None = None) -> Float[Tensor, "batch pos d_model"]:
+    """A head's or an MLP's output in a cache (a head's from the per-head ``hook_result``), as it reaches the residual.
+
+    ``post``: the model's sandwich norms (:func:`advdla.models.bridge.post_norms`), through which a head's output
+    passes with its attention block's scale from the same run; an MLP's ``hook_mlp_out`` is already past its norm.
+    """
+    if c.kind != "head":
+        return cache[c.output_hook]
+    out = cache[c.output_hook][:, :, c.head]
+    return out if post is None else out * post.attn[c.layer] / cache[post_scale_hook(c.layer, "head")]
 
 
 def output_hooks(comps: list[Component]) -> set[str]:
-    """The hook names that hold these components' outputs."""
-    return {c.output_hook for c in comps}
+    """The hook names that hold these components' outputs (and, on sandwich-norm models, their heads' post-norm
+    scales: the names exist only there)."""
+    return {c.output_hook for c in comps} | {post_scale_hook(c.layer, "head") for c in comps if c.kind == "head"}
 
 
 def scale_hooks(comps: list[Component]) -> set[str]:
@@ -116,8 +126,9 @@ def logit_directions(bridge: Any, logits: Float[Tensor, "batch pos vocab"], cach
     return Directions(direction, cache[LN_FINAL_SCALE][:, first_pos:, 0], first_pos)
 
 
-def position_dla(cache: Any, comps: list[Component], d: Directions) -> Float[Tensor, "n comp"]:
+def position_dla(cache: Any, comps: list[Component], d: Directions, post: PostNorms | None = None
+                 ) -> Float[Tensor, "n comp"]:
     """DLA of each component at every (prompt, position >= first_pos), flattened to rows."""
-    cols = [torch.einsum("bpd,bpd->bp", component_output(cache, c)[:, d.first_pos:], d.direction) / d.scale
+    cols = [torch.einsum("bpd,bpd->bp", component_output(cache, c, post)[:, d.first_pos:], d.direction) / d.scale
             for c in comps]
     return torch.stack(cols, -1).reshape(-1, len(comps))

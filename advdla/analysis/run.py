@@ -37,6 +37,7 @@ from advdla.attribution import DLAResult, check_context, check_tokens, dla
 from advdla.components import Component, parse_component
 from advdla.corpus import TokenWindows, load_corpus
 from advdla.errors import AdvdlaError
+from advdla.models.bridge import post_norms
 
 __all__ = ["sample_prompts", "Analysis", "analyze"]
 
@@ -140,7 +141,7 @@ def _writer_rows(bridge: Any, ranked: list[WriterRow], chosen: list[Component], 
     rows = []
     for comp in chosen:
         row = by_name.get(comp.name) or _writer_row(bridge, tokens, comp)
-        out = component_output(clean[1], comp)[:, first_pos:]
+        out = component_output(clean[1], comp, post_norms(bridge))[:, first_pos:]
         row.norm_ratio = writer_norm_ratio(out, clean[1][after_writer_hook(comp)][:, first_pos:], centre=centre)
         if auto and row.abs_share < crit.min_share:
             row.skipped = f"|DLA| share {row.abs_share:.1%} of |LD| (< {crit.min_share:.0%})"

@@ -31,7 +31,8 @@ from advdla.analysis.activations import (
 from advdla.analysis.stats import Quartiles, centred
 from advdla.analysis.writers import Criteria, Note, WriterAnalysis, pr_quartiles, writer_norm_ratio
 from advdla.attribution import check_tokens
-from advdla.components import Component, head_components, heads_and_mlps, is_downstream
+from advdla.components import Component, head_components, heads_and_mlps, is_downstream, post_scale_hook
+from advdla.models.bridge import PostNorms, post_norms
 
 __all__ = ["EraserPair", "scan_erasers", "eraser_pairs"]
 
@@ -73,7 +74,7 @@ def scan_erasers(bridge: Any, tokens: Int[Tensor, "batch pos"], *, first_pos: in
     with torch.inference_mode():
         _, cache = bridge.run_with_cache(tokens, names_filter=lambda n: n in names)
     sl = slice(first_pos, None)
-    outs = _centred_outputs(cache, later, sl)
+    outs = _centred_outputs(cache, later, sl, post_norms(bridge))
     pairs, tested = [], 0
     for w in writers:
         found, n_cands = _writer_pairs(bridge, tokens, w, [c for c in later if is_downstream(c, w)], cache, outs, sl,
@@ -88,7 +89,8 @@ def _writer_pairs(bridge: Any, tokens: Tensor, w: Component, down: list[Componen
                   outs: dict[tuple[str, int], Tensor], sl: slice, crit: Criteria) -> tuple[list[EraserPair], int]:
     """One writer's screen (reliably negative centred PR) and proof (V-composition patching of the candidates):
     the confirmed pairs and the number of candidates (none when the writer's output is too small to judge)."""
-    w_full = component_output(cache, w)
+    post = post_norms(bridge)
+    w_full = component_output(cache, w, post)
     wc = centred(w_full[:, sl])
     if writer_norm_ratio(w_full[:, sl], cache[after_writer_hook(w)][:, sl]) < crit.min_norm_ratio:
         return [], 0
@@ -102,20 +104,25 @@ def _writer_pairs(bridge: Any, tokens: Tensor, w: Component, down: list[Componen
         patched = patched_run(bridge, tokens, w_full, receivers, cache, output_hooks(receivers))
     pairs = []
     for i, c in zip(cands, receivers):
-        pr, pr_v = Quartiles(*(float(v) for v in q[:, i])), pr_quartiles(component_output(patched, c)[:, sl], wc, True)
+        pr, pr_v = Quartiles(*(float(v) for v in q[:, i])), pr_quartiles(component_output(patched, c, post)[:, sl], wc,
+                                                                     True)
         recovery = (pr_v.median - pr.median) / -pr.median
         if recovery >= crit.min_recovery:
             pairs.append(EraserPair(w.name, c.name, pr, pr_v, recovery))
     return pairs, len(cands)
 
 
-def _centred_outputs(cache: Any, comps: list[Component], sl: slice) -> dict[tuple[str, int], Tensor]:
-    """Per layer, the centred outputs of its heads [batch, pos, n_heads, d_model] and its MLP's (``("mlp", l)``)."""
+def _centred_outputs(cache: Any, comps: list[Component], sl: slice, post: PostNorms | None = None
+                     ) -> dict[tuple[str, int], Tensor]:
+    """Per layer, the centred outputs of its heads [batch, pos, n_heads, d_model] and its MLP's (``("mlp", l)``), as
+    they reach the residual (heads through the post-norm on sandwich-norm models)."""
     outs = {}
     for c in comps:
         key = (c.kind, c.layer)
         if key not in outs:
             out = cache[c.output_hook][:, sl]
+            if c.kind == "head" and post is not None:
+                out = out * post.attn[c.layer] / cache[post_scale_hook(c.layer, "head")][:, sl, None]
             outs[key] = out - out.mean((0, 1), keepdim=True)
     return outs
 

@@ -53,6 +53,7 @@ from advdla.analysis.stats import Fit, Quartiles, batched_slopes, centred, linea
 from advdla.attribution import DLAResult, check_tokens, dla
 from advdla.components import Component, heads_and_mlps, parse_component
 from advdla.errors import AdvdlaError
+from advdla.models.bridge import PostNorms, post_norms
 
 __all__ = ["Note", "WriterRow", "check_writer", "discover_writers", "Criteria", "writer_norm_ratio", "pr_quartiles",
            "ComponentPR", "ResidualPR", "WriterAnalysis", "analyze_writer"]
@@ -199,7 +200,8 @@ def analyze_writer(bridge: Any, tokens: Int[Tensor, "batch pos"], writer: Compon
     logits, cache = clean or clean_run(bridge, tokens, [writer])
     down = downstream_of(bridge.cfg, writer)
     sl = slice(first_pos, None)
-    w_full = component_output(cache, writer)  # V-comp removes the writer's raw output, all positions
+    post = post_norms(bridge)
+    w_full = component_output(cache, writer, post)  # V-comp removes the writer's output, all positions
     w = (centred(w_full[:, sl]) if centre else w_full[:, sl])
     ratio = writer_norm_ratio(w_full[:, sl], cache[after_writer_hook(writer)][:, sl], centre=centre)
 
@@ -207,7 +209,7 @@ def analyze_writer(bridge: Any, tokens: Int[Tensor, "batch pos"], writer: Compon
     with torch.inference_mode():
         patched = patched_run(bridge, tokens, w_full, down, cache, output_hooks(down))
     d = logit_directions(bridge, logits, cache, first_pos)
-    comp_rows, fits, scatter = _component_rows(cache, patched, down, writer, w, d, centre, crit)
+    comp_rows, fits, scatter = _component_rows(cache, patched, down, writer, w, d, centre, crit, post)
     erasers = [r.component for r in comp_rows if r.eraser]
     compensators = [r.component for r in comp_rows if _is_compensator(r, crit)]
 
@@ -225,17 +227,18 @@ def analyze_writer(bridge: Any, tokens: Int[Tensor, "batch pos"], writer: Compon
 
 
 def _component_rows(cache: Any, patched: Any, down: list[Component], writer: Component, w: Tensor, d: Directions,
-                    centre: bool, crit: Criteria) -> tuple[list[ComponentPR], dict[str, Fit], dict[str, list[float]]]:
+                    centre: bool, crit: Criteria, post: PostNorms | None = None
+                    ) -> tuple[list[ComponentPR], dict[str, Fit], dict[str, list[float]]]:
     """Per downstream component: PR with/without patching, recovery, DLA slope; then the Figure-4 fits."""
     sl = slice(d.first_pos, None)
-    writer_dla = position_dla(cache, [writer], d)[:, 0]
-    down_dla = position_dla(cache, down, d)
-    down_dla_patched = position_dla(patched, down, d)  # clean scale and directions: frozen, as in DLA
+    writer_dla = position_dla(cache, [writer], d, post)[:, 0]
+    down_dla = position_dla(cache, down, d, post)
+    down_dla_patched = position_dla(patched, down, d, post)  # clean final scale and directions: frozen, as in DLA
     slope, stderr = batched_slopes(writer_dla, down_dla)
     rows = []
     for i, c in enumerate(down):
-        pr = pr_quartiles(component_output(cache, c)[:, sl], w, centre)
-        pr_v = pr_quartiles(component_output(patched, c)[:, sl], w, centre)
+        pr = pr_quartiles(component_output(cache, c, post)[:, sl], w, centre)
+        pr_v = pr_quartiles(component_output(patched, c, post)[:, sl], w, centre)
         recovery = (pr_v.median - pr.median) / -pr.median if pr.median < -0.01 else float("nan")  # undefined near 0
         row = ComponentPR(c.name, pr, pr_v, recovery, float(slope[i]), float(stderr[i]))
         row.eraser = _is_eraser(pr, recovery, crit)

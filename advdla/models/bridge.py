@@ -77,10 +77,10 @@ def bridge_from_hf(hf_model: Any, tokenizer: Any, *, name: str, source: str, dev
     for p in bridge.parameters():
         p.requires_grad_(False)
     bridge.tokenizer = tokenizer
+    tokenizer.advdla_bos = tokenizer.bos_token_id if arch in BOS_ARCHITECTURES else None  # corpus windows read it
     bridge.advdla_post_norms = _probe_post_norms(bridge)
-    bos = tokenizer.bos_token_id if arch in BOS_ARCHITECTURES else None
     bridge.advdla_card = _card(bridge.cfg, name=name, source=source, weights_fp=fp, tokenizer=tokenizer,
-                               post=bridge.advdla_post_norms is not None, bos=bos,
+                               post=bridge.advdla_post_norms is not None, bos=tokenizer.advdla_bos,
                                window=getattr(hf_model.config, "sliding_window", None))
     return bridge
 

@@ -44,8 +44,11 @@ from advdla.components import (
     attn_result_hook,
     heads_and_mlps,
     mlp_out_hook,
+    mlp_raw_hook,
+    post_scale_hook,
     resid_hook,
 )
+from advdla.models.bridge import post_norms
 from advdla.patching import direct_effects_reference, forward_from, input_effects_reference, ld_of_final
 from advdla.precision import screening_model
 
@@ -123,12 +126,19 @@ class Evaluator:
         self.pool = rank_pool(bridge.cfg)
         self.index = self.pool.index(target)
         self._act = target.site  # what TE replaces: a head's hook_z slice, an MLP's output
-        out_name = target.output_hook
+        self.post = post_norms(bridge)  # sandwich norms (Gemma): outputs reach the residual through them
+        out_name = self._raw_hook()
         with torch.inference_mode():
             _, cache = self.bridge.run_with_cache(self.resamples, names_filter=lambda n: n in (self._act, out_name))
         self.source = cache[self._act].clone()  # [R, pos, n_heads, d_head] or [R, pos, d_model]
         out = cache[out_name][:, -1]
-        self.source_out = (out[:, target.head] if target.kind == "head" else out).float()  # [R, d_model], for DE
+        # [R, d_model], for DE: the raw output (before a post-norm, whose scale DE takes from the clean run)
+        self.source_out = (out[:, target.head] if target.kind == "head" else out).float()
+
+    def _raw_hook(self) -> str:
+        """Where the target's output is read before any post-norm: its output hook, or on sandwich-norm models an
+        MLP's output before its norm."""
+        return mlp_raw_hook(self.target.layer) if self.target.kind == "mlp" and self.post else self.target.output_hook
 
     @property
     def seq_len(self) -> int:
@@ -146,7 +156,7 @@ class Evaluator:
             direction = logit_direction(self.bridge, t1, t2).float()
             scale = got["scale"][:, :1].float()
             dlas = torch.einsum("bcd,bd->bc", outs, direction) / scale
-            delta = outs[:, self.index, None] - self.source_out[None]  # [B, R, d_model]
+            delta = self._through_post(got, self._target_raw(got)[:, None] - self.source_out[None])  # [B, R, d]
             de = torch.einsum("brd,bd->br", delta, direction) / scale
             te = ld[:, None] - self._patched_ld(got["resid_pre"], t1, t2)
         dla_t, rank = dlas[:, self.index], magnitude_rank(dlas, self.index)
@@ -167,15 +177,40 @@ class Evaluator:
         hooks += [(mlp_out_hook(l), keep(f"mlp{l}")) for l in range(self.bridge.cfg.n_layers)]
         hooks += [(LN_FINAL_SCALE, keep("scale")), (LN_FINAL_IN, keep("final")),
                   (resid_hook(self.target.layer), keep("resid_pre", False))]
+        if self.post is not None:  # post-norm scales at the last position, and the target's raw output
+            hooks += [(post_scale_hook(l, k), keep(f"s_{k}{l}")) for l in range(self.bridge.cfg.n_layers)
+                      for k in ("head", "mlp")]
+            if self.target.kind == "mlp":
+                hooks.append((mlp_raw_hook(self.target.layer), keep("target_raw")))
         logits = self.bridge.run_with_hooks(tokens, fwd_hooks=hooks)
         return logits, got
 
     def _outputs(self, got: dict[str, Tensor]) -> Float[Tensor, "batch comp d_model"]:
-        """Last-position outputs of every head and MLP, in :func:`rank_pool` order."""
+        """Last-position outputs of every head and MLP as they reach the residual, in :func:`rank_pool` order
+        (``hook_mlp_out`` is already after the MLP's post-norm; heads go through the attention post-norm here)."""
         outs = []
         for l in range(self.bridge.cfg.n_layers):
-            outs += [got[f"result{l}"], got[f"mlp{l}"][:, None]]  # [B, n_heads, d], [B, 1, d]
+            heads = got[f"result{l}"].float()  # [B, n_heads, d]
+            if self.post is not None:
+                heads = heads * self.post.attn[l] / got[f"s_head{l}"].float()[:, None]
+            outs += [heads, got[f"mlp{l}"][:, None].float()]  # [B, n_heads, d], [B, 1, d]
         return torch.cat(outs, 1)
+
+    def _target_raw(self, got: dict[str, Tensor]) -> Float[Tensor, "batch d_model"]:
+        """The target's last-position output before any post-norm (what :attr:`source_out` holds per resample)."""
+        if self.target.kind == "head":
+            return got[f"result{self.target.layer}"][:, self.target.head].float()
+        return got["target_raw" if self.post is not None else f"mlp{self.target.layer}"].float()
+
+    def _through_post(self, got: dict[str, Tensor], raw: Float[Tensor, "batch r d_model"]
+                      ) -> Float[Tensor, "batch r d_model"]:
+        """A raw change of the target's output as it reaches the residual: through its post-norm with the clean
+        run's scale (DE's frozen scale); unchanged on a model without post-norms."""
+        if self.post is None:
+            return raw
+        layer, kind = self.target.layer, self.target.kind
+        weight = self.post.attn[layer] if kind == "head" else self.post.mlp[layer]
+        return raw * weight / got[f"s_{kind}{layer}"].float()[:, None]
 
     def _patched_ld(self, resid_pre: Tensor, t1: Tensor, t2: Tensor) -> Float[Tensor, "batch resample"]:
         """LD with the target's activation from each resample: B x R rows resumed at the target's layer."""

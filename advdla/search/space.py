@@ -39,9 +39,9 @@ from jaxtyping import Float, Int
 from torch import Tensor
 
 from advdla.attribution import check_context, dla, hook_names, logit_direction, magnitude_rank, top2
-from advdla.components import EMBED_HOOK, LN_FINAL_SCALE, Component, head_components, is_downstream
+from advdla.components import EMBED_HOOK, LN_FINAL_SCALE, Component, head_components, is_downstream, post_scale_hook
 from advdla.corpus import TokenWindows
-from advdla.models.bridge import lean
+from advdla.models.bridge import lean, post_norms
 from advdla.search.evaluate import rank_pool
 
 __all__ = ["SearchSpace", "build_space", "suggest", "build_prompt", "token_pool", "INSERT_MODES"]
@@ -65,6 +65,7 @@ class SearchSpace:
     base_docs: list[int]  # corpus documents the bases (then the spans) come from (resamples avoid them)
     gcg: Int[Tensor, "n_context seq_len k"] | None = None  # per (context, position): gradient-ranked swap tokens
     n_gcg: int = 0
+    bos: int | None = None  # the model's BOS token where it needs one: position 0 of every prompt, never searched
 
     def source_doc(self, context: int) -> int:
         """The corpus document a trial's prompt is built on (its base window's), from its ``context`` parameter."""
@@ -79,7 +80,18 @@ class SearchSpace:
     def context_prompt(self, context: int) -> Int[Tensor, " seq_len"]:
         """The unmanipulated prompt of a context: the seq_len tokens of its base window ending at its truncation."""
         base, end = self.contexts[context]
-        return self.bases[base][end - self.seq_len:end]
+        return with_bos(self.bases[base][end - self.seq_len:end].clone(), self.bos)
+
+
+def with_bos(seq: Int[Tensor, "... seq_len"], bos: int | None) -> Int[Tensor, "... seq_len"]:
+    """``seq`` with its first position set to ``bos`` (in place) on a model that needs it; unchanged otherwise.
+
+    Why overwrite rather than prepend: every candidate keeps exactly seq_len tokens (one batch, resamples that fit
+    all), and whatever a trial moved into position 0 is put back to BOS, so position 0 is never searched.
+    """
+    if bos is not None:
+        seq[..., 0] = bos
+    return seq
 
 
 def suggest(trial: Any, space: SearchSpace) -> dict[str, Any]:
@@ -130,7 +142,7 @@ def build_prompt(p: dict[str, Any], space: SearchSpace) -> Int[Tensor, " seq_len
         if p[f"gcg{i}_rank"] >= 0:
             at = L - 1 - p[f"gcg{i}_pos"]
             seq[at] = space.gcg[p["context"], at, p[f"gcg{i}_rank"]]
-    return seq
+    return with_bos(seq, space.bos)
 
 
 def build_space(bridge: Any, windows: TokenWindows, target: Component, *, seq_len: int, seed: int, n_base: int = 64,
@@ -146,11 +158,14 @@ def build_space(bridge: Any, windows: TokenWindows, target: Component, *, seq_le
     more, more_docs = more_windows(windows, docs, 2 * seq_len, WINDOWS_PER_BASE - 1, seed=seed + 5)
     bases, docs = torch.cat([bases, more]), docs + more_docs
     contexts = prescreen_contexts(bridge, target, bases, seq_len=seq_len, n_keep=n_context, top_k=top_k,
-                                  margin=margin)
-    spans, span_docs = windows.sample(seq_len, n_span, seed=seed + 1, exclude=set(docs) | set(exclude))
-    sources = token_pool(bridge, target, bases[:, -seq_len:][:8], pool_size=pool_size)
+                                  margin=margin, bos=windows.bos)
+    # insertion spans are text: on a model that needs BOS, each span's leading BOS is cut off
+    extra = int(windows.bos is not None)
+    spans, span_docs = windows.sample(seq_len + extra, n_span, seed=seed + 1, exclude=set(docs) | set(exclude))
+    spans = spans[:, extra:]
+    sources = token_pool(bridge, target, with_bos(bases[:, -seq_len:][:8].clone(), windows.bos), pool_size=pool_size)
     pool = _merge(sources, pool_size)
-    space = SearchSpace(seq_len, bases, contexts, spans, pool, sources, n_slots, docs + span_docs)
+    space = SearchSpace(seq_len, bases, contexts, spans, pool, sources, n_slots, docs + span_docs, bos=windows.bos)
     if n_gcg:
         prompts = torch.stack([space.context_prompt(i) for i in range(len(contexts))])
         space.gcg, space.n_gcg = gcg_table(bridge, target, prompts, k=gcg_k), n_gcg
@@ -170,8 +185,7 @@ def more_windows(windows: TokenWindows, docs: list[int], n_tokens: int, per_doc:
     rows, out_docs = [], []
     for _ in range(per_doc):
         for d in docs:
-            start = int(rng.integers(0, windows.lengths[d] - n_tokens + 1))
-            rows.append(windows.ids[d][start:start + n_tokens])
+            rows.append(windows.window_at(d, int(rng.integers(0, windows.lengths[d] - n_tokens + 1)), n_tokens))
             out_docs.append(d)
     if not rows:
         return torch.zeros(0, n_tokens, dtype=torch.long), []
@@ -179,7 +193,8 @@ def more_windows(windows: TokenWindows, docs: list[int], n_tokens: int, per_doc:
 
 
 def prescreen_contexts(bridge: Any, target: Component, bases: Int[Tensor, "n two_l"], *, seq_len: int, n_keep: int,
-                       batch: int = 16, top_k: int = 3, margin: float = 0.5) -> list[tuple[int, int]]:
+                       batch: int = 16, top_k: int = 3, margin: float = 0.5, bos: int | None = None
+                       ) -> list[tuple[int, int]]:
     """The ``n_keep`` (base, end) pairs where the target is most nearly a hit's first half: in DLA's top
     ``top_k`` by |DLA| among every head and MLP, LD > ``margin``, and a large DLA share of LD.
 
@@ -192,11 +207,14 @@ def prescreen_contexts(bridge: Any, target: Component, bases: Int[Tensor, "n two
     or slot the search tries lifts it into the top 3 (SmolLM2, seq_len 16: 0 hits in 2 x 192 trials). Contexts
     that already put it there leave the search the part it is good at: making the total effect small.
     """
-    rough = torch.cat([_prescreen_scores(bridge, target, bases[i:i + batch], slice(seq_len - 1, 2 * seq_len),
+    # a base window starts with BOS on a model that needs it: a prompt then ends at seq_len + 1 or later, so that
+    # its slice holds text only (build_prompt puts BOS back at position 0, where no trial can move it)
+    first = seq_len + (bos is not None)
+    rough = torch.cat([_prescreen_scores(bridge, target, bases[i:i + batch], slice(first - 1, 2 * seq_len),
                                          top_k=top_k, margin=margin) for i in range(0, len(bases), batch)])
     n_end = rough.shape[1]
-    pairs = [(i // n_end, seq_len + i % n_end) for i in rough.flatten().argsort(descending=True)[:4 * n_keep].tolist()]
-    prompts = torch.stack([bases[b][end - seq_len:end] for b, end in pairs])
+    pairs = [(i // n_end, first + i % n_end) for i in rough.flatten().argsort(descending=True)[:4 * n_keep].tolist()]
+    prompts = with_bos(torch.stack([bases[b][end - seq_len:end] for b, end in pairs]), bos)
     exact = torch.cat([_prescreen_scores(bridge, target, prompts[i:i + batch], slice(seq_len - 1, seq_len),
                                          top_k=top_k, margin=margin) for i in range(0, len(prompts), batch)])[:, 0]
     return [pairs[i] for i in exact.argsort(descending=True, stable=True)[:n_keep].tolist()]
@@ -224,13 +242,18 @@ def _position_dlas(bridge: Any, cache: Any, comps: list[Component], pos: slice, 
                    ) -> Float[Tensor, "batch ends comp"]:
     """Every component's output at positions ``pos`` dotted with that position's logit direction (unscaled): heads
     through W_O projected onto the direction first, so no [batch, ends, head, d_model] tensor is formed."""
-    out, layers = [], sorted({c.layer for c in comps})
+    out, layers, post = [], sorted({c.layer for c in comps}), post_norms(bridge)
     for layer in layers:
         heads = [c.head for c in comps if c.layer == layer and c.kind == "head"]
         if heads:
             w_o = bridge.blocks[layer].attn.W_O[heads]  # [head, d_head, d_model]
             z = cache[Component("head", layer, heads[0]).z_hook][:, pos][:, :, heads]  # [batch, ends, head, d_head]
-            out.append(torch.einsum("bphk,hkd,dbp->bph", z, w_o, direction))
+            if post is None:
+                out.append(torch.einsum("bphk,hkd,dbp->bph", z, w_o, direction))
+            else:  # through the attention post-norm, its scale from this run (sandwich-norm models)
+                through = direction * post.attn[layer][:, None, None]
+                val = torch.einsum("bphk,hkd,dbp->bph", z, w_o, through)
+                out.append(val / cache[post_scale_hook(layer, "head")][:, pos])
         if any(c.layer == layer and c.kind == "mlp" for c in comps):
             mlp = cache[Component("mlp", layer).site][:, pos]  # [batch, ends, d_model]
             out.append(torch.einsum("bpd,dbp->bp", mlp, direction)[..., None])
@@ -371,9 +394,14 @@ def _dla_graph(bridge: Any, target: Component, tokens: Int[Tensor, "batch pos"])
             return x
         return hook
 
+    post = post_norms(bridge)
     hooks = [(EMBED_HOOK, leaf), (target.output_hook, grab("out")), (LN_FINAL_SCALE, grab("scale"))]
+    if post is not None and target.kind == "head":  # a head's output reaches the residual through the post-norm
+        hooks.append((post_scale_hook(target.layer, "head"), grab("post")))
     logits = bridge.run_with_hooks(tokens, fwd_hooks=hooks)
     t1, t2 = top2(logits[:, -1].detach())
     out = got["out"][:, -1, target.head] if target.kind == "head" else got["out"][:, -1]
+    if "post" in got:
+        out = out * post.attn[target.layer] / got["post"][:, -1]
     terms = (out / got["scale"][:, -1]) * logit_direction(bridge, t1, t2)
     return _DlaGraph(logits, got["embed"], terms, t1, t2)

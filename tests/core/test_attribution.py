@@ -10,7 +10,7 @@ from advdla.components import Component, all_components
 from advdla.errors import AdvdlaError
 
 
-@pytest.mark.parametrize("fixture", ["tiny", "tiny_gqa"])
+@pytest.mark.parametrize("fixture", ["tiny", "tiny_gqa", "tiny_gemma"])
 def test_dla_sums_to_logit_difference(fixture, request):
     bridge = request.getfixturevalue(fixture)
     tokens = torch.randint(0, 256, (4, 14), generator=torch.Generator().manual_seed(0))
@@ -45,7 +45,7 @@ def test_dla_matches_the_by_hand_formula(tiny):
     assert torch.allclose(result.values[0, 0], by_hand, atol=1e-6)
 
 
-@pytest.mark.parametrize("fixture", ["tiny", "tiny_gqa"])
+@pytest.mark.parametrize("fixture", ["tiny", "tiny_gqa", "tiny_gemma"])
 def test_component_hook_names_are_the_bridges(fixture, request):
     """Every hook name a component or the per-layer helpers give is a hook the bridge really has."""
     from advdla import components as C

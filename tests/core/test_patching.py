@@ -31,7 +31,7 @@ def _patchable(bridge):
     return [c for c in all_components(bridge.cfg) if c.kind in ("head", "mlp")]
 
 
-@pytest.mark.parametrize("fixture", ["tiny", "tiny_gqa"])
+@pytest.mark.parametrize("fixture", ["tiny", "tiny_gqa", "tiny_gemma"])
 def test_output_patching_matches_reference(fixture, request):
     bridge = request.getfixturevalue(fixture)
     tokens, res = _data(0)
@@ -43,7 +43,7 @@ def test_output_patching_matches_reference(fixture, request):
     assert torch.allclose(fast.per_resample, slow.per_resample, atol=TOL)
 
 
-@pytest.mark.parametrize("fixture", ["tiny", "tiny_gqa"])
+@pytest.mark.parametrize("fixture", ["tiny", "tiny_gqa", "tiny_gemma"])
 def test_total_effect_equals_literal_input_patching(fixture, request):
     """TE via the output path == replacing the head's own q/k/v inputs (on GQA: that one head only)."""
     bridge = request.getfixturevalue(fixture)
@@ -62,7 +62,7 @@ def test_gqa_input_patch_leaves_kv_siblings_alone(tiny_gqa):
     assert len({round(float(v), 6) for v in te}) == 3
 
 
-@pytest.mark.parametrize("fixture", ["tiny", "tiny_gqa"])
+@pytest.mark.parametrize("fixture", ["tiny", "tiny_gqa", "tiny_gemma"])
 def test_direct_effects_match_reference(fixture, request):
     bridge = request.getfixturevalue(fixture)
     tokens, res = _data(3)
@@ -72,7 +72,7 @@ def test_direct_effects_match_reference(fixture, request):
     assert torch.allclose(fast.per_resample, slow.per_resample, atol=TOL)
 
 
-@pytest.mark.parametrize("fixture", ["tiny", "tiny_gqa"])
+@pytest.mark.parametrize("fixture", ["tiny", "tiny_gqa", "tiny_gemma"])
 def test_truth_effects_are_the_three_functions_bit_for_bit(fixture, request):
     """Sharing the clean and resample runs changes no bit (a suite's fingerprint depends on every one)."""
     bridge = request.getfixturevalue(fixture)
@@ -86,7 +86,7 @@ def test_truth_effects_are_the_three_functions_bit_for_bit(fixture, request):
         assert torch.equal(got.ld_clean, want.ld_clean) and torch.equal(got.t1, want.t1)
 
 
-@pytest.mark.parametrize("fixture", ["tiny", "tiny_gqa"])
+@pytest.mark.parametrize("fixture", ["tiny", "tiny_gqa", "tiny_gemma"])
 def test_zero_ablation_matches_reference(fixture, request):
     """te_zero (the output of each head and MLP zeroed at every position) on the fast path == one forward per patch."""
     bridge = request.getfixturevalue(fixture)
