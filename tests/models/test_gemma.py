@@ -168,3 +168,25 @@ def test_gemma_fast_truth_matches_slow_paths(gemma):
     slow_de = direct_effects_reference(gemma, tokens, res, comps)
     assert torch.allclose(te.per_resample, slow_te.per_resample, atol=1e-4)
     assert torch.allclose(de.per_resample, slow_de.per_resample, atol=1e-4)
+
+
+def test_tl_dla_ignores_the_post_norm_and_says_so(tiny_gemma):
+    """TransformerLens's own DLA reads raw head results on Gemma: it differs from advdla's by the post-norm factor,
+    and the adapter's description says so."""
+    from advdla.methods import ExampleBatch, get_method
+
+    tokens = torch.randint(0, 256, (2, 10), generator=torch.Generator().manual_seed(6))
+    tokens[:, 0] = 256
+    exact = dla(tiny_gemma, tokens)
+    panel = heads_and_mlps(tiny_gemma.cfg)
+    batch = ExampleBatch(tokens=tokens, resamples=tokens[:, None], t1=exact.t1, t2=exact.t2, panels=[panel] * 2,
+                         targets=[panel[0]] * 2)
+    tl, ours = get_method("tl-dla").attribute(tiny_gemma, batch), get_method("dla").attribute(tiny_gemma, batch)
+    heads = [i for i, c in enumerate(panel) if c.kind == "head"]
+    _, cache = tiny_gemma.run_with_cache(tokens)
+    direction = logit_direction(tiny_gemma, exact.t1, exact.t2)
+    raw = torch.stack([torch.einsum("bd,bd->b", cache[attn_result_hook(c.layer)][:, -1, c.head], direction)
+                       for c in panel if c.kind == "head"], 1) / cache[LN_FINAL_SCALE][:, -1]
+    torch.testing.assert_close(tl[:, heads], raw, atol=1e-4, rtol=1e-4)
+    assert (tl[:, heads] - ours[:, heads]).abs().max() > 1e-2
+    assert "Gemma" in get_method("tl-dla").description
