@@ -217,7 +217,7 @@ def _split_examples(ctx: BuildContext, split: str, *, seed: int, other_split_tok
                                    "candidates_too_close_to_other_split": len(found) - len(cands),
                                    "natural_windows_scanned": scan["scanned"], "natural_found": len(natural),
                                    "natural_scan_precision": scan["precision"],
-                                   "natural_dropped_on_fp32_recheck": scan["dropped_on_fp32_recheck"]}
+                                   "natural_overruled_by_fp32": scan["overruled_by_fp32"]}
 
 
 def _search_jobs(ctx: BuildContext, split: str, *, seed: int) -> list[tuple[str, Callable[[], Any]]]:

@@ -47,7 +47,7 @@ def too_close(tokens: tuple[int, ...], other_split_tokens: list[Int[Tensor, " po
 def natural_candidates(ctx: BuildContext, split: str, *, seed: int, exclude: set[int],
                        other_split_tokens: list[Int[Tensor, " pos"]]) -> tuple[list[Candidate], dict[str, Any]]:
     """Unmanipulated windows of the split's documents where LD > margin and a target is in DLA's top k (checked in
-    fp32), and what the scan did: ``scanned`` windows, its ``precision``, ``dropped_on_fp32_recheck`` (one build
+    fp32), and what the scan did: ``scanned`` windows, its ``precision``, ``overruled_by_fp32`` (one build
     step: a resumed build reads them back)."""
     def compute() -> dict[str, Any]:
         found, info = _scan(ctx, split, seed=seed, exclude=exclude, other_split_tokens=other_split_tokens)
@@ -55,14 +55,14 @@ def natural_candidates(ctx: BuildContext, split: str, *, seed: int, exclude: set
 
     done = ctx.partial.step(f"natural-{split}", compute)
     info = {"scanned": done["scanned"], "precision": done.get("precision", "fp32"),
-            "dropped_on_fp32_recheck": done.get("dropped_on_fp32_recheck", 0)}
+            "overruled_by_fp32": done.get("overruled_by_fp32", 0)}
     return [Candidate.from_json(c) for c in done["candidates"]], info
 
 
 def _scan(ctx: BuildContext, split: str, *, seed: int, exclude: set[int],
           other_split_tokens: list[Int[Tensor, " pos"]], batch: int = 32) -> tuple[list[Candidate], dict[str, Any]]:
     cfg, need = ctx.cfg, ctx.cfg.splits.n_natural
-    info = {"scanned": 0, "precision": ctx.precision, "dropped_on_fp32_recheck": 0}
+    info = {"scanned": 0, "precision": ctx.precision, "overruled_by_fp32": 0}
     if need == 0:
         return [], info
     comps, thr, found = panel_candidates(ctx.bridge.cfg), cfg.threshold_values(), []
@@ -77,8 +77,8 @@ def _scan(ctx: BuildContext, split: str, *, seed: int, exclude: set[int],
                 if target is None or too_close(window, other_split_tokens):
                     continue
                 if screen is not ctx.bridge:  # a bf16 decision: the fp32 one is the one that counts
-                    target = _fp32_target(ctx, tokens[start + j], comps, thr, turn=len(found))
-                    info["dropped_on_fp32_recheck"] += target is None
+                    screened, target = target, _fp32_target(ctx, tokens[start + j], comps, thr, turn=len(found))
+                    info["overruled_by_fp32"] += target != screened
                 if target is not None:
                     found.append(Candidate(window, target.name, docs[start + j]))
                     if len(found) == need:
