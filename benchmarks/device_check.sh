@@ -26,9 +26,10 @@ if [[ $cpu_only == 0 ]] && ! "$python" -c "import torch, sys; sys.exit(0 if torc
     exit 2
 fi
 
-# ground truth (exact patching), AtP, the search's evaluator, scoring vs truth, and the truth against the matmul limit
+# ground truth (exact patching), AtP, the search's evaluator, scoring vs truth, the truth against the matmul limit,
+# and the bf16 screens against fp32 (search candidates/s, natural-scan windows/s, share of the bf16 torch.mm rate)
 benches=(benchmarks/test_bench_patching.py benchmarks/test_bench_methods.py benchmarks/test_bench_search.py
-         benchmarks/test_bench_methods_v2.py benchmarks/test_bench_limit.py)
+         benchmarks/test_bench_methods_v2.py benchmarks/test_bench_limit.py benchmarks/test_bench_precision.py)
 
 run() {  # run DEVICE: the benchmarks on one device, timings and ratios into $out/DEVICE.json
     echo "device_check: $1 (model $ADVDLA_BENCH_MODEL) ..." >&2
