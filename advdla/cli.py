@@ -22,7 +22,7 @@ from advdla.errors import AdvdlaError
 from advdla.report import set_layout
 
 # Subcommand modules, in help order. A module missing here is simply not offered.
-COMMANDS = ("run", "models", "methods", "predict", "analyze", "search", "suite", "score", "leaderboard")
+COMMANDS = ("run", "models", "methods", "tasks", "predict", "analyze", "search", "suite", "score", "leaderboard")
 
 
 # What Ctrl-C keeps, per command: the work that resumes when the same command runs again.
