@@ -65,27 +65,41 @@ def cmd_show(args: Any) -> int:
 
 
 def _show_on_model(args: Any, spec: Any) -> int:
-    """The examples the model's tokenizer keeps, with their logit differences on the prompt and counterfactual."""
-    import torch
-
+    """The examples the model's tokenizer keeps, with their logit differences on the prompt and counterfactual.
+    Every equal-length group is run as its own batch (the paper's four prompts have three lengths), so only the
+    one-token and counterfactual-length drops leave examples out here."""
     from advdla.models import load_model
-    from advdla.tasks.tokenize import logit_diff, tokenize_task
+    from advdla.tasks.tokenize import DROP_LENGTH, tokenize_groups
 
     with progress_bar(transient=True) as tick:
         bridge = load_model(args.model, device=args.device, progress=tick)
     card = bridge.advdla_card
-    batch = tokenize_task(spec, bridge.tokenizer, args.n, args.seed, bos=card.bos)
-    device = next(bridge.parameters()).device
-    with torch.no_grad():
-        ld = logit_diff(bridge(batch.tokens.to(device)).float().cpu(), batch).tolist()
-        cf = (None if batch.counterfactual_tokens is None else
-              logit_diff(bridge(batch.counterfactual_tokens.to(device)).float().cpu(), batch).tolist())
-    rows = [{"i": i, "prompt": _shown(e.prompt), "answer": repr(e.answer), "foil": repr(e.foil), "ld": ld[i],
-             **({} if cf is None else {"ld_counterfactual": cf[i]})} for i, e in enumerate(batch.examples)]
-    summary = {**batch.summary(), "model": card.name, "seed": args.seed,
+    groups = tokenize_groups(spec, bridge.tokenizer, args.n, args.seed, bos=card.bos)
+    examples = [ex for batch in groups for ex in _scored(bridge, batch)]
+    ld = [e["ld"] for e in examples]
+    dropped = {k: v for k, v in groups[0].dropped.items() if k != DROP_LENGTH}
+    summary = {"task": spec.name, "model": card.name, "seed": args.seed, "kept": len(examples),
+               "dropped": sum(dropped.values()), **{f"dropped: {k}": v for k, v in dropped.items()},
+               "lengths": ", ".join(str(int(b.tokens.shape[1])) for b in groups), "bos": card.bos,
                "answer_preferred": sum(v > 0 for v in ld), "mean_ld": sum(ld) / len(ld)}
-    emit({**summary, "examples": [{**e.to_dict(), "ld": r["ld"], "ld_counterfactual": r.get("ld_counterfactual")}
-                                  for e, r in zip(batch.examples, rows, strict=True)]}, args.format,
+    rows = [{"i": i, "prompt": _shown(e["prompt"]), "answer": repr(e["answer"]), "foil": repr(e["foil"]),
+             "ld": e["ld"], **({} if e["ld_counterfactual"] is None else {"ld_counterfactual": e["ld_counterfactual"]})}
+            for i, e in enumerate(examples)]
+    emit({**summary, "examples": examples}, args.format,
          tables=[(f"task {spec.name} on {card.name}", [{"field": k, "value": v} for k, v in summary.items()]),
                  ("kept examples (ld: logit(answer) - logit(foil) at the last position)", rows)])
     return 0
+
+
+def _scored(bridge: Any, batch: Any) -> list[dict[str, Any]]:
+    """Each example of one batch with its logit difference on the prompt and on its counterfactual (None: none)."""
+    import torch
+
+    from advdla.tasks.tokenize import logit_diff
+
+    device = next(bridge.parameters()).device
+    with torch.no_grad():
+        ld = logit_diff(bridge(batch.tokens.to(device)).float().cpu(), batch).tolist()
+        cf = ([None] * len(ld) if batch.counterfactual_tokens is None else
+              logit_diff(bridge(batch.counterfactual_tokens.to(device)).float().cpu(), batch).tolist())
+    return [{**e.to_dict(), "ld": a, "ld_counterfactual": b} for e, a, b in zip(batch.examples, ld, cf, strict=True)]

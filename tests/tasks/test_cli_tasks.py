@@ -63,3 +63,6 @@ def test_tasks_show_on_smollm2_gives_the_logit_differences(capsys):
     data = json.loads(out)
     assert data["model"] == "smollm2-135m" and data["kept"] + data["dropped"] == 6
     assert len(data["examples"]) == data["kept"] and all("ld_counterfactual" in e for e in data["examples"])
+    rc, out, _ = run(capsys, "tasks", "show", "paper", "--model", "smollm2-135m", "--format", "json")
+    data = json.loads(out)  # three prompt lengths, each run as its own batch: all four kept
+    assert rc == 0 and data["kept"] == 4 and data["dropped"] == 0 and data["lengths"] == "6, 7, 14"
