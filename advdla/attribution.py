@@ -100,8 +100,8 @@ def _output(bridge: Any, cache: Any, c: Component, pos: int, scales: Any) -> Flo
         return attention_bias_sum(bridge).expand(cache[LN_FINAL_SCALE].shape[0], -1)
     if post is None:
         return out
-    weight = post.attn[c.layer] if c.kind == "head" else post.mlp[c.layer]
-    return out * weight / scales[post_scale_hook(c.layer, c.kind)][:, pos]
+    weight = (post.attn[c.layer] if c.kind == "head" else post.mlp[c.layer]).to(out.dtype)  # bf16 screens too
+    return out * weight / scales[post_scale_hook(c.layer, c.kind)][:, pos].to(out.dtype)
 
 
 def attention_bias_sum(bridge: Any) -> Float[Tensor, " d_model"]:

@@ -47,7 +47,9 @@ def component_output(cache: Any, c: Component, post: PostNorms | None = None) ->
     if c.kind != "head":
         return cache[c.output_hook]
     out = cache[c.output_hook][:, :, c.head]
-    return out if post is None else out * post.attn[c.layer] / cache[post_scale_hook(c.layer, "head")]
+    if post is None:
+        return out
+    return out * post.attn[c.layer].to(out.dtype) / cache[post_scale_hook(c.layer, "head")].to(out.dtype)
 
 
 def output_hooks(comps: list[Component]) -> set[str]:

@@ -122,7 +122,8 @@ def _centred_outputs(cache: Any, comps: list[Component], sl: slice, post: PostNo
         if key not in outs:
             out = cache[c.output_hook][:, sl]
             if c.kind == "head" and post is not None:
-                out = out * post.attn[c.layer] / cache[post_scale_hook(c.layer, "head")][:, sl, None]
+                scale = cache[post_scale_hook(c.layer, "head")][:, sl, None].to(out.dtype)
+                out = out * post.attn[c.layer].to(out.dtype) / scale
             outs[key] = out - out.mean((0, 1), keepdim=True)
     return outs
 

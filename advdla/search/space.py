@@ -251,9 +251,9 @@ def _position_dlas(bridge: Any, cache: Any, comps: list[Component], pos: slice, 
             if post is None:
                 out.append(torch.einsum("bphk,hkd,dbp->bph", z, w_o, direction))
             else:  # through the attention post-norm, its scale from this run (sandwich-norm models)
-                through = direction * post.attn[layer][:, None, None]
+                through = direction * post.attn[layer].to(direction.dtype)[:, None, None]
                 val = torch.einsum("bphk,hkd,dbp->bph", z, w_o, through)
-                out.append(val / cache[post_scale_hook(layer, "head")][:, pos])
+                out.append(val / cache[post_scale_hook(layer, "head")][:, pos].to(val.dtype))
         if any(c.layer == layer and c.kind == "mlp" for c in comps):
             mlp = cache[Component("mlp", layer).site][:, pos]  # [batch, ends, d_model]
             out.append(torch.einsum("bpd,dbp->bp", mlp, direction)[..., None])
@@ -402,6 +402,6 @@ def _dla_graph(bridge: Any, target: Component, tokens: Int[Tensor, "batch pos"])
     t1, t2 = top2(logits[:, -1].detach())
     out = got["out"][:, -1, target.head] if target.kind == "head" else got["out"][:, -1]
     if "post" in got:
-        out = out * post.attn[target.layer] / got["post"][:, -1]
+        out = out * post.attn[target.layer].to(out.dtype) / got["post"][:, -1].to(out.dtype)
     terms = (out / got["scale"][:, -1]) * logit_direction(bridge, t1, t2)
     return _DlaGraph(logits, got["embed"], terms, t1, t2)

@@ -190,3 +190,14 @@ def test_tl_dla_ignores_the_post_norm_and_says_so(tiny_gemma):
     torch.testing.assert_close(tl[:, heads], raw, atol=1e-4, rtol=1e-4)
     assert (tl[:, heads] - ours[:, heads]).abs().max() > 1e-2
     assert "Gemma" in get_method("tl-dla").description
+
+
+def test_bf16_screen_reads_post_norms_in_its_own_dtype(tiny_gemma):
+    """The bf16 screening copy keeps fp32 post-norm weights: DLA on it runs, and stays close to fp32's."""
+    from advdla.precision import screening_model
+
+    tokens = torch.randint(0, 256, (3, 10), generator=torch.Generator().manual_seed(7))
+    tokens[:, 0] = 256
+    exact = dla(tiny_gemma, tokens)
+    screen = dla(screening_model(tiny_gemma, "bf16"), tokens, t1=exact.t1, t2=exact.t2)
+    assert (screen.values.float() - exact.values).abs().max() < 0.1 * exact.values.abs().max()
