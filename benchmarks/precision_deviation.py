@@ -6,8 +6,9 @@ For ``n`` corpus windows of ``seq_len`` tokens (the search's candidates' length)
 evaluator (:class:`advdla.search.evaluate.Evaluator`) scores a late head (the search benchmark's target) and the
 auto-target candidates' usual kind in fp32 and in bf16 (:mod:`advdla.precision`). Printed, as JSON:
 
-- per quantity (LD, target DLA, TE share, DLA share, DE share): the largest and the median |bf16 - fp32|, over the
-  windows whose top-2 tokens both precisions agree on (elsewhere LD is another metric), and how often they disagree;
+- per quantity (LD, target DLA, mean TE, naturalness): the largest and the median |bf16 - fp32|, over the windows
+  whose top-2 tokens both precisions agree on (elsewhere LD is another metric), and how often they disagree; the
+  shares (TE, DLA, DE over LD) over those of them with LD > 0.5 (below it a share divides by almost nothing);
 - the screening decisions: the search's ``is_hit`` under the default thresholds and under ``advdla run``'s looser
   ones, each condition apart (rank <= top_k, LD > margin, DLA share, TE share), and the natural scan's rule
   (LD > margin and rank <= top_k): how many windows each precision calls a hit, and how many it flips either way
@@ -24,7 +25,8 @@ import time
 
 import torch
 
-from advdla.components import head_components
+from advdla.attribution import dla, magnitude_rank
+from advdla.components import Component, heads_and_mlps
 from advdla.corpus import TokenWindows, load_corpus
 from advdla.criteria import Thresholds
 from advdla.models import load_model
@@ -57,13 +59,20 @@ def _conditions(s: Scores, thr: Thresholds) -> dict[str, torch.Tensor]:
             "natural rule (ld>margin, rank<=top_k)": (s.ld > thr.margin) & (s.rank <= thr.top_k)}
 
 
+def _busiest_head(bridge, tokens: torch.Tensor) -> Component:
+    """The head in DLA's top 3 (among every head and MLP) on the most of ``tokens``."""
+    pool = heads_and_mlps(bridge.cfg)
+    d = dla(bridge, tokens, components=pool)
+    counts = [(int((magnitude_rank(d.values, i) <= 3).sum()), c) for i, c in enumerate(pool) if c.kind == "head"]
+    return max(counts, key=lambda x: x[0])[1]
+
+
 def measure(model: str, n: int, seq_len: int, resamples: int, batch: int) -> dict:
     bridge = load_model(model)
     windows = TokenWindows(load_corpus(), bridge.tokenizer)
     tokens, docs = windows.sample(seq_len, n, seed=0)
     res = windows.sample(seq_len, resamples, seed=1, exclude=set(docs))[0]
-    heads = head_components(bridge.cfg)
-    target = heads[len(heads) * 3 // 4]
+    target = _busiest_head(bridge, tokens[:64])
     out = {"model": model, "target": target.name, "windows": n, "seq_len": seq_len, "resamples": resamples}
     scores, seconds = {}, {}
     for precision in ("fp32", "bf16"):
@@ -77,7 +86,11 @@ def measure(model: str, n: int, seq_len: int, resamples: int, batch: int) -> dic
     out["seconds"] = seconds
     out["top2_disagree"] = int((~same).sum())
     out["deviation"] = {name: _deviation(getattr(fast, name)[same], getattr(exact, name)[same])
-                        for name in ("ld", "dla", "te_mean", "te_share", "dla_share", "de_share", "naturalness")}
+                        for name in ("ld", "dla", "te_mean", "naturalness")}
+    big = same & (exact.ld > 0.5)
+    out["windows_ld_over_0.5"] = int(big.sum())
+    out["deviation"] |= {name: _deviation(getattr(fast, name)[big], getattr(exact, name)[big])
+                         for name in ("te_share", "dla_share", "de_share")}
     out["rank_changed"] = int((fast.rank != exact.rank).sum())
     out["decisions"] = {label: {name: _flips(f, e) for (name, f), e in
                                 zip(_conditions(fast, thr).items(), _conditions(exact, thr).values(), strict=True)}
