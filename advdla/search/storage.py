@@ -15,6 +15,7 @@ line naming what differs.
 from __future__ import annotations
 
 import importlib.util
+import os
 import sqlite3
 import time
 from pathlib import Path
@@ -41,13 +42,52 @@ def open_storage(url: str) -> Any:
     """An Optuna storage: an RDB URL (sqlite:///, postgresql://...) or ``journal:PATH``; one line on failure."""
     try:
         if url.startswith("journal:"):
-            return JournalStorage(JournalFileBackend(url.removeprefix("journal:")))
+            path = url.removeprefix("journal:")
+            return JournalStorage(JournalFileBackend(path, lock_obj=_journal_lock(path)))
         kwargs = {"creator": _sqlite_creator(url)} if url.startswith("sqlite:///") else {}
         return _rdb_storage(url, kwargs)
     except Exception as exc:  # bad URL, unreachable server, missing driver, unwritable path: all one line
         first = (str(exc).splitlines() or [""])[0][:200]
         raise AdvdlaError(f"cannot open storage {url!r} ({type(exc).__name__}: {first}); give a reachable RDB URL "
                           f"(sqlite:///PATH, postgresql://user:pw@host/db) or journal:PATH") from None
+
+
+class _FlockLock:
+    """An exclusive ``fcntl.flock`` on ``PATH.flock`` around each journal append (Optuna's lock interface:
+    ``acquire``, ``release``; its base class is private, so this one does not subclass it).
+
+    Why not Optuna's default (a symlink lock): a worker killed while holding it leaves the link behind, every other
+    worker waits out a 30 s grace period and then breaks it, and two survivors breaking it at once race (one
+    unlinks the lock the other just took). The kernel drops an flock when its holder dies, so a killed worker
+    never stalls or races the others.
+    """
+
+    def __init__(self, path: str) -> None:
+        self._path, self._fd = f"{path}.flock", None
+
+    def acquire(self) -> bool:
+        import fcntl
+
+        self._fd = os.open(self._path, os.O_RDWR | os.O_CREAT, 0o644)
+        fcntl.flock(self._fd, fcntl.LOCK_EX)
+        return True
+
+    def release(self) -> None:
+        import fcntl
+
+        fd, self._fd = self._fd, None
+        if fd is not None:
+            fcntl.flock(fd, fcntl.LOCK_UN)
+            os.close(fd)
+
+
+def _journal_lock(path: str) -> _FlockLock | None:
+    """An flock where the platform has one (POSIX); elsewhere None: Optuna's default lock."""
+    try:
+        import fcntl  # noqa: F401
+    except ImportError:
+        return None
+    return _FlockLock(path)
 
 
 def _rdb_storage(url: str, engine_kwargs: dict[str, Any], tries: int = 5) -> Any:

@@ -159,3 +159,25 @@ def test_three_workers_one_killed_then_resumed(backend, request, tmp_path):
     assert {t.number: (t.params, t.user_attrs["uid"]) for t in trials if t.number in before} == before  # untouched
     assert {t.user_attrs["worker"]["pid"] for t in trials if t.number not in before} == {resumed.pid}
     assert (victim_out / "examples.parquet").exists() and (victim_out / "search.json").exists()
+
+
+def test_journal_lock_dies_with_its_holder(tmp_path):
+    """A worker SIGKILLed while it holds the journal's lock leaves nothing that blocks the others (the kernel drops
+    an flock with its holder; Optuna's default symlink lock would stall them 30 s, then race to break it)."""
+    from advdla.search.storage import _journal_lock
+
+    path = str(tmp_path / "study.log")
+    code = ("import sys, time; from advdla.search.storage import _journal_lock; "
+            f"lock = _journal_lock({path!r}); lock.acquire(); print('held', flush=True); time.sleep(60)")
+    holder = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        holder.send_signal(signal.SIGKILL)
+        holder.wait(10)
+        start = time.time()
+        lock = _journal_lock(path)
+        assert lock.acquire() and time.time() - start < 5
+        lock.release()
+    finally:
+        if holder.poll() is None:
+            holder.kill()
