@@ -50,7 +50,7 @@ from advdla.components import (
 )
 from advdla.models.bridge import post_norms
 from advdla.patching import direct_effects_reference, forward_from, input_effects_reference, ld_of_final
-from advdla.precision import screening_model
+from advdla.precision import effective_precision, screening_model
 
 __all__ = ["Scores", "Evaluator", "verify", "rank_pool"]
 
@@ -119,7 +119,7 @@ class Evaluator:
     def __init__(self, bridge: Any, target: Component, resamples: Int[Tensor, "r pos"], *, chunk_rows: int = 256,
                  precision: str = "fp32"):
         check_context(bridge, resamples.shape[1], f"search resamples of {resamples.shape[1]} tokens")
-        self.precision = precision
+        self.precision = effective_precision(bridge, precision)  # fp32 on a small model, whatever was asked
         self.bridge, self.target, self.chunk_rows = screening_model(bridge, precision), target, chunk_rows
         self.device = bridge.W_U.device
         self.resamples = resamples.to(self.device)

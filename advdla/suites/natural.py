@@ -29,7 +29,7 @@ from advdla.attribution import dla, magnitude_rank
 from advdla.components import Component
 from advdla.criteria import Thresholds
 from advdla.errors import AdvdlaError
-from advdla.precision import screening_model
+from advdla.precision import effective_precision, screening_model
 from advdla.progress import Step
 from advdla.suites.context import BuildContext, Candidate, other_docs
 from advdla.suites.truth import panel_candidates
@@ -62,7 +62,7 @@ def natural_candidates(ctx: BuildContext, split: str, *, seed: int, exclude: set
 def _scan(ctx: BuildContext, split: str, *, seed: int, exclude: set[int],
           other_split_tokens: list[Int[Tensor, " pos"]], batch: int = 32) -> tuple[list[Candidate], dict[str, Any]]:
     cfg, need = ctx.cfg, ctx.cfg.splits.n_natural
-    info = {"scanned": 0, "precision": ctx.precision, "overruled_by_fp32": 0}
+    info = {"scanned": 0, "precision": effective_precision(ctx.bridge, ctx.precision), "overruled_by_fp32": 0}
     if need == 0:
         return [], info
     comps, thr, found = panel_candidates(ctx.bridge.cfg), cfg.threshold_values(), []

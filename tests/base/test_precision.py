@@ -23,7 +23,14 @@ from advdla.criteria import Thresholds
 from advdla.errors import AdvdlaError
 from advdla.models import load_model
 from advdla.models.bridge import weights_fingerprint
-from advdla.precision import DEFAULT_PRECISION, PRECISIONS, check_precision, screen_dtype, screening_model
+from advdla.precision import (
+    DEFAULT_PRECISION,
+    MIN_BF16_PARAMETERS,
+    PRECISIONS,
+    check_precision,
+    screen_dtype,
+    screening_model,
+)
 from advdla.report import PRECISION_CHOICES
 from advdla.search import SearchConfig, run_search
 from advdla.search.evaluate import Evaluator, verify
@@ -33,7 +40,16 @@ from advdla.suites import build_suite, config_from_dict, load_suite
 from advdla.suites import natural as natural_module
 from advdla.suites.build import Candidate
 
-pytestmark = pytest.mark.usefixtures("one_thread")
+pytestmark = pytest.mark.usefixtures("one_thread", "bf16_on_small_models")
+REAL_FLOOR = MIN_BF16_PARAMETERS  # the shipped floor, read before any test lifts it
+
+
+@pytest.fixture
+def bf16_on_small_models(monkeypatch):
+    """These tests screen the tiny models in bf16 on purpose: lift the size floor below which advdla keeps fp32."""
+    import advdla.precision
+
+    monkeypatch.setattr(advdla.precision, "MIN_BF16_PARAMETERS", 0)
 TOL = 0.08  # x the largest |logit| at the last position, fp32 (see the module docstring)
 
 
@@ -184,3 +200,16 @@ def test_the_fp32_recheck_has_the_last_word_on_natural_controls(planted, tmp_pat
     assert suite.examples(kind="natural")
     overruled = sum(suite.manifest["build"][s]["natural_overruled_by_fp32"] for s in ("dev", "test"))
     assert overruled > 0
+
+
+def test_small_models_screen_in_fp32_whatever_is_asked(tiny_gqa, monkeypatch):
+    """Below MIN_BF16_PARAMETERS a bf16 screen is the fp32 model itself, and records say fp32."""
+    import advdla.precision
+    from advdla.precision import effective_precision
+
+    monkeypatch.setattr(advdla.precision, "MIN_BF16_PARAMETERS", REAL_FLOOR)
+    assert sum(p.numel() for p in tiny_gqa.parameters()) < REAL_FLOOR
+    assert screening_model(tiny_gqa, "bf16") is tiny_gqa
+    assert effective_precision(tiny_gqa, "bf16") == "fp32"
+    target = parse_component("L1H0", tiny_gqa.cfg)
+    assert Evaluator(tiny_gqa, target, torch.zeros(2, 8, dtype=torch.long), precision="bf16").precision == "fp32"

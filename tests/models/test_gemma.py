@@ -192,9 +192,13 @@ def test_tl_dla_ignores_the_post_norm_and_says_so(tiny_gemma):
     assert "Gemma" in get_method("tl-dla").description
 
 
-def test_bf16_screen_reads_post_norms_in_its_own_dtype(tiny_gemma):
+def test_bf16_screen_reads_post_norms_in_its_own_dtype(tiny_gemma, monkeypatch):
     """The bf16 screening copy keeps fp32 post-norm weights: DLA on it runs, and stays close to fp32's."""
+    import advdla.precision
     from advdla.precision import screening_model
+
+    monkeypatch.setattr(advdla.precision, "MIN_BF16_PARAMETERS", 0)  # a bf16 copy of the tiny model, on purpose
+    assert screening_model(tiny_gemma, "bf16").W_U.dtype == torch.bfloat16
 
     tokens = torch.randint(0, 256, (3, 10), generator=torch.Generator().manual_seed(7))
     tokens[:, 0] = 256

@@ -16,8 +16,10 @@ from advdla.suites.build import Candidate
 SHIPPED = Path(__file__).resolve().parents[2] / "suites"
 
 
-def corpus_finder(bridge, target, *, cfg, seed, n, windows, out_dir, exclude_docs=frozenset(), progress=None):
-    """Stub search: n corpus windows (each from its own document, none of the excluded ones)."""
+def corpus_finder(bridge, target, *, cfg, seed, n, windows, out_dir, exclude_docs=frozenset(), progress=None,
+                  precision=None):
+    """Stub search: n corpus windows (each from its own document, none of the excluded ones); ``precision`` (the
+    screens' dtype, which the build passes to the real search) changes nothing here."""
     tokens, docs = windows.sample(cfg.seq_len, n, seed=seed + 99, exclude=set(exclude_docs))
     return [Candidate(tuple(t.tolist()), target.name, d) for t, d in zip(tokens, docs)], {"engine": "stub"}
 
