@@ -248,12 +248,10 @@ def _position_dlas(bridge: Any, cache: Any, comps: list[Component], pos: slice, 
         if heads:
             w_o = bridge.blocks[layer].attn.W_O[heads]  # [head, d_head, d_model]
             z = cache[Component("head", layer, heads[0]).z_hook][:, pos][:, :, heads]  # [batch, ends, head, d_head]
-            if post is None:
-                out.append(torch.einsum("bphk,hkd,dbp->bph", z, w_o, direction))
-            else:  # through the attention post-norm, its scale from this run (sandwich-norm models)
-                through = direction * post.attn[layer].to(direction.dtype)[:, None, None]
-                val = torch.einsum("bphk,hkd,dbp->bph", z, w_o, through)
-                out.append(val / cache[post_scale_hook(layer, "head")][:, pos].to(val.dtype))
+            # on sandwich-norm models, through the attention post-norm with its scale from this run
+            through = direction if post is None else direction * post.attn[layer].to(direction.dtype)[:, None, None]
+            val = torch.einsum("bphk,hkd,dbp->bph", z, w_o, through)
+            out.append(val if post is None else val / cache[post_scale_hook(layer, "head")][:, pos].to(val.dtype))
         if any(c.layer == layer and c.kind == "mlp" for c in comps):
             mlp = cache[Component("mlp", layer).site][:, pos]  # [batch, ends, d_model]
             out.append(torch.einsum("bpd,dbp->bp", mlp, direction)[..., None])
